@@ -1,0 +1,51 @@
+# wsreactor: the two commands a user needs are `make run` and `make test`.
+# meson does the building; this file installs what is missing and picks build dirs.
+
+PREFIX      ?= /usr/local
+RELEASE_DIR ?= build/release
+TEST_DIR    ?= build/asan
+RUN_ARGS    ?=
+MESON       ?= meson
+NINJA       ?= ninja
+
+# Debian 12 packages the build and the tests need.
+DEPS := build-essential pkg-config meson ninja-build libuv1-dev node-llhttp libssl-dev \
+        zlib1g-dev libcmocka-dev python3 python3-websockets clang valgrind
+
+.PHONY: all deps build run test unit integration clean install
+
+all: build
+
+# Installs only what is missing, so a prepared machine pays one dpkg query.
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(RELEASE_DIR)/build.ninja:
+	$(MESON) setup $(RELEASE_DIR) --buildtype=release -Dtests=false
+
+build: deps $(RELEASE_DIR)/build.ninja
+	$(NINJA) -C $(RELEASE_DIR)
+
+run: build
+	./$(RELEASE_DIR)/wsreactor $(RUN_ARGS)
+
+$(TEST_DIR)/build.ninja:
+	$(MESON) setup $(TEST_DIR) --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
+
+# Every test, built with ASan+UBSan; the last line is "N passed, N failed".
+test: deps $(TEST_DIR)/build.ninja
+	$(NINJA) -C $(TEST_DIR)
+	@/usr/bin/python3 test/run_tests.py $(TEST_DIR)
+
+install: build
+	$(MESON) install -C $(RELEASE_DIR) --destdir "$(DESTDIR)"
+
+clean:
+	rm -rf build

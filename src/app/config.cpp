@@ -1,0 +1,180 @@
+#include "app/config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum opt_kind { K_STRING, K_BYTES, K_MS, K_COUNT, K_LOG, K_SUBPROTO };
+
+struct option_def {
+    const char *name; // flag without "--"
+    const char *env;
+    opt_kind kind;
+    size_t offset;    // into wsr_options (unused for K_LOG, K_SUBPROTO)
+    const char *arg;
+    const char *help;
+};
+
+#define OPT(field) offsetof(wsr_options, field)
+
+// One table drives parsing, the environment and --help, so they cannot disagree.
+static const option_def OPTIONS[] = {
+    {"listen", "WSR_LISTEN", K_STRING, OPT(listen), "HOST:PORT",
+     "address to listen on; IPv6 as [::1]:8080 (default 127.0.0.1:8080)"},
+    {"max-message", "WSR_MAX_MESSAGE", K_BYTES, OPT(max_message), "BYTES",
+     "largest message accepted, all fragments together; bigger gets close 1009 (default 1048576)"},
+    {"max-header", "WSR_MAX_HEADER", K_BYTES, OPT(max_header), "BYTES",
+     "largest upgrade request head; bigger gets 431 (default 8192, at most 65535)"},
+    {"max-connections", "WSR_MAX_CONNECTIONS", K_COUNT, OPT(max_connections), "N",
+     "open WebSocket connections; more get 503 (default: from the file descriptor limit)"},
+    {"max-backpressure", "WSR_MAX_BACKPRESSURE", K_BYTES, OPT(max_backpressure), "BYTES",
+     "unsent bytes per connection before reading from it pauses (default 1048576)"},
+    {"handshake-timeout", "WSR_HANDSHAKE_TIMEOUT", K_MS, OPT(handshake_timeout_ms), "MS",
+     "time allowed to send the upgrade request (default 10000)"},
+    {"close-timeout", "WSR_CLOSE_TIMEOUT", K_MS, OPT(close_timeout_ms), "MS",
+     "time allowed for a peer to answer our close frame (default 5000)"},
+    {"shutdown-timeout", "WSR_SHUTDOWN_TIMEOUT", K_MS, OPT(shutdown_timeout_ms), "MS",
+     "on SIGTERM/SIGINT, time allowed for all connections to close (default 5000)"},
+    {"subprotocol", "WSR_SUBPROTOCOLS", K_SUBPROTO, 0, "NAME",
+     "a supported subprotocol; repeat for several (env: comma-separated). Default: none"},
+    {"log-level", "WSR_LOG_LEVEL", K_LOG, 0, "LEVEL", "error, warn, info or debug (default info)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: wsreactor [OPTION]...\n"
+            "A WebSocket server (RFC 6455). Serves an echo endpoint at /echo.\n\n");
+    for (const option_def &o : OPTIONS) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s %s", o.name, o.arg);
+        fprintf(f, "  %-28s %s\n  %-28s env %s\n", flag, o.help, "", o.env);
+    }
+    fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "show this help and exit", "--version",
+            "show the version and exit");
+}
+
+// Decimal, with an optional binary suffix k, m or g for byte counts.
+static bool parse_number(const char *s, bool suffix, uint64_t max, uint64_t *out) {
+    if (!*s || *s == '-') return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return false;
+    if (suffix && *end) {
+        int shift = 0;
+        switch (*end | 0x20) {
+        case 'k': shift = 10; break;
+        case 'm': shift = 20; break;
+        case 'g': shift = 30; break;
+        default: return false;
+        }
+        if (v > (max >> shift)) return false;
+        v <<= shift;
+        end++;
+    }
+    if (*end || v > max) return false;
+    *out = v;
+    return true;
+}
+
+static bool add_subprotocol(config *cfg, const char *name) {
+    if (cfg->nsubprotocols == CONFIG_MAX_SUBPROTOCOLS || !*name) return false;
+    cfg->subprotocols[cfg->nsubprotocols++] = name;
+    cfg->subprotocols[cfg->nsubprotocols] = nullptr;
+    cfg->opts.subprotocols = cfg->subprotocols;
+    return true;
+}
+
+static bool apply(config *cfg, const option_def &o, const char *val, bool from_env) {
+    char *base = (char *)&cfg->opts;
+    uint64_t n;
+    switch (o.kind) {
+    case K_STRING:
+        *(const char **)(base + o.offset) = val;
+        return *val != '\0';
+    case K_BYTES:
+    case K_COUNT:
+    case K_MS: {
+        uint64_t max = o.offset == OPT(max_message) || o.offset == OPT(max_backpressure) ? UINT32_MAX - 64 : UINT32_MAX;
+        if (o.offset == OPT(max_header)) max = 65535;
+        if (o.kind == K_MS) max = 24u * 24 * 3600 * 1000; // timers compare within 24 days
+        if (!parse_number(val, o.kind == K_BYTES, max, &n)) return false;
+        if (o.offset == OPT(max_message) || o.offset == OPT(max_backpressure))
+            *(uint64_t *)(base + o.offset) = n;
+        else
+            *(uint32_t *)(base + o.offset) = (uint32_t)n;
+        return o.kind != K_BYTES || n > 0;
+    }
+    case K_LOG: {
+        static const char *const names[] = {"error", "warn", "info", "debug"};
+        for (int i = 0; i < 4; i++)
+            if (strcasecmp(val, names[i]) == 0) {
+                cfg->log_level = (wsr_log_level)i;
+                return true;
+            }
+        return false;
+    }
+    case K_SUBPROTO:
+        if (!from_env) return add_subprotocol(cfg, val);
+        {
+            // The environment gives a comma-separated list; split it in a copy we keep.
+            char *copy = strdup(val);
+            if (!copy) return false;
+            for (char *save = nullptr, *t = strtok_r(copy, ", ", &save); t; t = strtok_r(nullptr, ", ", &save))
+                if (!add_subprotocol(cfg, t)) return false;
+            return true;
+        }
+    }
+    return false;
+}
+
+config_result config_load(config *cfg, int argc, char **argv) {
+    memset(cfg, 0, sizeof *cfg);
+    wsr_options_default(&cfg->opts);
+    cfg->log_level = WSR_LOG_INFO;
+    for (const option_def &o : OPTIONS) {
+        const char *v = getenv(o.env);
+        if (v && !apply(cfg, o, v, true)) {
+            fprintf(stderr, "wsreactor: invalid value '%s' in %s\n", v, o.env);
+            return CONFIG_ERROR;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return CONFIG_EXIT_OK;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("wsreactor %s\n", WSR_VERSION);
+            return CONFIG_EXIT_OK;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "wsreactor: unexpected argument '%s' (see --help)\n", a);
+            return CONFIG_ERROR;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const option_def *o = nullptr;
+        for (const option_def &d : OPTIONS)
+            if (strlen(d.name) == nlen && strncmp(d.name, name, nlen) == 0) o = &d;
+        if (!o) {
+            fprintf(stderr, "wsreactor: unknown option '%s' (see --help)\n", a);
+            return CONFIG_ERROR;
+        }
+        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : nullptr);
+        if (!val) {
+            fprintf(stderr, "wsreactor: --%s needs a value %s\n", o->name, o->arg);
+            return CONFIG_ERROR;
+        }
+        if (!apply(cfg, *o, val, false)) {
+            fprintf(stderr, "wsreactor: invalid value '%s' for --%s (%s)\n", val, o->name, o->arg);
+            return CONFIG_ERROR;
+        }
+    }
+    return CONFIG_OK;
+}

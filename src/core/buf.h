@@ -1,0 +1,26 @@
+// Reference-counted byte buffers: the unit of output. A frame written once (for
+// example a broadcast) is referenced by every out-queue that sends it and freed when
+// the last reference goes.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf {
+    uint32_t refs;
+    uint32_t cap;
+    uint32_t len;
+    uint32_t _pad;
+    uint8_t data[];
+};
+
+// Size of the pooled chunks that small writes are packed into.
+enum { BUF_CHUNK = 16384 - sizeof(buf) };
+
+// A buffer with room for cap bytes and one reference; NULL when out of memory.
+// Chunk-sized buffers come from a per-thread free list.
+buf *buf_new(size_t cap);
+static inline void buf_ref(buf *b) { b->refs++; }
+void buf_unref(buf *b);
+// Live buffers, for tests that prove a payload was not copied per receiver.
+uint64_t buf_live_count(void);

@@ -1,0 +1,440 @@
+#include "core/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/server.h"
+#include "core/transport.h"
+#include "proto/handshake.h"
+#include "proto/utf8.h"
+
+enum {
+    READS_PER_EVENT = 4,    // bounded so one busy client cannot starve the rest
+    IOV_BATCH = 64,
+    FLUSH_NOW_BYTES = 65536 // past this, a send writes at once instead of at loop end
+};
+
+static const char *peer_name(const conn *c, char *out, size_t cap) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) != 0) return "?";
+    char host[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET6) {
+        auto *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        snprintf(out, cap, "[%s]:%u", host, ntohs(a->sin6_port));
+    } else {
+        auto *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        snprintf(out, cap, "%s:%u", host, ntohs(a->sin_port));
+    }
+    return out;
+}
+
+static void free_message(conn *c) {
+    free(c->msg);
+    c->msg = nullptr;
+    c->msg_len = c->msg_cap = 0;
+}
+
+static void free_aux(conn *c) {
+    if (c->state == CONN_HANDSHAKE) {
+        if (c->aux.hs) {
+            hs_parser_free(c->aux.hs);
+            free(c->aux.hs);
+        }
+    } else {
+        free(c->aux.ctl);
+    }
+    c->aux.hs = nullptr;
+    c->ctl_len = 0;
+}
+
+int conn_start(wsr_server *srv, conn *c, int fd) {
+    hs_parser *hs = (hs_parser *)malloc(sizeof *hs);
+    if (!hs) return -1;
+    hs_parser_init(hs, srv->opts.max_header);
+    c->fd = fd;
+    c->state = CONN_HANDSHAKE;
+    c->aux.hs = hs;
+    return 0;
+}
+
+// --- output -------------------------------------------------------------------
+
+static bool write_out(wsr_server *srv, conn *c);
+
+static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len) {
+    uint8_t hdr[FRAME_MAX_HEADER];
+    size_t hlen = frame_write_header(hdr, opcode, true, false, len, nullptr);
+    if (outq_push_copy(&c->out, hdr, hlen, data, len) != 0) return WSR_ENOMEM;
+    if (c->out.bytes >= srv->opts.max_backpressure && !(c->flags & CF_READ_PAUSED)) {
+        // The peer is not reading what we send (for echo: what it sends us). Stop
+        // reading from it so TCP pushes back instead of our memory growing.
+        c->flags |= CF_READ_PAUSED;
+        server_update_events(srv, c);
+    }
+    // Large output goes to the kernel now rather than piling up until the loop ends;
+    // the flush pass still runs, to finish closes and reap a failed socket.
+    if (c->out.bytes >= FLUSH_NOW_BYTES) write_out(srv, c);
+    server_want_flush(srv, c);
+    return WSR_OK;
+}
+
+// Queues a close frame; the connection accepts no more data from the application.
+static void queue_close(wsr_server *srv, conn *c, uint16_t code, const char *reason, size_t reason_len) {
+    uint8_t body[125];
+    size_t n = 0;
+    if (code != WS_CLOSE_NO_STATUS && code != 0) {
+        body[0] = (uint8_t)(code >> 8);
+        body[1] = (uint8_t)code;
+        if (reason_len > sizeof body - 2) reason_len = sizeof body - 2;
+        memcpy(body + 2, reason, reason_len);
+        n = 2 + reason_len;
+    }
+    c->flags |= CF_CLOSE_SENT;
+    c->state = CONN_CLOSING;
+    queue_frame(srv, c, WS_OP_CLOSE, body, n);
+    timers_put(&srv->tm, c, TK_CLOSE);
+}
+
+// Fails the WebSocket connection (RFC 6455 §7.1.7): a close frame with the code, then
+// the TCP connection ends without waiting for the peer's close.
+static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reason) {
+    char peer[64];
+    log_info("connection %s failed: %u %s", peer_name(c, peer, sizeof peer), code, reason);
+    srv->stats.protocol_errors++;
+    free_message(c);
+    if (!(c->flags & CF_CLOSE_SENT)) {
+        c->close_code = code;
+        queue_close(srv, c, code, reason, strlen(reason));
+    }
+    c->flags |= CF_FAILING;
+    server_want_flush(srv, c);
+}
+
+// Answers a request that will not be upgraded, then closes.
+static void http_fail(wsr_server *srv, conn *c, uint16_t status, const char *reason) {
+    char peer[64];
+    log_info("handshake from %s rejected: %u %s", peer_name(c, peer, sizeof peer), status, reason);
+    srv->stats.handshake_failed++;
+    const char *extra = nullptr;
+    if (status == 426) extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
+    if (status == 405) extra = "Allow: GET\r\n";
+    char resp[512];
+    size_t n = hs_write_error(resp, sizeof resp, status, reason, extra);
+    free_aux(c);
+    c->state = CONN_CLOSING;
+    c->flags |= CF_CLOSE_SENT | CF_FAILING;
+    outq_push_copy(&c->out, resp, n, nullptr, 0);
+    timers_put(&srv->tm, c, TK_CLOSE);
+    server_want_flush(srv, c);
+}
+
+static void set_want_write(wsr_server *srv, conn *c, bool on) {
+    if (on == !!(c->flags & CF_WANT_WRITE)) return;
+    c->flags = (uint8_t)(on ? c->flags | CF_WANT_WRITE : c->flags & ~CF_WANT_WRITE);
+    server_update_events(srv, c);
+}
+
+// Writes what the kernel takes. Never frees the connection: on a hard error it is
+// marked dead and left for conn_flush at a safe point. False when dead.
+static bool write_out(wsr_server *srv, conn *c) {
+    while (c->out.head) {
+        struct iovec iov[IOV_BATCH];
+        int n = outq_iov(&c->out, iov, IOV_BATCH);
+        size_t want = 0;
+        for (int i = 0; i < n; i++) want += iov[i].iov_len;
+        ssize_t w = transport_writev(c, iov, n);
+        if (w == -EAGAIN) {
+            set_want_write(srv, c, true);
+            return true;
+        }
+        if (w < 0) {
+            log_debug("write to fd %d failed: %s", c->fd, strerror((int)-w));
+            outq_clear(&c->out);
+            c->flags |= CF_DEAD;
+            return false;
+        }
+        outq_consume(&c->out, (size_t)w);
+        srv->stats.bytes_out += (uint64_t)w;
+        if ((size_t)w < want) {
+            set_want_write(srv, c, true);
+            return true;
+        }
+    }
+    set_want_write(srv, c, false);
+    return true;
+}
+
+void conn_flush(wsr_server *srv, conn *c) {
+    if ((c->flags & CF_DEAD) || !write_out(srv, c)) return conn_destroy(srv, c, false);
+    if (c->out.head) return;
+    if ((c->flags & CF_READ_PAUSED) && c->out.bytes <= srv->opts.max_backpressure / 2) {
+        c->flags &= (uint8_t)~CF_READ_PAUSED;
+        server_update_events(srv, c);
+    }
+    if (c->state == CONN_CLOSING && (c->flags & (CF_CLOSE_RECV | CF_FAILING))) {
+        // Our close is on the wire and nothing else is owed: send FIN, then read until
+        // the peer's FIN so that unread input never turns our close into a reset.
+        transport_shutdown(c);
+        c->state = CONN_DRAINING;
+    }
+}
+
+// --- input: handshake ------------------------------------------------------------
+
+static const route *find_route(const wsr_server *srv, const hs_parser *hs, uint16_t *idx) {
+    hs_span path = hs_request_path(hs);
+    const char *p = hs_span_ptr(hs, path);
+    for (uint16_t i = 0; i < srv->nroutes; i++) {
+        if (strlen(srv->routes[i].path) == path.len && memcmp(srv->routes[i].path, p, path.len) == 0) {
+            *idx = i;
+            return &srv->routes[i];
+        }
+    }
+    return nullptr;
+}
+
+static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n);
+
+static void handshake_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
+    hs_parser *hs = c->aux.hs;
+    size_t used = 0;
+    hs_state st = hs_parser_feed(hs, data, n, &used);
+    if (st == HS_NEED_MORE) return;
+    if (st == HS_FAILED) return http_fail(srv, c, hs->status, hs->error);
+    uint16_t ridx = 0;
+    const route *r = find_route(srv, hs, &ridx);
+    if (!r) return http_fail(srv, c, 404, "no WebSocket endpoint at this path");
+    hs_result res;
+    hs_validate(hs, &srv->hs_cfg, &res);
+    if (res.status != 101) return http_fail(srv, c, res.status, res.error);
+    if (srv->shutting_down) return http_fail(srv, c, 503, "server is shutting down");
+    if (srv->stats.opened - srv->stats.closed >= srv->max_conns)
+        return http_fail(srv, c, 503, "too many connections");
+
+    char resp[512];
+    size_t rn = hs_write_accept(resp, sizeof resp, &res, nullptr);
+    free_aux(c);
+    c->state = CONN_OPEN;
+    c->route = ridx;
+    c->flags |= CF_OPENED;
+    frame_parser_init(&c->fp);
+    timers_remove(&srv->tm, c);
+    outq_push_copy(&c->out, resp, rn, nullptr, 0);
+    server_want_flush(srv, c);
+    srv->stats.opened++;
+    if (r->h.on_open) r->h.on_open(srv, conn_id(c), r->user);
+    // Frames may ride in the same read as the request.
+    if (used < n && c->state == CONN_OPEN) frames_feed(srv, c, data + used, n - used);
+}
+
+// --- input: frames ---------------------------------------------------------------
+
+static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n) {
+    size_t need = (size_t)c->msg_len + n;
+    if (need > c->msg_cap) {
+        // Grow geometrically as bytes arrive, never to the length a header merely
+        // claims: a header costs its sender nothing.
+        size_t cap = c->msg_cap ? c->msg_cap : 256;
+        while (cap < need) cap *= 2;
+        if (cap > srv->limits.max_message) cap = (size_t)srv->limits.max_message;
+        uint8_t *nm = (uint8_t *)realloc(c->msg, cap);
+        if (!nm) return false;
+        c->msg = nm;
+        c->msg_cap = (uint32_t)cap;
+    }
+    memcpy(c->msg + c->msg_len, d, n);
+    c->msg_len = (uint32_t)need;
+    return true;
+}
+
+static void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d, size_t n) {
+    srv->stats.msgs_in++;
+    const route *r = &srv->routes[c->route];
+    if (r->h.on_message) r->h.on_message(srv, conn_id(c), (wsr_opcode)opcode, d ? d : (const uint8_t *)"", n, r->user);
+}
+
+static void on_close_frame(wsr_server *srv, conn *c, const uint8_t *d, size_t n) {
+    uint16_t code = 0;
+    uint16_t err = frame_close_parse(d, n, &code);
+    if (err) return conn_fail(srv, c, err, err == WS_CLOSE_BAD_DATA ? "close reason is not UTF-8" : "invalid close frame");
+    c->flags |= CF_CLOSE_RECV;
+    if (!(c->flags & CF_CLOSE_SENT)) {
+        c->close_code = code;
+        // Echo the status code (§5.5.1); an empty close is answered with an empty one.
+        queue_close(srv, c, code, nullptr, 0);
+    }
+    server_want_flush(srv, c);
+}
+
+static void on_control(wsr_server *srv, conn *c, uint8_t op, const uint8_t *d, size_t n) {
+    switch (op) {
+    case WS_OP_PING:
+        if (c->state == CONN_OPEN) queue_frame(srv, c, WS_OP_PONG, d, n);
+        break;
+    case WS_OP_CLOSE:
+        on_close_frame(srv, c, d, n);
+        break;
+    default: // an unsolicited pong is a heartbeat (§5.5.3)
+        break;
+    }
+}
+
+static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
+    frame_event ev;
+    uint64_t frame_len = 0;
+    bool whole = false;        // the frame's header was parsed in this call, no payload yet
+    const uint8_t *zc = nullptr; // a complete frame payload still in the read buffer
+    size_t zc_len = 0;
+    for (;;) {
+        size_t used = frame_parse(&c->fp, &srv->limits, data, n, &ev);
+        data += used;
+        n -= used;
+        switch (ev.type) {
+        case FRAME_NEED_MORE:
+            return;
+        case FRAME_ERROR:
+            return conn_fail(srv, c, ev.close_code, ev.reason);
+        case FRAME_HEADER:
+            frame_len = ev.frame_len;
+            whole = true;
+            zc = nullptr;
+            if (ws_opcode_is_control(ev.opcode))
+                c->ctl_len = 0;
+            else if (ev.opcode != WS_OP_CONT)
+                c->utf8 = UTF8_ACCEPT;
+            break;
+        case FRAME_PAYLOAD:
+            if (whole && ev.len == frame_len) {
+                // The common case: the whole payload is in this read. Use it in place.
+                zc = ev.data;
+                zc_len = ev.len;
+            }
+            whole = false;
+            if (ws_opcode_is_control(ev.opcode)) {
+                if (zc) break;
+                if (!c->aux.ctl && !(c->aux.ctl = (uint8_t *)malloc(125)))
+                    return conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
+                memcpy(c->aux.ctl + c->ctl_len, ev.data, ev.len);
+                c->ctl_len = (uint8_t)(c->ctl_len + ev.len);
+                break;
+            }
+            if (c->state != CONN_OPEN) break; // closing: data is discarded
+            if (c->fp.msg_opcode == WS_OP_TEXT) {
+                // Checked chunk by chunk so bad text fails as soon as it arrives.
+                c->utf8 = utf8_validate(c->utf8, ev.data, ev.len);
+                if (c->utf8 == UTF8_REJECT) return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
+            }
+            if (zc && c->fp.fin && ev.opcode != WS_OP_CONT) break;
+            zc = nullptr;
+            if (!message_append(srv, c, ev.data, ev.len)) return conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
+            break;
+        case FRAME_END:
+            if (ws_opcode_is_control(ev.opcode)) {
+                on_control(srv, c, ev.opcode, zc ? zc : c->aux.ctl, zc ? zc_len : c->ctl_len);
+                free(c->aux.ctl);
+                c->aux.ctl = nullptr;
+                c->ctl_len = 0;
+            } else if (ev.fin && c->state == CONN_OPEN) {
+                if (c->fp.msg_opcode == WS_OP_TEXT && !utf8_complete(c->utf8))
+                    return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "text message ends inside a UTF-8 sequence");
+                if (zc)
+                    deliver(srv, c, c->fp.msg_opcode, zc, zc_len);
+                else
+                    deliver(srv, c, c->fp.msg_opcode, c->msg, c->msg_len);
+                free_message(c);
+            }
+            zc = nullptr;
+            whole = false;
+            if (c->flags & CF_FAILING) return;
+            break;
+        }
+    }
+}
+
+void conn_on_readable(wsr_server *srv, conn *c) {
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        ssize_t n = transport_read(c, srv->rbuf, srv->rbuf_size);
+        if (n == -EAGAIN) return;
+        if (n <= 0) {
+            if (n < 0) log_debug("read from fd %d failed: %s", c->fd, strerror((int)-n));
+            // The peer is gone. After a completed close exchange that is the clean end.
+            bool clean = (c->flags & CF_CLOSE_SENT) && (c->flags & CF_CLOSE_RECV);
+            conn_destroy(srv, c, clean);
+            return;
+        }
+        srv->stats.bytes_in += (uint64_t)n;
+        if (c->flags & CF_FAILING || c->state == CONN_DRAINING) {
+            // Nothing more will be parsed; keep reading so the peer's FIN arrives.
+        } else if (c->state == CONN_HANDSHAKE) {
+            handshake_feed(srv, c, srv->rbuf, (size_t)n);
+        } else {
+            frames_feed(srv, c, srv->rbuf, (size_t)n);
+        }
+        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (size_t)n < srv->rbuf_size) return;
+    }
+}
+
+// --- application requests ----------------------------------------------------------
+
+int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len) {
+    if (c->state != CONN_OPEN) return WSR_ECLOSING;
+    if (len > UINT32_MAX - FRAME_MAX_HEADER) return WSR_ETOOBIG;
+    int r = queue_frame(srv, c, opcode, data, len);
+    if (r < 0) return r;
+    srv->stats.msgs_out++;
+    if (c->flags & CF_DEAD) return WSR_ENOCONN; // the write found the peer gone
+    return (c->flags & CF_WANT_WRITE) ? WSR_QUEUED : WSR_OK;
+}
+
+int conn_close(wsr_server *srv, conn *c, uint16_t code, const char *reason, size_t reason_len) {
+    if (c->state == CONN_HANDSHAKE) {
+        conn_destroy(srv, c, false);
+        return WSR_OK;
+    }
+    if (c->flags & CF_CLOSE_SENT) return WSR_ECLOSING;
+    c->close_code = code;
+    queue_close(srv, c, code, reason, reason_len);
+    return WSR_OK;
+}
+
+void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
+    char peer[64];
+    if (kind == TK_HANDSHAKE) {
+        log_info("handshake from %s timed out", peer_name(c, peer, sizeof peer));
+        srv->stats.handshake_timeout++;
+    } else {
+        log_info("connection %s did not finish closing in time; cut", peer_name(c, peer, sizeof peer));
+        srv->stats.close_timeout++;
+    }
+    conn_destroy(srv, c, false);
+}
+
+void conn_destroy(wsr_server *srv, conn *c, bool clean) {
+    if (c->state == CONN_FREE) return;
+    timers_remove(&srv->tm, c);
+    free_aux(c);
+    free_message(c);
+    outq_clear(&c->out);
+    close(c->fd); // also leaves the epoll set
+    bool opened = c->flags & CF_OPENED;
+    // close_code is set once a close frame went either way; otherwise the TCP
+    // connection simply ended (1006, never sent on the wire).
+    uint16_t code = c->close_code ? c->close_code : (uint16_t)WS_CLOSE_ABNORMAL;
+    // From here the id is dead: wsr_send from on_close gets WSR_ENOCONN.
+    c->state = CONN_FREE;
+    srv->stats.closed += opened;
+    if (opened) {
+        const route *r = &srv->routes[c->route];
+        if (r->h.on_close) r->h.on_close(srv, conn_id(c), code, r->user);
+    }
+    if (!(c->flags & CF_IN_FLUSH)) conn_table_release(&srv->table, c);
+    server_conn_gone(srv, clean);
+}

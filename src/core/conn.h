@@ -1,0 +1,86 @@
+// A connection: its state machine from accept to close, and the byte path between
+// the transport and the protocol parsers.
+//
+// The struct is fixed-size and holds no buffers while idle: the loop-wide read buffer
+// serves every read, and only a message that spans reads (or a control frame split
+// across reads) gets memory of its own, released when it completes.
+#pragma once
+
+#include <stdint.h>
+
+#include "core/outq.h"
+#include "proto/frame.h"
+#include "wsr/wsr.h"
+
+struct hs_parser;
+
+enum conn_state : uint8_t {
+    CONN_FREE,      // slot unused
+    CONN_HANDSHAKE, // reading the upgrade request
+    CONN_OPEN,      // WebSocket open
+    CONN_CLOSING,   // our close frame is queued or sent; waiting for the peer's
+    CONN_DRAINING,  // all sent and write side shut; discarding input until EOF
+};
+
+enum conn_flag : uint8_t {
+    CF_WANT_WRITE = 1 << 0,  // EPOLLOUT armed: the kernel did not take everything
+    CF_IN_FLUSH = 1 << 1,    // on the server's flush list for this loop iteration
+    CF_CLOSE_SENT = 1 << 2,  // a close frame (or an HTTP error) is queued
+    CF_CLOSE_RECV = 1 << 3,  // the peer's close frame arrived
+    CF_FAILING = 1 << 4,     // no reply is awaited: shut down once the queue drains
+    CF_OPENED = 1 << 5,      // on_open ran, so on_close is owed
+    CF_READ_PAUSED = 1 << 6, // EPOLLIN off while the out-queue is over its limit
+    CF_DEAD = 1 << 7,        // the socket failed; destroyed at the next safe point
+};
+
+struct conn {
+    int32_t fd;
+    uint32_t gen;        // generation: part of the public id
+    uint32_t idx;        // slot in the connection table
+    uint8_t state;
+    uint8_t flags;
+    uint8_t utf8;        // validator state of the text message being received
+    uint8_t timer_list;  // which deadline list holds this connection
+    uint16_t close_code; // reported to on_close
+    uint16_t route;      // index into the server's routes
+    uint32_t t_prev;     // deadline list links (slot indices; UINT32_MAX = none)
+    uint32_t t_next;
+    uint32_t t_deadline; // loop ms (wrapping) when the current timeout fires
+    uint32_t flush_next; // flush list link
+    uint32_t msg_len;    // bytes of the current message held in msg
+    uint32_t msg_cap;
+    uint8_t ctl_len;     // bytes of a split control frame held in ctl
+    uint8_t _pad[7];
+    frame_parser fp;
+    outq out;
+    uint8_t *msg;        // assembly of a message that spans frames or reads
+    union {
+        hs_parser *hs;   // CONN_HANDSHAKE only
+        uint8_t *ctl;    // otherwise: payload of a control frame split across reads
+    } aux;
+    void *user;
+};
+
+static_assert(sizeof(conn) <= 160, "conn grew: every idle connection pays for each byte");
+
+static inline wsr_conn_id conn_id(const conn *c) { return ((uint64_t)c->gen << 32) | c->idx; }
+
+// Takes over an accepted, non-blocking socket: the connection starts in CONN_HANDSHAKE.
+// Returns 0, or -1 when out of memory (the caller closes fd).
+int conn_start(wsr_server *srv, conn *c, int fd);
+// The socket is readable: read, parse, dispatch.
+void conn_on_readable(wsr_server *srv, conn *c);
+// Writes as much of the out-queue as the kernel takes; arms or disarms writability,
+// finishes a close once everything is out, and destroys a dead connection. Call only
+// where no application callback for this connection is on the stack.
+void conn_flush(wsr_server *srv, conn *c);
+// Queues one unfragmented message or control frame. A WSR_* result.
+int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len);
+// Starts the closing handshake (RFC 6455 §7.1.2). A WSR_* result.
+int conn_close(wsr_server *srv, conn *c, uint16_t code, const char *reason, size_t reason_len);
+// A deadline of this connection passed.
+void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind);
+// The one teardown path: closes the socket, reports on_close, frees the slot (at once,
+// or after the flush pass if the connection is still on the flush list). clean says
+// whether the close handshake completed.
+void conn_destroy(wsr_server *srv, conn *c, bool clean);

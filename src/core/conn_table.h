@@ -1,0 +1,29 @@
+// Connections live in fixed blocks of slots, found by index; a public id pairs the
+// index with the slot's generation, bumped on every reuse, so stale ids miss.
+#pragma once
+
+#include <stdint.h>
+
+#include "core/conn.h"
+
+enum { CONN_BLOCK = 256 };
+
+struct conn_table {
+    conn **blocks;
+    uint32_t nblocks;
+    uint32_t live;      // connections in use
+    uint32_t free_head; // first free slot, linked through t_next; UINT32_MAX = none
+};
+
+void conn_table_init(conn_table *t);
+void conn_table_free(conn_table *t);
+// A zeroed connection in a free slot (fd -1), or NULL when out of memory.
+conn *conn_table_alloc(conn_table *t);
+void conn_table_release(conn_table *t, conn *c);
+static inline conn *conn_table_at(const conn_table *t, uint32_t idx) {
+    return &t->blocks[idx / CONN_BLOCK][idx % CONN_BLOCK];
+}
+// The live connection with this id, or NULL.
+conn *conn_table_lookup(const conn_table *t, wsr_conn_id id);
+// Slots allocated so far (live or free): the bound for iterating over every slot.
+static inline uint32_t conn_table_slots(const conn_table *t) { return t->nblocks * CONN_BLOCK; }

@@ -1,0 +1,28 @@
+// Readiness for every socket through one uv_poll_t.
+//
+// A uv_poll_t costs 160 bytes; one per connection would be most of the memory an idle
+// connection is allowed. Instead the server keeps its own epoll set and libuv watches
+// just that set's fd: when it is readable, the ready sockets are collected with a
+// non-blocking epoll_wait and dispatched by tag. Linux only.
+#pragma once
+
+#include <stdint.h>
+#include <uv.h>
+
+enum { POLLER_IN = 1, POLLER_OUT = 2 };
+
+typedef void (*poller_cb)(void *ctx, uint64_t tag, uint32_t events);
+
+struct poller {
+    int epfd;
+    uv_poll_t handle;
+    poller_cb cb;
+    void *ctx;
+};
+
+int poller_init(poller *p, uv_loop_t *loop, poller_cb cb, void *ctx);
+// events: POLLER_IN | POLLER_OUT. The tag comes back to cb. 0 or -errno.
+int poller_add(poller *p, int fd, uint64_t tag, uint32_t events);
+int poller_mod(poller *p, int fd, uint64_t tag, uint32_t events);
+int poller_del(poller *p, int fd);
+void poller_close(poller *p);

@@ -1,0 +1,54 @@
+// The server object behind the public API: loop handles, listener, connection table,
+// timers, the flush list and the loop-wide read buffer.
+#pragma once
+
+#include <uv.h>
+
+#include "core/conn_table.h"
+#include "core/poller.h"
+#include "core/stats.h"
+#include "core/timers.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+#include "wsr/wsr.h"
+
+struct route {
+    char *path;
+    wsr_handlers h;
+    void *user;
+};
+
+typedef void (*server_done_cb)(wsr_server *srv, uint32_t clean, uint32_t cut);
+
+struct wsr_server {
+    uv_loop_t *loop;
+    wsr_options opts;
+    char *listen_addr; // owned copy of opts.listen
+    frame_limits limits;
+    hs_config hs_cfg;
+    poller poll;
+    timers tm;
+    uv_prepare_t flush_prepare;
+    uv_timer_t shutdown_timer;
+    conn_table table;
+    uint32_t flush_head; // connections with output to write before the loop sleeps
+    int listen_fd;
+    int spare_fd;        // released to accept-and-close when out of descriptors
+    int port;
+    uint32_t max_conns;
+    uint8_t *rbuf;       // the one read buffer
+    size_t rbuf_size;
+    route *routes;
+    uint16_t nroutes;
+    bool shutting_down;
+    bool handles_open;
+    uint32_t shutdown_clean, shutdown_cut;
+    server_done_cb shutdown_done;
+    server_stats stats;
+    void *user;
+};
+
+// Connection <-> server glue used by conn.cpp.
+void server_want_flush(wsr_server *srv, conn *c);
+void server_conn_gone(wsr_server *srv, bool clean);
+void server_update_events(wsr_server *srv, conn *c);

@@ -1,0 +1,67 @@
+// The wsreactor daemon: configuration, signals, and the built-in endpoints.
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "app/config.h"
+#include "app/echo.h"
+#include "wsr/wsr.h"
+
+struct daemon_state {
+    wsr_server *srv;
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+};
+
+static void on_shutdown_done(wsr_server *srv, uint32_t, uint32_t) {
+    daemon_state *d = (daemon_state *)wsr_server_user(srv);
+    uv_close((uv_handle_t *)&d->sigterm, nullptr);
+    uv_close((uv_handle_t *)&d->sigint, nullptr);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    daemon_state *d = (daemon_state *)h->data;
+    if (d->stopping) {
+        // A second signal: the operator does not want to wait.
+        fprintf(stderr, "wsreactor: second signal %d, exiting now\n", signum);
+        _exit(1);
+    }
+    d->stopping = true;
+    wsr_server_shutdown(d->srv, on_shutdown_done);
+}
+
+int main(int argc, char **argv) {
+    config cfg;
+    switch (config_load(&cfg, argc, argv)) {
+    case CONFIG_EXIT_OK: return 0;
+    case CONFIG_ERROR: return 2;
+    case CONFIG_OK: break;
+    }
+    wsr_log_set_level(cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    uv_loop_t *loop = uv_default_loop();
+    daemon_state d = {};
+    int r = wsr_server_new(loop, &cfg.opts, &d.srv);
+    if (r == WSR_OK) r = wsr_server_route(d.srv, "/echo", &echo_handlers, nullptr);
+    if (r == WSR_OK) r = wsr_server_listen(d.srv);
+    if (r != WSR_OK) {
+        fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
+        wsr_server_free(d.srv);
+        return 1;
+    }
+    wsr_server_set_user(d.srv, &d);
+    uv_signal_init(loop, &d.sigterm);
+    uv_signal_init(loop, &d.sigint);
+    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    wsr_server_free(d.srv);
+    uv_loop_close(loop);
+    return 0;
+}

@@ -1,0 +1,346 @@
+#include "proto/handshake.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum : uint8_t { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
+
+static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+static hs_parser *parser_of(llhttp_t *h) { return (hs_parser *)h->data; }
+
+// llhttp may report one element in several calls when it straddles reads; the
+// buffer is contiguous, so each call either extends the current span or starts one.
+static void span_extend(hs_span *s, bool fresh, uint16_t off, size_t len) {
+    if (fresh) {
+        s->off = off;
+        s->len = 0;
+    }
+    s->len = (uint16_t)(s->len + len);
+}
+
+static int on_url(llhttp_t *h, const char *at, size_t len) {
+    hs_parser *p = parser_of(h);
+    span_extend(&p->url, p->last_cb != CB_URL, (uint16_t)(at - p->buf), len);
+    p->last_cb = CB_URL;
+    return 0;
+}
+
+static int on_field(llhttp_t *h, const char *at, size_t len) {
+    hs_parser *p = parser_of(h);
+    if (p->last_cb != CB_FIELD) {
+        if (p->nheaders == HS_MAX_HEADERS) {
+            p->status = 431;
+            p->error = "too many header fields";
+            return -1;
+        }
+        p->nheaders++;
+        p->headers[p->nheaders - 1].value = hs_span{0, 0};
+    }
+    span_extend(&p->headers[p->nheaders - 1].name, p->last_cb != CB_FIELD, (uint16_t)(at - p->buf), len);
+    p->last_cb = CB_FIELD;
+    return 0;
+}
+
+static int on_value(llhttp_t *h, const char *at, size_t len) {
+    hs_parser *p = parser_of(h);
+    // Within one value llhttp's pieces are contiguous, except across an obs-fold
+    // (CRLF + whitespace), which it reports as a second piece after a gap. RFC 9112
+    // §5.2 lets a server reject obs-fold with 400; splicing the pieces would not.
+    hs_header *cur = &p->headers[p->nheaders - 1];
+    if (p->last_cb == CB_VALUE && at != p->buf + cur->value.off + cur->value.len) {
+        p->status = 400;
+        p->error = "obsolete line folding in a header";
+        return -1;
+    }
+    span_extend(&cur->value, p->last_cb != CB_VALUE, (uint16_t)(at - p->buf), len);
+    p->last_cb = CB_VALUE;
+    return 0;
+}
+
+// Stop at the end of the head: whatever follows belongs to the WebSocket (or is a
+// body we do not read), and llhttp must not interpret it as HTTP.
+static int on_headers_complete(llhttp_t *) { return HPE_PAUSED; }
+
+static const llhttp_settings_t *settings(void) {
+    static llhttp_settings_t s;
+    static bool ready;
+    if (!ready) {
+        llhttp_settings_init(&s);
+        s.on_url = on_url;
+        s.on_header_field = on_field;
+        s.on_header_value = on_value;
+        s.on_headers_complete = on_headers_complete;
+        ready = true;
+    }
+    return &s;
+}
+
+void hs_parser_init(hs_parser *p, uint32_t max_header_bytes) {
+    memset(p, 0, sizeof *p);
+    llhttp_init(&p->http, HTTP_REQUEST, settings());
+    p->http.data = p;
+    p->max = max_header_bytes > 65535 ? 65535 : max_header_bytes;
+}
+
+void hs_parser_free(hs_parser *p) {
+    free(p->buf);
+    p->buf = nullptr;
+    p->len = p->cap = 0;
+}
+
+static hs_state hs_fail(hs_parser *p, uint16_t status, const char *error) {
+    p->state = HS_FAILED;
+    p->status = status;
+    p->error = error;
+    return HS_FAILED;
+}
+
+hs_state hs_parser_feed(hs_parser *p, const uint8_t *data, size_t len, size_t *consumed) {
+    *consumed = 0;
+    if (p->state != HS_NEED_MORE) return (hs_state)p->state;
+    size_t room = p->max - p->len;
+    size_t take = len < room ? len : room;
+    if (take == 0) return len ? hs_fail(p, 431, "request header too large") : HS_NEED_MORE;
+    if (p->len + take > p->cap) {
+        uint32_t cap = p->cap ? p->cap : 512;
+        while (cap < p->len + take) cap *= 2;
+        if (cap > p->max) cap = p->max;
+        char *nb = (char *)realloc(p->buf, cap);
+        if (!nb) return hs_fail(p, 503, "out of memory");
+        p->buf = nb;
+        p->cap = cap;
+    }
+    char *start = p->buf + p->len;
+    memcpy(start, data, take);
+    p->len += (uint32_t)take;
+    llhttp_errno_t err = llhttp_execute(&p->http, start, take);
+    if (err == HPE_PAUSED) {
+        const char *end = llhttp_get_error_pos(&p->http);
+        p->head_end = (uint32_t)(end - p->buf);
+        *consumed = (size_t)(end - start);
+        p->state = HS_COMPLETE;
+        return HS_COMPLETE;
+    }
+    if (err == HPE_OK) {
+        *consumed = take;
+        if (take < len || p->len == p->max) return hs_fail(p, 431, "request header too large");
+        return HS_NEED_MORE;
+    }
+    if (p->status) return hs_fail(p, p->status, p->error); // set by our own callback
+    return hs_fail(p, 400, "malformed HTTP request");
+}
+
+const char *hs_span_ptr(const hs_parser *p, hs_span s) { return p->buf + s.off; }
+
+// Header values as llhttp reports them may carry trailing whitespace.
+static hs_span trim(const hs_parser *p, hs_span s) {
+    const char *b = p->buf + s.off;
+    while (s.len && (b[0] == ' ' || b[0] == '\t')) {
+        b++;
+        s.off++;
+        s.len--;
+    }
+    while (s.len && (b[s.len - 1] == ' ' || b[s.len - 1] == '\t')) s.len--;
+    return s;
+}
+
+static bool span_ieq(const hs_parser *p, hs_span s, const char *lit) {
+    size_t n = strlen(lit);
+    return s.len == n && strncasecmp(p->buf + s.off, lit, n) == 0;
+}
+
+static int header_count(const hs_parser *p, const char *name) {
+    int n = 0;
+    for (uint16_t i = 0; i < p->nheaders; i++) n += span_ieq(p, p->headers[i].name, name);
+    return n;
+}
+
+bool hs_header_find(const hs_parser *p, const char *name, hs_span *value) {
+    for (uint16_t i = 0; i < p->nheaders; i++) {
+        if (span_ieq(p, p->headers[i].name, name)) {
+            *value = trim(p, p->headers[i].value);
+            return true;
+        }
+    }
+    return false;
+}
+
+hs_span hs_request_path(const hs_parser *p) {
+    hs_span s = p->url;
+    const char *u = p->buf + s.off;
+    // absolute-form (RFC 9112 §3.2.2): skip "scheme://authority"
+    const char *scheme = (const char *)memmem(u, s.len, "://", 3);
+    if (scheme && u[0] != '/') {
+        // The authority ends at the path or, when the path is empty, at the query.
+        const char *auth = scheme + 3, *end = u + s.len;
+        while (auth < end && *auth != '/' && *auth != '?') auth++;
+        uint16_t skip = (uint16_t)(auth - u);
+        s.off = (uint16_t)(s.off + skip);
+        s.len = (uint16_t)(s.len - skip);
+        u = p->buf + s.off;
+    }
+    const char *q = (const char *)memchr(u, '?', s.len);
+    if (q) s.len = (uint16_t)(q - u);
+    return s;
+}
+
+hs_span hs_request_query(const hs_parser *p) {
+    const char *u = p->buf + p->url.off;
+    const char *q = (const char *)memchr(u, '?', p->url.len);
+    if (!q) return hs_span{p->url.off, 0};
+    uint16_t off = (uint16_t)(q + 1 - p->buf);
+    return hs_span{off, (uint16_t)(p->url.off + p->url.len - off)};
+}
+
+// Walks a comma-separated list; calls fn on each trimmed, non-empty element.
+template <typename F> static bool list_any(const char *v, size_t len, F fn) {
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && v[j] != ',') j++;
+        size_t a = i, b = j;
+        while (a < b && (v[a] == ' ' || v[a] == '\t')) a++;
+        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t')) b--;
+        if (b > a && fn(v + a, b - a)) return true;
+        i = j + 1;
+    }
+    return false;
+}
+
+bool hs_list_has_token(const char *value, size_t len, const char *token) {
+    size_t tl = strlen(token);
+    return list_any(value, len, [&](const char *e, size_t n) { return n == tl && strncasecmp(e, token, n) == 0; });
+}
+
+// A field sent several times is one comma-separated list (RFC 9110 §5.3), so
+// "Connection: keep-alive" + "Connection: Upgrade" carries the Upgrade token.
+static bool any_header_has_token(const hs_parser *p, const char *name, const char *token) {
+    for (uint16_t i = 0; i < p->nheaders; i++) {
+        hs_span v = p->headers[i].value;
+        if (span_ieq(p, p->headers[i].name, name) && hs_list_has_token(p->buf + v.off, v.len, token)) return true;
+    }
+    return false;
+}
+
+static bool key_valid(const char *k, size_t n) {
+    // base64 of 16 bytes: 22 significant characters and "==" (RFC 6455 §4.1, §11.3.1).
+    if (n != 24 || k[22] != '=' || k[23] != '=') return false;
+    for (size_t i = 0; i < 22; i++) {
+        char c = k[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+void hs_accept_key(const char *key, size_t key_len, char out[HS_ACCEPT_LEN + 1]) {
+    unsigned char in[64 + sizeof WS_GUID];
+    if (key_len > 64) key_len = 64;
+    memcpy(in, key, key_len);
+    memcpy(in + key_len, WS_GUID, sizeof WS_GUID - 1);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    EVP_Digest(in, key_len + sizeof WS_GUID - 1, md, &md_len, EVP_sha1(), nullptr);
+    EVP_EncodeBlock((unsigned char *)out, md, (int)md_len);
+    out[HS_ACCEPT_LEN] = '\0';
+}
+
+static void reject(hs_result *r, uint16_t status, const char *error) {
+    r->status = status;
+    r->error = error;
+}
+
+static const char *pick_subprotocol(const hs_parser *p, const hs_config *cfg) {
+    if (!cfg->subprotocols) return nullptr;
+    // The client lists protocols in its order of preference (§4.1); take the first the
+    // server supports, looking through every Sec-WebSocket-Protocol header.
+    for (uint16_t i = 0; i < p->nheaders; i++) {
+        if (!span_ieq(p, p->headers[i].name, "Sec-WebSocket-Protocol")) continue;
+        const char *found = nullptr;
+        hs_span v = p->headers[i].value;
+        list_any(p->buf + v.off, v.len, [&](const char *e, size_t n) {
+            for (const char *const *s = cfg->subprotocols; *s; s++) {
+                if (strlen(*s) == n && memcmp(*s, e, n) == 0) {
+                    found = *s;
+                    return true;
+                }
+            }
+            return false;
+        });
+        if (found) return found;
+    }
+    return nullptr;
+}
+
+void hs_validate(const hs_parser *p, const hs_config *cfg, hs_result *r) {
+    memset(r, 0, sizeof *r);
+    hs_span v;
+    if (p->http.method != HTTP_GET) return reject(r, 405, "method not allowed: use GET");
+    if (p->http.http_major < 1 || (p->http.http_major == 1 && p->http.http_minor < 1))
+        return reject(r, 400, "HTTP/1.1 or later is required");
+    if (!hs_header_find(p, "Host", &v)) return reject(r, 400, "missing Host header");
+    if (!hs_header_find(p, "Upgrade", &v)) return reject(r, 426, "this endpoint speaks WebSocket only");
+    if (!any_header_has_token(p, "Upgrade", "websocket")) return reject(r, 400, "Upgrade must be websocket");
+    if (!any_header_has_token(p, "Connection", "Upgrade"))
+        return reject(r, 400, "Connection header must contain Upgrade");
+    if (!hs_header_find(p, "Sec-WebSocket-Version", &v) || header_count(p, "Sec-WebSocket-Version") != 1 ||
+        !span_ieq(p, v, "13"))
+        return reject(r, 426, "unsupported WebSocket version: 13 is required");
+    if (header_count(p, "Sec-WebSocket-Key") != 1) return reject(r, 400, "exactly one Sec-WebSocket-Key is required");
+    hs_header_find(p, "Sec-WebSocket-Key", &v);
+    if (!key_valid(p->buf + v.off, v.len)) return reject(r, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
+    hs_accept_key(p->buf + v.off, v.len, r->accept);
+    r->subprotocol = pick_subprotocol(p, cfg);
+    r->status = 101;
+}
+
+const char *hs_status_text(uint16_t status) {
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+size_t hs_write_accept(char *out, size_t cap, const hs_result *r, const char *extensions) {
+    int n = snprintf(out, cap,
+                     "HTTP/1.1 101 Switching Protocols\r\n"
+                     "Upgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n"
+                     "%s%s%s"
+                     "%s%s%s"
+                     "\r\n",
+                     r->accept, r->subprotocol ? "Sec-WebSocket-Protocol: " : "", r->subprotocol ? r->subprotocol : "",
+                     r->subprotocol ? "\r\n" : "", extensions ? "Sec-WebSocket-Extensions: " : "",
+                     extensions ? extensions : "", extensions ? "\r\n" : "");
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+size_t hs_write_error(char *out, size_t cap, uint16_t status, const char *body, const char *extra_headers) {
+    int n = snprintf(out, cap,
+                     "HTTP/1.1 %u %s\r\n"
+                     "Content-Type: text/plain\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Connection: close\r\n"
+                     "%s"
+                     "\r\n"
+                     "%s\n",
+                     status, hs_status_text(status), strlen(body) + 1, extra_headers ? extra_headers : "", body);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}

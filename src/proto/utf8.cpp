@@ -1,0 +1,94 @@
+#include "proto/utf8.h"
+
+#include <string.h>
+
+// A byte-class DFA. Classes split the byte range exactly where the legal second-byte
+// ranges of RFC 3629 §4 change, so every rule is a table entry rather than a branch.
+enum : uint8_t {
+    C_ASCII,   // 00..7F
+    C_CONT_LO, // 80..8F
+    C_CONT_MI, // 90..9F
+    C_CONT_HI, // A0..BF
+    C_BAD,     // C0, C1, F5..FF: never valid
+    C_LEAD2,   // C2..DF
+    C_E0,      // E0: second byte A0..BF (no overlongs)
+    C_LEAD3,   // E1..EC, EE..EF
+    C_ED,      // ED: second byte 80..9F (no surrogates)
+    C_F0,      // F0: second byte 90..BF (no overlongs)
+    C_LEAD4,   // F1..F3
+    C_F4,      // F4: second byte 80..8F (nothing above U+10FFFF)
+    C_COUNT
+};
+
+enum : uint8_t { S_OK = UTF8_ACCEPT, S_BAD = UTF8_REJECT, S_NEED1, S_NEED2, S_E0, S_ED, S_NEED3, S_F0, S_F4, S_COUNT };
+
+static constexpr uint8_t byte_class(uint8_t b) {
+    if (b < 0x80) return C_ASCII;
+    if (b < 0x90) return C_CONT_LO;
+    if (b < 0xA0) return C_CONT_MI;
+    if (b < 0xC0) return C_CONT_HI;
+    if (b < 0xC2) return C_BAD;
+    if (b < 0xE0) return C_LEAD2;
+    if (b == 0xE0) return C_E0;
+    if (b == 0xED) return C_ED;
+    if (b < 0xF0) return C_LEAD3;
+    if (b == 0xF0) return C_F0;
+    if (b < 0xF4) return C_LEAD4;
+    if (b == 0xF4) return C_F4;
+    return C_BAD;
+}
+
+struct utf8_tables {
+    uint8_t cls[256];
+    uint8_t next[S_COUNT][C_COUNT];
+};
+
+static constexpr utf8_tables make_tables() {
+    utf8_tables t{};
+    for (int b = 0; b < 256; b++) t.cls[b] = byte_class((uint8_t)b);
+    for (int s = 0; s < S_COUNT; s++)
+        for (int c = 0; c < C_COUNT; c++) t.next[s][c] = S_BAD;
+    t.next[S_OK][C_ASCII] = S_OK;
+    t.next[S_OK][C_LEAD2] = S_NEED1;
+    t.next[S_OK][C_E0] = S_E0;
+    t.next[S_OK][C_LEAD3] = S_NEED2;
+    t.next[S_OK][C_ED] = S_ED;
+    t.next[S_OK][C_F0] = S_F0;
+    t.next[S_OK][C_LEAD4] = S_NEED3;
+    t.next[S_OK][C_F4] = S_F4;
+    for (int c = C_CONT_LO; c <= C_CONT_HI; c++) {
+        t.next[S_NEED1][c] = S_OK;
+        t.next[S_NEED2][c] = S_NEED1;
+        t.next[S_NEED3][c] = S_NEED2;
+    }
+    t.next[S_E0][C_CONT_HI] = S_NEED1;
+    t.next[S_ED][C_CONT_LO] = S_NEED1;
+    t.next[S_ED][C_CONT_MI] = S_NEED1;
+    t.next[S_F0][C_CONT_MI] = S_NEED2;
+    t.next[S_F0][C_CONT_HI] = S_NEED2;
+    t.next[S_F4][C_CONT_LO] = S_NEED2;
+    return t;
+}
+
+static constexpr utf8_tables T = make_tables();
+
+uint8_t utf8_validate(uint8_t state, const uint8_t *s, size_t n) {
+    const uint8_t *end = s + n;
+    while (s < end) {
+        if (state == S_BAD) return S_BAD;
+        // ASCII fast path: most text is ASCII, and at a boundary 16 bytes can be
+        // cleared with two loads and one test.
+        if (state == S_OK) {
+            while (end - s >= 16) {
+                uint64_t a, b;
+                memcpy(&a, s, 8);
+                memcpy(&b, s + 8, 8);
+                if ((a | b) & 0x8080808080808080ull) break;
+                s += 16;
+            }
+            if (s == end) break;
+        }
+        state = T.next[state][T.cls[*s++]];
+    }
+    return state;
+}
