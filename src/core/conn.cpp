@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -94,7 +95,7 @@ static void queue_close(wsr_server *srv, conn *c, uint16_t code, const char *rea
         body[0] = (uint8_t)(code >> 8);
         body[1] = (uint8_t)code;
         if (reason_len > sizeof body - 2) reason_len = sizeof body - 2;
-        memcpy(body + 2, reason, reason_len);
+        if (reason_len) memcpy(body + 2, reason, reason_len);
         n = 2 + reason_len;
     }
     c->flags |= CF_CLOSE_SENT;
@@ -179,12 +180,15 @@ void conn_flush(wsr_server *srv, conn *c) {
         c->flags &= (uint8_t)~CF_READ_PAUSED;
         server_update_events(srv, c);
     }
-    if (c->state == CONN_CLOSING && (c->flags & (CF_CLOSE_RECV | CF_FAILING))) {
-        // Our close is on the wire and nothing else is owed: send FIN, then read until
-        // the peer's FIN so that unread input never turns our close into a reset.
-        transport_shutdown(c);
-        c->state = CONN_DRAINING;
-    }
+    if (c->state != CONN_CLOSING || !(c->flags & (CF_CLOSE_RECV | CF_FAILING))) return;
+    // Our close is on the wire and nothing else is owed. The server ends TCP first
+    // (RFC 6455 §7.1.1), so it, not the client, holds TIME_WAIT.
+    transport_shutdown(c);
+    if (!(c->flags & CF_FAILING) && transport_pending(c) == 0) return conn_destroy(srv, c, true);
+    // A failed peer may still be sending: closing with unread input would send a reset
+    // that can destroy our close frame in flight, so read until its FIN (bounded by
+    // the close timeout).
+    c->state = CONN_DRAINING;
 }
 
 // --- input: handshake ------------------------------------------------------------
@@ -365,6 +369,9 @@ void conn_on_readable(wsr_server *srv, conn *c) {
         if (n == -EAGAIN) return;
         if (n <= 0) {
             if (n < 0) log_debug("read from fd %d failed: %s", c->fd, strerror((int)-n));
+            // A peer may send its close and FIN together: our answer, already queued,
+            // still goes out on the half-open socket before we let go.
+            if (n == 0 && c->out.head) write_out(srv, c);
             // The peer is gone. After a completed close exchange that is the clean end.
             bool clean = (c->flags & CF_CLOSE_SENT) && (c->flags & CF_CLOSE_RECV);
             conn_destroy(srv, c, clean);

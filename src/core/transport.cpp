@@ -1,6 +1,7 @@
 #include "core/transport.h"
 
 #include <errno.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "core/conn.h"
@@ -24,3 +25,8 @@ ssize_t transport_writev(conn *c, const struct iovec *iov, int iovcnt) {
 }
 
 void transport_shutdown(conn *c) { shutdown(c->fd, SHUT_WR); }
+
+size_t transport_pending(conn *c) {
+    int n = 0;
+    return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0 ? (size_t)n : 0;
+}

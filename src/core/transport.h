@@ -14,3 +14,5 @@ ssize_t transport_read(conn *c, void *buf, size_t len);
 ssize_t transport_writev(conn *c, const struct iovec *iov, int iovcnt);
 // Ends our direction of the stream (TCP FIN) while still reading.
 void transport_shutdown(conn *c);
+// Bytes received and not yet read (0 when unknown).
+size_t transport_pending(conn *c);

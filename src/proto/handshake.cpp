@@ -56,6 +56,14 @@ static int on_value(llhttp_t *h, const char *at, size_t len) {
         p->error = "obsolete line folding in a header";
         return -1;
     }
+    // RFC 9112 §5.1: whitespace between a field name and its colon MUST get 400 (a
+    // proxy may read the field differently); llhttp 8 keeps it as part of the name.
+    char last = cur->name.len ? p->buf[cur->name.off + cur->name.len - 1] : 0;
+    if (p->last_cb == CB_FIELD && (last == ' ' || last == '\t')) {
+        p->status = 400;
+        p->error = "whitespace before a header colon";
+        return -1;
+    }
     span_extend(&cur->value, p->last_cb != CB_VALUE, (uint16_t)(at - p->buf), len);
     p->last_cb = CB_VALUE;
     return 0;
