@@ -6,11 +6,13 @@
 #include <uv.h>
 
 #include "app/config.h"
+#include "app/broadcast.h"
 #include "app/echo.h"
 #include "wsr/wsr.h"
 
 struct daemon_state {
     wsr_server *srv;
+    broadcast_room room;
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
@@ -46,6 +48,7 @@ int main(int argc, char **argv) {
     daemon_state d = {};
     int r = wsr_server_new(loop, &cfg.opts, &d.srv);
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/echo", &echo_handlers, nullptr);
+    if (r == WSR_OK) r = wsr_server_route(d.srv, "/broadcast", &broadcast_handlers, &d.room);
     if (r == WSR_OK) r = wsr_server_listen(d.srv);
     if (r != WSR_OK) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
@@ -62,6 +65,7 @@ int main(int argc, char **argv) {
     uv_run(loop, UV_RUN_DEFAULT);
 
     wsr_server_free(d.srv);
+    broadcast_room_free(&d.room);
     uv_loop_close(loop);
     return 0;
 }

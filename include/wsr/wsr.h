@@ -28,6 +28,9 @@ typedef enum wsr_opcode { WSR_TEXT = 1, WSR_BINARY = 2 } wsr_opcode;
 enum {
     WSR_OK = 0,
     WSR_QUEUED = 1,     /* accepted; part of it waits in the connection's out-queue */
+    WSR_DROPPED = 2,    /* not sent: the receiver is too far behind (policy "drop") */
+    WSR_CLOSED = 3,     /* not sent: the receiver was too far behind and is being closed
+                           with 1008 (policy "close") */
     WSR_ENOCONN = -1,   /* no such connection (closed, or a stale id) */
     WSR_ECLOSING = -2,  /* the connection is closing: nothing more may be sent */
     WSR_ENOMEM = -3,
@@ -42,6 +45,11 @@ const char *wsr_strerror(int err);
 typedef enum wsr_log_level { WSR_LOG_ERROR, WSR_LOG_WARN, WSR_LOG_INFO, WSR_LOG_DEBUG } wsr_log_level;
 void wsr_log_set_level(wsr_log_level level);
 
+typedef enum wsr_slow_policy {
+    WSR_SLOW_CLOSE = 0, /* close a receiver whose unsent bytes reach max_backpressure */
+    WSR_SLOW_DROP = 1,  /* drop messages for it until it catches up, and count them */
+} wsr_slow_policy;
+
 typedef struct wsr_options {
     const char *listen;            /* "HOST:PORT"; IPv6 as "[::1]:8080". Default "127.0.0.1:8080" */
     uint64_t max_message;          /* bytes per message, all fragments together. Default 1 MiB */
@@ -49,8 +57,14 @@ typedef struct wsr_options {
     uint32_t handshake_timeout_ms; /* to complete the upgrade request. Default 10000 */
     uint32_t close_timeout_ms;     /* for the peer to answer our close. Default 5000 */
     uint32_t shutdown_timeout_ms;  /* for all peers to close on shutdown. Default 5000 */
+    uint32_t ping_interval_ms;     /* ping a connection silent this long; 0: never. Default 30000 */
+    uint32_t pong_timeout_ms;      /* after a ping, silence this long cuts the connection (stale);
+                                      0: never. Default 30000 */
+    uint32_t idle_timeout_ms;      /* no message either way this long: close 1001; 0: off (default) */
     uint32_t max_connections;      /* over it the handshake gets 503. Default 0: from the fd limit */
-    uint64_t max_backpressure;     /* out-queue bytes per connection before reads pause. Default 1 MiB */
+    uint64_t max_backpressure;     /* unsent bytes per connection at which the slow-consumer policy
+                                      applies; reading from it pauses at half. Default 1 MiB */
+    wsr_slow_policy slow_policy;   /* Default WSR_SLOW_CLOSE */
     const char *const *subprotocols; /* supported, NULL-terminated, or NULL */
 } wsr_options;
 
@@ -93,6 +107,46 @@ int wsr_close(wsr_server *srv, wsr_conn_id id, uint16_t code, const char *reason
 /* An application pointer kept with the server. */
 void wsr_server_set_user(wsr_server *srv, void *user);
 void *wsr_server_user(const wsr_server *srv);
+
+/* A prepared message: framed once into an immutable, reference-counted buffer that
+ * any number of connections send without copying the payload (server frames are not
+ * masked, so the bytes are the same for every receiver). */
+typedef struct wsr_msg wsr_msg;
+/* NULL when out of memory or op is not WSR_TEXT/WSR_BINARY. */
+wsr_msg *wsr_msg_new(wsr_opcode op, const void *data, size_t len);
+/* Drops the caller's reference; queues that still hold one keep the bytes alive. */
+void wsr_msg_free(wsr_msg *msg);
+/* Queues a reference to msg. Same results as wsr_send. */
+int wsr_send_msg(wsr_server *srv, wsr_conn_id id, wsr_msg *msg);
+
+/* Counters since the server started. */
+enum {
+    WSR_CLOSE_BUCKETS = 11, /* 1000 1001 1002 1003 1006 1007 1008 1009 1011 other-valid none */
+    WSR_HS_BUCKETS = 9      /* 400 401 403 404 405 426 431 503 timeout */
+};
+typedef struct wsr_stats {
+    uint64_t connections_open;        /* WebSocket connections now open */
+    uint64_t connections_total;       /* TCP connections accepted */
+    uint64_t handshakes_ok;
+    uint64_t handshakes_failed[WSR_HS_BUCKETS];
+    uint64_t closes[WSR_CLOSE_BUCKETS]; /* by the code reported to on_close */
+    uint64_t protocol_errors;         /* connections failed with 1002/1007/1009 */
+    uint64_t messages_in, messages_out;
+    uint64_t bytes_in, bytes_out;     /* on the wire, handshakes included */
+    uint64_t pings_sent;              /* heartbeats */
+    uint64_t stale_cuts;              /* silent past the pong timeout */
+    uint64_t idle_closes;
+    uint64_t close_timeouts;          /* peers that did not finish closing in time */
+    uint64_t slow_closes;             /* closed by the slow-consumer policy */
+    uint64_t slow_drops;              /* messages dropped by the slow-consumer policy */
+    uint64_t broadcast_sends;         /* prepared messages queued to a connection */
+    uint64_t accept_errors;
+} wsr_stats;
+/* Bucket index of a close code or handshake status in wsr_stats (labels for exporters). */
+int wsr_stats_close_bucket(uint16_t code);
+extern const char *const wsr_stats_close_labels[WSR_CLOSE_BUCKETS];
+extern const char *const wsr_stats_hs_labels[WSR_HS_BUCKETS];
+void wsr_server_stats(const wsr_server *srv, wsr_stats *out);
 
 void wsr_conn_set_user(wsr_server *srv, wsr_conn_id id, void *user);
 void *wsr_conn_user(wsr_server *srv, wsr_conn_id id);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum opt_kind { K_STRING, K_BYTES, K_MS, K_COUNT, K_LOG, K_SUBPROTO };
+enum opt_kind { K_STRING, K_BYTES, K_MS, K_COUNT, K_LOG, K_SUBPROTO, K_POLICY };
 
 struct option_def {
     const char *name; // flag without "--"
@@ -31,13 +31,22 @@ static const option_def OPTIONS[] = {
     {"max-connections", "WSR_MAX_CONNECTIONS", K_COUNT, OPT(max_connections), "N",
      "open WebSocket connections; more get 503 (default: from the file descriptor limit)"},
     {"max-backpressure", "WSR_MAX_BACKPRESSURE", K_BYTES, OPT(max_backpressure), "BYTES",
-     "unsent bytes per connection before reading from it pauses (default 1048576)"},
+     "unsent bytes per connection at which the slow-consumer policy applies; reading from it pauses at half "
+     "(default 1048576)"},
+    {"backpressure-policy", "WSR_BACKPRESSURE_POLICY", K_POLICY, OPT(slow_policy), "close|drop",
+     "for a receiver at --max-backpressure: close it with 1008, or drop messages for it (default close)"},
     {"handshake-timeout", "WSR_HANDSHAKE_TIMEOUT", K_MS, OPT(handshake_timeout_ms), "MS",
      "time allowed to send the upgrade request (default 10000)"},
     {"close-timeout", "WSR_CLOSE_TIMEOUT", K_MS, OPT(close_timeout_ms), "MS",
      "time allowed for a peer to answer our close frame (default 5000)"},
     {"shutdown-timeout", "WSR_SHUTDOWN_TIMEOUT", K_MS, OPT(shutdown_timeout_ms), "MS",
      "on SIGTERM/SIGINT, time allowed for all connections to close (default 5000)"},
+    {"ping-interval", "WSR_PING_INTERVAL", K_MS, OPT(ping_interval_ms), "MS",
+     "ping a connection after this much silence; 0 never (default 30000)"},
+    {"pong-timeout", "WSR_PONG_TIMEOUT", K_MS, OPT(pong_timeout_ms), "MS",
+     "after a ping, cut a connection silent this long (stale); 0 never (default 30000)"},
+    {"idle-timeout", "WSR_IDLE_TIMEOUT", K_MS, OPT(idle_timeout_ms), "MS",
+     "close with 1001 a connection with no message either way this long; 0 off (default 0)"},
     {"subprotocol", "WSR_SUBPROTOCOLS", K_SUBPROTO, 0, "NAME",
      "a supported subprotocol; repeat for several (env: comma-separated). Default: none"},
     {"log-level", "WSR_LOG_LEVEL", K_LOG, 0, "LEVEL", "error, warn, info or debug (default info)"},
@@ -46,7 +55,8 @@ static const option_def OPTIONS[] = {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: wsreactor [OPTION]...\n"
-            "A WebSocket server (RFC 6455). Serves an echo endpoint at /echo.\n\n");
+            "A WebSocket server (RFC 6455). Endpoints: /echo sends every message back;\n"
+            "/broadcast sends every message to every client connected to it.\n\n");
     for (const option_def &o : OPTIONS) {
         char flag[64];
         snprintf(flag, sizeof flag, "--%s %s", o.name, o.arg);
@@ -117,6 +127,14 @@ static bool apply(config *cfg, const option_def &o, const char *val, bool from_e
             }
         return false;
     }
+    case K_POLICY:
+        if (strcasecmp(val, "close") == 0)
+            cfg->opts.slow_policy = WSR_SLOW_CLOSE;
+        else if (strcasecmp(val, "drop") == 0)
+            cfg->opts.slow_policy = WSR_SLOW_DROP;
+        else
+            return false;
+        return true;
     case K_SUBPROTO:
         if (!from_env) return add_subprotocol(cfg, val);
         {

@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "core/server.h"
+#include "core/stats.h"
 #include "core/transport.h"
 #include "proto/handshake.h"
 #include "proto/utf8.h"
@@ -70,13 +71,12 @@ int conn_start(wsr_server *srv, conn *c, int fd) {
 
 static bool write_out(wsr_server *srv, conn *c);
 
-static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len) {
-    uint8_t hdr[FRAME_MAX_HEADER];
-    size_t hlen = frame_write_header(hdr, opcode, true, false, len, nullptr);
-    if (outq_push_copy(&c->out, hdr, hlen, data, len) != 0) return WSR_ENOMEM;
-    if (c->out.bytes >= srv->opts.max_backpressure && !(c->flags & CF_READ_PAUSED)) {
+// After anything was queued: stop reading from a peer that is not keeping up, push
+// large output to the kernel now, and put the connection on the flush list.
+static void queued(wsr_server *srv, conn *c) {
+    if (c->out.bytes >= srv->opts.max_backpressure / 2 && !(c->flags & CF_READ_PAUSED)) {
         // The peer is not reading what we send (for echo: what it sends us). Stop
-        // reading from it so TCP pushes back instead of our memory growing.
+        // reading from it so TCP pushes back on it instead of our memory growing.
         c->flags |= CF_READ_PAUSED;
         server_update_events(srv, c);
     }
@@ -84,6 +84,15 @@ static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *dat
     // the flush pass still runs, to finish closes and reap a failed socket.
     if (c->out.bytes >= FLUSH_NOW_BYTES) write_out(srv, c);
     server_want_flush(srv, c);
+}
+
+// Control frames and the server's own frames: never refused by the slow-consumer
+// policy, or a slow peer could not even be closed.
+static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len) {
+    uint8_t hdr[FRAME_MAX_HEADER];
+    size_t hlen = frame_write_header(hdr, opcode, true, false, len, nullptr);
+    if (outq_push_copy(&c->out, hdr, hlen, data, len) != 0) return WSR_ENOMEM;
+    queued(srv, c);
     return WSR_OK;
 }
 
@@ -102,6 +111,35 @@ static void queue_close(wsr_server *srv, conn *c, uint16_t code, const char *rea
     c->state = CONN_CLOSING;
     queue_frame(srv, c, WS_OP_CLOSE, body, n);
     timers_put(&srv->tm, c, TK_CLOSE);
+    timers_remove(&srv->tm, c, TK_IDLE);
+}
+
+// The slow-consumer policy: a receiver whose unsent bytes already reach the cap gets
+// no more messages. One large message into a short queue is always admitted, so the
+// cap bounds how far behind a peer may fall, not how large a message may be.
+static int admit(wsr_server *srv, conn *c) {
+    if (c->out.bytes < srv->opts.max_backpressure) return WSR_OK;
+    char peer[64];
+    if (srv->opts.slow_policy == WSR_SLOW_DROP) {
+        srv->stats.slow_drops++;
+        log_debug("connection %s too slow (%llu bytes unsent): message dropped", peer_name(c, peer, sizeof peer),
+                  (unsigned long long)c->out.bytes);
+        return WSR_DROPPED;
+    }
+    log_info("connection %s too slow (%llu bytes unsent): closing", peer_name(c, peer, sizeof peer),
+             (unsigned long long)c->out.bytes);
+    srv->stats.slow_closes++;
+    c->close_code = WS_CLOSE_POLICY;
+    queue_close(srv, c, WS_CLOSE_POLICY, "slow consumer", 13);
+    return WSR_CLOSED;
+}
+
+// A data message went out: account for it and reset the idle timeout.
+static int sent_message(wsr_server *srv, conn *c) {
+    srv->stats.messages_out++;
+    timers_put(&srv->tm, c, TK_IDLE);
+    if (c->flags & CF_DEAD) return WSR_ENOCONN; // the write found the peer gone
+    return (c->flags & CF_WANT_WRITE) ? WSR_QUEUED : WSR_OK;
 }
 
 // Fails the WebSocket connection (RFC 6455 §7.1.7): a close frame with the code, then
@@ -123,7 +161,7 @@ static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reaso
 static void http_fail(wsr_server *srv, conn *c, uint16_t status, const char *reason) {
     char peer[64];
     log_info("handshake from %s rejected: %u %s", peer_name(c, peer, sizeof peer), status, reason);
-    srv->stats.handshake_failed++;
+    srv->stats.handshakes_failed[stats_hs_bucket(status)]++;
     const char *extra = nullptr;
     if (status == 426) extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
     if (status == 405) extra = "Allow: GET\r\n";
@@ -220,7 +258,7 @@ static void handshake_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
     hs_validate(hs, &srv->hs_cfg, &res);
     if (res.status != 101) return http_fail(srv, c, res.status, res.error);
     if (srv->shutting_down) return http_fail(srv, c, 503, "server is shutting down");
-    if (srv->stats.opened - srv->stats.closed >= srv->max_conns)
+    if (srv->table_open >= srv->max_conns)
         return http_fail(srv, c, 503, "too many connections");
 
     char resp[512];
@@ -230,10 +268,12 @@ static void handshake_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
     c->route = ridx;
     c->flags |= CF_OPENED;
     frame_parser_init(&c->fp);
-    timers_remove(&srv->tm, c);
+    timers_put(&srv->tm, c, TK_HEARTBEAT); // replaces the handshake deadline
+    timers_put(&srv->tm, c, TK_IDLE);
     outq_push_copy(&c->out, resp, rn, nullptr, 0);
     server_want_flush(srv, c);
-    srv->stats.opened++;
+    srv->stats.handshakes_ok++;
+    srv->table_open++;
     if (r->h.on_open) r->h.on_open(srv, conn_id(c), r->user);
     // Frames may ride in the same read as the request.
     if (used < n && c->state == CONN_OPEN) frames_feed(srv, c, data + used, n - used);
@@ -260,7 +300,8 @@ static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n)
 }
 
 static void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d, size_t n) {
-    srv->stats.msgs_in++;
+    srv->stats.messages_in++;
+    timers_put(&srv->tm, c, TK_IDLE);
     const route *r = &srv->routes[c->route];
     if (r->h.on_message) r->h.on_message(srv, conn_id(c), (wsr_opcode)opcode, d ? d : (const uint8_t *)"", n, r->user);
 }
@@ -378,6 +419,11 @@ void conn_on_readable(wsr_server *srv, conn *c) {
             return;
         }
         srv->stats.bytes_in += (uint64_t)n;
+        if (c->state == CONN_OPEN) {
+            // Anything from the peer proves it alive: the heartbeat starts over.
+            c->flags2 &= (uint8_t)~CF2_PINGED;
+            timers_put(&srv->tm, c, TK_HEARTBEAT);
+        }
         if (c->flags & CF_FAILING || c->state == CONN_DRAINING) {
             // Nothing more will be parsed; keep reading so the peer's FIN arrives.
         } else if (c->state == CONN_HANDSHAKE) {
@@ -394,14 +440,23 @@ void conn_on_readable(wsr_server *srv, conn *c) {
 int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len) {
     if (c->state != CONN_OPEN) return WSR_ECLOSING;
     if (len > UINT32_MAX - FRAME_MAX_HEADER) return WSR_ETOOBIG;
-    int r = queue_frame(srv, c, opcode, data, len);
-    if (r < 0) return r;
-    srv->stats.msgs_out++;
-    if (c->flags & CF_DEAD) return WSR_ENOCONN; // the write found the peer gone
-    return (c->flags & CF_WANT_WRITE) ? WSR_QUEUED : WSR_OK;
+    int r = admit(srv, c);
+    if (r == WSR_OK) r = queue_frame(srv, c, opcode, data, len);
+    return r == WSR_OK ? sent_message(srv, c) : r;
+}
+
+int conn_send_buf(wsr_server *srv, conn *c, buf *b) {
+    if (c->state != CONN_OPEN) return WSR_ECLOSING;
+    int r = admit(srv, c);
+    if (r != WSR_OK) return r;
+    if (outq_push_buf(&c->out, b, 0, b->len) != 0) return WSR_ENOMEM;
+    srv->stats.broadcast_sends++;
+    queued(srv, c);
+    return sent_message(srv, c);
 }
 
 int conn_close(wsr_server *srv, conn *c, uint16_t code, const char *reason, size_t reason_len) {
+    if (c->flags & CF_DEAD) return WSR_ENOCONN;
     if (c->state == CONN_HANDSHAKE) {
         conn_destroy(srv, c, false);
         return WSR_OK;
@@ -414,34 +469,58 @@ int conn_close(wsr_server *srv, conn *c, uint16_t code, const char *reason, size
 
 void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
     char peer[64];
-    if (kind == TK_HANDSHAKE) {
+    switch (kind) {
+    case TK_HANDSHAKE:
         log_info("handshake from %s timed out", peer_name(c, peer, sizeof peer));
-        srv->stats.handshake_timeout++;
-    } else {
+        srv->stats.handshakes_failed[STATS_HS_TIMEOUT]++;
+        return conn_destroy(srv, c, false);
+    case TK_CLOSE:
         log_info("connection %s did not finish closing in time; cut", peer_name(c, peer, sizeof peer));
-        srv->stats.close_timeout++;
+        srv->stats.close_timeouts++;
+        return conn_destroy(srv, c, false);
+    case TK_HEARTBEAT:
+        srv->stats.pings_sent++;
+        c->flags2 |= CF2_PINGED;
+        queue_frame(srv, c, WS_OP_PING, nullptr, 0);
+        // With no pong timeout the pings only keep middleboxes from dropping the flow.
+        timers_put(&srv->tm, c, srv->opts.pong_timeout_ms ? TK_PONG : TK_HEARTBEAT);
+        return;
+    case TK_PONG:
+        log_info("connection %s stale: silent %u ms after a ping; cut", peer_name(c, peer, sizeof peer),
+                 srv->opts.pong_timeout_ms);
+        srv->stats.stale_cuts++;
+        return conn_destroy(srv, c, false);
+    case TK_IDLE:
+        log_info("connection %s idle for %u ms; closing", peer_name(c, peer, sizeof peer), srv->opts.idle_timeout_ms);
+        srv->stats.idle_closes++;
+        c->close_code = WS_CLOSE_GOING_AWAY;
+        queue_close(srv, c, WS_CLOSE_GOING_AWAY, "idle timeout", 12);
+        return;
     }
-    conn_destroy(srv, c, false);
 }
 
 void conn_destroy(wsr_server *srv, conn *c, bool clean) {
-    if (c->state == CONN_FREE) return;
-    timers_remove(&srv->tm, c);
+    if (c->state == CONN_FREE || c->fd < 0) return; // fd < 0: inside its own on_close
+    timers_remove_all(&srv->tm, c);
     free_aux(c);
     free_message(c);
     outq_clear(&c->out);
     close(c->fd); // also leaves the epoll set
+    c->fd = -1;
     bool opened = c->flags & CF_OPENED;
     // close_code is set once a close frame went either way; otherwise the TCP
     // connection simply ended (1006, never sent on the wire).
     uint16_t code = c->close_code ? c->close_code : (uint16_t)WS_CLOSE_ABNORMAL;
-    // From here the id is dead: wsr_send from on_close gets WSR_ENOCONN.
-    c->state = CONN_FREE;
-    srv->stats.closed += opened;
+    // Dead from here: sends and closes from on_close get WSR_ENOCONN, but the
+    // application can still read its user pointer to clean up.
+    c->flags |= CF_DEAD;
     if (opened) {
+        srv->table_open--;
+        stats_count_close(&srv->stats, code);
         const route *r = &srv->routes[c->route];
         if (r->h.on_close) r->h.on_close(srv, conn_id(c), code, r->user);
     }
+    c->state = CONN_FREE;
     if (!(c->flags & CF_IN_FLUSH)) conn_table_release(&srv->table, c);
     server_conn_gone(srv, clean);
 }

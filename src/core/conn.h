@@ -33,24 +33,33 @@ enum conn_flag : uint8_t {
     CF_DEAD = 1 << 7,        // the socket failed; destroyed at the next safe point
 };
 
+// Links of one deadline list (see core/timers.h).
+struct timer_link {
+    uint32_t prev, next; // slot indices; UINT32_MAX = none
+    uint32_t deadline;   // loop ms (wrapping) when the timeout fires
+};
+
+enum conn_flag2 : uint8_t {
+    CF2_PINGED = 1 << 0, // a heartbeat ping is out; silence until the pong timeout is fatal
+};
+
 struct conn {
     int32_t fd;
     uint32_t gen;        // generation: part of the public id
     uint32_t idx;        // slot in the connection table
     uint8_t state;
     uint8_t flags;
+    uint8_t flags2;
     uint8_t utf8;        // validator state of the text message being received
-    uint8_t timer_list;  // which deadline list holds this connection
     uint16_t close_code; // reported to on_close
     uint16_t route;      // index into the server's routes
-    uint32_t t_prev;     // deadline list links (slot indices; UINT32_MAX = none)
-    uint32_t t_next;
-    uint32_t t_deadline; // loop ms (wrapping) when the current timeout fires
+    uint8_t timer_kind[2]; // which deadline list holds this connection, per lane
+    uint8_t ctl_len;     // bytes of a split control frame held in ctl
+    uint8_t _pad;
+    timer_link tl[2];    // lane 0: handshake/close/heartbeat/pong; lane 1: idle
     uint32_t flush_next; // flush list link
     uint32_t msg_len;    // bytes of the current message held in msg
     uint32_t msg_cap;
-    uint8_t ctl_len;     // bytes of a split control frame held in ctl
-    uint8_t _pad[7];
     frame_parser fp;
     outq out;
     uint8_t *msg;        // assembly of a message that spans frames or reads
@@ -61,7 +70,7 @@ struct conn {
     void *user;
 };
 
-static_assert(sizeof(conn) <= 160, "conn grew: every idle connection pays for each byte");
+static_assert(sizeof(conn) <= 168, "conn grew: every idle connection pays for each byte");
 
 static inline wsr_conn_id conn_id(const conn *c) { return ((uint64_t)c->gen << 32) | c->idx; }
 
@@ -76,6 +85,8 @@ void conn_on_readable(wsr_server *srv, conn *c);
 void conn_flush(wsr_server *srv, conn *c);
 // Queues one unfragmented message or control frame. A WSR_* result.
 int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len);
+// Queues a prepared frame by reference (zero-copy broadcast). A WSR_* result.
+int conn_send_buf(wsr_server *srv, conn *c, buf *b);
 // Starts the closing handshake (RFC 6455 §7.1.2). A WSR_* result.
 int conn_close(wsr_server *srv, conn *c, uint16_t code, const char *reason, size_t reason_len);
 // A deadline of this connection passed.

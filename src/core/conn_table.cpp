@@ -31,7 +31,7 @@ static int grow(conn_table *t) {
         c->idx = base + i;
         c->gen = 1;
         c->fd = -1;
-        c->t_next = t->free_head;
+        c->tl[0].next = t->free_head;
         t->free_head = base + i;
     }
     return 0;
@@ -40,13 +40,13 @@ static int grow(conn_table *t) {
 conn *conn_table_alloc(conn_table *t) {
     if (t->free_head == NONE && grow(t) != 0) return nullptr;
     conn *c = conn_table_at(t, t->free_head);
-    t->free_head = c->t_next;
+    t->free_head = c->tl[0].next;
     uint32_t idx = c->idx, gen = c->gen;
     memset(c, 0, sizeof *c);
     c->idx = idx;
     c->gen = gen;
     c->fd = -1;
-    c->t_prev = c->t_next = NONE;
+    for (timer_link &l : c->tl) l.prev = l.next = NONE;
     t->live++;
     return c;
 }
@@ -55,7 +55,7 @@ void conn_table_release(conn_table *t, conn *c) {
     c->state = CONN_FREE;
     c->gen = c->gen + 1 ? c->gen + 1 : 1; // 0 stays unused so an id is never 0
     c->fd = -1;
-    c->t_next = t->free_head;
+    c->tl[0].next = t->free_head;
     t->free_head = c->idx;
     t->live--;
 }

@@ -12,7 +12,7 @@ struct conn_table {
     conn **blocks;
     uint32_t nblocks;
     uint32_t live;      // connections in use
-    uint32_t free_head; // first free slot, linked through t_next; UINT32_MAX = none
+    uint32_t free_head; // first free slot, linked through tl[0].next; UINT32_MAX = none
 };
 
 void conn_table_init(conn_table *t);

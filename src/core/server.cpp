@@ -24,6 +24,8 @@ const char *wsr_strerror(int err) {
     switch (err) {
     case WSR_OK: return "ok";
     case WSR_QUEUED: return "queued";
+    case WSR_DROPPED: return "dropped: receiver too slow";
+    case WSR_CLOSED: return "receiver too slow: closing it";
     case WSR_ENOCONN: return "no such connection";
     case WSR_ECLOSING: return "connection is closing";
     case WSR_ENOMEM: return "out of memory";
@@ -45,6 +47,8 @@ void wsr_options_default(wsr_options *o) {
     o->close_timeout_ms = 5000;
     o->shutdown_timeout_ms = 5000;
     o->max_backpressure = 1 << 20;
+    o->ping_interval_ms = 30000;
+    o->pong_timeout_ms = 30000;
 }
 
 // --- loop glue --------------------------------------------------------------------
@@ -113,7 +117,7 @@ static void accept_one(wsr_server *srv, int fd) {
         return;
     }
     timers_put(&srv->tm, c, TK_HANDSHAKE);
-    srv->stats.accepted++;
+    srv->stats.connections_total++;
 }
 
 static void accept_all(wsr_server *srv) {
@@ -291,6 +295,9 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     timers_init(&srv->tm, loop, &srv->table, on_timer_expire, srv);
     timers_set_timeout(&srv->tm, TK_HANDSHAKE, srv->opts.handshake_timeout_ms);
     timers_set_timeout(&srv->tm, TK_CLOSE, srv->opts.close_timeout_ms);
+    timers_set_timeout(&srv->tm, TK_HEARTBEAT, srv->opts.ping_interval_ms);
+    timers_set_timeout(&srv->tm, TK_PONG, srv->opts.pong_timeout_ms);
+    timers_set_timeout(&srv->tm, TK_IDLE, srv->opts.idle_timeout_ms);
     uv_prepare_init(loop, &srv->flush_prepare);
     srv->flush_prepare.data = srv;
     uv_prepare_start(&srv->flush_prepare, on_prepare);
@@ -358,6 +365,7 @@ void wsr_server_shutdown(wsr_server *srv, server_done_cb done) {
     uint32_t slots = conn_table_slots(&srv->table);
     for (uint32_t i = 0; i < slots; i++) {
         conn *c = conn_table_at(&srv->table, i);
+        if (c->fd < 0) continue; // free, or being torn down
         if (c->state == CONN_HANDSHAKE) {
             conn_destroy(srv, c, false);
         } else if (c->state == CONN_OPEN) {
@@ -408,11 +416,31 @@ int wsr_send(wsr_server *srv, wsr_conn_id id, wsr_opcode op, const void *data, s
 
 int wsr_close(wsr_server *srv, wsr_conn_id id, uint16_t code, const char *reason) {
     conn *c = conn_table_lookup(&srv->table, id);
-    if (!c) return WSR_ENOCONN;
+    if (!c || (c->flags & CF_DEAD)) return WSR_ENOCONN;
     size_t rl = reason ? strlen(reason) : 0;
     if (!frame_close_code_valid(code) || rl > 123) return WSR_EINVAL;
     if (!utf8_complete(utf8_validate(UTF8_ACCEPT, (const uint8_t *)reason, rl))) return WSR_EINVAL;
     return conn_close(srv, c, code, reason, rl);
+}
+
+wsr_msg *wsr_msg_new(wsr_opcode op, const void *data, size_t len) {
+    if ((op != WSR_TEXT && op != WSR_BINARY) || len > UINT32_MAX - 2 * FRAME_MAX_HEADER) return nullptr;
+    buf *b = buf_new(FRAME_MAX_HEADER + len);
+    if (!b) return nullptr;
+    b->len = (uint32_t)frame_write_header(b->data, (uint8_t)op, true, false, len, nullptr);
+    if (len) memcpy(b->data + b->len, data, len);
+    b->len += (uint32_t)len;
+    return (wsr_msg *)b;
+}
+
+void wsr_msg_free(wsr_msg *msg) {
+    if (msg) buf_unref((buf *)msg);
+}
+
+int wsr_send_msg(wsr_server *srv, wsr_conn_id id, wsr_msg *msg) {
+    conn *c = conn_table_lookup(&srv->table, id);
+    if (!c || (c->flags & CF_DEAD)) return WSR_ENOCONN;
+    return conn_send_buf(srv, c, (buf *)msg);
 }
 
 void wsr_conn_set_user(wsr_server *srv, wsr_conn_id id, void *user) {

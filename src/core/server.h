@@ -44,7 +44,8 @@ struct wsr_server {
     bool handles_open;
     uint32_t shutdown_clean, shutdown_cut;
     server_done_cb shutdown_done;
-    server_stats stats;
+    wsr_stats stats;
+    uint32_t table_open; // WebSocket connections open (handshake done, not yet destroyed)
     void *user;
 };
 

@@ -1,17 +1,11 @@
-// Counters an operator asks about. Plain integers: one thread, no atomics.
+// Counters an operator asks about (the public wsr_stats), and how events map onto
+// its buckets. Plain integers: one thread, no atomics.
 #pragma once
 
-#include <stdint.h>
+#include "wsr/wsr.h"
 
-struct server_stats {
-    uint64_t accepted;          // TCP connections accepted
-    uint64_t opened;            // WebSocket handshakes completed
-    uint64_t closed;            // connections torn down (any reason)
-    uint64_t handshake_failed;  // upgrade requests answered with an HTTP error
-    uint64_t handshake_timeout; // requests not completed in time
-    uint64_t close_timeout;     // peers that did not finish the close handshake
-    uint64_t protocol_errors;   // connections failed with 1002/1007/1009
-    uint64_t msgs_in, msgs_out;
-    uint64_t bytes_in, bytes_out;
-    uint64_t accept_errors;     // accept() failures, e.g. out of file descriptors
-};
+// Bucket for a handshake refusal: its HTTP status, or STATS_HS_TIMEOUT.
+enum { STATS_HS_TIMEOUT = WSR_HS_BUCKETS - 1 };
+int stats_hs_bucket(uint16_t status);
+
+static inline void stats_count_close(wsr_stats *s, uint16_t code) { s->closes[wsr_stats_close_bucket(code)]++; }

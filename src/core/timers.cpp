@@ -2,6 +2,8 @@
 
 static const uint32_t NONE = UINT32_MAX;
 
+static uint8_t lane_of(uint8_t kind) { return kind == TK_IDLE ? 1 : 0; }
+
 // Loop time in ms, wrapped to 32 bits; comparisons go through a signed difference,
 // which is exact while deadlines stay within 24 days of now.
 static uint32_t now_ms(const timers *t) { return (uint32_t)uv_now(t->timer.loop); }
@@ -18,19 +20,21 @@ static void arm(timers *t, uint32_t deadline) {
     uv_timer_start(&t->timer, on_tick, delay, 0);
 }
 
-static void unlink(timers *t, conn *c) {
-    if (c->timer_list == TK_NONE) return;
-    deadline_list *l = &t->lists[c->timer_list];
-    if (c->t_prev != NONE)
-        conn_table_at(t->table, c->t_prev)->t_next = c->t_next;
+static void unlink_lane(timers *t, conn *c, uint8_t lane) {
+    uint8_t kind = c->timer_kind[lane];
+    if (kind == TK_NONE) return;
+    deadline_list *l = &t->lists[kind];
+    timer_link *k = &c->tl[lane];
+    if (k->prev != NONE)
+        conn_table_at(t->table, k->prev)->tl[lane].next = k->next;
     else
-        l->head = c->t_next;
-    if (c->t_next != NONE)
-        conn_table_at(t->table, c->t_next)->t_prev = c->t_prev;
+        l->head = k->next;
+    if (k->next != NONE)
+        conn_table_at(t->table, k->next)->tl[lane].prev = k->prev;
     else
-        l->tail = c->t_prev;
-    c->t_prev = c->t_next = NONE;
-    c->timer_list = TK_NONE;
+        l->tail = k->prev;
+    k->prev = k->next = NONE;
+    c->timer_kind[lane] = TK_NONE;
 }
 
 static void on_tick(uv_timer_t *h) {
@@ -39,16 +43,17 @@ static void on_tick(uv_timer_t *h) {
     uint32_t now = now_ms(t);
     for (uint8_t k = 1; k < TK_COUNT; k++) {
         deadline_list *l = &t->lists[k];
+        uint8_t lane = lane_of(k);
         while (l->head != NONE) {
             conn *c = conn_table_at(t->table, l->head);
-            if (before(now, c->t_deadline)) break;
-            unlink(t, c);
+            if (before(now, c->tl[lane].deadline)) break;
+            unlink_lane(t, c, lane);
             t->expire(t->ctx, c, k); // may put c on another list, or free it
         }
     }
     for (uint8_t k = 1; k < TK_COUNT; k++) {
         deadline_list *l = &t->lists[k];
-        if (l->head != NONE) arm(t, conn_table_at(t->table, l->head)->t_deadline);
+        if (l->head != NONE) arm(t, conn_table_at(t->table, l->head)->tl[lane_of(k)].deadline);
     }
 }
 
@@ -68,20 +73,31 @@ void timers_init(timers *t, uv_loop_t *loop, conn_table *table, timers_expire_cb
 void timers_set_timeout(timers *t, uint8_t kind, uint32_t ms) { t->lists[kind].timeout_ms = ms; }
 
 void timers_put(timers *t, conn *c, uint8_t kind) {
-    unlink(t, c);
+    uint8_t lane = lane_of(kind);
+    unlink_lane(t, c, lane);
     deadline_list *l = &t->lists[kind];
-    c->t_deadline = now_ms(t) + l->timeout_ms;
-    c->timer_list = kind;
-    c->t_prev = l->tail;
-    c->t_next = NONE;
+    if (l->timeout_ms == 0) return;
+    timer_link *k = &c->tl[lane];
+    k->deadline = now_ms(t) + l->timeout_ms;
+    k->prev = l->tail;
+    k->next = NONE;
+    c->timer_kind[lane] = kind;
     if (l->tail != NONE)
-        conn_table_at(t->table, l->tail)->t_next = c->idx;
+        conn_table_at(t->table, l->tail)->tl[lane].next = c->idx;
     else
         l->head = c->idx;
     l->tail = c->idx;
-    arm(t, c->t_deadline);
+    arm(t, k->deadline);
 }
 
-void timers_remove(timers *t, conn *c) { unlink(t, c); }
+void timers_remove(timers *t, conn *c, uint8_t kind) {
+    uint8_t lane = lane_of(kind);
+    if (c->timer_kind[lane] == kind) unlink_lane(t, c, lane);
+}
+
+void timers_remove_all(timers *t, conn *c) {
+    unlink_lane(t, c, 0);
+    unlink_lane(t, c, 1);
+}
 
 void timers_close(timers *t) { uv_close((uv_handle_t *)&t->timer, nullptr); }

@@ -1,9 +1,13 @@
 // Every connection timeout on one uv_timer_t.
 //
-// Each kind of timeout (handshake, close, ...) has one fixed duration, so a list
-// per kind kept in order of arrival is also in order of expiry: arming or touching
-// a connection is an O(1) move to the tail, and a tick only looks at list heads.
-// The links live in the connection struct: no allocation, no timer per connection.
+// Each kind of timeout (handshake, heartbeat, ...) has one fixed duration, so a list
+// per kind kept in order of arrival is also in order of expiry: arming or touching a
+// connection is an O(1) move to the tail, and a tick only looks at list heads. The
+// links live in the connection struct: no allocation, no timer per connection.
+//
+// A connection has two lanes of links, so it can wait on two timeouts at once: lane 0
+// for what its state needs (handshake, heartbeat, pong, close), lane 1 for the idle
+// timeout, which only application messages reset.
 #pragma once
 
 #include <stdint.h>
@@ -13,14 +17,17 @@
 
 enum timer_kind : uint8_t {
     TK_NONE = 0,
-    TK_HANDSHAKE, // the upgrade request must complete
-    TK_CLOSE,     // the peer must answer our close / finish closing
+    TK_HANDSHAKE, // lane 0: the upgrade request must complete
+    TK_CLOSE,     // lane 0: the peer must answer our close / finish closing
+    TK_HEARTBEAT, // lane 0: silence for ping_interval: time to ping
+    TK_PONG,      // lane 0: pinged; silence until this fires means the peer is gone
+    TK_IDLE,      // lane 1: no message either way for idle_timeout
     TK_COUNT
 };
 
 struct deadline_list {
     uint32_t head, tail; // slot indices, UINT32_MAX when empty
-    uint32_t timeout_ms;
+    uint32_t timeout_ms; // 0: this kind is disabled and timers_put ignores it
 };
 
 typedef void (*timers_expire_cb)(void *ctx, conn *c, uint8_t kind);
@@ -36,8 +43,13 @@ struct timers {
 };
 
 void timers_init(timers *t, uv_loop_t *loop, conn_table *table, timers_expire_cb expire, void *ctx);
+// Sets a kind's duration; 0 disables it (set before connections use it).
 void timers_set_timeout(timers *t, uint8_t kind, uint32_t ms);
-// Puts c on the kind's list with a fresh deadline (moving it off any other list).
+// Puts c on the kind's list with a fresh deadline, moving it off whatever list its
+// lane held. A disabled kind just empties the lane.
 void timers_put(timers *t, conn *c, uint8_t kind);
-void timers_remove(timers *t, conn *c);
+// Takes c off the kind's list if it is on it.
+void timers_remove(timers *t, conn *c, uint8_t kind);
+// Takes c off every list.
+void timers_remove_all(timers *t, conn *c);
 void timers_close(timers *t);
