@@ -57,14 +57,10 @@ static void free_aux(conn *c) {
     c->ctl_len = 0;
 }
 
-int conn_start(wsr_server *srv, conn *c, int fd) {
-    hs_parser *hs = (hs_parser *)malloc(sizeof *hs);
-    if (!hs) return -1;
-    hs_parser_init(hs, srv->opts.max_header);
+void conn_start(conn *c, int fd) {
     c->fd = fd;
     c->state = CONN_HANDSHAKE;
-    c->aux.hs = hs;
-    return 0;
+    c->aux.hs = nullptr; // a parser of its own only if the request spans reads
 }
 
 // --- output -------------------------------------------------------------------
@@ -157,6 +153,26 @@ static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reaso
     server_want_flush(srv, c);
 }
 
+// Writes a handshake response at once: the queue is empty at this point, and a
+// response that fits the socket buffer (nearly always) then costs no buffer at all.
+// Whatever the kernel does not take is queued as usual.
+static void send_now(wsr_server *srv, conn *c, const char *data, size_t len) {
+    ssize_t w = 0;
+    if (!c->out.head) {
+        struct iovec iov = {(void *)data, len};
+        w = transport_writev(c, &iov, 1);
+        if (w < 0 && w != -EAGAIN) {
+            c->flags |= CF_DEAD;
+            server_want_flush(srv, c);
+            return;
+        }
+        if (w < 0) w = 0;
+        srv->stats.bytes_out += (uint64_t)w;
+    }
+    if ((size_t)w < len) outq_push_copy(&c->out, data + w, len - (size_t)w, nullptr, 0);
+    server_want_flush(srv, c);
+}
+
 // Answers a request that will not be upgraded, then closes.
 static void http_fail(wsr_server *srv, conn *c, uint16_t status, const char *reason) {
     char peer[64];
@@ -170,9 +186,8 @@ static void http_fail(wsr_server *srv, conn *c, uint16_t status, const char *rea
     free_aux(c);
     c->state = CONN_CLOSING;
     c->flags |= CF_CLOSE_SENT | CF_FAILING;
-    outq_push_copy(&c->out, resp, n, nullptr, 0);
     timers_put(&srv->tm, c, TK_CLOSE);
-    server_want_flush(srv, c);
+    send_now(srv, c, resp, n);
 }
 
 static void set_want_write(wsr_server *srv, conn *c, bool on) {
@@ -246,10 +261,22 @@ static const route *find_route(const wsr_server *srv, const hs_parser *hs, uint1
 static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n);
 
 static void handshake_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
+    // Most requests arrive whole in one read: parse those in the server's scratch
+    // parser, so a connection allocates nothing for its handshake.
     hs_parser *hs = c->aux.hs;
+    if (!hs) {
+        hs = &srv->hs_scratch;
+        hs_parser_reset(hs);
+    }
     size_t used = 0;
     hs_state st = hs_parser_feed(hs, data, n, &used);
-    if (st == HS_NEED_MORE) return;
+    if (st == HS_NEED_MORE) {
+        if (hs == &srv->hs_scratch && !(c->aux.hs = hs_parser_clone(hs))) {
+            log_error("out of memory for a handshake");
+            conn_destroy(srv, c, false);
+        }
+        return;
+    }
     if (st == HS_FAILED) return http_fail(srv, c, hs->status, hs->error);
     uint16_t ridx = 0;
     const route *r = find_route(srv, hs, &ridx);
@@ -270,8 +297,7 @@ static void handshake_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
     frame_parser_init(&c->fp);
     timers_put(&srv->tm, c, TK_HEARTBEAT); // replaces the handshake deadline
     timers_put(&srv->tm, c, TK_IDLE);
-    outq_push_copy(&c->out, resp, rn, nullptr, 0);
-    server_want_flush(srv, c);
+    send_now(srv, c, resp, rn);
     srv->stats.handshakes_ok++;
     srv->table_open++;
     if (r->h.on_open) r->h.on_open(srv, conn_id(c), r->user);

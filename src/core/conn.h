@@ -75,8 +75,7 @@ static_assert(sizeof(conn) <= 168, "conn grew: every idle connection pays for ea
 static inline wsr_conn_id conn_id(const conn *c) { return ((uint64_t)c->gen << 32) | c->idx; }
 
 // Takes over an accepted, non-blocking socket: the connection starts in CONN_HANDSHAKE.
-// Returns 0, or -1 when out of memory (the caller closes fd).
-int conn_start(wsr_server *srv, conn *c, int fd);
+void conn_start(conn *c, int fd);
 // The socket is readable: read, parse, dispatch.
 void conn_on_readable(wsr_server *srv, conn *c);
 // Writes as much of the out-queue as the kernel takes; arms or disarms writability,

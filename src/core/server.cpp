@@ -104,12 +104,7 @@ static void accept_one(wsr_server *srv, int fd) {
         close(fd);
         return;
     }
-    if (conn_start(srv, c, fd) != 0) {
-        log_error("out of memory for a new connection");
-        close(fd);
-        conn_table_release(&srv->table, c);
-        return;
-    }
+    conn_start(c, fd);
     int r = poller_add(&srv->poll, fd, conn_id(c), POLLER_IN);
     if (r != 0) {
         log_error("epoll_ctl: %s", strerror(-r));
@@ -278,6 +273,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->limits.allow_rsv1 = false;
     srv->limits.expect_masked = true;
     srv->hs_cfg.subprotocols = srv->opts.subprotocols;
+    hs_parser_init(&srv->hs_scratch, srv->opts.max_header);
     srv->listen_fd = -1;
     srv->flush_head = NONE;
     srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -400,6 +396,7 @@ void wsr_server_free(wsr_server *srv) {
     for (uint16_t i = 0; i < srv->nroutes; i++) free(srv->routes[i].path);
     free(srv->routes);
     conn_table_free(&srv->table);
+    hs_parser_free(&srv->hs_scratch);
     free(srv->rbuf);
     free(srv->listen_addr);
     free(srv);

@@ -26,6 +26,7 @@ struct wsr_server {
     char *listen_addr; // owned copy of opts.listen
     frame_limits limits;
     hs_config hs_cfg;
+    hs_parser hs_scratch; // parses every request that arrives whole in one read
     poller poll;
     timers tm;
     uv_prepare_t flush_prepare;

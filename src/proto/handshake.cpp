@@ -94,6 +94,29 @@ void hs_parser_init(hs_parser *p, uint32_t max_header_bytes) {
     p->max = max_header_bytes > 65535 ? 65535 : max_header_bytes;
 }
 
+void hs_parser_reset(hs_parser *p) {
+    char *buf = p->buf;
+    uint32_t cap = p->cap, max = p->max;
+    hs_parser_init(p, max);
+    p->buf = buf;
+    p->cap = cap;
+}
+
+hs_parser *hs_parser_clone(const hs_parser *p) {
+    hs_parser *n = (hs_parser *)malloc(sizeof *n);
+    if (!n) return nullptr;
+    memcpy(n, p, sizeof *n);
+    n->http.data = n;
+    n->cap = p->len;
+    n->buf = p->len ? (char *)malloc(p->len) : nullptr;
+    if (p->len && !n->buf) {
+        free(n);
+        return nullptr;
+    }
+    if (p->len) memcpy(n->buf, p->buf, p->len);
+    return n;
+}
+
 void hs_parser_free(hs_parser *p) {
     free(p->buf);
     p->buf = nullptr;

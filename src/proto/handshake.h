@@ -46,6 +46,12 @@ struct hs_parser {
 // max_header_bytes: limit on the request line plus headers (at most 65535).
 void hs_parser_init(hs_parser *p, uint32_t max_header_bytes);
 void hs_parser_free(hs_parser *p);
+// Starts a new request, keeping the buffer already allocated (a parser reused for
+// one connection after another allocates nothing in the steady state).
+void hs_parser_reset(hs_parser *p);
+// A heap copy of p with its own buffer: for a request that spans reads, so the
+// parser that began it can be reused. NULL when out of memory.
+hs_parser *hs_parser_clone(const hs_parser *p);
 
 // Feeds bytes. Returns the new state and sets *consumed to how many of the given bytes
 // belonged to the request head; on HS_COMPLETE the rest are the first WebSocket bytes.
