@@ -229,7 +229,7 @@ static bool write_out(wsr_server *srv, conn *c) {
 void conn_flush(wsr_server *srv, conn *c) {
     if ((c->flags & CF_DEAD) || !write_out(srv, c)) return conn_destroy(srv, c, false);
     if (c->out.head) return;
-    if ((c->flags & CF_READ_PAUSED) && c->out.bytes <= srv->opts.max_backpressure / 2) {
+    if ((c->flags & CF_READ_PAUSED) && c->out.bytes <= srv->opts.max_backpressure / 4) {
         c->flags &= (uint8_t)~CF_READ_PAUSED;
         server_update_events(srv, c);
     }
