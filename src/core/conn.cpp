@@ -228,11 +228,11 @@ static bool write_out(wsr_server *srv, conn *c) {
 
 void conn_flush(wsr_server *srv, conn *c) {
     if ((c->flags & CF_DEAD) || !write_out(srv, c)) return conn_destroy(srv, c, false);
-    if (c->out.head) return;
     if ((c->flags & CF_READ_PAUSED) && c->out.bytes <= srv->opts.max_backpressure / 4) {
         c->flags &= (uint8_t)~CF_READ_PAUSED;
         server_update_events(srv, c);
     }
+    if (c->out.head) return;
     if (c->state != CONN_CLOSING || !(c->flags & (CF_CLOSE_RECV | CF_FAILING))) return;
     // Our close is on the wire and nothing else is owed. The server ends TCP first
     // (RFC 6455 §7.1.1), so it, not the client, holds TIME_WAIT.

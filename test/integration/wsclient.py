@@ -108,12 +108,16 @@ class Server:
                 self.port = int(m.group(2))
                 return self
             if self.proc.poll() is not None:
+                tail = self.log_tail()
+                self.kill()
+                self.remove_log()
                 raise RuntimeError(f"server exited with {self.proc.returncode} before listening:\n"
-                                   + self.log_tail())
+                                   + tail)
             time.sleep(0.02)
+        tail = self.log_tail()
         self.kill()
-        raise RuntimeError("server did not log 'listening on' within "
-                           f"{START_TIMEOUT}s:\n" + self.log_tail())
+        self.remove_log()
+        raise RuntimeError(f"server did not log 'listening on' within {START_TIMEOUT}s:\n" + tail)
 
     def log(self):
         if not self._log:
@@ -168,14 +172,12 @@ class Server:
     def remove_log(self):
         if self._log:
             try:
+                self._log.close()
                 os.unlink(self._log.name)
             except OSError:
                 pass
 
     # -- clients -----------------------------------------------------------------------
-    def family(self):
-        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
-
     def connect(self, timeout=IO_TIMEOUT):
         return RawClient(self.host, self.port, timeout=timeout)
 
