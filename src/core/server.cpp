@@ -330,7 +330,8 @@ static void close_handles(wsr_server *srv) {
 }
 
 static void finish_shutdown(wsr_server *srv) {
-    log_info("shutdown complete: %u connections closed cleanly, %u cut", srv->shutdown_clean, srv->shutdown_cut);
+    log_info("shutdown complete: %u connections closed cleanly, %u without a completed close handshake",
+             srv->shutdown_clean, srv->shutdown_cut);
     uv_timer_stop(&srv->shutdown_timer);
     server_done_cb done = srv->shutdown_done;
     srv->shutdown_done = nullptr;
