@@ -50,6 +50,15 @@ typedef enum wsr_slow_policy {
     WSR_SLOW_DROP = 1,  /* drop messages for it until it catches up, and count them */
 } wsr_slow_policy;
 
+typedef enum wsr_deflate_mode {
+    WSR_DEFLATE_SHARED = 0,    /* permessage-deflate without context takeover either way: one
+                                  stream pair for the whole server, memory independent of the
+                                  number of connections; broadcasts compress once */
+    WSR_DEFLATE_OFF = 1,       /* never negotiate compression */
+    WSR_DEFLATE_DEDICATED = 2, /* per-connection streams with context takeover where the client
+                                  allows it: better ratio, ~(2^(w+2) + 2^(m+9) + 2^w) bytes each */
+} wsr_deflate_mode;
+
 typedef struct wsr_options {
     const char *listen;            /* "HOST:PORT"; IPv6 as "[::1]:8080". Default "127.0.0.1:8080" */
     uint64_t max_message;          /* bytes per message, all fragments together. Default 1 MiB */
@@ -65,6 +74,12 @@ typedef struct wsr_options {
     uint64_t max_backpressure;     /* unsent bytes per connection at which the slow-consumer policy
                                       applies; reading from it pauses at half. Default 1 MiB */
     wsr_slow_policy slow_policy;   /* Default WSR_SLOW_CLOSE */
+    wsr_deflate_mode deflate;      /* Default WSR_DEFLATE_SHARED */
+    uint8_t deflate_window_bits;   /* our deflater's window, 8..15 (8 runs as 9). Default 15 */
+    uint8_t deflate_client_window_bits; /* window asked of clients that offer to limit it. Default 15 */
+    uint8_t deflate_mem_level;     /* zlib memLevel 1..9. Default 8 */
+    uint8_t deflate_level;         /* zlib level 1..9. Default 1: speed over ratio */
+    uint32_t deflate_threshold;    /* messages shorter than this go uncompressed. Default 64 */
     const char *const *subprotocols; /* supported, NULL-terminated, or NULL */
 } wsr_options;
 
@@ -140,6 +155,8 @@ typedef struct wsr_stats {
     uint64_t slow_closes;             /* closed by the slow-consumer policy */
     uint64_t slow_drops;              /* messages dropped by the slow-consumer policy */
     uint64_t broadcast_sends;         /* prepared messages queued to a connection */
+    uint64_t broadcast_compressions;  /* prepared messages compressed (once for all receivers) */
+    uint64_t messages_compressed_in, messages_compressed_out;
     uint64_t accept_errors;
 } wsr_stats;
 /* Bucket index of a close code or handshake status in wsr_stats (labels for exporters). */

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum opt_kind { K_STRING, K_BYTES, K_MS, K_COUNT, K_LOG, K_SUBPROTO, K_POLICY };
+enum opt_kind { K_STRING, K_BYTES, K_MS, K_COUNT, K_LOG, K_SUBPROTO, K_POLICY, K_DEFLATE, K_BITS, K_LEVEL };
 
 struct option_def {
     const char *name; // flag without "--"
@@ -49,6 +49,19 @@ static const option_def OPTIONS[] = {
      "close with 1001 a connection with no message either way this long; 0 off (default 0)"},
     {"subprotocol", "WSR_SUBPROTOCOLS", K_SUBPROTO, 0, "NAME",
      "a supported subprotocol; repeat for several (env: comma-separated). Default: none"},
+    {"deflate", "WSR_DEFLATE", K_DEFLATE, OPT(deflate), "off|shared|dedicated",
+     "permessage-deflate: shared streams for all connections (memory flat), per-connection streams with "
+     "context takeover, or off (default shared)"},
+    {"deflate-window-bits", "WSR_DEFLATE_WINDOW_BITS", K_BITS, OPT(deflate_window_bits), "8..15",
+     "window of our deflater (default 15)"},
+    {"deflate-client-window-bits", "WSR_DEFLATE_CLIENT_WINDOW_BITS", K_BITS, OPT(deflate_client_window_bits), "8..15",
+     "window asked of clients that offer client_max_window_bits (default 15)"},
+    {"deflate-mem-level", "WSR_DEFLATE_MEM_LEVEL", K_LEVEL, OPT(deflate_mem_level), "1..9",
+     "zlib memLevel of our deflaters (default 8)"},
+    {"deflate-level", "WSR_DEFLATE_LEVEL", K_LEVEL, OPT(deflate_level), "1..9",
+     "zlib compression level (default 1: fastest)"},
+    {"deflate-threshold", "WSR_DEFLATE_THRESHOLD", K_BYTES, OPT(deflate_threshold), "BYTES",
+     "messages shorter than this are sent uncompressed (default 64)"},
     {"log-level", "WSR_LOG_LEVEL", K_LOG, 0, "LEVEL", "error, warn, info or debug (default info)"},
 };
 
@@ -116,7 +129,7 @@ static bool apply(config *cfg, const option_def &o, const char *val, bool from_e
             *(uint64_t *)(base + o.offset) = n;
         else
             *(uint32_t *)(base + o.offset) = (uint32_t)n;
-        return o.kind != K_BYTES || n > 0;
+        return o.kind != K_BYTES || n > 0 || o.offset == OPT(deflate_threshold);
     }
     case K_LOG: {
         static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -126,6 +139,22 @@ static bool apply(config *cfg, const option_def &o, const char *val, bool from_e
                 return true;
             }
         return false;
+    }
+    case K_DEFLATE: {
+        static const char *const names[] = {"shared", "off", "dedicated"};
+        for (int i = 0; i < 3; i++)
+            if (strcasecmp(val, names[i]) == 0) {
+                cfg->opts.deflate = (wsr_deflate_mode)i;
+                return true;
+            }
+        return false;
+    }
+    case K_BITS:
+    case K_LEVEL: {
+        uint64_t lo = o.kind == K_BITS ? 8 : 1, hi = o.kind == K_BITS ? 15 : 9;
+        if (!parse_number(val, false, hi, &n) || n < lo) return false;
+        *(uint8_t *)(base + o.offset) = (uint8_t)n;
+        return true;
     }
     case K_POLICY:
         if (strcasecmp(val, "close") == 0)

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/compression.h"
 #include "core/log.h"
 #include "core/server.h"
 #include "core/stats.h"
@@ -84,9 +85,9 @@ static void queued(wsr_server *srv, conn *c) {
 
 // Control frames and the server's own frames: never refused by the slow-consumer
 // policy, or a slow peer could not even be closed.
-static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len) {
+static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len, bool rsv1 = false) {
     uint8_t hdr[FRAME_MAX_HEADER];
-    size_t hlen = frame_write_header(hdr, opcode, true, false, len, nullptr);
+    size_t hlen = frame_write_header(hdr, opcode, true, rsv1, len, nullptr);
     if (outq_push_copy(&c->out, hdr, hlen, data, len) != 0) return WSR_ENOMEM;
     queued(srv, c);
     return WSR_OK;
@@ -289,7 +290,9 @@ static void handshake_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
         return http_fail(srv, c, 503, "too many connections");
 
     char resp[512];
-    size_t rn = hs_write_accept(resp, sizeof resp, &res, nullptr);
+    char ext[160];
+    bool pmd = compression_negotiate(srv, c, hs, ext, sizeof ext);
+    size_t rn = hs_write_accept(resp, sizeof resp, &res, pmd ? ext : nullptr);
     free_aux(c);
     c->state = CONN_OPEN;
     c->route = ridx;
@@ -365,7 +368,7 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
     const uint8_t *zc = nullptr; // a complete frame payload still in the read buffer
     size_t zc_len = 0;
     for (;;) {
-        size_t used = frame_parse(&c->fp, &srv->limits, data, n, &ev);
+        size_t used = frame_parse(&c->fp, c->pmd & CP_ON ? &srv->limits_pmd : &srv->limits, data, n, &ev);
         data += used;
         n -= used;
         switch (ev.type) {
@@ -398,7 +401,7 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
                 break;
             }
             if (c->state != CONN_OPEN) break; // closing: data is discarded
-            if (c->fp.msg_opcode == WS_OP_TEXT) {
+            if (c->fp.msg_opcode == WS_OP_TEXT && !c->fp.msg_rsv1) {
                 // Checked chunk by chunk so bad text fails as soon as it arrives.
                 c->utf8 = utf8_validate(c->utf8, ev.data, ev.len);
                 if (c->utf8 == UTF8_REJECT) return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
@@ -414,12 +417,17 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
                 c->aux.ctl = nullptr;
                 c->ctl_len = 0;
             } else if (ev.fin && c->state == CONN_OPEN) {
+                const uint8_t *d = zc ? zc : c->msg;
+                size_t dn = zc ? zc_len : c->msg_len;
+                if (c->fp.msg_rsv1) {
+                    uint16_t err = compression_inflate(srv, c, d, dn, &d, &dn);
+                    if (err == WS_CLOSE_TOO_BIG) return conn_fail(srv, c, err, "message exceeds the size limit once inflated");
+                    if (err) return conn_fail(srv, c, err, err == WS_CLOSE_BAD_DATA ? "invalid compressed data" : "out of memory");
+                    if (c->fp.msg_opcode == WS_OP_TEXT) c->utf8 = utf8_validate(UTF8_ACCEPT, d, dn);
+                }
                 if (c->fp.msg_opcode == WS_OP_TEXT && !utf8_complete(c->utf8))
-                    return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "text message ends inside a UTF-8 sequence");
-                if (zc)
-                    deliver(srv, c, c->fp.msg_opcode, zc, zc_len);
-                else
-                    deliver(srv, c, c->fp.msg_opcode, c->msg, c->msg_len);
+                    return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
+                deliver(srv, c, c->fp.msg_opcode, d, dn);
                 free_message(c);
             }
             zc = nullptr;
@@ -467,14 +475,21 @@ int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t
     if (c->state != CONN_OPEN) return WSR_ECLOSING;
     if (len > UINT32_MAX - FRAME_MAX_HEADER) return WSR_ETOOBIG;
     int r = admit(srv, c);
-    if (r == WSR_OK) r = queue_frame(srv, c, opcode, data, len);
+    if (r != WSR_OK) return r;
+    const uint8_t *z;
+    size_t zlen;
+    if (compression_deflate(srv, c, (const uint8_t *)data, len, &z, &zlen))
+        r = queue_frame(srv, c, opcode, z, zlen, true);
+    else
+        r = queue_frame(srv, c, opcode, data, len);
     return r == WSR_OK ? sent_message(srv, c) : r;
 }
 
-int conn_send_buf(wsr_server *srv, conn *c, buf *b) {
+int conn_send_msg(wsr_server *srv, conn *c, wsr_msg *m) {
     if (c->state != CONN_OPEN) return WSR_ECLOSING;
     int r = admit(srv, c);
     if (r != WSR_OK) return r;
+    buf *b = compression_msg_frame(srv, c, m);
     if (outq_push_buf(&c->out, b, 0, b->len) != 0) return WSR_ENOMEM;
     srv->stats.broadcast_sends++;
     queued(srv, c);
@@ -530,6 +545,7 @@ void conn_destroy(wsr_server *srv, conn *c, bool clean) {
     timers_remove_all(&srv->tm, c);
     free_aux(c);
     free_message(c);
+    compression_conn_free(c);
     outq_clear(&c->out);
     close(c->fd); // also leaves the epoll set
     c->fd = -1;

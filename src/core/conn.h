@@ -39,6 +39,15 @@ struct timer_link {
     uint32_t deadline;   // loop ms (wrapping) when the timeout fires
 };
 
+// permessage-deflate as agreed in the handshake.
+enum conn_pmd : uint8_t {
+    CP_ON = 1 << 0,      // negotiated: RSV1 allowed on the first frame of a message
+    CP_SRV_NCT = 1 << 1, // server_no_context_takeover: our deflater resets per message
+    CP_CLI_NCT = 1 << 2, // client_no_context_takeover: our inflater resets per message
+};
+
+struct pmd_conn;
+
 enum conn_flag2 : uint8_t {
     CF2_PINGED = 1 << 0, // a heartbeat ping is out; silence until the pong timeout is fatal
 };
@@ -60,6 +69,8 @@ struct conn {
     uint32_t flush_next; // flush list link
     uint32_t msg_len;    // bytes of the current message held in msg
     uint32_t msg_cap;
+    uint8_t pmd;         // conn_pmd flags
+    uint8_t pmd_bits;    // agreed window bits: server in the low nibble, client in the high
     frame_parser fp;
     outq out;
     uint8_t *msg;        // assembly of a message that spans frames or reads
@@ -68,9 +79,10 @@ struct conn {
         uint8_t *ctl;    // otherwise: payload of a control frame split across reads
     } aux;
     void *user;
+    pmd_conn *z;         // per-connection zlib streams (dedicated mode), made on first use
 };
 
-static_assert(sizeof(conn) <= 168, "conn grew: every idle connection pays for each byte");
+static_assert(sizeof(conn) <= 176, "conn grew: every idle connection pays for each byte");
 
 static inline wsr_conn_id conn_id(const conn *c) { return ((uint64_t)c->gen << 32) | c->idx; }
 
@@ -84,8 +96,8 @@ void conn_on_readable(wsr_server *srv, conn *c);
 void conn_flush(wsr_server *srv, conn *c);
 // Queues one unfragmented message or control frame. A WSR_* result.
 int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len);
-// Queues a prepared frame by reference (zero-copy broadcast). A WSR_* result.
-int conn_send_buf(wsr_server *srv, conn *c, buf *b);
+// Queues a prepared message by reference (zero-copy broadcast). A WSR_* result.
+int conn_send_msg(wsr_server *srv, conn *c, wsr_msg *m);
 // Starts the closing handshake (RFC 6455 §7.1.2). A WSR_* result.
 int conn_close(wsr_server *srv, conn *c, uint16_t code, const char *reason, size_t reason_len);
 // A deadline of this connection passed.

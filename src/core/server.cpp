@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/compression.h"
 #include "core/log.h"
 #include "proto/utf8.h"
 
@@ -49,6 +50,12 @@ void wsr_options_default(wsr_options *o) {
     o->max_backpressure = 1 << 20;
     o->ping_interval_ms = 30000;
     o->pong_timeout_ms = 30000;
+    o->deflate = WSR_DEFLATE_SHARED;
+    o->deflate_window_bits = 15;
+    o->deflate_client_window_bits = 15;
+    o->deflate_mem_level = 8;
+    o->deflate_level = 1;
+    o->deflate_threshold = 64;
 }
 
 // --- loop glue --------------------------------------------------------------------
@@ -255,7 +262,10 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     wsr_options_default(&srv->opts);
     if (opts) srv->opts = *opts;
     if (!srv->opts.listen) srv->opts.listen = "127.0.0.1:8080";
-    if (srv->opts.max_message == 0 || srv->opts.max_message > UINT32_MAX - 64) {
+    const wsr_options &o = srv->opts;
+    if (o.max_message == 0 || o.max_message > UINT32_MAX - 64 || o.deflate_window_bits < 8 || o.deflate_window_bits > 15 ||
+        o.deflate_client_window_bits < 8 || o.deflate_client_window_bits > 15 || o.deflate_mem_level < 1 ||
+        o.deflate_mem_level > 9 || o.deflate_level < 1 || o.deflate_level > 9) {
         free(srv);
         return WSR_EINVAL;
     }
@@ -272,6 +282,12 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->limits.max_message = srv->opts.max_message;
     srv->limits.allow_rsv1 = false;
     srv->limits.expect_masked = true;
+    srv->limits_pmd = srv->limits;
+    srv->limits_pmd.allow_rsv1 = true;
+    static const uint8_t modes[] = {PMD_SHARED, PMD_OFF, PMD_DEDICATED};
+    srv->pmd_cfg.mode = srv->opts.deflate <= WSR_DEFLATE_DEDICATED ? modes[srv->opts.deflate] : (uint8_t)PMD_OFF;
+    srv->pmd_cfg.server_window_bits = srv->opts.deflate_window_bits;
+    srv->pmd_cfg.client_window_bits = srv->opts.deflate_client_window_bits;
     srv->hs_cfg.subprotocols = srv->opts.subprotocols;
     hs_parser_init(&srv->hs_scratch, srv->opts.max_header);
     srv->listen_fd = -1;
@@ -398,6 +414,7 @@ void wsr_server_free(wsr_server *srv) {
     free(srv->routes);
     conn_table_free(&srv->table);
     hs_parser_free(&srv->hs_scratch);
+    compression_server_free(srv);
     free(srv->rbuf);
     free(srv->listen_addr);
     free(srv);
@@ -423,22 +440,31 @@ int wsr_close(wsr_server *srv, wsr_conn_id id, uint16_t code, const char *reason
 
 wsr_msg *wsr_msg_new(wsr_opcode op, const void *data, size_t len) {
     if ((op != WSR_TEXT && op != WSR_BINARY) || len > UINT32_MAX - 2 * FRAME_MAX_HEADER) return nullptr;
-    buf *b = buf_new(FRAME_MAX_HEADER + len);
-    if (!b) return nullptr;
+    wsr_msg *m = (wsr_msg *)calloc(1, sizeof *m);
+    buf *b = m ? buf_new(FRAME_MAX_HEADER + len) : nullptr;
+    if (!b) {
+        free(m);
+        return nullptr;
+    }
     b->len = (uint32_t)frame_write_header(b->data, (uint8_t)op, true, false, len, nullptr);
+    m->hdr_len = (uint8_t)b->len;
     if (len) memcpy(b->data + b->len, data, len);
     b->len += (uint32_t)len;
-    return (wsr_msg *)b;
+    m->plain = b;
+    return m;
 }
 
 void wsr_msg_free(wsr_msg *msg) {
-    if (msg) buf_unref((buf *)msg);
+    if (!msg) return;
+    buf_unref(msg->plain);
+    if (msg->deflated) buf_unref(msg->deflated);
+    free(msg);
 }
 
 int wsr_send_msg(wsr_server *srv, wsr_conn_id id, wsr_msg *msg) {
     conn *c = conn_table_lookup(&srv->table, id);
     if (!c || (c->flags & CF_DEAD)) return WSR_ENOCONN;
-    return conn_send_buf(srv, c, (buf *)msg);
+    return conn_send_msg(srv, c, msg);
 }
 
 void wsr_conn_set_user(wsr_server *srv, wsr_conn_id id, void *user) {

@@ -8,6 +8,8 @@
 #include "core/poller.h"
 #include "core/stats.h"
 #include "core/timers.h"
+#include "proto/deflate.h"
+#include "proto/extensions.h"
 #include "proto/frame.h"
 #include "proto/handshake.h"
 #include "wsr/wsr.h"
@@ -24,7 +26,12 @@ struct wsr_server {
     uv_loop_t *loop;
     wsr_options opts;
     char *listen_addr; // owned copy of opts.listen
-    frame_limits limits;
+    frame_limits limits;     // connections without compression
+    frame_limits limits_pmd; // the same, with RSV1 allowed (permessage-deflate agreed)
+    pmd_config pmd_cfg;
+    pmd_stream z_inflate;    // resets per message: serves every client without takeover
+    pmd_stream z_deflate;    // resets per message: sends and broadcasts without takeover
+    pmd_buf z_in, z_out;     // inflate and deflate output scratch
     hs_config hs_cfg;
     hs_parser hs_scratch; // parses every request that arrives whole in one read
     poller poll;

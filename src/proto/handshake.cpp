@@ -200,6 +200,16 @@ bool hs_header_find(const hs_parser *p, const char *name, hs_span *value) {
     return false;
 }
 
+bool hs_header_next(const hs_parser *p, const char *name, uint16_t *pos, hs_span *value) {
+    for (; *pos < p->nheaders; (*pos)++) {
+        if (span_ieq(p, p->headers[*pos].name, name)) {
+            *value = trim(p, p->headers[(*pos)++].value);
+            return true;
+        }
+    }
+    return false;
+}
+
 hs_span hs_request_path(const hs_parser *p) {
     hs_span s = p->url;
     const char *u = p->buf + s.off;

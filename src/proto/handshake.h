@@ -61,6 +61,8 @@ hs_state hs_parser_feed(hs_parser *p, const uint8_t *data, size_t len, size_t *c
 const char *hs_span_ptr(const hs_parser *p, hs_span s);
 // The first header with this name (case-insensitive), or false.
 bool hs_header_find(const hs_parser *p, const char *name, hs_span *value);
+// Iterates over every header with this name: start with *pos = 0.
+bool hs_header_next(const hs_parser *p, const char *name, uint16_t *pos, hs_span *value);
 // The request path: the URL without query string or absolute-form scheme and host.
 hs_span hs_request_path(const hs_parser *p);
 // The query string after '?', empty when there is none.

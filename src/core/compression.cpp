@@ -1,0 +1,178 @@
+#include "core/compression.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/server.h"
+#include "proto/deflate.h"
+#include "proto/extensions.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+
+// Streams of one connection, for directions with context takeover (their window must
+// survive between messages) or with a window the shared streams cannot serve.
+struct pmd_conn {
+    pmd_stream inflate;
+    pmd_stream deflate;
+};
+
+// Scratch output above this is given back after use rather than kept for the next
+// message: one huge message should not pin its size for the life of the server.
+enum { SCRATCH_KEEP = 256 * 1024 };
+
+static int effective_bits(int bits) { return bits < 9 ? 9 : bits; }
+static uint8_t server_bits(const conn *c) { return c->pmd_bits & 15; }
+static uint8_t client_bits(const conn *c) { return c->pmd_bits >> 4; }
+
+bool compression_negotiate(wsr_server *srv, conn *c, const hs_parser *hs, char *ext, size_t cap) {
+    if (srv->pmd_cfg.mode == PMD_OFF) return false;
+    pmd_params p = {};
+    uint16_t pos = 0;
+    hs_span v;
+    while (!p.enabled && hs_header_next(hs, "Sec-WebSocket-Extensions", &pos, &v))
+        pmd_negotiate(&srv->pmd_cfg, hs_span_ptr(hs, v), v.len, &p);
+    if (!p.enabled || !pmd_write_response(&p, ext, cap)) return false;
+    c->pmd = (uint8_t)(CP_ON | (p.server_no_context_takeover ? CP_SRV_NCT : 0) |
+                       (p.client_no_context_takeover ? CP_CLI_NCT : 0));
+    c->pmd_bits = (uint8_t)(p.server_window_bits | (p.client_window_bits << 4));
+    return true;
+}
+
+static pmd_conn *conn_streams(conn *c) {
+    if (!c->z) c->z = (pmd_conn *)calloc(1, sizeof(pmd_conn));
+    return c->z;
+}
+
+static void scratch_trim(pmd_buf *b) {
+    if (b->cap > SCRATCH_KEEP) {
+        free(b->data);
+        *b = pmd_buf{};
+    }
+    b->len = 0;
+}
+
+// The stream to inflate this connection's next message with, or NULL (no memory).
+static pmd_stream *inflater_for(wsr_server *srv, conn *c, bool *reset) {
+    *reset = c->pmd & CP_CLI_NCT;
+    // Messages are inflated whole, so a stream that resets after each one can serve
+    // every connection: a 15-bit window accepts whatever window the client uses.
+    pmd_stream *s;
+    int bits = 15;
+    if (*reset) {
+        s = &srv->z_inflate;
+    } else {
+        pmd_conn *z = conn_streams(c);
+        if (!z) return nullptr;
+        s = &z->inflate;
+        bits = client_bits(c);
+    }
+    if (!s->ready && pmd_inflater_init(s, bits) != PMD_OK) return nullptr;
+    return s;
+}
+
+uint16_t compression_inflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len, const uint8_t **out,
+                             size_t *out_len) {
+    bool reset;
+    pmd_stream *s = inflater_for(srv, c, &reset);
+    if (!s) return WS_CLOSE_INTERNAL;
+    scratch_trim(&srv->z_in);
+    int r = pmd_inflate_message(s, in, len, &srv->z_in, (size_t)srv->limits.max_message, reset);
+    if (r == PMD_TOO_BIG) return WS_CLOSE_TOO_BIG;
+    if (r == PMD_CORRUPT) return WS_CLOSE_BAD_DATA;
+    if (r != PMD_OK) return WS_CLOSE_INTERNAL;
+    srv->stats.messages_compressed_in++;
+    *out = srv->z_in.data;
+    *out_len = srv->z_in.len;
+    return 0;
+}
+
+// The server's no-context-takeover deflater serves a connection when its agreed window
+// is the one the deflater was made with.
+static pmd_stream *shared_deflater(wsr_server *srv) {
+    pmd_stream *s = &srv->z_deflate;
+    const pmd_config &cfg = srv->pmd_cfg;
+    if (!s->ready && pmd_deflater_init(s, cfg.server_window_bits, srv->opts.deflate_mem_level,
+                                       srv->opts.deflate_level) != PMD_OK)
+        return nullptr;
+    return s;
+}
+
+static bool shared_fits(const wsr_server *srv, const conn *c) {
+    return (c->pmd & CP_SRV_NCT) && effective_bits(server_bits(c)) == effective_bits(srv->pmd_cfg.server_window_bits);
+}
+
+bool compression_deflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len, const uint8_t **out,
+                         size_t *out_len) {
+    if (!(c->pmd & CP_ON) || len < srv->opts.deflate_threshold) return false;
+    bool reset = c->pmd & CP_SRV_NCT;
+    pmd_stream *s;
+    if (shared_fits(srv, c)) {
+        s = shared_deflater(srv);
+    } else if (srv->pmd_cfg.mode == PMD_SHARED) {
+        return false; // shared mode keeps memory flat: no stream of its own, send plain
+    } else {
+        pmd_conn *z = conn_streams(c);
+        s = z ? &z->deflate : nullptr;
+        if (s && !s->ready &&
+            pmd_deflater_init(s, server_bits(c), srv->opts.deflate_mem_level, srv->opts.deflate_level) != PMD_OK)
+            s = nullptr;
+    }
+    if (!s) return false;
+    scratch_trim(&srv->z_out);
+    if (pmd_deflate_message(s, in, len, &srv->z_out, reset) != PMD_OK) {
+        log_warn("deflate failed; message sent uncompressed");
+        return false;
+    }
+    // Without takeover each message stands alone, so a poor result can still be sent
+    // plain. With takeover the peer's window must see this message compressed.
+    if (reset && srv->z_out.len >= len) return false;
+    srv->stats.messages_compressed_out++;
+    *out = srv->z_out.data;
+    *out_len = srv->z_out.len;
+    return true;
+}
+
+buf *compression_msg_frame(wsr_server *srv, conn *c, wsr_msg *m) {
+    size_t payload = m->plain->len - m->hdr_len;
+    if (!(c->pmd & CP_ON) || payload < srv->opts.deflate_threshold || !shared_fits(srv, c)) return m->plain;
+    if (m->z_state == 0) {
+        m->z_state = 2;
+        pmd_stream *s = shared_deflater(srv);
+        scratch_trim(&srv->z_out);
+        if (s && pmd_deflate_message(s, m->plain->data + m->hdr_len, payload, &srv->z_out, true) == PMD_OK &&
+            srv->z_out.len < payload) {
+            buf *b = buf_new(FRAME_MAX_HEADER + srv->z_out.len);
+            if (b) {
+                uint8_t op = m->plain->data[0] & 0x0F;
+                b->len = (uint32_t)frame_write_header(b->data, op, true, true, srv->z_out.len, nullptr);
+                memcpy(b->data + b->len, srv->z_out.data, srv->z_out.len);
+                b->len += (uint32_t)srv->z_out.len;
+                m->deflated = b;
+                m->z_state = 1;
+                srv->stats.broadcast_compressions++;
+            }
+        }
+    }
+    if (m->z_state != 1) return m->plain;
+    srv->stats.messages_compressed_out++;
+    return m->deflated;
+}
+
+void compression_conn_free(conn *c) {
+    if (!c->z) return;
+    pmd_inflater_free(&c->z->inflate);
+    pmd_deflater_free(&c->z->deflate);
+    free(c->z);
+    c->z = nullptr;
+}
+
+void compression_server_free(wsr_server *srv) {
+    pmd_inflater_free(&srv->z_inflate);
+    pmd_deflater_free(&srv->z_deflate);
+    free(srv->z_in.data);
+    free(srv->z_out.data);
+    srv->z_in = srv->z_out = pmd_buf{};
+}

@@ -1,0 +1,43 @@
+// permessage-deflate on a connection: negotiating it at the handshake, choosing the
+// stream (the server's shared pair or the connection's own), compressing what we send
+// and decompressing what we receive. The RFC 7692 mechanics are in proto/deflate.*.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct wsr_server;
+struct conn;
+struct hs_parser;
+struct buf;
+
+// Negotiates from the request's Sec-WebSocket-Extensions headers; on agreement sets
+// the connection's parameters and writes the response value into ext (NUL-terminated).
+// Returns false when compression is off for this connection.
+bool compression_negotiate(wsr_server *srv, conn *c, const hs_parser *hs, char *ext, size_t cap);
+
+// Decompresses a complete received message. Returns 0 with *out/*out_len set (valid
+// until the next call), or the close code to fail with (1009, 1007, 1011).
+uint16_t compression_inflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len, const uint8_t **out,
+                             size_t *out_len);
+
+// Compresses a message we send, when it is worth it. Returns true with *out/*out_len
+// (valid until the next call) for a frame with RSV1; false to send it as it is.
+bool compression_deflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len, const uint8_t **out,
+                         size_t *out_len);
+
+// The frame of a prepared message that this receiver should get: the shared
+// compressed frame when its parameters allow one (built on first need), else the
+// plain frame.
+buf *compression_msg_frame(wsr_server *srv, conn *c, struct wsr_msg *m);
+
+void compression_conn_free(conn *c);
+void compression_server_free(wsr_server *srv);
+
+struct wsr_msg {
+    buf *plain;         // the whole frame, uncompressed
+    buf *deflated;      // the same message compressed without context takeover, or NULL
+    uint8_t z_state;    // 0 not tried, 1 built, 2 not worth it
+    uint8_t z_bits;     // window bits deflated was made with
+    uint8_t hdr_len;    // header bytes at the start of plain
+};
