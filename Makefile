@@ -12,7 +12,7 @@ NINJA       ?= ninja
 DEPS := build-essential pkg-config meson ninja-build libuv1-dev node-llhttp libssl-dev \
         zlib1g-dev libcmocka-dev python3 python3-websockets clang valgrind
 
-.PHONY: all deps build run test unit integration clean install
+.PHONY: all deps build run test bench clean install
 
 all: build
 
@@ -43,6 +43,10 @@ $(TEST_DIR)/build.ninja:
 test: deps $(TEST_DIR)/build.ninja
 	$(NINJA) -C $(TEST_DIR)
 	@/usr/bin/python3 test/run_tests.py $(TEST_DIR)
+
+# Load generator against wsreactor and a raw TCP echo in one run; medians and ratios.
+bench: build
+	bash bench/run.sh -b $(RELEASE_DIR)
 
 install: build
 	$(MESON) install -C $(RELEASE_DIR) --destdir "$(DESTDIR)"

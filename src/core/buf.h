@@ -14,11 +14,11 @@ struct buf {
     uint8_t data[];
 };
 
-// Size of the pooled chunks that small writes are packed into.
-enum { BUF_CHUNK = 16384 - sizeof(buf) };
+// Small buffers come in size classes with per-thread free lists; the largest class is
+// the chunk that bursts of small writes are packed into.
+enum { BUF_CLASSES = 4, BUF_CHUNK = 16384 - sizeof(buf) };
 
-// A buffer with room for cap bytes and one reference; NULL when out of memory.
-// Chunk-sized buffers come from a per-thread free list.
+// A buffer with room for at least cap bytes and one reference; NULL when out of memory.
 buf *buf_new(size_t cap);
 static inline void buf_ref(buf *b) { b->refs++; }
 void buf_unref(buf *b);

@@ -85,9 +85,20 @@ static void queued(wsr_server *srv, conn *c) {
 
 // Control frames and the server's own frames: never refused by the slow-consumer
 // policy, or a slow peer could not even be closed.
+static void send_now(wsr_server *srv, conn *c, const char *data, size_t len);
+
 static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len, bool rsv1 = false) {
     uint8_t hdr[FRAME_MAX_HEADER];
     size_t hlen = frame_write_header(hdr, opcode, true, rsv1, len, nullptr);
+    if (ws_opcode_is_control(opcode) && !c->out.head) {
+        // A pong or close to an otherwise quiet connection goes straight out: when
+        // thousands close at once, none of them needs an output buffer.
+        uint8_t frame[FRAME_MAX_HEADER + 125];
+        memcpy(frame, hdr, hlen);
+        if (len) memcpy(frame + hlen, data, len);
+        send_now(srv, c, (const char *)frame, hlen + len);
+        return WSR_OK;
+    }
     if (outq_push_copy(&c->out, hdr, hlen, data, len) != 0) return WSR_ENOMEM;
     queued(srv, c);
     return WSR_OK;

@@ -58,7 +58,12 @@ int outq_push_copy(outq *q, const void *a, size_t alen, const void *b, size_t bl
         q->bytes += n;
         return 0;
     }
-    buf *nb = buf_new(n);
+    // A burst to one connection doubles the chunk size up to BUF_CHUNK, so it leaves in
+    // few iovecs while a lone small frame still takes a small buffer.
+    size_t want = n;
+    if (t && t->b->cap * 2 > want) want = t->b->cap * 2 < BUF_CHUNK ? t->b->cap * 2 : (size_t)BUF_CHUNK;
+    if (want < n) want = n;
+    buf *nb = buf_new(want);
     if (!nb) return -1;
     outq_seg *s = seg_new();
     if (!s) {

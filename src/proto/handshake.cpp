@@ -285,7 +285,9 @@ void hs_accept_key(const char *key, size_t key_len, char out[HS_ACCEPT_LEN + 1])
     memcpy(in + key_len, WS_GUID, sizeof WS_GUID - 1);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    EVP_Digest(in, key_len + sizeof WS_GUID - 1, md, &md_len, EVP_sha1(), nullptr);
+    // Fetched once: OpenSSL 3 otherwise looks the algorithm up on every call.
+    static EVP_MD *sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+    EVP_Digest(in, key_len + sizeof WS_GUID - 1, md, &md_len, sha1 ? sha1 : EVP_sha1(), nullptr);
     EVP_EncodeBlock((unsigned char *)out, md, (int)md_len);
     out[HS_ACCEPT_LEN] = '\0';
 }
