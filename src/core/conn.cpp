@@ -451,7 +451,7 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
 
 void conn_on_readable(wsr_server *srv, conn *c) {
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = transport_read(c, srv->rbuf, srv->rbuf_size);
+        ssize_t n = transport_read(c, srv->rbuf, srv->read_size);
         if (n == -EAGAIN) return;
         if (n <= 0) {
             if (n < 0) log_debug("read from fd %d failed: %s", c->fd, strerror((int)-n));
@@ -476,7 +476,7 @@ void conn_on_readable(wsr_server *srv, conn *c) {
         } else {
             frames_feed(srv, c, srv->rbuf, (size_t)n);
         }
-        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (size_t)n < srv->rbuf_size) return;
+        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (size_t)n < srv->read_size) return;
     }
 }
 

@@ -273,6 +273,12 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->listen_addr = strdup(srv->opts.listen);
     srv->rbuf_size = READ_BUFFER;
     srv->rbuf = (uint8_t *)malloc(srv->rbuf_size);
+    // Reading happens only while a connection's queue is under half the backpressure
+    // limit, and what one read triggers must not carry it past the limit: an echo
+    // writes no more than it read (server frames are unmasked), so reads are capped
+    // at half the limit.
+    srv->read_size = srv->opts.max_backpressure / 2 < srv->rbuf_size ? (size_t)srv->opts.max_backpressure / 2 : srv->rbuf_size;
+    if (srv->read_size < 512) srv->read_size = 512;
     if (srv->rbuf) {
         // Costs of the server, not of its first connection, paid up front: the read
         // buffer's pages, and OpenSSL mapping its SHA-1 provider (about 2 MB) on first use.

@@ -46,6 +46,7 @@ struct wsr_server {
     uint32_t max_conns;
     uint8_t *rbuf;       // the one read buffer
     size_t rbuf_size;
+    size_t read_size;    // bytes asked of one read: rbuf_size, or less under a small backpressure limit
     route *routes;
     uint16_t nroutes;
     bool shutting_down;
