@@ -172,7 +172,7 @@ static void send_now(wsr_server *srv, conn *c, const char *data, size_t len) {
     ssize_t w = 0;
     if (!c->out.head) {
         struct iovec iov = {(void *)data, len};
-        w = transport_writev(c, &iov, 1);
+        w = srv->io->writev(c, &iov, 1);
         if (w < 0 && w != -EAGAIN) {
             c->flags |= CF_DEAD;
             server_want_flush(srv, c);
@@ -216,7 +216,7 @@ static bool write_out(wsr_server *srv, conn *c) {
         int n = outq_iov(&c->out, iov, IOV_BATCH);
         size_t want = 0;
         for (int i = 0; i < n; i++) want += iov[i].iov_len;
-        ssize_t w = transport_writev(c, iov, n);
+        ssize_t w = srv->io->writev(c, iov, n);
         if (w == -EAGAIN) {
             set_want_write(srv, c, true);
             return true;
@@ -248,8 +248,8 @@ void conn_flush(wsr_server *srv, conn *c) {
     if (c->state != CONN_CLOSING || !(c->flags & (CF_CLOSE_RECV | CF_FAILING))) return;
     // Our close is on the wire and nothing else is owed. The server ends TCP first
     // (RFC 6455 §7.1.1), so it, not the client, holds TIME_WAIT.
-    transport_shutdown(c);
-    if (!(c->flags & CF_FAILING) && transport_pending(c) == 0) return conn_destroy(srv, c, true);
+    srv->io->shutdown(c);
+    if (!(c->flags & CF_FAILING) && srv->io->pending(c) == 0) return conn_destroy(srv, c, true);
     // A failed peer may still be sending: closing with unread input would send a reset
     // that can destroy our close frame in flight, so read until its FIN (bounded by
     // the close timeout).
@@ -451,7 +451,7 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
 
 void conn_on_readable(wsr_server *srv, conn *c) {
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = transport_read(c, srv->rbuf, srv->read_size);
+        ssize_t n = srv->io->read(c, srv->rbuf, srv->read_size);
         if (n == -EAGAIN) return;
         if (n <= 0) {
             if (n < 0) log_debug("read from fd %d failed: %s", c->fd, strerror((int)-n));

@@ -74,8 +74,7 @@ void server_update_events(wsr_server *srv, conn *c) {
 
 // Runs once per loop iteration, just before the loop waits for I/O: everything the
 // application sent during the iteration leaves in one writev per connection.
-static void on_prepare(uv_prepare_t *h) {
-    wsr_server *srv = (wsr_server *)h->data;
+void server_flush(wsr_server *srv) {
     while (srv->flush_head != NONE) {
         conn *c = conn_table_at(&srv->table, srv->flush_head);
         srv->flush_head = c->flush_next;
@@ -86,6 +85,8 @@ static void on_prepare(uv_prepare_t *h) {
             conn_flush(srv, c);
     }
 }
+
+static void on_prepare(uv_prepare_t *h) { server_flush((wsr_server *)h->data); }
 
 static void finish_shutdown(wsr_server *srv);
 
@@ -102,24 +103,29 @@ static void on_timer_expire(void *ctx, conn *c, uint8_t kind) { conn_on_timeout(
 
 // --- accepting --------------------------------------------------------------------
 
-static void accept_one(wsr_server *srv, int fd) {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+conn *server_adopt(wsr_server *srv, int fd) {
     conn *c = conn_table_alloc(&srv->table);
     if (!c) {
         log_error("out of memory for a new connection");
         close(fd);
-        return;
+        return nullptr;
     }
     conn_start(c, fd);
     int r = poller_add(&srv->poll, fd, conn_id(c), POLLER_IN);
     if (r != 0) {
         log_error("epoll_ctl: %s", strerror(-r));
         conn_destroy(srv, c, false);
-        return;
+        return nullptr;
     }
     timers_put(&srv->tm, c, TK_HANDSHAKE);
     srv->stats.connections_total++;
+    return c;
+}
+
+static void accept_one(wsr_server *srv, int fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    server_adopt(srv, fd);
 }
 
 static void accept_all(wsr_server *srv) {
@@ -270,6 +276,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
         return WSR_EINVAL;
     }
     srv->loop = loop;
+    srv->io = &transport_tcp;
     srv->listen_addr = strdup(srv->opts.listen);
     srv->rbuf_size = READ_BUFFER;
     srv->rbuf = (uint8_t *)malloc(srv->rbuf_size);
@@ -351,7 +358,7 @@ static void close_handles(wsr_server *srv) {
     if (!srv->handles_open) return;
     srv->handles_open = false;
     // Output queued during the last callbacks still leaves before the handles go.
-    on_prepare(&srv->flush_prepare);
+    server_flush(srv);
     uv_close((uv_handle_t *)&srv->flush_prepare, nullptr);
     uv_close((uv_handle_t *)&srv->shutdown_timer, nullptr);
     timers_close(&srv->tm);

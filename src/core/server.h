@@ -8,6 +8,7 @@
 #include "core/poller.h"
 #include "core/stats.h"
 #include "core/timers.h"
+#include "core/transport.h"
 #include "proto/deflate.h"
 #include "proto/extensions.h"
 #include "proto/frame.h"
@@ -34,6 +35,7 @@ struct wsr_server {
     pmd_buf z_in, z_out;     // inflate and deflate output scratch
     hs_config hs_cfg;
     hs_parser hs_scratch; // parses every request that arrives whole in one read
+    const transport_ops *io; // how connections read and write: TCP unless replaced
     poller poll;
     timers tm;
     uv_prepare_t flush_prepare;
@@ -57,6 +59,13 @@ struct wsr_server {
     uint32_t table_open; // WebSocket connections open (handshake done, not yet destroyed)
     void *user;
 };
+
+// Takes over an accepted, non-blocking descriptor as a new connection in the
+// handshake state. NULL (and fd closed) when out of memory or epoll refuses it. Also
+// the entry point for harnesses that feed connections through their own transport.
+conn *server_adopt(wsr_server *srv, int fd);
+// Writes every connection's queued output: what the loop does before it sleeps.
+void server_flush(wsr_server *srv);
 
 // Connection <-> server glue used by conn.cpp.
 void server_want_flush(wsr_server *srv, conn *c);
