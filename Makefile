@@ -12,7 +12,9 @@ NINJA       ?= ninja
 DEPS := build-essential pkg-config meson ninja-build libuv1-dev node-llhttp libssl-dev \
         zlib1g-dev libcmocka-dev python3 python3-websockets clang valgrind
 
-.PHONY: all deps build run test bench clean install
+.PHONY: all deps node-deps build run test bench clean install
+
+NODE_DIR ?= test/integration/node
 
 all: build
 
@@ -27,6 +29,16 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
+# node and npm for the node `ws` interop test, checked by command: NodeSource's nodejs
+# bundles npm and conflicts with Debian's npm package.
+node-deps: deps
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "installing: nodejs npm"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; \
+	fi
+	@[ -d $(NODE_DIR)/node_modules/ws ] || npm ci --prefix $(NODE_DIR) --no-audit --no-fund
+
 $(RELEASE_DIR)/build.ninja:
 	$(MESON) setup $(RELEASE_DIR) --buildtype=release -Dtests=false
 
@@ -40,7 +52,7 @@ $(TEST_DIR)/build.ninja:
 	$(MESON) setup $(TEST_DIR) --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
 
 # Every test, built with ASan+UBSan; the last line is "N passed, N failed".
-test: deps $(TEST_DIR)/build.ninja
+test: deps node-deps $(TEST_DIR)/build.ninja
 	$(NINJA) -C $(TEST_DIR)
 	@/usr/bin/python3 test/run_tests.py $(TEST_DIR)
 

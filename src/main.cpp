@@ -49,18 +49,28 @@ int main(int argc, char **argv) {
     int r = wsr_server_new(loop, &cfg.opts, &d.srv);
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/echo", &echo_handlers, nullptr);
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/broadcast", &broadcast_handlers, &d.room);
-    if (r == WSR_OK) r = wsr_server_listen(d.srv);
     if (r != WSR_OK) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
         wsr_server_free(d.srv);
         return 1;
     }
     wsr_server_set_user(d.srv, &d);
+    // Handlers go in before the listening line is logged: whoever starts us may signal
+    // as soon as they read it.
     uv_signal_init(loop, &d.sigterm);
     uv_signal_init(loop, &d.sigint);
     d.sigterm.data = d.sigint.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
+    r = wsr_server_listen(d.srv);
+    if (r != WSR_OK) {
+        fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
+        uv_close((uv_handle_t *)&d.sigterm, nullptr);
+        uv_close((uv_handle_t *)&d.sigint, nullptr);
+        wsr_server_free(d.srv);
+        uv_run(loop, UV_RUN_NOWAIT);
+        return 1;
+    }
 
     uv_run(loop, UV_RUN_DEFAULT);
 

@@ -64,6 +64,12 @@ int pmd_deflate_message(pmd_stream *s, const uint8_t *in, size_t len, pmd_buf *o
     }
     // A sync flush always ends with an empty stored block: 00 00 ff ff (§7.2.1).
     if (out->len - start >= 4 && memcmp(out->data + out->len - 4, TRAILER, 4) == 0) out->len -= 4;
+    // An empty message right after another message's flush makes zlib emit nothing
+    // (a repeated flush); its compressed form is the single byte 0x00 (§7.2.3.6).
+    if (out->len == start) {
+        if (!reserve(out, 1, SIZE_MAX - 1)) return PMD_NOMEM;
+        out->data[out->len++] = 0x00;
+    }
     if (reset) deflateReset(z);
     return PMD_OK;
 }

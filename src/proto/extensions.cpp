@@ -31,15 +31,21 @@ static bool read_value(cursor *c, char *buf, size_t cap, size_t *n) {
     skip_ows(c);
     *n = 0;
     if (c->p < c->end && *c->p == '"') {
+        // Scan to the closing quote even when the value is too long to keep, so a
+        // comma inside the quotes is never taken for the start of another offer.
+        bool fits = true;
         c->p++;
         while (c->p < c->end && *c->p != '"') {
             if (*c->p == '\\' && c->p + 1 < c->end) c->p++;
-            if (*n + 1 >= cap) return false;
-            buf[(*n)++] = *c->p++;
+            if (*n + 1 >= cap)
+                fits = false;
+            else
+                buf[(*n)++] = *c->p;
+            c->p++;
         }
         if (c->p == c->end) return false;
         c->p++;
-        return *n > 0;
+        return fits && *n > 0;
     }
     const char *s;
     size_t len;

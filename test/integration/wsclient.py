@@ -851,3 +851,200 @@ def run_tap(module="__main__", budget=110):
     result._line(f"# {result.n - result.failed - result.skipped_n} passed, {result.failed} failed, "
                  f"{result.skipped_n} skipped")
     sys.exit(1 if result.failed else 0)
+
+
+# ----------------------------------------------------------------------------------------
+# permessage-deflate (RFC 7692): a raw client that negotiates it, accepts RSV1 where the
+# RFC allows it, inflates what the server sends and deflates what it is told to.
+
+import zlib  # noqa: E402
+
+DEFLATE_TRAILER = b"\x00\x00\xff\xff"
+
+
+def parse_extensions(value):
+    """Splits a Sec-WebSocket-Extensions value into [(name, {param: value or None})] with
+    names lowercased and quoted values unquoted. Meant for responses, not for judging
+    offers: it does not validate the grammar."""
+    out = []
+    for item in re.findall(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+', value or ""):
+        parts = re.findall(r'(?:[^;"]|"(?:[^"\\]|\\.)*")+', item)
+        if not parts or not parts[0].strip():
+            continue
+        params = {}
+        for p in parts[1:]:
+            k, eq, v = p.partition("=")
+            v = v.strip()
+            if v.startswith('"') and v.endswith('"') and len(v) >= 2:
+                v = re.sub(r"\\(.)", r"\1", v[1:-1])
+            params[k.strip().lower()] = v if eq else None
+        out.append((parts[0].strip().lower(), params))
+    return out
+
+
+def deflate_raw(data, wbits=15, level=6, final=False):
+    """One message compressed alone (no context takeover): Z_SYNC_FLUSH with the
+    trailer removed, or with final=True a BFINAL block followed by 0x00 (§7.2.3.4)."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -max(9, wbits))
+    if final:
+        return c.compress(data) + c.flush(zlib.Z_FINISH) + b"\x00"
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    return out[:-4] if out.endswith(DEFLATE_TRAILER) else out
+
+
+class PmdClient(RawClient):
+    """RawClient for permessage-deflate. handshake(offer=...) sends the offer and records
+    the agreement (self.pmd: the response's parameters, or None). recv_frame accepts
+    RSV1 only on the first frame of a data message and only after agreement (anything
+    else is a ProtocolFailure); recv_message inflates compressed messages with the
+    agreed window, keeping it across messages unless server_no_context_takeover was
+    agreed. deflate() compresses as the agreement allows."""
+
+    def __init__(self, host, port, timeout=IO_TIMEOUT):
+        super().__init__(host, port, timeout=timeout)
+        self.pmd = None
+        self.last_compressed = False   # whether the last received message had RSV1
+        self.last_frames = []          # [(fin, rsv, opcode, payload length)] of it
+        self._inflater = None
+        self._deflater = None
+
+    def handshake(self, path="/echo", offer="permessage-deflate", headers=None, **kw):
+        hdrs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        if offer is not None:
+            hdrs.append(("Sec-WebSocket-Extensions", offer))
+        r = super().handshake(path=path, headers=hdrs, **kw)
+        self.pmd = None
+        if r.status == 101:
+            for value in r.header_all("Sec-WebSocket-Extensions"):
+                for name, params in parse_extensions(value):
+                    if name == "permessage-deflate":
+                        if self.pmd is not None:
+                            raise ProtocolFailure(f"permessage-deflate accepted twice: {r.raw!r}")
+                        self.pmd = params
+        return r
+
+    # -- the agreement -------------------------------------------------------------------
+    def _param(self, name):
+        return self.pmd is not None and name in self.pmd
+
+    @property
+    def server_no_context_takeover(self):
+        return self._param("server_no_context_takeover")
+
+    @property
+    def client_no_context_takeover(self):
+        return self._param("client_no_context_takeover")
+
+    @property
+    def server_bits(self):
+        v = (self.pmd or {}).get("server_max_window_bits")
+        return int(v) if v else 15
+
+    @property
+    def client_bits(self):
+        v = (self.pmd or {}).get("client_max_window_bits")
+        return int(v) if v else 15
+
+    # -- frames and messages -------------------------------------------------------------
+    def recv_frame(self):
+        while not self.buf:
+            self._fill()
+        rsv1 = bool(self.buf[0] & 0x40)
+        if rsv1:
+            self.buf[0] &= 0xBF  # the parent rejects any RSV bit; RSV1 is judged here
+        f = super().recv_frame()
+        if rsv1:
+            if self.pmd is None:
+                raise ProtocolFailure(f"RSV1 set without permessage-deflate agreed: {f!r}")
+            if f.opcode >= 8:
+                raise ProtocolFailure(f"RSV1 set on a control frame (RFC 7692 §6): {f!r}")
+            if f.opcode == OP_CONT:
+                raise ProtocolFailure(f"RSV1 set on a continuation frame (RFC 7692 §6): {f!r}")
+            f.rsv = 4
+        return f
+
+    def recv_message(self, allow_pong=False, max_size=1 << 26):
+        op = None
+        parts = []
+        frames = []
+        compressed = False
+        while True:
+            f = self.recv_frame()
+            if f.opcode >= 8:
+                if f.opcode == OP_PONG and allow_pong:
+                    continue
+                raise AssertionError(f"expected a data frame, got {f!r}" + _close_desc(f))
+            if op is None:
+                if f.opcode == OP_CONT:
+                    raise ProtocolFailure("server sent a continuation frame without a message")
+                op = f.opcode
+                compressed = bool(f.rsv & 4)
+            elif f.opcode != OP_CONT:
+                raise ProtocolFailure(f"server started a new message inside a fragmented one: {f!r}")
+            frames.append((f.fin, f.rsv, f.opcode, len(f.payload)))
+            parts.append(f.payload)
+            if f.fin:
+                break
+        data = b"".join(parts)
+        if compressed:
+            data = self.inflate(data, max_size)
+        self.last_compressed = compressed
+        self.last_frames = frames
+        if op == OP_TEXT:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ProtocolFailure(f"server sent invalid UTF-8 in a text message: {e}")
+        return op, data
+
+    def inflate(self, payload, max_size=1 << 26):
+        """Inflates one received message's payload with the agreed window."""
+        if self._inflater is None or self.server_no_context_takeover:
+            self._inflater = zlib.decompressobj(-self.server_bits)
+        try:
+            out = self._inflater.decompress(payload + DEFLATE_TRAILER, max_size + 1)
+        except zlib.error as e:
+            raise ProtocolFailure(f"server sent compressed data that does not inflate with window "
+                                  f"{self.server_bits}: {e}; payload {payload[:40].hex()}")
+        if len(out) > max_size or self._inflater.unconsumed_tail:
+            raise ProtocolFailure(f"server message inflates past {max_size} bytes")
+        if self._inflater.eof:  # a BFINAL block: the next message starts a new stream
+            self._inflater = None
+        return out
+
+    def deflate(self, data, takeover=None, wbits=None, level=6):
+        """Compresses one message as this client would send it: with context takeover
+        unless client_no_context_takeover was agreed (or takeover=False), with the
+        agreed client window unless wbits is given. Returns the payload without the
+        trailer (0x00 for an empty message)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if takeover is None:
+            takeover = not self.client_no_context_takeover
+        bits = max(9, wbits or self.client_bits)
+        if self._deflater is None or not takeover or self._deflater[0] != bits:
+            self._deflater = (bits, zlib.compressobj(level, zlib.DEFLATED, -bits))
+        c = self._deflater[1]
+        out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        if out.endswith(DEFLATE_TRAILER):
+            out = out[:-4]
+        if not takeover:
+            self._deflater = None
+        return out or b"\x00"
+
+    def send_compressed(self, opcode, data, fragments=1, **kw):
+        """Deflates one message and sends it in `fragments` frames (RSV1 on the first
+        only). Returns the compressed payload."""
+        z = self.deflate(data, **kw)
+        self.send_payload_fragments(opcode, z, fragments, rsv1=True)
+        return z
+
+    def send_payload_fragments(self, opcode, payload, fragments=1, rsv1=True):
+        n = max(1, fragments)
+        step = -(-len(payload) // n) if payload else 0
+        wire = b""
+        for i in range(n):
+            chunk = payload[i * step:(i + 1) * step] if step else b""
+            wire += encode_frame(opcode if i == 0 else OP_CONT, chunk, fin=(i == n - 1),
+                                 rsv=4 if (rsv1 and i == 0) else 0)
+        return self.send(wire)
