@@ -83,10 +83,10 @@ static void queued(wsr_server *srv, conn *c) {
     server_want_flush(srv, c);
 }
 
-// Control frames and the server's own frames: never refused by the slow-consumer
-// policy, or a slow peer could not even be closed.
 static void send_now(wsr_server *srv, conn *c, const char *data, size_t len);
 
+// Control frames and the server's own frames: never refused by the slow-consumer
+// policy, or a slow peer could not even be closed.
 static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len, bool rsv1 = false) {
     uint8_t hdr[FRAME_MAX_HEADER];
     size_t hlen = frame_write_header(hdr, opcode, true, rsv1, len, nullptr);
@@ -165,9 +165,9 @@ static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reaso
     server_want_flush(srv, c);
 }
 
-// Writes a handshake response at once: the queue is empty at this point, and a
-// response that fits the socket buffer (nearly always) then costs no buffer at all.
-// Whatever the kernel does not take is queued as usual.
+// Writes a handshake response or a control frame at once when nothing is queued
+// ahead of it: what fits the socket buffer (nearly always) then costs no buffer at all.
+// Whatever the kernel does not take is queued as usual, after anything queued before.
 static void send_now(wsr_server *srv, conn *c, const char *data, size_t len) {
     ssize_t w = 0;
     if (!c->out.head) {
