@@ -12,7 +12,7 @@ NINJA       ?= ninja
 DEPS := build-essential pkg-config meson ninja-build libuv1-dev node-llhttp libssl-dev \
         zlib1g-dev libcmocka-dev python3 python3-websockets clang valgrind
 
-.PHONY: all deps node-deps build run test bench clean install
+.PHONY: all deps node-deps build run test bench fuzz fuzz-afl clean install
 
 NODE_DIR ?= test/integration/node
 
@@ -59,6 +59,20 @@ test: deps node-deps $(TEST_DIR)/build.ninja
 # Load generator against wsreactor and a raw TCP echo in one run; medians and ratios.
 bench: build
 	bash bench/run.sh -b $(RELEASE_DIR)
+
+# libFuzzer harnesses (clang, ASan+UBSan), each run for FUZZ_SECONDS; see docs/fuzzing.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: deps
+	fuzz/build.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZ_TARGETS)
+
+# The same harnesses under AFL++.
+fuzz-afl: deps
+	@dpkg-query -W -f='$${Status}' afl++ 2>/dev/null | grep -q 'install ok installed' || { \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq afl++; }
+	fuzz/build-afl.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run-afl.sh $(FUZZ_TARGETS)
 
 install: build
 	$(MESON) install -C $(RELEASE_DIR) --destdir "$(DESTDIR)"

@@ -6,7 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
-enum : uint8_t { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
+// What the previous llhttp callback was, to tell a continued span from a new one.
+enum : uint8_t { CB_NONE, CB_URL, CB_FIELD, CB_FIELD_DONE, CB_VALUE };
 
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -29,19 +30,34 @@ static int on_url(llhttp_t *h, const char *at, size_t len) {
     return 0;
 }
 
+// The name being read goes into the first unused slot; it only counts as a header once
+// complete, so the answer to too many headers does not depend on how the bytes arrive.
 static int on_field(llhttp_t *h, const char *at, size_t len) {
     hs_parser *p = parser_of(h);
-    if (p->last_cb != CB_FIELD) {
-        if (p->nheaders == HS_MAX_HEADERS) {
-            p->status = 431;
-            p->error = "too many header fields";
-            return -1;
-        }
-        p->nheaders++;
-        p->headers[p->nheaders - 1].value = hs_span{0, 0};
-    }
-    span_extend(&p->headers[p->nheaders - 1].name, p->last_cb != CB_FIELD, (uint16_t)(at - p->buf), len);
+    if (p->nheaders < HS_MAX_HEADERS)
+        span_extend(&p->headers[p->nheaders].name, p->last_cb != CB_FIELD, (uint16_t)(at - p->buf), len);
     p->last_cb = CB_FIELD;
+    return 0;
+}
+
+static int fail_cb(hs_parser *p, uint16_t status, const char *error) {
+    p->status = status;
+    p->error = error;
+    return -1;
+}
+
+static int on_field_complete(llhttp_t *h) {
+    hs_parser *p = parser_of(h);
+    if (p->nheaders == HS_MAX_HEADERS) return fail_cb(p, 431, "too many header fields");
+    hs_header *cur = &p->headers[p->nheaders];
+    if (p->last_cb != CB_FIELD || cur->name.len == 0) return fail_cb(p, 400, "empty header name");
+    // RFC 9112 §5.1: whitespace between a field name and its colon MUST get 400 (a
+    // proxy may read the field differently); llhttp 8 keeps it as part of the name.
+    char last = p->buf[cur->name.off + cur->name.len - 1];
+    if (last == ' ' || last == '\t') return fail_cb(p, 400, "whitespace before a header colon");
+    cur->value = hs_span{0, 0};
+    p->nheaders++;
+    p->last_cb = CB_FIELD_DONE;
     return 0;
 }
 
@@ -51,19 +67,8 @@ static int on_value(llhttp_t *h, const char *at, size_t len) {
     // (CRLF + whitespace), which it reports as a second piece after a gap. RFC 9112
     // §5.2 lets a server reject obs-fold with 400; splicing the pieces would not.
     hs_header *cur = &p->headers[p->nheaders - 1];
-    if (p->last_cb == CB_VALUE && at != p->buf + cur->value.off + cur->value.len) {
-        p->status = 400;
-        p->error = "obsolete line folding in a header";
-        return -1;
-    }
-    // RFC 9112 §5.1: whitespace between a field name and its colon MUST get 400 (a
-    // proxy may read the field differently); llhttp 8 keeps it as part of the name.
-    char last = cur->name.len ? p->buf[cur->name.off + cur->name.len - 1] : 0;
-    if (p->last_cb == CB_FIELD && (last == ' ' || last == '\t')) {
-        p->status = 400;
-        p->error = "whitespace before a header colon";
-        return -1;
-    }
+    if (p->last_cb == CB_VALUE && at != p->buf + cur->value.off + cur->value.len)
+        return fail_cb(p, 400, "obsolete line folding in a header");
     span_extend(&cur->value, p->last_cb != CB_VALUE, (uint16_t)(at - p->buf), len);
     p->last_cb = CB_VALUE;
     return 0;
@@ -80,6 +85,7 @@ static const llhttp_settings_t *settings(void) {
         llhttp_settings_init(&s);
         s.on_url = on_url;
         s.on_header_field = on_field;
+        s.on_header_field_complete = on_field_complete;
         s.on_header_value = on_value;
         s.on_headers_complete = on_headers_complete;
         ready = true;
@@ -325,7 +331,7 @@ void hs_validate(const hs_parser *p, const hs_config *cfg, hs_result *r) {
     if (p->http.method != HTTP_GET) return reject(r, 405, "method not allowed: use GET");
     if (p->http.http_major < 1 || (p->http.http_major == 1 && p->http.http_minor < 1))
         return reject(r, 400, "HTTP/1.1 or later is required");
-    if (!hs_header_find(p, "Host", &v)) return reject(r, 400, "missing Host header");
+    if (header_count(p, "Host") != 1) return reject(r, 400, "exactly one Host header is required");
     if (!hs_header_find(p, "Upgrade", &v)) return reject(r, 426, "this endpoint speaks WebSocket only");
     if (!any_header_has_token(p, "Upgrade", "websocket")) return reject(r, 400, "Upgrade must be websocket");
     if (!any_header_has_token(p, "Connection", "Upgrade"))

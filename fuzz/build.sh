@@ -1,0 +1,99 @@
+#!/bin/sh
+# Builds the libFuzzer targets fuzz/fuzz_*.cpp into $OUT, one executable per harness.
+#
+# OSS-Fuzz conventions: CC, CXX, CFLAGS, CXXFLAGS, LIB_FUZZING_ENGINE and OUT come from
+# the environment, so an OSS-Fuzz build.sh can just call this script. Defaults:
+#   CC=clang CXX=clang++ LIB_FUZZING_ENGINE=-fsanitize=fuzzer OUT=build/fuzz
+#   CFLAGS/CXXFLAGS="-O1 -g -fno-omit-frame-pointer"
+# When the flags name no sanitizer, FUZZ_SANITIZE (default address,undefined; "none" for
+# none) is added, with -fno-sanitize-recover so that undefined behaviour is a crash the
+# fuzzer records. When the engine is libFuzzer and the flags do not ask for coverage,
+# -fsanitize=fuzzer-no-link is added so the protocol code (not only the harness) is
+# instrumented. Next to each target it writes <target>.dict (fuzz/dict/<short>.dict
+# if there is one, else fuzz/dict/ws.dict) and, if zip exists,
+# <target>_seed_corpus.zip, the names OSS-Fuzz looks for.
+#
+# The protocol sources are every src/proto/*.cpp; llhttp's C sources come from
+# LLHTTP_SRC (default /usr/share/llhttp) and its header from LLHTTP_INC.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CC=${CC:-clang}
+CXX=${CXX:-clang++}
+LIB_FUZZING_ENGINE=${LIB_FUZZING_ENGINE:--fsanitize=fuzzer}
+OUT=${OUT:-$ROOT/build/fuzz}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd) # absolute: some steps run in other directories
+LLHTTP_SRC=${LLHTTP_SRC:-/usr/share/llhttp}
+LLHTTP_INC=${LLHTTP_INC:-/usr/share/include/llhttp}
+FUZZ_SANITIZE=${FUZZ_SANITIZE:-address,undefined}
+CFLAGS=${CFLAGS:--O1 -g -fno-omit-frame-pointer}
+CXXFLAGS=${CXXFLAGS:--O1 -g -fno-omit-frame-pointer}
+
+# True when the flags already choose a sanitizer (fuzzer-no-link is coverage, not one).
+has_sanitizer() { printf '%s\n' "$1" | sed 's/-fsanitize=fuzzer-no-link//g' | grep -q -- '-fsanitize='; }
+has_coverage() { printf '%s\n' "$1" | grep -Eq -- '-fsanitize=(fuzzer|fuzzer-no-link)([ ,]|$)|-fsanitize-coverage='; }
+
+if [ "$FUZZ_SANITIZE" != none ]; then
+  san="-fsanitize=$FUZZ_SANITIZE -fno-sanitize-recover=all"
+  has_sanitizer "$CFLAGS" || CFLAGS="$CFLAGS $san"
+  has_sanitizer "$CXXFLAGS" || CXXFLAGS="$CXXFLAGS $san"
+fi
+case "$LIB_FUZZING_ENGINE" in
+  *-fsanitize=fuzzer*)
+    has_coverage "$CFLAGS" || CFLAGS="$CFLAGS -fsanitize=fuzzer-no-link"
+    has_coverage "$CXXFLAGS" || CXXFLAGS="$CXXFLAGS -fsanitize=fuzzer-no-link" ;;
+esac
+
+# The project's own language settings (meson.build): not negotiable per build.
+PROJ_CXX="-std=c++20 -fno-exceptions -fno-rtti -D_GNU_SOURCE -I$ROOT/include -I$ROOT/src -I$LLHTTP_INC"
+# llhttp is generated code: no warnings; strict mode as in meson.build.
+PROJ_C="-std=c11 -D_GNU_SOURCE -DLLHTTP_STRICT_MODE=1 -I$LLHTTP_INC -w"
+LIBS="-lcrypto"
+[ -e "$ROOT/src/proto/deflate.cpp" ] && LIBS="$LIBS -lz"
+
+# Intermediate objects: OSS-Fuzz's $WORK when it is set (its $OUT should hold only what
+# it ships), else next to the targets.
+OBJ=${WORK:+$WORK/wsreactor-fuzz-obj}
+OBJ=${OBJ:-$OUT/obj}
+mkdir -p "$OUT" "$OBJ"
+echo "fuzz/build.sh: CXX=$CXX CXXFLAGS=$CXXFLAGS LIB_FUZZING_ENGINE=$LIB_FUZZING_ENGINE OUT=$OUT"
+
+# FUZZ_INSTRUMENT_LLHTTP=0 builds llhttp without coverage feedback, so that only our
+# code (and the harness) counts as coverage: fuzz/merge.sh uses it to keep the committed
+# corpus to the inputs that matter for src/proto. Fuzzing itself keeps it on: llhttp's
+# states are good guidance towards unusual request shapes.
+LLHTTP_CFLAGS=$CFLAGS
+if [ "${FUZZ_INSTRUMENT_LLHTTP:-1}" = 0 ]; then
+  LLHTTP_CFLAGS=$(printf '%s\n' "$CFLAGS" | sed -e 's/-fsanitize=fuzzer-no-link//g' -e 's/-fsanitize-coverage=[^ ]*//g')
+fi
+
+objs=""
+for f in llhttp api http; do
+  # shellcheck disable=SC2086 # flag lists are meant to split
+  $CC $LLHTTP_CFLAGS $PROJ_C -c "$LLHTTP_SRC/$f.c" -o "$OBJ/llhttp_$f.o"
+  objs="$objs $OBJ/llhttp_$f.o"
+done
+for src in "$ROOT"/src/proto/*.cpp; do
+  o="$OBJ/proto_$(basename "$src" .cpp).o"
+  # shellcheck disable=SC2086
+  $CXX $CXXFLAGS $PROJ_CXX -c "$src" -o "$o"
+  objs="$objs $o"
+done
+
+for h in "$ROOT"/fuzz/fuzz_*.cpp; do
+  name=$(basename "$h" .cpp)         # fuzz_frame
+  short=${name#fuzz_}                # frame
+  # shellcheck disable=SC2086
+  $CXX $CXXFLAGS $PROJ_CXX -c "$h" -o "$OBJ/$name.o"
+  # shellcheck disable=SC2086
+  $CXX $CXXFLAGS "$OBJ/$name.o" $objs $LIB_FUZZING_ENGINE $LIBS -o "$OUT/$name"
+  dict="$ROOT/fuzz/dict/$short.dict"
+  [ -e "$dict" ] || dict="$ROOT/fuzz/dict/ws.dict"
+  cp "$dict" "$OUT/$name.dict"
+  if command -v zip >/dev/null 2>&1 && [ -d "$ROOT/fuzz/corpus/$short" ]; then
+    rm -f "$OUT/${name}_seed_corpus.zip"
+    (cd "$ROOT/fuzz/corpus/$short" && zip -q -j "$OUT/${name}_seed_corpus.zip" ./* -x 'README*')
+  fi
+  echo "built $OUT/$name"
+done
