@@ -10,9 +10,9 @@ NINJA       ?= ninja
 
 # Debian 12 packages the build and the tests need.
 DEPS := build-essential pkg-config meson ninja-build libuv1-dev node-llhttp libssl-dev \
-        zlib1g-dev libcmocka-dev python3 python3-websockets clang valgrind
+        zlib1g-dev libcmocka-dev python3 python3-websockets clang valgrind libbenchmark-dev
 
-.PHONY: all deps node-deps build run test bench fuzz fuzz-afl clean install
+.PHONY: all deps node-deps build run test bench bench-micro fuzz fuzz-afl clean install
 
 NODE_DIR ?= test/integration/node
 
@@ -73,6 +73,11 @@ fuzz-afl: deps
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq afl++; }
 	fuzz/build-afl.sh
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run-afl.sh $(FUZZ_TARGETS)
+
+# Microbenchmarks of src/proto (Google Benchmark) against plain reference code in the same
+# run: medians of 5 repetitions and ratios. CPU=, REPS=, MIN_TIME= tune bench/micro/run.sh.
+bench-micro: deps $(RELEASE_DIR)/build.ninja
+	bash bench/micro/run.sh $(RELEASE_DIR)
 
 install: build
 	$(MESON) install -C $(RELEASE_DIR) --destdir "$(DESTDIR)"

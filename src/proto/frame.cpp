@@ -103,8 +103,29 @@ static size_t header_done(frame_parser *p, const frame_limits *lim, frame_event 
     return 0;
 }
 
+static size_t header_length(uint8_t b1, const frame_limits *lim) {
+    uint8_t len7 = b1 & 0x7F;
+    return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (lim->expect_masked ? 4 : 0);
+}
+
 static size_t parse_header(frame_parser *p, const frame_limits *lim, const uint8_t *data, size_t len,
                            frame_event *ev) {
+    // Fast path: a whole valid header at the start of the input is checked and decoded
+    // in place. Anything invalid takes the byte-by-byte path below, so errors are
+    // reported at the same byte with the same parser state either way.
+    if (p->hdr_have == 0 && len >= 2) {
+        size_t need = header_length(data[1], lim);
+        if (len >= need) {
+            p->hdr[0] = data[0];
+            bool ok = !check_byte0(p, lim, data[0]) && !check_byte1(p, lim, data[1]) &&
+                      !((data[1] & 0x7F) == 127 && (data[2] & 0x80));
+            if (ok) {
+                memcpy(p->hdr, data, need);
+                p->hdr_have = p->hdr_need = (uint8_t)need; // as the byte path leaves them
+                return need + header_done(p, lim, ev);
+            }
+        }
+    }
     size_t used = 0;
     while (used < len) {
         uint8_t b = data[used++];
@@ -114,8 +135,7 @@ static size_t parse_header(frame_parser *p, const frame_limits *lim, const uint8
             bad = check_byte0(p, lim, b);
         } else if (p->hdr_have == 2) {
             bad = check_byte1(p, lim, b);
-            uint8_t len7 = b & 0x7F;
-            p->hdr_need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (lim->expect_masked ? 4 : 0);
+            p->hdr_need = (uint8_t)header_length(b, lim);
         } else if (p->hdr_have == 3 && (p->hdr[1] & 0x7F) == 127 && (b & 0x80)) {
             bad = "64-bit length with the top bit set";
         }
@@ -184,24 +204,41 @@ size_t frame_write_header(uint8_t *out, uint8_t opcode, bool fin, bool rsv1, uin
     return n;
 }
 
-typedef uint8_t v16u8 __attribute__((vector_size(16)));
+typedef uint32_t v4u32 __attribute__((vector_size(16)));
 
 void frame_mask(uint8_t *data, size_t len, const uint8_t key[4], unsigned offset) {
-    // Rotate the key so that lane 0 lines up with data[0]; then every 16-byte block
-    // uses the same vector (16 is a multiple of 4). The vector type lowers to SSE2 on
-    // x86-64 and NEON on ARM, with no intrinsics to port.
-    uint8_t k[16];
-    for (int i = 0; i < 16; i++) k[i] = key[(offset + i) & 3];
-    v16u8 kv;
-    memcpy(&kv, k, 16);
+    // Rotate the key so that its first byte lines up with data[0]; then every 4-, 8-
+    // and 16-byte block uses the same bits. The vector type lowers to SSE2 on x86-64
+    // and NEON on ARM, with no intrinsics to port.
+    uint8_t rot[4] = {key[offset & 3], key[(offset + 1) & 3], key[(offset + 2) & 3], key[(offset + 3) & 3]};
+    uint32_t k32;
+    memcpy(&k32, rot, 4);
     size_t i = 0;
-    for (; i + 16 <= len; i += 16) {
-        v16u8 d;
-        memcpy(&d, data + i, 16);
-        d ^= kv;
-        memcpy(data + i, &d, 16);
+    if (len >= 16) {
+        v4u32 kv = {k32, k32, k32, k32};
+        for (; i + 16 <= len; i += 16) {
+            v4u32 d;
+            memcpy(&d, data + i, 16);
+            d ^= kv;
+            memcpy(data + i, &d, 16);
+        }
     }
-    for (; i < len; i++) data[i] ^= k[i & 15];
+    uint64_t k64 = (uint64_t)k32 << 32 | k32;
+    if (i + 8 <= len) {
+        uint64_t d;
+        memcpy(&d, data + i, 8);
+        d ^= k64;
+        memcpy(data + i, &d, 8);
+        i += 8;
+    }
+    if (i + 4 <= len) {
+        uint32_t d;
+        memcpy(&d, data + i, 4);
+        d ^= k32;
+        memcpy(data + i, &d, 4);
+        i += 4;
+    }
+    for (; i < len; i++) data[i] ^= rot[i & 3];
 }
 
 bool frame_close_code_valid(uint16_t code) {

@@ -38,16 +38,15 @@ static constexpr uint8_t byte_class(uint8_t b) {
     return C_BAD;
 }
 
-struct utf8_tables {
-    uint8_t cls[256];
+// The transition function, as next[state][class].
+struct utf8_next {
     uint8_t next[S_COUNT][C_COUNT];
 };
 
-static constexpr utf8_tables make_tables() {
-    utf8_tables t{};
-    for (int b = 0; b < 256; b++) t.cls[b] = byte_class((uint8_t)b);
-    for (int s = 0; s < S_COUNT; s++)
-        for (int c = 0; c < C_COUNT; c++) t.next[s][c] = S_BAD;
+static constexpr utf8_next make_next() {
+    utf8_next t{};
+    for (int st = 0; st < S_COUNT; st++)
+        for (int c = 0; c < C_COUNT; c++) t.next[st][c] = S_BAD;
     t.next[S_OK][C_ASCII] = S_OK;
     t.next[S_OK][C_LEAD2] = S_NEED1;
     t.next[S_OK][C_E0] = S_E0;
@@ -70,15 +69,38 @@ static constexpr utf8_tables make_tables() {
     return t;
 }
 
-static constexpr utf8_tables T = make_tables();
+// A "shift" DFA: a state is held as 6 * its number, and the entry for a byte packs, at
+// bit 6*s for every state s, the next state (again times 6). One step is then a load
+// and a shift, and the load does not depend on the previous step; a two-level
+// next[state][class[byte]] lookup makes each byte wait for two dependent loads.
+static constexpr int BITS = 6;
+static_assert((int)S_COUNT * 6 <= 64, "states must fit one 64-bit row");
+
+struct utf8_rows {
+    uint64_t row[256];
+};
+
+static constexpr utf8_rows make_rows() {
+    constexpr utf8_next t = make_next();
+    utf8_rows r{};
+    for (int b = 0; b < 256; b++) {
+        uint64_t row = 0;
+        for (int st = 0; st < S_COUNT; st++)
+            row |= (uint64_t)(t.next[st][byte_class((uint8_t)b)] * BITS) << (st * BITS);
+        r.row[b] = row;
+    }
+    return r;
+}
+
+static constexpr utf8_rows R = make_rows();
 
 uint8_t utf8_validate(uint8_t state, const uint8_t *s, size_t n) {
     const uint8_t *end = s + n;
+    uint64_t sh = (uint64_t)state * BITS;
     while (s < end) {
-        if (state == S_BAD) return S_BAD;
-        // ASCII fast path: most text is ASCII, and at a boundary 16 bytes can be
-        // cleared with two loads and one test.
-        if (state == S_OK) {
+        if (sh == 0 && *s < 0x80) {
+            // ASCII fast path, taken only when the next byte is ASCII: most text is,
+            // and a run is cleared 16 bytes per test.
             while (end - s >= 16) {
                 uint64_t a, b;
                 memcpy(&a, s, 8);
@@ -86,9 +108,14 @@ uint8_t utf8_validate(uint8_t state, const uint8_t *s, size_t n) {
                 if ((a | b) & 0x8080808080808080ull) break;
                 s += 16;
             }
-            if (s == end) break;
+            while (s < end && *s < 0x80) s++;
+            continue;
         }
-        state = T.next[state][T.cls[*s++]];
+        // Multi-byte text: step the DFA until back at a boundary before ASCII. REJECT
+        // is a sink, so one test per run is enough to stop at the first bad byte's run.
+        do sh = (R.row[*s++] >> sh) & 63;
+        while (s < end && (sh != 0 || *s >= 0x80));
+        if (sh == (uint64_t)S_BAD * BITS) return UTF8_REJECT;
     }
-    return state;
+    return (uint8_t)(sh / BITS);
 }
