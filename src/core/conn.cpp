@@ -574,6 +574,9 @@ void conn_destroy(wsr_server *srv, conn *c, bool clean) {
         if (r->h.on_close) r->h.on_close(srv, conn_id(c), code, r->user);
     }
     c->state = CONN_FREE;
-    if (!(c->flags & CF_IN_FLUSH)) conn_table_release(&srv->table, c);
+    if (c->flags & CF_IN_FLUSH)
+        srv->held_slots++; // the flush pass still walks through this slot; it releases it
+    else
+        conn_table_release(&srv->table, c);
     server_conn_gone(srv, clean);
 }

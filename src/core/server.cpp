@@ -79,9 +79,10 @@ void server_flush(wsr_server *srv) {
         conn *c = conn_table_at(&srv->table, srv->flush_head);
         srv->flush_head = c->flush_next;
         c->flags &= (uint8_t)~CF_IN_FLUSH;
-        if (c->state == CONN_FREE)
+        if (c->state == CONN_FREE) {
             conn_table_release(&srv->table, c); // destroyed while queued here
-        else
+            srv->held_slots--;
+        } else
             conn_flush(srv, c);
     }
 }
@@ -96,7 +97,7 @@ void server_conn_gone(wsr_server *srv, bool clean) {
         srv->shutdown_clean++;
     else
         srv->shutdown_cut++;
-    if (srv->table.live == 0) finish_shutdown(srv);
+    if (server_conns_alive(srv) == 0) finish_shutdown(srv);
 }
 
 static void on_timer_expire(void *ctx, conn *c, uint8_t kind) { conn_on_timeout((wsr_server *)ctx, c, kind); }
@@ -377,7 +378,7 @@ static void finish_shutdown(wsr_server *srv) {
 
 static void on_shutdown_timeout(uv_timer_t *h) {
     wsr_server *srv = (wsr_server *)h->data;
-    log_warn("shutdown timeout: cutting %u connections", srv->table.live);
+    log_warn("shutdown timeout: cutting %u connections", server_conns_alive(srv));
     uint32_t slots = conn_table_slots(&srv->table);
     for (uint32_t i = 0; i < slots && srv->shutting_down && srv->handles_open; i++) {
         conn *c = conn_table_at(&srv->table, i);
@@ -407,7 +408,7 @@ void wsr_server_shutdown(wsr_server *srv, server_done_cb done) {
         }
     }
     log_info("shutting down: closing %u connections (up to %u ms)", open_conns, srv->opts.shutdown_timeout_ms);
-    if (srv->table.live == 0) {
+    if (server_conns_alive(srv) == 0) {
         finish_shutdown(srv);
         return;
     }

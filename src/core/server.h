@@ -42,6 +42,7 @@ struct wsr_server {
     uv_timer_t shutdown_timer;
     conn_table table;
     uint32_t flush_head; // connections with output to write before the loop sleeps
+    uint32_t held_slots; // destroyed connections whose slot waits for the flush pass
     int listen_fd;
     int spare_fd;        // released to accept-and-close when out of descriptors
     int port;
@@ -70,4 +71,6 @@ void server_flush(wsr_server *srv);
 // Connection <-> server glue used by conn.cpp.
 void server_want_flush(wsr_server *srv, conn *c);
 void server_conn_gone(wsr_server *srv, bool clean);
+// Connections not yet destroyed (table slots in use, less those only held for the flush pass).
+static inline uint32_t server_conns_alive(const wsr_server *srv) { return srv->table.live - srv->held_slots; }
 void server_update_events(wsr_server *srv, conn *c);
