@@ -12,7 +12,7 @@ NINJA       ?= ninja
 DEPS := build-essential pkg-config meson ninja-build libuv1-dev node-llhttp libssl-dev \
         zlib1g-dev libcmocka-dev python3 python3-websockets clang valgrind libbenchmark-dev
 
-.PHONY: all deps node-deps build run test bench bench-micro fuzz fuzz-afl clean install
+.PHONY: all deps node-deps build run test bench bench-micro bench-peers fuzz fuzz-afl clean install
 
 NODE_DIR ?= test/integration/node
 
@@ -73,6 +73,14 @@ fuzz-afl: deps
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq afl++; }
 	fuzz/build-afl.sh
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run-afl.sh $(FUZZ_TARGETS)
+
+# wsreactor side by side with echo servers on Debian-packaged peers (libwebsockets,
+# Boost.Beast, websocketpp, node ws) and the raw TCP echo: medians, ratios to wsreactor and
+# latency plots in bench/results/latest. About 10 minutes. Options of bench/run-peers.sh
+# go in PEERS_ARGS, e.g. PEERS_ARGS="-n 5 -r".
+PEERS_ARGS ?=
+bench-peers: build
+	bash bench/run-peers.sh -b $(RELEASE_DIR) $(PEERS_ARGS)
 
 # Microbenchmarks of src/proto (Google Benchmark) against plain reference code in the same
 # run: medians of 5 repetitions and ratios. CPU=, REPS=, MIN_TIME= tune bench/micro/run.sh.
