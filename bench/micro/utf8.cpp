@@ -47,29 +47,6 @@ __attribute__((noinline)) static bool ref_utf8_decode(const uint8_t *s, size_t n
     return true;
 }
 
-static size_t put_utf8(uint8_t *out, uint32_t cp) {
-    if (cp < 0x80) {
-        out[0] = (uint8_t)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (uint8_t)(0xC0 | cp >> 6);
-        out[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (uint8_t)(0xE0 | cp >> 12);
-        out[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (uint8_t)(0xF0 | cp >> 18);
-    out[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (uint8_t)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 enum text_kind { TEXT_ASCII, TEXT_MIXED, TEXT_EMOJI, TEXT_KINDS };
 static const char *const KIND_NAMES[TEXT_KINDS] = {"ascii", "mixed", "4byte"};
 
@@ -97,8 +74,8 @@ static void fill_text(uint8_t *out, size_t n, int kind, micro_rng *r) {
     size_t i = 0;
     uint8_t tmp[4];
     while (i < n) {
-        size_t k = put_utf8(tmp, next_char(r, kind));
-        if (i + k > n) k = put_utf8(tmp, 'x');
+        size_t k = utf8_encode(next_char(r, kind), tmp);
+        if (i + k > n) k = utf8_encode('x', tmp);
         memcpy(out + i, tmp, k);
         i += k;
     }

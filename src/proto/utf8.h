@@ -20,5 +20,10 @@ enum utf8_state : uint8_t {
 // Validates `n` bytes continuing from `state`; returns the new state.
 uint8_t utf8_validate(uint8_t state, const uint8_t *s, size_t n);
 
+// Writes the UTF-8 encoding of a scalar value (RFC 3629 §3; the caller keeps cp out
+// of the surrogate range and at most U+10FFFF) into out; returns its length, 1..4.
+// The server never encodes; tests, fuzzers and benchmarks build their inputs with it.
+size_t utf8_encode(uint32_t cp, uint8_t out[4]);
+
 // True when a message that ended in `state` is valid UTF-8 as a whole.
 static inline bool utf8_complete(uint8_t state) { return state == UTF8_ACCEPT; }
