@@ -94,16 +94,7 @@ class SmallBufClient(RawClient):
     writing to it fills its own queue quickly when it does not read."""
 
     def __init__(self, host, port, rcvbuf=4096, timeout=5.0):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.connect((host, port))
-        self.buf = bytearray()
-        self.eof = False
-        self.reset = False
-        self.response = None
-        self.key = None
+        super().__init__(host, port, timeout=timeout, rcvbuf=rcvbuf)
 
     def unread(self):
         """Bytes waiting in the kernel receive buffer."""

@@ -333,9 +333,11 @@ class RawClient:
     and checks every server frame against RFC 6455 (unmasked, RSV 0, minimal lengths,
     well-formed control frames)."""
 
-    def __init__(self, host, port, timeout=IO_TIMEOUT):
+    def __init__(self, host, port, timeout=IO_TIMEOUT, rcvbuf=None):
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        if rcvbuf:  # before connect, so the window the server sees is small from the start
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.connect((host, port))
@@ -515,11 +517,22 @@ class RawClient:
         payload = self.recv_exact(n)
         return Frame(fin, rsv, opcode, payload)
 
-    def recv_message(self, allow_pong=False):
+    def recv_message(self, allow_pong=False, max_size=1 << 26):
         """The next data message as (opcode, payload), reassembling fragments. Control
         frames in between are errors unless allow_pong (then pongs are skipped)."""
+        op, frames = self._recv_message_frames(allow_pong)
+        data = self._message_payload(frames, max_size)
+        if op == OP_TEXT:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ProtocolFailure(f"server sent invalid UTF-8 in a text message: {e}")
+        return op, data
+
+    def _recv_message_frames(self, allow_pong):
+        """The frames of the next data message, checked for RFC 6455 §5.4 order."""
         op = None
-        parts = []
+        frames = []
         while True:
             f = self.recv_frame()
             if f.opcode >= 8:
@@ -532,15 +545,13 @@ class RawClient:
                 op = f.opcode
             elif f.opcode != OP_CONT:
                 raise ProtocolFailure(f"server started a new message inside a fragmented one: {f!r}")
-            parts.append(f.payload)
+            frames.append(f)
             if f.fin:
-                data = b"".join(parts)
-                if op == OP_TEXT:
-                    try:
-                        data.decode("utf-8")
-                    except UnicodeDecodeError as e:
-                        raise ProtocolFailure(f"server sent invalid UTF-8 in a text message: {e}")
-                return op, data
+                return op, frames
+
+    def _message_payload(self, frames, max_size):
+        """The application payload of a message's frames (a subclass may decompress)."""
+        return b"".join(f.payload for f in frames)
 
     def recv_close(self):
         """Reads the next frame, which must be a close frame; returns (code, reason)
@@ -963,39 +974,14 @@ class PmdClient(RawClient):
             f.rsv = 4
         return f
 
-    def recv_message(self, allow_pong=False, max_size=1 << 26):
-        op = None
-        parts = []
-        frames = []
-        compressed = False
-        while True:
-            f = self.recv_frame()
-            if f.opcode >= 8:
-                if f.opcode == OP_PONG and allow_pong:
-                    continue
-                raise AssertionError(f"expected a data frame, got {f!r}" + _close_desc(f))
-            if op is None:
-                if f.opcode == OP_CONT:
-                    raise ProtocolFailure("server sent a continuation frame without a message")
-                op = f.opcode
-                compressed = bool(f.rsv & 4)
-            elif f.opcode != OP_CONT:
-                raise ProtocolFailure(f"server started a new message inside a fragmented one: {f!r}")
-            frames.append((f.fin, f.rsv, f.opcode, len(f.payload)))
-            parts.append(f.payload)
-            if f.fin:
-                break
-        data = b"".join(parts)
+    def _message_payload(self, frames, max_size):
+        compressed = bool(frames[0].rsv & 4)
+        data = b"".join(f.payload for f in frames)
         if compressed:
             data = self.inflate(data, max_size)
         self.last_compressed = compressed
-        self.last_frames = frames
-        if op == OP_TEXT:
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ProtocolFailure(f"server sent invalid UTF-8 in a text message: {e}")
-        return op, data
+        self.last_frames = [(f.fin, f.rsv, f.opcode, len(f.payload)) for f in frames]
+        return data
 
     def inflate(self, payload, max_size=1 << 26):
         """Inflates one received message's payload with the agreed window."""
