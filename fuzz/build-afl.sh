@@ -2,7 +2,8 @@
 # Builds the same harnesses for AFL++ into $OUT (default build/fuzz-afl), through
 # fuzz/build.sh: AFL++ 4.x's compilers accept -fsanitize=fuzzer and link AFL's own
 # libFuzzer-compatible driver (persistent mode, shared-memory test cases), so the
-# harness sources need no change.
+# harness sources need no change. That includes fuzz_connection, which build.sh links
+# with the server core (src/core, src/app/{echo,broadcast}.cpp) and libuv.
 #
 # The compiler is afl-clang-lto++ when it works here (collision-free edge coverage),
 # else afl-clang-fast++; set AFL_CC/AFL_CXX to choose. ASan and UBSan are on, as in the

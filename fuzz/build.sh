@@ -14,7 +14,9 @@
 # <target>_seed_corpus.zip, the names OSS-Fuzz looks for.
 #
 # The protocol sources are every src/proto/*.cpp; llhttp's C sources come from
-# LLHTTP_SRC (default /usr/share/llhttp) and its header from LLHTTP_INC.
+# LLHTTP_SRC (default /usr/share/llhttp) and its header from LLHTTP_INC. fuzz_connection
+# (the whole server read path) also links src/core/*.cpp, the echo and broadcast
+# handlers of src/app and libuv (-luv; pkg-config libuv when it is there).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,13 +83,30 @@ for src in "$ROOT"/src/proto/*.cpp; do
   objs="$objs $o"
 done
 
+# The server core and the two handlers, for fuzz_connection only.
+UV_CFLAGS=$(pkg-config --cflags libuv 2>/dev/null || true)
+UV_LIBS=$(pkg-config --libs libuv 2>/dev/null || echo -luv)
+core_objs=""
+for src in "$ROOT"/src/core/*.cpp "$ROOT"/src/app/echo.cpp "$ROOT"/src/app/broadcast.cpp; do
+  o="$OBJ/$(basename "$(dirname "$src")")_$(basename "$src" .cpp).o"
+  # shellcheck disable=SC2086
+  $CXX $CXXFLAGS $PROJ_CXX $UV_CFLAGS -c "$src" -o "$o"
+  core_objs="$core_objs $o"
+done
+
 for h in "$ROOT"/fuzz/fuzz_*.cpp; do
   name=$(basename "$h" .cpp)         # fuzz_frame
   short=${name#fuzz_}                # frame
+  extra=""
+  extra_libs=""
+  if [ "$short" = connection ]; then
+    extra=$core_objs
+    extra_libs=$UV_LIBS
+  fi
   # shellcheck disable=SC2086
-  $CXX $CXXFLAGS $PROJ_CXX -c "$h" -o "$OBJ/$name.o"
+  $CXX $CXXFLAGS $PROJ_CXX $UV_CFLAGS -c "$h" -o "$OBJ/$name.o"
   # shellcheck disable=SC2086
-  $CXX $CXXFLAGS "$OBJ/$name.o" $objs $LIB_FUZZING_ENGINE $LIBS -o "$OUT/$name"
+  $CXX $CXXFLAGS "$OBJ/$name.o" $extra $objs $LIB_FUZZING_ENGINE $extra_libs $LIBS -o "$OUT/$name"
   dict="$ROOT/fuzz/dict/$short.dict"
   [ -e "$dict" ] || dict="$ROOT/fuzz/dict/ws.dict"
   cp "$dict" "$OUT/$name.dict"

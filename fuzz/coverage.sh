@@ -12,7 +12,8 @@
 # target in $OUT/html/<target>/index.html.
 set -eu
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=fuzz/lib.sh
+. "$(dirname "$0")/lib.sh"
 OUT=${OUT:-$ROOT/build/fuzz-cov}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -24,15 +25,7 @@ LLVM_COV=${LLVM_COV:-llvm-cov}
 LLHTTP_SRC=${LLHTTP_SRC:-/usr/share/llhttp}
 LLHTTP_INC=${LLHTTP_INC:-/usr/share/include/llhttp}
 
-if [ $# -gt 0 ]; then
-  targets="$*"
-else
-  targets=""
-  for f in "$ROOT"/fuzz/fuzz_*.cpp; do
-    n=$(basename "$f" .cpp)
-    targets="$targets ${n#fuzz_}"
-  done
-fi
+targets=$(fuzz_targets "$@")
 
 COV="-fprofile-instr-generate -fcoverage-mapping"
 CXXF="-O1 -g -std=c++20 -fno-exceptions -fno-rtti -D_GNU_SOURCE -I$ROOT/include -I$ROOT/src -I$LLHTTP_INC"
@@ -47,9 +40,16 @@ for f in llhttp api http; do
 done
 
 for t in $targets; do
+  # fuzz_connection runs the server core and the echo/broadcast handlers on libuv.
+  extra=""
+  extra_libs=""
+  if [ "$t" = connection ]; then
+    extra="$ROOT/src/core/*.cpp $ROOT/src/app/echo.cpp $ROOT/src/app/broadcast.cpp"
+    extra_libs=$(pkg-config --libs libuv 2>/dev/null || echo -luv)
+  fi
   # shellcheck disable=SC2086 # flag lists
-  $CXX $CXXF $COV "$ROOT/fuzz/fuzz_$t.cpp" "$ROOT/fuzz/replay_main.cpp" "$ROOT"/src/proto/*.cpp $llhttp $LIBS \
-    -o "$OUT/replay_$t"
+  $CXX $CXXF $COV "$ROOT/fuzz/fuzz_$t.cpp" "$ROOT/fuzz/replay_main.cpp" "$ROOT"/src/proto/*.cpp $extra $llhttp \
+    $extra_libs $LIBS -o "$OUT/replay_$t"
   rm -f "$OUT/$t"-*.profraw
   dirs="$ROOT/fuzz/corpus/$t $ROOT/fuzz/regression/$t"
   [ -d "$FUZZ_WORK/$t/corpus" ] && dirs="$dirs $FUZZ_WORK/$t/corpus"
@@ -61,8 +61,12 @@ for t in $targets; do
   "$LLVM_PROFDATA" merge -sparse "$OUT/$t"-*.profraw -o "$OUT/$t.profdata"
   rm -f "$OUT/$t"-*.profraw
   # The file the target is named for, when there is one; else all of src/proto.
-  srcs="$ROOT/src/proto/$t.cpp"
-  [ -e "$srcs" ] || srcs="$ROOT/src/proto/*.cpp"
+  case $t in
+    inflate) srcs="$ROOT/src/proto/deflate.cpp" ;;
+    connection) srcs="$ROOT/src/core/conn.cpp $ROOT/src/core/server.cpp $ROOT/src/core/compression.cpp" ;;
+    *) srcs="$ROOT/src/proto/$t.cpp" ;;
+  esac
+  [ -e "${srcs%% *}" ] || srcs="$ROOT/src/proto/*.cpp"
   echo "== $t: $n inputs ok, $bad failing (see $OUT/$t.tap); coverage:"
   # shellcheck disable=SC2086
   "$LLVM_COV" report "$OUT/replay_$t" -instr-profile="$OUT/$t.profdata" $srcs

@@ -33,37 +33,13 @@ static uint8_t *g_prefix3;
 static void bit_set(uint8_t *set, uint32_t i) { set[i >> 3] = (uint8_t)(set[i >> 3] | 1u << (i & 7)); }
 static bool bit_get(const uint8_t *set, uint32_t i) { return set[i >> 3] >> (i & 7) & 1; }
 
-// RFC 3629 §3 encoding of a scalar value.
-static size_t encode(uint32_t cp, uint8_t out[4]) {
-    if (cp < 0x80) {
-        out[0] = (uint8_t)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (uint8_t)(0xC0 | cp >> 6);
-        out[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (uint8_t)(0xE0 | cp >> 12);
-        out[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-        out[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (uint8_t)(0xF0 | cp >> 18);
-    out[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3F));
-    out[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-    out[3] = (uint8_t)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 static void build_prefix_sets(void) {
     g_prefix3 = (uint8_t *)calloc((1u << 24) / 8, 1);
     FUZZ_CHECK(g_prefix3 != nullptr, "out of memory");
     for (uint32_t cp = 0; cp <= 0x10FFFF; cp++) {
         if (cp >= 0xD800 && cp <= 0xDFFF) continue; // surrogates are not scalar values
         uint8_t e[4];
-        size_t n = encode(cp, e);
+        size_t n = utf8_encode(cp, e);
         if (n > 1) bit_set(g_prefix1, e[0]);
         if (n > 2) bit_set(g_prefix2, (uint32_t)e[0] << 8 | e[1]);
         if (n > 3) bit_set(g_prefix3, (uint32_t)e[0] << 16 | (uint32_t)e[1] << 8 | e[2]);

@@ -13,20 +13,11 @@
 # crash the target (open findings) are left out; keep those in fuzz/regression/.
 set -eu
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${OUT:-$ROOT/build/fuzz}
-[ -d "$OUT" ] && OUT=$(cd "$OUT" && pwd)
-FUZZ_WORK=${FUZZ_WORK:-$OUT/work}
+# shellcheck source=fuzz/lib.sh
+. "$(dirname "$0")/lib.sh"
+fuzz_dirs "$ROOT/build/fuzz"
 
-if [ $# -gt 0 ]; then
-  targets="$*"
-else
-  targets=""
-  for f in "$ROOT"/fuzz/fuzz_*.cpp; do
-    n=$(basename "$f" .cpp)
-    targets="$targets ${n#fuzz_}"
-  done
-fi
+targets=$(fuzz_targets "$@")
 
 echo "merge: building merge binaries in $OUT/merge"
 FUZZ_INSTRUMENT_LLHTTP=0 OUT="$OUT/merge" "$ROOT/fuzz/build.sh" >"$OUT/merge-build.log" 2>&1 || {

@@ -11,21 +11,12 @@
 # coverage and crash count per target; exits 1 if any target crashed or hung.
 set -u
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${OUT:-$ROOT/build/fuzz-afl}
-[ -d "$OUT" ] && OUT=$(cd "$OUT" && pwd)
-FUZZ_WORK=${FUZZ_WORK:-$OUT/work}
+# shellcheck source=fuzz/lib.sh
+. "$(dirname "$0")/lib.sh"
+fuzz_dirs "$ROOT/build/fuzz-afl"
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
-if [ $# -gt 0 ]; then
-  targets="$*"
-else
-  targets=""
-  for f in "$ROOT"/fuzz/fuzz_*.cpp; do
-    n=$(basename "$f" .cpp)
-    targets="$targets ${n#fuzz_}"
-  done
-fi
+targets=$(fuzz_targets "$@")
 
 # Shared CI machines: no CPU governor or core_pattern changes, no UI, no CPU binding
 # (other jobs run there too); ASan needs no memory limit.
@@ -38,16 +29,11 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1}"
 status=0
 summary=""
 for t in $targets; do
-  bin="$OUT/fuzz_$t"
-  if [ ! -x "$bin" ]; then
-    echo "fuzz/run-afl.sh: $bin is missing; run fuzz/build-afl.sh first" >&2
-    exit 2
-  fi
+  fuzz_bin "$t" build-afl.sh || exit 2
   work="$FUZZ_WORK/$t"
   rm -rf "$work"
   mkdir -p "$work"
-  dict="$ROOT/fuzz/dict/$t.dict"
-  [ -e "$dict" ] || dict="$ROOT/fuzz/dict/ws.dict"
+  dict=$(fuzz_dict "$t")
   cmplog=""
   [ -x "$bin.cmplog" ] && cmplog="-c $bin.cmplog"
   echo "== $t (AFL++): ${FUZZ_SECONDS}s, output $work"

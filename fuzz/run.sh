@@ -16,36 +16,22 @@
 # any target found something.
 set -u
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${OUT:-$ROOT/build/fuzz}
-[ -d "$OUT" ] && OUT=$(cd "$OUT" && pwd)
-FUZZ_WORK=${FUZZ_WORK:-$OUT/work}
+# shellcheck source=fuzz/lib.sh
+. "$(dirname "$0")/lib.sh"
+fuzz_dirs "$ROOT/build/fuzz"
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_FLAGS=${FUZZ_FLAGS:-}
 
-if [ $# -gt 0 ]; then
-  targets="$*"
-else
-  targets=""
-  for f in "$ROOT"/fuzz/fuzz_*.cpp; do
-    n=$(basename "$f" .cpp)
-    targets="$targets ${n#fuzz_}"
-  done
-fi
+targets=$(fuzz_targets "$@")
 
 summary=""
 status=0
 for t in $targets; do
-  bin="$OUT/fuzz_$t"
-  if [ ! -x "$bin" ]; then
-    echo "fuzz/run.sh: $bin is missing; run fuzz/build.sh first" >&2
-    exit 2
-  fi
+  fuzz_bin "$t" build.sh || exit 2
   work="$FUZZ_WORK/$t"
   mkdir -p "$work/corpus" "$work/artifacts"
   log="$work/fuzz.log"
-  dict="$ROOT/fuzz/dict/$t.dict"
-  [ -e "$dict" ] || dict="$ROOT/fuzz/dict/ws.dict"
+  dict=$(fuzz_dict "$t")
   seeds="$ROOT/fuzz/corpus/$t"
   [ -d "$ROOT/fuzz/regression/$t" ] && seeds="$seeds $ROOT/fuzz/regression/$t"
   echo "== $t: ${FUZZ_SECONDS}s, log $log"

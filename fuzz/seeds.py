@@ -175,3 +175,126 @@ request("bad-431-tiny-limit", 0x00, req(), param=40, chunk=20)
 request("bad-431-too-many-headers", DEFAULT,
         req(headers=STD + [(b"X-%d" % i, b"v") for i in range(64)]), chunk=200)
 request("limit-over-65535", 0x03, req(), chunk=64)
+
+# --- extensions ------------------------------------------------------------------
+# Settings prefix (fuzz_extensions.cpp): mode (0 shared, 1 dedicated, 2 off), server
+# window bits - 8, client window bits - 8. The value follows; '\n' starts a new header line.
+EXT_SHARED, EXT_DEDICATED, EXT_OFF = 0, 1, 2
+
+
+def ext(name, mode, value, sbits=15, cbits=15):
+    write("extensions", name, bytes([mode, sbits - 8, cbits - 8]) + value)
+
+
+ext("pmd-plain", EXT_DEDICATED, b"permessage-deflate")
+ext("pmd-shared", EXT_SHARED, b"permessage-deflate")
+ext("pmd-off", EXT_OFF, b"permessage-deflate")
+ext("pmd-cmwb-valueless", EXT_DEDICATED, b"permessage-deflate; client_max_window_bits", cbits=10)
+ext("pmd-all-params", EXT_DEDICATED,
+    b"permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+    b"server_max_window_bits=9; client_max_window_bits=8", sbits=12)
+ext("pmd-quoted-bits", EXT_DEDICATED, b'permessage-deflate; server_max_window_bits="10"')
+ext("pmd-fallback-offers", EXT_DEDICATED,
+    b"permessage-deflate; server_max_window_bits=7, permessage-deflate; client_max_window_bits=16, "
+    b"permessage-deflate; client_max_window_bits")
+ext("pmd-two-lines", EXT_SHARED, b"x-webkit-deflate-frame\npermessage-deflate; client_max_window_bits=12", cbits=9)
+ext("pmd-duplicate-param", EXT_DEDICATED,
+    b"permessage-deflate; server_no_context_takeover; server_no_context_takeover, permessage-deflate")
+ext("pmd-unknown-param", EXT_DEDICATED, b"permessage-deflate; foo=bar, permessage-deflate; SERVER_MAX_WINDOW_BITS=15")
+ext("pmd-quoted-comma", EXT_DEDICATED, b'foo; bar="a,permessage-deflate", permessage-deflate')
+ext("pmd-split-in-quote", EXT_DEDICATED, b'foo; bar="a\npermessage-deflate"')
+
+# --- inflate ---------------------------------------------------------------------
+# Settings prefix (fuzz_inflate.cpp): part (0 inflate, 1 round trip), then three bytes
+# whose meaning depends on the part.
+import zlib  # noqa: E402
+
+
+def raw_deflate(data, wbits=15, flush_final=False):
+    c = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+    out = c.compress(data) + (c.flush(zlib.Z_FINISH) if flush_final else c.flush(zlib.Z_SYNC_FLUSH))
+    if not flush_final and out.endswith(b"\x00\x00\xff\xff"):
+        out = out[:-4]
+    return out
+
+
+def inflate_seed(name, m1, m2=b"", wbits=15, reset1=False, reset2=False, cap_class=0):
+    b1 = (wbits - 8) | (8 if reset1 else 0) | (16 if reset2 else 0) | (cap_class << 5)
+    write("inflate", name, bytes([0, b1, len(m1) & 0xFF, len(m1) >> 8]) + m1 + m2)
+
+
+hello = raw_deflate(b"Hello")
+inflate_seed("rfc7692-hello", b"\xf2\x48\xcd\xc9\xc9\x07\x00", b"\xf2\x00\x11\x00\x00")  # §7.2.3.2 takeover
+inflate_seed("rfc7692-hello-reset", b"\xf2\x48\xcd\xc9\xc9\x07\x00", b"\xf2\x48\xcd\xc9\xc9\x07\x00", reset1=True)
+inflate_seed("bfinal-then-zero", raw_deflate(b"Hello", flush_final=True) + b"\x00", hello)
+inflate_seed("stored-block", b"\x00\x05\x00\xfa\xffHello", b"\x00", wbits=8)
+inflate_seed("bomb-64k", raw_deflate(b"\x00" * 200000), cap_class=0)
+inflate_seed("bomb-tiny-cap", raw_deflate(b"a" * 300), hello, cap_class=2)
+inflate_seed("corrupt", b"\xff\xff\xff", hello)
+inflate_seed("far-distance-w8", raw_deflate(bytes(range(256)) * 2, wbits=9), wbits=8)
+
+
+def roundtrip(name, plain, wbits=15, takeover=False, keep=False, i15=False, level=1, mem=8, repeat=1, nmsg=1,
+              maxchunk=16):
+    b1 = (wbits - 8) | (8 if takeover else 0) | (16 if keep else 0) | (32 if i15 else 0)
+    b2 = (level - 1) | ((mem - 1) << 4)
+    b3 = (repeat - 1) | ((nmsg - 1) << 4)
+    write("inflate", name, bytes([1, b1, b2, b3, maxchunk]) + plain)
+
+
+roundtrip("rt-text", b"Hello, Hello, Hello! " * 4, nmsg=3)
+roundtrip("rt-takeover", b"abcabcabcabc" * 8, takeover=True, nmsg=4, maxchunk=20)
+roundtrip("rt-w8-long", bytes(range(256)), wbits=8, repeat=8, level=9, mem=9, nmsg=2, maxchunk=200)
+roundtrip("rt-empty-messages", b"", takeover=True, nmsg=3)
+roundtrip("rt-mem1-level9", b"The quick brown fox jumps over the lazy dog. " * 3, level=9, mem=1, i15=True)
+
+# --- connection ------------------------------------------------------------------
+# Settings prefix (fuzz_connection.cpp): flags, limits, deflate, max chunk, seed lo,
+# seed hi, write pressure, mem level. See the layout at the top of that file.
+C_OFF, C_SHARED, C_DEDICATED = 0, 1, 2
+C_SUBPROTO, C_EOF, C_CANNED, C_BROADCAST = 4, 8, 16, 32
+ZERO_KEY = bytes(4)
+
+
+def conn_seed(name, flags, stream, limits=0, deflate=0x3F, chunk=0, seed=0, pressure=0, mem=7):
+    write("connection", name, bytes([flags, limits, deflate, chunk, seed & 0xFF, seed >> 8, pressure, mem]) + stream)
+
+
+def cframe(op, payload=b"", fin=True, rsv1=False):
+    return frame(op, payload, fin=fin, rsv1=rsv1, masked=True, key=KEY)
+
+
+def ext_flags(i):
+    return i << 6
+
+
+CANNED = C_CANNED | C_EOF
+conn_seed("echo-text-close", CANNED, cframe(1, b"Hello") + cframe(8, close_body(1000, b"bye")), chunk=7)
+conn_seed("echo-bytewise", CANNED, cframe(1, "κόσμε".encode()) + cframe(8, close_body(1000)), chunk=0)
+conn_seed("echo-fragmented-ping", CANNED,
+          cframe(1, b"Hel", fin=False) + cframe(9, b"p") + cframe(0, b"lo") + cframe(8, b""), chunk=5)
+conn_seed("echo-binary-pressure", CANNED, cframe(2, bytes(range(256)) * 4) + cframe(8, close_body(1001)),
+          chunk=100, pressure=128)
+conn_seed("echo-no-close-no-eof", C_CANNED, cframe(1, b"open at shutdown"), chunk=50)
+conn_seed("echo-bad-utf8", CANNED, cframe(1, b"\xed\xa0\x80"), chunk=3)
+conn_seed("echo-too-big", CANNED, cframe(2, b"x" * 200), limits=1, chunk=40)
+conn_seed("echo-backpressure-1k", CANNED, b"".join(cframe(2, b"y" * 120) for _ in range(20)), limits=4,
+          chunk=255, pressure=200)
+conn_seed("broadcast", CANNED | C_BROADCAST, cframe(1, b"to all") + cframe(2, b"\x00\x01") + cframe(8, b""), chunk=9)
+conn_seed("pmd-shared", C_SHARED | CANNED | ext_flags(1),
+          cframe(1, b"\xf2\x48\xcd\xc9\xc9\x07\x00", rsv1=True) + cframe(1, b"x" * 100) + cframe(8, b""),
+          limits=0x20, chunk=11)
+conn_seed("pmd-dedicated-takeover", C_DEDICATED | CANNED | ext_flags(1),
+          cframe(1, b"\xf2\x48\xcd\xc9\xc9\x07\x00", rsv1=True) + cframe(1, b"\xf2\x00\x11\x00\x00", rsv1=True)
+          + cframe(8, close_body(1000)), limits=0x20, chunk=6)
+conn_seed("pmd-dedicated-w8", C_DEDICATED | CANNED | ext_flags(3),
+          cframe(1, raw_deflate(b"abcdefgh" * 64, wbits=9), rsv1=True) + cframe(8, b""), limits=0x40, deflate=0x00,
+          chunk=30, pressure=60)
+conn_seed("pmd-bomb", C_SHARED | CANNED | ext_flags(2), cframe(2, raw_deflate(b"\x00" * 100000), rsv1=True),
+          chunk=64)
+conn_seed("pmd-corrupt", C_DEDICATED | CANNED | ext_flags(1), cframe(2, b"\xff\xff", rsv1=True), chunk=4)
+REQ = req(target=b"/echo", headers=STD + [(b"Sec-WebSocket-Extensions", b"permessage-deflate")])
+conn_seed("raw-handshake", C_DEDICATED | C_EOF | C_SUBPROTO, REQ + cframe(1, b"hi") + cframe(8, b""), chunk=13)
+conn_seed("raw-handshake-404", C_EOF, req(target=b"/nowhere"), chunk=20)
+conn_seed("raw-handshake-bad", C_EOF, b"GET / HTTP/1.0\r\n\r\n")
+conn_seed("raw-handshake-split", 0, REQ + cframe(9, b"ping"), chunk=1, pressure=90)
