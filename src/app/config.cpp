@@ -7,62 +7,69 @@
 #include <string.h>
 #include <strings.h>
 
-enum opt_kind { K_STRING, K_BYTES, K_MS, K_COUNT, K_LOG, K_SUBPROTO, K_POLICY, K_DEFLATE, K_BITS, K_LEVEL };
+// K_BYTES is a number that also takes a k/m/g suffix.
+enum opt_kind { K_STRING, K_NUMBER, K_BYTES, K_LOG, K_SUBPROTO, K_POLICY, K_DEFLATE };
 
 struct option_def {
     const char *name; // flag without "--"
     const char *env;
     opt_kind kind;
     size_t offset;    // into wsr_options (unused for K_LOG, K_SUBPROTO)
+    size_t width;     // numbers: size of the field (1, 4 or 8 bytes)
+    uint64_t min, max; // numbers: accepted range
     const char *arg;
     const char *help;
 };
 
-#define OPT(field) offsetof(wsr_options, field)
+#define OPT(field) offsetof(wsr_options, field), 0, 0, 0
+#define NUM(field, lo, hi) offsetof(wsr_options, field), sizeof(wsr_options::field), (lo), (hi)
+#define NONE 0, 0, 0, 0
+// Timers compare deadlines within 24 days.
+static const uint64_t MS_MAX = 24ull * 24 * 3600 * 1000;
 
 // One table drives parsing, the environment and --help, so they cannot disagree.
 static const option_def OPTIONS[] = {
     {"listen", "WSR_LISTEN", K_STRING, OPT(listen), "HOST:PORT",
      "address to listen on; IPv6 as [::1]:8080 (default 127.0.0.1:8080)"},
-    {"max-message", "WSR_MAX_MESSAGE", K_BYTES, OPT(max_message), "BYTES",
+    {"max-message", "WSR_MAX_MESSAGE", K_BYTES, NUM(max_message, 1, UINT32_MAX - 64), "BYTES",
      "largest message accepted, all fragments together; bigger gets close 1009 (default 1048576)"},
-    {"max-header", "WSR_MAX_HEADER", K_BYTES, OPT(max_header), "BYTES",
+    {"max-header", "WSR_MAX_HEADER", K_BYTES, NUM(max_header, 1, 65535), "BYTES",
      "largest upgrade request head; bigger gets 431 (default 8192, at most 65535)"},
-    {"max-connections", "WSR_MAX_CONNECTIONS", K_COUNT, OPT(max_connections), "N",
+    {"max-connections", "WSR_MAX_CONNECTIONS", K_NUMBER, NUM(max_connections, 0, UINT32_MAX), "N",
      "open WebSocket connections; more get 503 (default: from the file descriptor limit)"},
-    {"max-backpressure", "WSR_MAX_BACKPRESSURE", K_BYTES, OPT(max_backpressure), "BYTES",
+    {"max-backpressure", "WSR_MAX_BACKPRESSURE", K_BYTES, NUM(max_backpressure, 1, UINT32_MAX - 64), "BYTES",
      "unsent bytes per connection at which the slow-consumer policy applies; reading from it pauses at half "
      "(default 1048576)"},
     {"backpressure-policy", "WSR_BACKPRESSURE_POLICY", K_POLICY, OPT(slow_policy), "close|drop",
      "for a receiver at --max-backpressure: close it with 1008, or drop messages for it (default close)"},
-    {"handshake-timeout", "WSR_HANDSHAKE_TIMEOUT", K_MS, OPT(handshake_timeout_ms), "MS",
+    {"handshake-timeout", "WSR_HANDSHAKE_TIMEOUT", K_NUMBER, NUM(handshake_timeout_ms, 0, MS_MAX), "MS",
      "time allowed to send the upgrade request (default 10000)"},
-    {"close-timeout", "WSR_CLOSE_TIMEOUT", K_MS, OPT(close_timeout_ms), "MS",
+    {"close-timeout", "WSR_CLOSE_TIMEOUT", K_NUMBER, NUM(close_timeout_ms, 0, MS_MAX), "MS",
      "time allowed for a peer to answer our close frame (default 5000)"},
-    {"shutdown-timeout", "WSR_SHUTDOWN_TIMEOUT", K_MS, OPT(shutdown_timeout_ms), "MS",
+    {"shutdown-timeout", "WSR_SHUTDOWN_TIMEOUT", K_NUMBER, NUM(shutdown_timeout_ms, 0, MS_MAX), "MS",
      "on SIGTERM/SIGINT, time allowed for all connections to close (default 5000)"},
-    {"ping-interval", "WSR_PING_INTERVAL", K_MS, OPT(ping_interval_ms), "MS",
+    {"ping-interval", "WSR_PING_INTERVAL", K_NUMBER, NUM(ping_interval_ms, 0, MS_MAX), "MS",
      "ping a connection after this much silence; 0 never (default 30000)"},
-    {"pong-timeout", "WSR_PONG_TIMEOUT", K_MS, OPT(pong_timeout_ms), "MS",
+    {"pong-timeout", "WSR_PONG_TIMEOUT", K_NUMBER, NUM(pong_timeout_ms, 0, MS_MAX), "MS",
      "after a ping, cut a connection silent this long (stale); 0 never (default 30000)"},
-    {"idle-timeout", "WSR_IDLE_TIMEOUT", K_MS, OPT(idle_timeout_ms), "MS",
+    {"idle-timeout", "WSR_IDLE_TIMEOUT", K_NUMBER, NUM(idle_timeout_ms, 0, MS_MAX), "MS",
      "close with 1001 a connection with no message either way this long; 0 off (default 0)"},
-    {"subprotocol", "WSR_SUBPROTOCOLS", K_SUBPROTO, 0, "NAME",
+    {"subprotocol", "WSR_SUBPROTOCOLS", K_SUBPROTO, NONE, "NAME",
      "a supported subprotocol; repeat for several (env: comma-separated). Default: none"},
     {"deflate", "WSR_DEFLATE", K_DEFLATE, OPT(deflate), "off|shared|dedicated",
      "permessage-deflate: shared streams for all connections (memory flat), per-connection streams with "
      "context takeover, or off (default shared)"},
-    {"deflate-window-bits", "WSR_DEFLATE_WINDOW_BITS", K_BITS, OPT(deflate_window_bits), "8..15",
+    {"deflate-window-bits", "WSR_DEFLATE_WINDOW_BITS", K_NUMBER, NUM(deflate_window_bits, 8, 15), "8..15",
      "window of our deflater (default 15)"},
-    {"deflate-client-window-bits", "WSR_DEFLATE_CLIENT_WINDOW_BITS", K_BITS, OPT(deflate_client_window_bits), "8..15",
+    {"deflate-client-window-bits", "WSR_DEFLATE_CLIENT_WINDOW_BITS", K_NUMBER, NUM(deflate_client_window_bits, 8, 15), "8..15",
      "window asked of clients that offer client_max_window_bits (default 15)"},
-    {"deflate-mem-level", "WSR_DEFLATE_MEM_LEVEL", K_LEVEL, OPT(deflate_mem_level), "1..9",
+    {"deflate-mem-level", "WSR_DEFLATE_MEM_LEVEL", K_NUMBER, NUM(deflate_mem_level, 1, 9), "1..9",
      "zlib memLevel of our deflaters (default 8)"},
-    {"deflate-level", "WSR_DEFLATE_LEVEL", K_LEVEL, OPT(deflate_level), "1..9",
+    {"deflate-level", "WSR_DEFLATE_LEVEL", K_NUMBER, NUM(deflate_level, 1, 9), "1..9",
      "zlib compression level (default 1: fastest)"},
-    {"deflate-threshold", "WSR_DEFLATE_THRESHOLD", K_BYTES, OPT(deflate_threshold), "BYTES",
+    {"deflate-threshold", "WSR_DEFLATE_THRESHOLD", K_BYTES, NUM(deflate_threshold, 0, UINT32_MAX), "BYTES",
      "messages shorter than this are sent uncompressed (default 64)"},
-    {"log-level", "WSR_LOG_LEVEL", K_LOG, 0, "LEVEL", "error, warn, info or debug (default info)"},
+    {"log-level", "WSR_LOG_LEVEL", K_LOG, NONE, "LEVEL", "error, warn, info or debug (default info)"},
 };
 
 static void usage(FILE *f) {
@@ -118,19 +125,16 @@ static bool apply(config *cfg, const option_def &o, const char *val, bool from_e
     case K_STRING:
         *(const char **)(base + o.offset) = val;
         return *val != '\0';
+    case K_NUMBER:
     case K_BYTES:
-    case K_COUNT:
-    case K_MS: {
-        uint64_t max = o.offset == OPT(max_message) || o.offset == OPT(max_backpressure) ? UINT32_MAX - 64 : UINT32_MAX;
-        if (o.offset == OPT(max_header)) max = 65535;
-        if (o.kind == K_MS) max = 24u * 24 * 3600 * 1000; // timers compare within 24 days
-        if (!parse_number(val, o.kind == K_BYTES, max, &n)) return false;
-        if (o.offset == OPT(max_message) || o.offset == OPT(max_backpressure))
+        if (!parse_number(val, o.kind == K_BYTES, o.max, &n) || n < o.min) return false;
+        if (o.width == 8)
             *(uint64_t *)(base + o.offset) = n;
-        else
+        else if (o.width == 4)
             *(uint32_t *)(base + o.offset) = (uint32_t)n;
-        return o.kind != K_BYTES || n > 0 || o.offset == OPT(deflate_threshold);
-    }
+        else
+            *(uint8_t *)(base + o.offset) = (uint8_t)n;
+        return true;
     case K_LOG: {
         static const char *const names[] = {"error", "warn", "info", "debug"};
         for (int i = 0; i < 4; i++)
@@ -148,13 +152,6 @@ static bool apply(config *cfg, const option_def &o, const char *val, bool from_e
                 return true;
             }
         return false;
-    }
-    case K_BITS:
-    case K_LEVEL: {
-        uint64_t lo = o.kind == K_BITS ? 8 : 1, hi = o.kind == K_BITS ? 15 : 9;
-        if (!parse_number(val, false, hi, &n) || n < lo) return false;
-        *(uint8_t *)(base + o.offset) = (uint8_t)n;
-        return true;
     }
     case K_POLICY:
         if (strcasecmp(val, "close") == 0)

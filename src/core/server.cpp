@@ -262,20 +262,28 @@ static uint32_t default_max_conns(void) {
     return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
+// Undoes a partly built server (before its loop handles exist); returns err.
+static int new_failed(wsr_server *srv, int err) {
+    if (srv->spare_fd >= 0) close(srv->spare_fd);
+    free(srv->listen_addr);
+    free(srv->rbuf);
+    free(srv);
+    return err;
+}
+
 int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     *out = nullptr;
     wsr_server *srv = (wsr_server *)calloc(1, sizeof *srv);
     if (!srv) return WSR_ENOMEM;
+    srv->spare_fd = -1;
     wsr_options_default(&srv->opts);
     if (opts) srv->opts = *opts;
     if (!srv->opts.listen) srv->opts.listen = "127.0.0.1:8080";
     const wsr_options &o = srv->opts;
     if (o.max_message == 0 || o.max_message > UINT32_MAX - 64 || o.deflate_window_bits < 8 || o.deflate_window_bits > 15 ||
         o.deflate_client_window_bits < 8 || o.deflate_client_window_bits > 15 || o.deflate_mem_level < 1 ||
-        o.deflate_mem_level > 9 || o.deflate_level < 1 || o.deflate_level > 9) {
-        free(srv);
-        return WSR_EINVAL;
-    }
+        o.deflate_mem_level > 9 || o.deflate_level < 1 || o.deflate_level > 9)
+        return new_failed(srv, WSR_EINVAL);
     srv->loop = loop;
     srv->io = &transport_tcp;
     srv->listen_addr = strdup(srv->opts.listen);
@@ -287,19 +295,12 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     // at half the limit.
     srv->read_size = srv->opts.max_backpressure / 2 < srv->rbuf_size ? (size_t)srv->opts.max_backpressure / 2 : srv->rbuf_size;
     if (srv->read_size < 512) srv->read_size = 512;
-    if (srv->rbuf) {
-        // Costs of the server, not of its first connection, paid up front: the read
-        // buffer's pages, and OpenSSL mapping its SHA-1 provider (about 2 MB) on first use.
-        memset(srv->rbuf, 0, srv->rbuf_size);
-        char warm[HS_ACCEPT_LEN + 1];
-        hs_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, warm);
-    }
-    if (!srv->listen_addr || !srv->rbuf) {
-        free(srv->listen_addr);
-        free(srv->rbuf);
-        free(srv);
-        return WSR_ENOMEM;
-    }
+    if (!srv->listen_addr || !srv->rbuf) return new_failed(srv, WSR_ENOMEM);
+    // Costs of the server, not of its first connection, paid up front: the read
+    // buffer's pages, and OpenSSL mapping its SHA-1 provider (about 2 MB) on first use.
+    memset(srv->rbuf, 0, srv->rbuf_size);
+    char warm[HS_ACCEPT_LEN + 1];
+    hs_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, warm);
     srv->limits.max_message = srv->opts.max_message;
     srv->limits.allow_rsv1 = false;
     srv->limits.expect_masked = true;
@@ -319,11 +320,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     int r = poller_init(&srv->poll, loop, on_event, srv);
     if (r != 0) {
         log_error("cannot create the epoll set: %s", strerror(-r));
-        if (srv->spare_fd >= 0) close(srv->spare_fd);
-        free(srv->listen_addr);
-        free(srv->rbuf);
-        free(srv);
-        return WSR_ESYS;
+        return new_failed(srv, WSR_ESYS);
     }
     timers_init(&srv->tm, loop, &srv->table, on_timer_expire, srv);
     timers_set_timeout(&srv->tm, TK_HANDSHAKE, srv->opts.handshake_timeout_ms);

@@ -190,22 +190,6 @@ static bool span_ieq(const hs_parser *p, hs_span s, const char *lit) {
     return s.len == n && strncasecmp(p->buf + s.off, lit, n) == 0;
 }
 
-static int header_count(const hs_parser *p, const char *name) {
-    int n = 0;
-    for (uint16_t i = 0; i < p->nheaders; i++) n += span_ieq(p, p->headers[i].name, name);
-    return n;
-}
-
-bool hs_header_find(const hs_parser *p, const char *name, hs_span *value) {
-    for (uint16_t i = 0; i < p->nheaders; i++) {
-        if (span_ieq(p, p->headers[i].name, name)) {
-            *value = trim(p, p->headers[i].value);
-            return true;
-        }
-    }
-    return false;
-}
-
 bool hs_header_next(const hs_parser *p, const char *name, uint16_t *pos, hs_span *value) {
     for (; *pos < p->nheaders; (*pos)++) {
         if (span_ieq(p, p->headers[*pos].name, name)) {
@@ -215,6 +199,22 @@ bool hs_header_next(const hs_parser *p, const char *name, uint16_t *pos, hs_span
     }
     return false;
 }
+
+bool hs_header_find(const hs_parser *p, const char *name, hs_span *value) {
+    uint16_t pos = 0;
+    return hs_header_next(p, name, &pos, value);
+}
+
+static int header_count(const hs_parser *p, const char *name) {
+    uint16_t pos = 0;
+    hs_span v;
+    int n = 0;
+    while (hs_header_next(p, name, &pos, &v)) n++;
+    return n;
+}
+
+
+
 
 hs_span hs_request_path(const hs_parser *p) {
     hs_span s = p->url;
