@@ -198,8 +198,14 @@ static bool combined_list_has(const hs_parser *p, const char *name, const char *
 // RFC 6455 §4.2.1 item by item, with RFC 9112 §3.2 on Host.
 static bool request_acceptable(const hs_parser *p) {
     if (p->http.method != HTTP_GET) return false;
-    if (p->http.http_major * 100 + p->http.http_minor < 101) return false;
+    if (p->http.http_major != 1 || p->http.http_minor < 1) return false;
     text v;
+    // The bytes after the head are frames, so an upgrade request carries no body.
+    if (count_headers(p, "Transfer-Encoding") != 0) return false;
+    if (first_header(p, "Content-Length", &v)) {
+        for (size_t i = 0; i < v.n; i++)
+            if (v.s[i] != '0') return false;
+    }
     // RFC 9112 §3.2: "MUST respond with 400 to any request ... that contains more than
     // one Host header field line".
     if (count_headers(p, "Host") != 1) return false;

@@ -47,11 +47,13 @@ int main(int argc, char **argv) {
     uv_loop_t *loop = uv_default_loop();
     daemon_state d = {};
     int r = wsr_server_new(loop, &cfg.opts, &d.srv);
+    if (r == WSR_OK) r = config_apply_keyed(&cfg, d.srv);
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/echo", &echo_handlers, nullptr);
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/broadcast", &broadcast_handlers, &d.room);
     if (r != WSR_OK) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
         wsr_server_free(d.srv);
+        uv_run(loop, UV_RUN_DEFAULT); // the server's handles close from the loop
         return 1;
     }
     wsr_server_set_user(d.srv, &d);
@@ -68,7 +70,7 @@ int main(int argc, char **argv) {
         uv_close((uv_handle_t *)&d.sigterm, nullptr);
         uv_close((uv_handle_t *)&d.sigint, nullptr);
         wsr_server_free(d.srv);
-        uv_run(loop, UV_RUN_NOWAIT);
+        uv_run(loop, UV_RUN_DEFAULT);
         return 1;
     }
 

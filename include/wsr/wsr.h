@@ -34,7 +34,8 @@ enum {
     WSR_ENOCONN = -1,   /* no such connection (closed, or a stale id) */
     WSR_ECLOSING = -2,  /* the connection is closing: nothing more may be sent */
     WSR_ENOMEM = -3,
-    WSR_EINVAL = -4,    /* bad argument (unknown opcode, bad close code, reason too long) */
+    WSR_EINVAL = -4,    /* bad argument (unknown opcode, bad close code, reason too long, an
+                           option out of range: the log names it) */
     WSR_ETOOBIG = -5,   /* payload larger than the server's max_message */
     WSR_EADDR = -6,     /* listen address could not be parsed */
     WSR_ESYS = -7,      /* a system call failed; see the log line */
@@ -44,6 +45,12 @@ const char *wsr_strerror(int err);
 
 typedef enum wsr_log_level { WSR_LOG_ERROR, WSR_LOG_WARN, WSR_LOG_INFO, WSR_LOG_DEBUG } wsr_log_level;
 void wsr_log_set_level(wsr_log_level level);
+/* Where log lines go: by default stderr, with a UTC timestamp and the level. A sink gets
+ * the message alone (no timestamp, no newline), on the thread of the server that logs.
+ * Lines caused by peers are rate-limited per call site before they reach it ("N similar
+ * lines suppressed"). NULL restores stderr. Set it before starting servers. */
+typedef void (*wsr_log_fn)(wsr_log_level level, const char *msg, void *user);
+void wsr_log_set_sink(wsr_log_fn fn, void *user);
 
 typedef enum wsr_slow_policy {
     WSR_SLOW_CLOSE = 0, /* close a receiver whose unsent bytes reach max_backpressure */
@@ -59,10 +66,21 @@ typedef enum wsr_deflate_mode {
                                   allows it: better ratio, ~(2^(w+2) + 2^(m+9) + 2^w) bytes each */
 } wsr_deflate_mode;
 
+/* The longest timeout any option accepts: 24 days (deadlines are kept in 32-bit ms). */
+#define WSR_MAX_TIMEOUT_MS 2073600000u
+/* The longest subprotocol name accepted in wsr_options.subprotocols, and how many. */
+#define WSR_MAX_SUBPROTOCOL_LEN 255
+#define WSR_MAX_SUBPROTOCOLS 32
+
+/* Every field is checked by wsr_server_new: WSR_EINVAL, with a log line naming the
+ * field, when one is out of range. */
 typedef struct wsr_options {
     const char *listen;            /* "HOST:PORT"; IPv6 as "[::1]:8080". Default "127.0.0.1:8080" */
-    uint64_t max_message;          /* bytes per message, all fragments together. Default 1 MiB */
-    uint32_t max_header;           /* bytes of request line + headers; over it: 431. Default 8192 */
+    uint64_t max_message;          /* bytes per message, all fragments together, received or sent;
+                                      1 .. 2^32-65. Default 1 MiB */
+    uint32_t max_header;           /* bytes of request line + headers; over it: 431. 256 .. 65535.
+                                      Default 8192 */
+    /* Timeouts are at most WSR_MAX_TIMEOUT_MS. */
     uint32_t handshake_timeout_ms; /* to complete the upgrade request. Default 10000 */
     uint32_t close_timeout_ms;     /* for the peer to answer our close. Default 5000 */
     uint32_t shutdown_timeout_ms;  /* for all peers to close on shutdown. Default 5000 */
@@ -72,7 +90,8 @@ typedef struct wsr_options {
     uint32_t idle_timeout_ms;      /* no message either way this long: close 1001; 0: off (default) */
     uint32_t max_connections;      /* over it the handshake gets 503. Default 0: from the fd limit */
     uint64_t max_backpressure;     /* unsent bytes per connection at which the slow-consumer policy
-                                      applies; reading from it pauses at half. Default 1 MiB */
+                                      applies; reading from it pauses at half. 1 .. 2^32-65.
+                                      Default 1 MiB */
     wsr_slow_policy slow_policy;   /* Default WSR_SLOW_CLOSE */
     wsr_deflate_mode deflate;      /* Default WSR_DEFLATE_SHARED */
     uint8_t deflate_window_bits;   /* our deflater's window, 8..15 (8 runs as 9). Default 15 */
@@ -80,10 +99,34 @@ typedef struct wsr_options {
     uint8_t deflate_mem_level;     /* zlib memLevel 1..9. Default 8 */
     uint8_t deflate_level;         /* zlib level 1..9. Default 1: speed over ratio */
     uint32_t deflate_threshold;    /* messages shorter than this go uncompressed. Default 64 */
-    const char *const *subprotocols; /* supported, NULL-terminated, or NULL */
+    const char *const *subprotocols; /* supported, NULL-terminated, or NULL: HTTP tokens of at most
+                                        WSR_MAX_SUBPROTOCOL_LEN bytes, at most WSR_MAX_SUBPROTOCOLS */
 } wsr_options;
 
 void wsr_options_default(wsr_options *opts);
+
+/* Options that came after wsr_options, set by key so that the struct compiled into an
+ * application never changes size. Set them after wsr_server_new and before
+ * wsr_server_listen; WSR_EINVAL (with a log line) when out of range. */
+typedef enum wsr_option {
+    /* Connections still sending their upgrade request, at most. Connections past it
+     * are answered 503 and closed at once. 1 .. 2^32-1. Default 1024. */
+    WSR_OPT_MAX_HANDSHAKES = 1,
+    /* Bytes the server may hold for its peers: incomplete incoming messages, input held
+     * over to the next round, and frames copied into out-queues (a prepared message
+     * queued to many receivers is the application's, and not counted). Input may take
+     * three quarters of it, so that peers whose messages were taken in can still be
+     * answered. The connection whose message or send would cross its share is closed
+     * with 1013 (try again later). At least max_message. Default 64 MiB, or twice
+     * max_message when that is more. */
+    WSR_OPT_MAX_MEMORY = 2,
+    /* A receiver whose unsent output stays at or over half max_backpressure (where
+     * reading from it pauses) this long is closed with 1008; 0: never (it can then only
+     * be cut when a send finds it at max_backpressure). At most WSR_MAX_TIMEOUT_MS.
+     * Default 10000. */
+    WSR_OPT_SLOW_TIMEOUT_MS = 3,
+} wsr_option;
+int wsr_server_set_option(struct wsr_server *srv, wsr_option opt, uint64_t value);
 
 typedef struct wsr_handlers {
     /* A connection on this route finished its handshake. */
@@ -107,9 +150,14 @@ int wsr_server_listen(wsr_server *srv);
 /* The bound port (useful after listening on port 0). */
 int wsr_server_port(const wsr_server *srv);
 /* Graceful stop: stop accepting, send close 1001 to every connection, let queued output
- * drain, and cut what remains after shutdown_timeout_ms. done runs once all are gone. */
+ * drain, and cut what remains after shutdown_timeout_ms. done runs once all are gone,
+ * from the loop: never inside this call. The server's loop handles are closed then. */
 void wsr_server_shutdown(wsr_server *srv, void (*done)(wsr_server *srv, uint32_t clean, uint32_t cut));
-/* Releases the server; the loop must have run until every handle closed. */
+/* Releases the server. After a completed shutdown the memory goes at once. Otherwise,
+ * as with uv_close, the server stops listening, cuts every connection (on_close still
+ * runs for each, from the loop) and closes its handles; the memory is released from the
+ * loop once their close callbacks ran, so run the loop afterwards. Nothing runs inside
+ * this call. */
 void wsr_server_free(wsr_server *srv);
 
 /* Sends one message. WSR_OK: all bytes went to the kernel or are batched for this loop
@@ -164,6 +212,18 @@ int wsr_stats_close_bucket(uint16_t code);
 extern const char *const wsr_stats_close_labels[WSR_CLOSE_BUCKETS];
 extern const char *const wsr_stats_hs_labels[WSR_HS_BUCKETS];
 void wsr_server_stats(const wsr_server *srv, wsr_stats *out);
+
+/* Figures that came after wsr_stats, read one at a time (the struct never grows). */
+typedef enum wsr_counter {
+    WSR_COUNTER_MEMORY_BYTES = 1,    /* gauge: bytes held now against WSR_OPT_MAX_MEMORY */
+    WSR_COUNTER_MEMORY_CLOSES = 2,   /* connections closed with 1013 at the memory budget */
+    WSR_COUNTER_HANDSHAKES_SHED = 3, /* connections answered 503 past WSR_OPT_MAX_HANDSHAKES */
+    WSR_COUNTER_ACCEPT_PAUSES = 4,   /* times accepting paused: out of file descriptors */
+    WSR_COUNTER_LOG_SUPPRESSED = 5,  /* log lines suppressed by rate limiting (this thread) */
+    WSR_COUNTER_HANDSHAKES = 6,      /* gauge: connections still in their upgrade request */
+} wsr_counter;
+/* The counter's value; 0 for an unknown one. */
+uint64_t wsr_server_counter(const wsr_server *srv, wsr_counter which);
 
 void wsr_conn_set_user(wsr_server *srv, wsr_conn_id id, void *user);
 void *wsr_conn_user(wsr_server *srv, wsr_conn_id id);

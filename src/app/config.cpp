@@ -7,14 +7,14 @@
 #include <string.h>
 #include <strings.h>
 
-// K_BYTES is a number that also takes a k/m/g suffix.
-enum opt_kind { K_STRING, K_NUMBER, K_BYTES, K_LOG, K_SUBPROTO, K_POLICY, K_DEFLATE };
+// K_BYTES is a number that also takes a k/m/g suffix. K_KEYED_* go to cfg->keyed.
+enum opt_kind { K_STRING, K_NUMBER, K_BYTES, K_LOG, K_SUBPROTO, K_POLICY, K_DEFLATE, K_KEYED_NUMBER, K_KEYED_BYTES };
 
 struct option_def {
     const char *name; // flag without "--"
     const char *env;
     opt_kind kind;
-    size_t offset;    // into wsr_options (unused for K_LOG, K_SUBPROTO)
+    size_t offset;    // into wsr_options (unused for K_LOG, K_SUBPROTO); K_KEYED_*: the wsr_option
     size_t width;     // numbers: size of the field (1, 4 or 8 bytes)
     uint64_t min, max; // numbers: accepted range
     const char *arg;
@@ -23,9 +23,9 @@ struct option_def {
 
 #define OPT(field) offsetof(wsr_options, field), 0, 0, 0
 #define NUM(field, lo, hi) offsetof(wsr_options, field), sizeof(wsr_options::field), (lo), (hi)
+#define KEY(key, lo, hi) (size_t)(key), 8, (lo), (hi)
 #define NONE 0, 0, 0, 0
-// Timers compare deadlines within 24 days.
-static const uint64_t MS_MAX = 24ull * 24 * 3600 * 1000;
+static const uint64_t MS_MAX = WSR_MAX_TIMEOUT_MS;
 
 // One table drives parsing, the environment and --help, so they cannot disagree.
 static const option_def OPTIONS[] = {
@@ -33,15 +33,23 @@ static const option_def OPTIONS[] = {
      "address to listen on; IPv6 as [::1]:8080 (default 127.0.0.1:8080)"},
     {"max-message", "WSR_MAX_MESSAGE", K_BYTES, NUM(max_message, 1, UINT32_MAX - 64), "BYTES",
      "largest message accepted, all fragments together; bigger gets close 1009 (default 1048576)"},
-    {"max-header", "WSR_MAX_HEADER", K_BYTES, NUM(max_header, 1, 65535), "BYTES",
-     "largest upgrade request head; bigger gets 431 (default 8192, at most 65535)"},
+    {"max-header", "WSR_MAX_HEADER", K_BYTES, NUM(max_header, 256, 65535), "BYTES",
+     "largest upgrade request head; bigger gets 431 (default 8192, 256 .. 65535)"},
     {"max-connections", "WSR_MAX_CONNECTIONS", K_NUMBER, NUM(max_connections, 0, UINT32_MAX), "N",
      "open WebSocket connections; more get 503 (default: from the file descriptor limit)"},
+    {"max-handshakes", "WSR_MAX_HANDSHAKES", K_KEYED_NUMBER, KEY(WSR_OPT_MAX_HANDSHAKES, 1, UINT32_MAX), "N",
+     "connections still sending their upgrade request; more are answered 503 at once (default 1024)"},
+    {"max-memory", "WSR_MAX_MEMORY", K_KEYED_BYTES, KEY(WSR_OPT_MAX_MEMORY, 1, UINT64_MAX >> 1), "BYTES",
+     "bytes held for peers (incomplete messages, unsent copies); the connection that would cross it is "
+     "closed with 1013; at least --max-message (default 64m, or twice --max-message if more)"},
     {"max-backpressure", "WSR_MAX_BACKPRESSURE", K_BYTES, NUM(max_backpressure, 1, UINT32_MAX - 64), "BYTES",
      "unsent bytes per connection at which the slow-consumer policy applies; reading from it pauses at half "
      "(default 1048576)"},
     {"backpressure-policy", "WSR_BACKPRESSURE_POLICY", K_POLICY, OPT(slow_policy), "close|drop",
      "for a receiver at --max-backpressure: close it with 1008, or drop messages for it (default close)"},
+    {"slow-timeout", "WSR_SLOW_TIMEOUT", K_KEYED_NUMBER, KEY(WSR_OPT_SLOW_TIMEOUT_MS, 0, MS_MAX), "MS",
+     "close with 1008 a receiver whose unsent output stays over half --max-backpressure this long; 0 never "
+     "(default 10000)"},
     {"handshake-timeout", "WSR_HANDSHAKE_TIMEOUT", K_NUMBER, NUM(handshake_timeout_ms, 0, MS_MAX), "MS",
      "time allowed to send the upgrade request (default 10000)"},
     {"close-timeout", "WSR_CLOSE_TIMEOUT", K_NUMBER, NUM(close_timeout_ms, 0, MS_MAX), "MS",
@@ -125,6 +133,12 @@ static bool apply(config *cfg, const option_def &o, const char *val, bool from_e
     case K_STRING:
         *(const char **)(base + o.offset) = val;
         return *val != '\0';
+    case K_KEYED_NUMBER:
+    case K_KEYED_BYTES:
+        if (!parse_number(val, o.kind == K_KEYED_BYTES, o.max, &n) || n < o.min) return false;
+        cfg->keyed[o.offset] = n;
+        cfg->keyed_set[o.offset] = true;
+        return true;
     case K_NUMBER:
     case K_BYTES:
         if (!parse_number(val, o.kind == K_BYTES, o.max, &n) || n < o.min) return false;
@@ -221,4 +235,13 @@ config_result config_load(config *cfg, int argc, char **argv) {
         }
     }
     return CONFIG_OK;
+}
+
+int config_apply_keyed(const config *cfg, wsr_server *srv) {
+    for (int k = 0; k < CONFIG_KEYS; k++) {
+        if (!cfg->keyed_set[k]) continue;
+        int r = wsr_server_set_option(srv, (wsr_option)k, cfg->keyed[k]);
+        if (r != WSR_OK) return r;
+    }
+    return WSR_OK;
 }

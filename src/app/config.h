@@ -4,10 +4,13 @@
 
 #include "wsr/wsr.h"
 
-enum { CONFIG_MAX_SUBPROTOCOLS = 16 };
+enum { CONFIG_MAX_SUBPROTOCOLS = 16, CONFIG_KEYS = 4 };
 
 struct config {
     wsr_options opts;
+    // Keyed options (wsr_server_set_option), indexed by wsr_option; applied when set.
+    uint64_t keyed[CONFIG_KEYS];
+    bool keyed_set[CONFIG_KEYS];
     wsr_log_level log_level;
     const char *subprotocols[CONFIG_MAX_SUBPROTOCOLS + 1];
     int nsubprotocols;
@@ -18,3 +21,5 @@ enum config_result { CONFIG_OK, CONFIG_EXIT_OK, CONFIG_ERROR };
 // Fills cfg from defaults, environment and argv. CONFIG_EXIT_OK after --help or
 // --version (already printed); CONFIG_ERROR after printing what was wrong.
 config_result config_load(config *cfg, int argc, char **argv);
+// Applies the keyed options that were given to a new server. WSR_OK or its error.
+int config_apply_keyed(const config *cfg, wsr_server *srv);

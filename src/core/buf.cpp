@@ -2,14 +2,16 @@
 
 #include <stdlib.h>
 
+#include "core/mem.h"
+
 // A connection that sends one small frame should pay for a small buffer: ten thousand
 // connections answering a close at once must not each take a 16 KiB chunk. Sizes
 // include the header, so each class is a round allocation.
 static const uint32_t CLASS_SIZE[BUF_CLASSES] = {256, 1024, 4096, 16384};
 // Free buffers kept per class: recycled because a busy connection fills and drains one
-// per loop iteration; capped so that an idle server gives memory back.
+// per loop iteration; capped, and trimmed (buf_pool_trim) once a burst is over.
 static const uint32_t CLASS_KEEP[BUF_CLASSES] = {1024, 256, 64, 64};
-enum { KEEP_MAX = 1024 };
+enum { KEEP_MAX = 1024, KEEP_AFTER_TRIM = 16 };
 
 struct buf_pool {
     buf *free[BUF_CLASSES][KEEP_MAX];
@@ -33,12 +35,13 @@ buf *buf_new(size_t cap) {
         b = pool.free[k][--pool.nfree[k]];
     } else {
         size_t alloc = k >= 0 ? CLASS_SIZE[k] - sizeof(buf) : cap;
-        b = (buf *)malloc(sizeof(buf) + alloc);
+        b = (buf *)mem_alloc(sizeof(buf) + alloc);
         if (!b) return nullptr;
         b->cap = (uint32_t)alloc;
     }
     b->refs = 1;
     b->len = 0;
+    b->flags = 0;
     pool.live++;
     return b;
 }
@@ -55,3 +58,8 @@ void buf_unref(buf *b) {
 }
 
 uint64_t buf_live_count(void) { return pool.live; }
+
+void buf_pool_trim(void) {
+    for (int k = 0; k < BUF_CLASSES; k++)
+        while (pool.nfree[k] > (k == 0 ? (uint32_t)KEEP_AFTER_TRIM : 0u)) free(pool.free[k][--pool.nfree[k]]);
+}

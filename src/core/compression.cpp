@@ -6,6 +6,7 @@
 #include "core/buf.h"
 #include "core/conn.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/server.h"
 #include "proto/deflate.h"
 #include "proto/extensions.h"
@@ -20,7 +21,7 @@ struct pmd_conn {
 };
 
 // Scratch output above this is given back after use rather than kept for the next
-// message: one huge message should not pin its size for the life of the server.
+// message.
 enum { SCRATCH_KEEP = 256 * 1024 };
 
 static int effective_bits(int bits) { return bits < 9 ? 9 : bits; }
@@ -42,16 +43,28 @@ bool compression_negotiate(wsr_server *srv, conn *c, const hs_parser *hs, char *
 }
 
 static pmd_conn *conn_streams(conn *c) {
-    if (!c->z) c->z = (pmd_conn *)calloc(1, sizeof(pmd_conn));
+    if (!c->z) c->z = (pmd_conn *)mem_calloc(1, sizeof(pmd_conn));
     return c->z;
 }
 
-static void scratch_trim(pmd_buf *b) {
+// The scratch buffers count in the server's memory gauge while they are large, so a
+// burst of big messages is given back to the system once it is over.
+static void scratch_grew(wsr_server *srv, const pmd_buf *b, size_t old_cap) {
+    if (b->cap != old_cap) server_mem_change(srv, (int64_t)b->cap - (int64_t)old_cap);
+}
+
+static void scratch_trim(wsr_server *srv, pmd_buf *b) {
     if (b->cap > SCRATCH_KEEP) {
+        server_mem_change(srv, -(int64_t)b->cap);
         free(b->data);
         *b = pmd_buf{};
     }
     b->len = 0;
+}
+
+void compression_scratch_release(wsr_server *srv) {
+    scratch_trim(srv, &srv->z_in);
+    scratch_trim(srv, &srv->z_out);
 }
 
 // The stream to inflate this connection's next message with, or NULL (no memory).
@@ -78,8 +91,11 @@ uint16_t compression_inflate(wsr_server *srv, conn *c, const uint8_t *in, size_t
     bool reset;
     pmd_stream *s = inflater_for(srv, c, &reset);
     if (!s) return WS_CLOSE_INTERNAL;
-    scratch_trim(&srv->z_in);
+    srv->z_in.len = 0;
+    size_t old_cap = srv->z_in.cap;
     int r = pmd_inflate_message(s, in, len, &srv->z_in, (size_t)srv->limits.max_message, reset);
+    scratch_grew(srv, &srv->z_in, old_cap);
+    if (r != PMD_OK) scratch_trim(srv, &srv->z_in);
     if (r == PMD_TOO_BIG) return WS_CLOSE_TOO_BIG;
     if (r == PMD_CORRUPT) return WS_CLOSE_BAD_DATA;
     if (r != PMD_OK) return WS_CLOSE_INTERNAL;
@@ -121,8 +137,11 @@ bool compression_deflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len
             s = nullptr;
     }
     if (!s) return false;
-    scratch_trim(&srv->z_out);
-    if (pmd_deflate_message(s, in, len, &srv->z_out, reset) != PMD_OK) {
+    srv->z_out.len = 0;
+    size_t old_cap = srv->z_out.cap;
+    int r = pmd_deflate_message(s, in, len, &srv->z_out, reset);
+    scratch_grew(srv, &srv->z_out, old_cap);
+    if (r != PMD_OK) {
         log_warn("deflate failed; message sent uncompressed");
         return false;
     }
@@ -141,20 +160,24 @@ buf *compression_msg_frame(wsr_server *srv, conn *c, wsr_msg *m) {
     if (m->z_state == 0) {
         m->z_state = 2;
         pmd_stream *s = shared_deflater(srv);
-        scratch_trim(&srv->z_out);
-        if (s && pmd_deflate_message(s, m->plain->data + m->hdr_len, payload, &srv->z_out, true) == PMD_OK &&
-            srv->z_out.len < payload) {
+        srv->z_out.len = 0;
+        size_t old_cap = srv->z_out.cap;
+        bool ok = s && pmd_deflate_message(s, m->plain->data + m->hdr_len, payload, &srv->z_out, true) == PMD_OK;
+        scratch_grew(srv, &srv->z_out, old_cap);
+        if (ok && srv->z_out.len < payload) {
             buf *b = buf_new(FRAME_MAX_HEADER + srv->z_out.len);
             if (b) {
                 uint8_t op = m->plain->data[0] & 0x0F;
                 b->len = (uint32_t)frame_write_header(b->data, op, true, true, srv->z_out.len, nullptr);
                 memcpy(b->data + b->len, srv->z_out.data, srv->z_out.len);
                 b->len += (uint32_t)srv->z_out.len;
+                b->flags |= BUF_SHARED;
                 m->deflated = b;
                 m->z_state = 1;
                 srv->stats.broadcast_compressions++;
             }
         }
+        scratch_trim(srv, &srv->z_out);
     }
     if (m->z_state != 1) return m->plain;
     srv->stats.messages_compressed_out++;

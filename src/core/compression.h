@@ -31,6 +31,11 @@ bool compression_deflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len
 // plain frame.
 buf *compression_msg_frame(wsr_server *srv, conn *c, struct wsr_msg *m);
 
+// Gives back scratch output grown by a large message, once its bytes were used (the
+// message delivered, or the frame copied into a queue): one huge message should not
+// pin its size for the life of the server.
+void compression_scratch_release(wsr_server *srv);
+
 void compression_conn_free(conn *c);
 void compression_server_free(wsr_server *srv);
 

@@ -10,6 +10,7 @@
 
 #include "core/compression.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/server.h"
 #include "core/stats.h"
 #include "core/transport.h"
@@ -17,7 +18,12 @@
 #include "proto/utf8.h"
 
 enum {
-    READS_PER_EVENT = 4,    // bounded so one busy client cannot starve the rest
+    // One connection's share of a round: bytes read, plus bytes inflated, plus
+    // MESSAGE_COST per message delivered. A 1 KB message that inflates to 1 MB costs
+    // what it costs to handle, and a read of tiny messages cannot become thousands of
+    // callbacks in a row while every other connection waits.
+    ROUND_BUDGET = 256 * 1024,
+    MESSAGE_COST = 256,
     IOV_BATCH = 64,
     FLUSH_NOW_BYTES = 65536 // past this, a send writes at once instead of at loop end
 };
@@ -39,8 +45,11 @@ static const char *peer_name(const conn *c, char *out, size_t cap) {
     return out;
 }
 
-static void free_message(conn *c) {
+// Message assembly (or held input) counts against the server's memory budget.
+static void free_message(wsr_server *srv, conn *c) {
+    if (!c->msg_cap) return;
     free(c->msg);
+    server_mem_change(srv, -(int64_t)c->msg_cap);
     c->msg = nullptr;
     c->msg_len = c->msg_cap = 0;
 }
@@ -64,6 +73,31 @@ void conn_start(conn *c, int fd) {
     c->aux.hs = nullptr; // a parser of its own only if the request spans reads
 }
 
+// Leaves CONN_HANDSHAKE, which the server bounds (max_handshakes).
+static void end_handshake(wsr_server *srv, conn *c, uint8_t state) {
+    free_aux(c);
+    srv->handshakes--;
+    c->state = state;
+}
+
+// Ends a connection whose stream can take nothing more: the socket failed, or memory
+// ran out with part of a frame already written. Destroyed by the flush pass.
+static void cut(wsr_server *srv, conn *c, const char *why) {
+    char peer[64];
+    log_warn("connection %s cut: %s", peer_name(c, peer, sizeof peer), why);
+    c->flags |= CF_DEAD;
+    server_want_flush(srv, c);
+}
+
+// Every copy into the out-queue goes through here, for the memory account.
+static bool push_copy(wsr_server *srv, conn *c, const void *a, size_t alen, const void *b, size_t blen) {
+    if (outq_push_copy(&c->out, a, alen, b, blen) != 0) return false;
+    server_mem_change(srv, (int64_t)(alen + blen));
+    return true;
+}
+
+static void drop_output(wsr_server *srv, conn *c) { server_mem_change(srv, -(int64_t)outq_clear(&c->out)); }
+
 // --- output -------------------------------------------------------------------
 
 static bool write_out(wsr_server *srv, conn *c);
@@ -76,6 +110,9 @@ static void queued(wsr_server *srv, conn *c) {
         // reading from it so TCP pushes back on it instead of our memory growing.
         c->flags |= CF_READ_PAUSED;
         server_update_events(srv, c);
+        // Its pongs cannot be read now, so the heartbeat would call it stale; the slow
+        // timeout judges it instead (a soft limit held too long, as Redis does).
+        if (c->state == CONN_OPEN && timers_enabled(&srv->tm, TK_SLOW)) timers_put(&srv->tm, c, TK_SLOW);
     }
     // Large output goes to the kernel now rather than piling up until the loop ends;
     // the flush pass still runs, to finish closes and reap a failed socket.
@@ -86,7 +123,8 @@ static void queued(wsr_server *srv, conn *c) {
 static void send_now(wsr_server *srv, conn *c, const char *data, size_t len);
 
 // Control frames and the server's own frames: never refused by the slow-consumer
-// policy, or a slow peer could not even be closed.
+// policy, or a slow peer could not even be closed. A frame is queued whole or not at
+// all (WSR_ENOMEM); a control frame that cannot be sent cuts the connection.
 static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len, bool rsv1 = false) {
     uint8_t hdr[FRAME_MAX_HEADER];
     size_t hlen = frame_write_header(hdr, opcode, true, rsv1, len, nullptr);
@@ -99,7 +137,10 @@ static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *dat
         send_now(srv, c, (const char *)frame, hlen + len);
         return WSR_OK;
     }
-    if (outq_push_copy(&c->out, hdr, hlen, data, len) != 0) return WSR_ENOMEM;
+    if (!push_copy(srv, c, hdr, hlen, data, len)) {
+        if (ws_opcode_is_control(opcode)) cut(srv, c, "out of memory for a control frame");
+        return WSR_ENOMEM;
+    }
     queued(srv, c);
     return WSR_OK;
 }
@@ -117,7 +158,7 @@ static void queue_close(wsr_server *srv, conn *c, uint16_t code, const char *rea
     }
     c->flags |= CF_CLOSE_SENT;
     c->state = CONN_CLOSING;
-    queue_frame(srv, c, WS_OP_CLOSE, body, n);
+    if (queue_frame(srv, c, WS_OP_CLOSE, body, n) != WSR_OK) return; // cut
     timers_put(&srv->tm, c, TK_CLOSE);
     timers_remove(&srv->tm, c, TK_IDLE);
 }
@@ -155,8 +196,8 @@ static int sent_message(wsr_server *srv, conn *c) {
 static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reason) {
     char peer[64];
     log_info("connection %s failed: %u %s", peer_name(c, peer, sizeof peer), code, reason);
-    srv->stats.protocol_errors++;
-    free_message(c);
+    if (code == WS_CLOSE_PROTOCOL || code == WS_CLOSE_BAD_DATA || code == WS_CLOSE_TOO_BIG) srv->stats.protocol_errors++;
+    free_message(srv, c);
     if (!(c->flags & CF_CLOSE_SENT)) {
         c->close_code = code;
         queue_close(srv, c, code, reason, strlen(reason));
@@ -165,9 +206,14 @@ static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reaso
     server_want_flush(srv, c);
 }
 
+// The connection has no budget left for this round: what remains of the input waits
+// in msg (free, since a message was just delivered) for the backlog pass.
+static void hold_input(wsr_server *srv, conn *c, const uint8_t *data, size_t n);
+
 // Writes a handshake response or a control frame at once when nothing is queued
 // ahead of it: what fits the socket buffer (nearly always) then costs no buffer at all.
-// Whatever the kernel does not take is queued as usual, after anything queued before.
+// Whatever the kernel does not take is queued as usual, after anything queued before;
+// if even that fails, part of the bytes may be out, so nothing else may follow: cut.
 static void send_now(wsr_server *srv, conn *c, const char *data, size_t len) {
     ssize_t w = 0;
     if (!c->out.head) {
@@ -181,7 +227,8 @@ static void send_now(wsr_server *srv, conn *c, const char *data, size_t len) {
         if (w < 0) w = 0;
         srv->stats.bytes_out += (uint64_t)w;
     }
-    if ((size_t)w < len) outq_push_copy(&c->out, data + w, len - (size_t)w, nullptr, 0);
+    if ((size_t)w < len && !push_copy(srv, c, data + w, len - (size_t)w, nullptr, 0))
+        return cut(srv, c, "out of memory for output");
     server_want_flush(srv, c);
 }
 
@@ -195,8 +242,7 @@ static void http_fail(wsr_server *srv, conn *c, uint16_t status, const char *rea
     if (status == 405) extra = "Allow: GET\r\n";
     char resp[512];
     size_t n = hs_write_error(resp, sizeof resp, status, reason, extra);
-    free_aux(c);
-    c->state = CONN_CLOSING;
+    end_handshake(srv, c, CONN_CLOSING);
     c->flags |= CF_CLOSE_SENT | CF_FAILING;
     timers_put(&srv->tm, c, TK_CLOSE);
     send_now(srv, c, resp, n);
@@ -223,11 +269,11 @@ static bool write_out(wsr_server *srv, conn *c) {
         }
         if (w < 0) {
             log_debug("write to fd %d failed: %s", c->fd, strerror((int)-w));
-            outq_clear(&c->out);
+            drop_output(srv, c);
             c->flags |= CF_DEAD;
             return false;
         }
-        outq_consume(&c->out, (size_t)w);
+        server_mem_change(srv, -(int64_t)outq_consume(&c->out, (size_t)w));
         srv->stats.bytes_out += (uint64_t)w;
         if ((size_t)w < want) {
             set_want_write(srv, c, true);
@@ -243,6 +289,9 @@ void conn_flush(wsr_server *srv, conn *c) {
     if ((c->flags & CF_READ_PAUSED) && c->out.bytes <= srv->opts.max_backpressure / 4) {
         c->flags &= (uint8_t)~CF_READ_PAUSED;
         server_update_events(srv, c);
+        if (c->timer_kind[0] == TK_SLOW) timers_put(&srv->tm, c, TK_HEARTBEAT);
+        // Held input waited for the peer to catch up; back into the backlog pass.
+        if ((c->flags2 & CF2_HELD) && !server_backlog_add(srv, c)) cut(srv, c, "out of memory");
     }
     if (c->out.head) return;
     if (c->state != CONN_CLOSING || !(c->flags & (CF_CLOSE_RECV | CF_FAILING))) return;
@@ -270,9 +319,9 @@ static const route *find_route(const wsr_server *srv, const hs_parser *hs, uint1
     return nullptr;
 }
 
-static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n);
+static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget);
 
-static void handshake_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
+static void handshake_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget) {
     // Most requests arrive whole in one read: parse those in the server's scratch
     // parser, so a connection allocates nothing for its handshake.
     hs_parser *hs = c->aux.hs;
@@ -300,27 +349,45 @@ static void handshake_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
     if (srv->table_open >= srv->max_conns)
         return http_fail(srv, c, 503, "too many connections");
 
-    char resp[512];
+    // Room for the longest response the options allow (subprotocol names are tokens of
+    // at most WSR_MAX_SUBPROTOCOL_LEN bytes); a response that did not fit would be no
+    // response at all, so it is checked, not assumed.
+    char resp[256 + WSR_MAX_SUBPROTOCOL_LEN + 160];
     char ext[160];
     bool pmd = compression_negotiate(srv, c, hs, ext, sizeof ext);
     size_t rn = hs_write_accept(resp, sizeof resp, &res, pmd ? ext : nullptr);
-    free_aux(c);
-    c->state = CONN_OPEN;
+    if (rn == 0) return http_fail(srv, c, 500, "response does not fit");
+    end_handshake(srv, c, CONN_OPEN);
     c->route = ridx;
-    c->flags |= CF_OPENED;
     frame_parser_init(&c->fp);
     timers_put(&srv->tm, c, TK_HEARTBEAT); // replaces the handshake deadline
     timers_put(&srv->tm, c, TK_IDLE);
     send_now(srv, c, resp, rn);
+    // Only a peer that got its 101 (or will, from the out-queue) is open.
+    if (c->flags & CF_DEAD) return;
+    c->flags |= CF_OPENED;
     srv->stats.handshakes_ok++;
     srv->table_open++;
     if (r->h.on_open) r->h.on_open(srv, conn_id(c), r->user);
     // Frames may ride in the same read as the request.
-    if (used < n && c->state == CONN_OPEN) frames_feed(srv, c, data + used, n - used);
+    if (used < n && c->state == CONN_OPEN && !(c->flags & CF_DEAD)) frames_feed(srv, c, data + used, n - used, budget);
 }
 
 // --- input: frames ---------------------------------------------------------------
 
+// Fails the connection when the server's memory budget cannot take n more bytes for
+// it. Input (messages being assembled, input held over) may use three quarters of the
+// budget: the rest stays for output, so peers whose messages were taken in can still
+// be answered when input has filled its share.
+static bool budget_refuses(wsr_server *srv, conn *c, size_t n, bool input) {
+    uint64_t limit = input ? srv->max_memory / 4 * 3 : srv->max_memory;
+    if (srv->mem_held + n <= limit) return false;
+    srv->counters.memory_closes++;
+    conn_fail(srv, c, WS_CLOSE_TRY_AGAIN, "server memory budget exhausted; try again later");
+    return true;
+}
+
+// False when the connection failed (memory budget or out of memory).
 static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n) {
     size_t need = (size_t)c->msg_len + n;
     if (need > c->msg_cap) {
@@ -329,14 +396,39 @@ static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n)
         size_t cap = c->msg_cap ? c->msg_cap : 256;
         while (cap < need) cap *= 2;
         if (cap > srv->limits.max_message) cap = (size_t)srv->limits.max_message;
-        uint8_t *nm = (uint8_t *)realloc(c->msg, cap);
-        if (!nm) return false;
+        if (budget_refuses(srv, c, cap - c->msg_cap, true)) return false;
+        uint8_t *nm = (uint8_t *)mem_realloc(c->msg, cap);
+        if (!nm) {
+            conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
+            return false;
+        }
+        server_mem_change(srv, (int64_t)(cap - c->msg_cap));
         c->msg = nm;
         c->msg_cap = (uint32_t)cap;
     }
     memcpy(c->msg + c->msg_len, d, n);
     c->msg_len = (uint32_t)need;
     return true;
+}
+
+static void hold_input(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
+    if (budget_refuses(srv, c, n, true)) return;
+    uint8_t *h = (uint8_t *)mem_alloc(n);
+    if (!h || !server_backlog_add(srv, c)) {
+        free(h);
+        return conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
+    }
+    memcpy(h, data, n);
+    c->msg = h;
+    c->msg_len = c->msg_cap = (uint32_t)n;
+    server_mem_change(srv, (int64_t)n);
+    c->flags2 |= CF2_HELD;
+}
+
+// Charges work to the round's budget; true when it is used up.
+static bool spend(size_t *budget, size_t cost) {
+    *budget -= cost < *budget ? cost : *budget;
+    return *budget == 0;
 }
 
 static void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d, size_t n) {
@@ -372,7 +464,7 @@ static void on_control(wsr_server *srv, conn *c, uint8_t op, const uint8_t *d, s
     }
 }
 
-static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
+static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget) {
     frame_event ev;
     uint64_t frame_len = 0;
     bool whole = false;        // the frame's header was parsed in this call, no payload yet
@@ -405,7 +497,7 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
             whole = false;
             if (ws_opcode_is_control(ev.opcode)) {
                 if (zc) break;
-                if (!c->aux.ctl && !(c->aux.ctl = (uint8_t *)malloc(125)))
+                if (!c->aux.ctl && !(c->aux.ctl = (uint8_t *)mem_alloc(125)))
                     return conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
                 memcpy(c->aux.ctl + c->ctl_len, ev.data, ev.len);
                 c->ctl_len = (uint8_t)(c->ctl_len + ev.len);
@@ -419,9 +511,10 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
             }
             if (zc && c->fp.fin && ev.opcode != WS_OP_CONT) break;
             zc = nullptr;
-            if (!message_append(srv, c, ev.data, ev.len)) return conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
+            if (!message_append(srv, c, ev.data, ev.len)) return;
             break;
-        case FRAME_END:
+        case FRAME_END: {
+            size_t cost = 0;
             if (ws_opcode_is_control(ev.opcode)) {
                 on_control(srv, c, ev.opcode, zc ? zc : c->aux.ctl, zc ? zc_len : c->ctl_len);
                 free(c->aux.ctl);
@@ -435,22 +528,50 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n) {
                     if (err == WS_CLOSE_TOO_BIG) return conn_fail(srv, c, err, "message exceeds the size limit once inflated");
                     if (err) return conn_fail(srv, c, err, err == WS_CLOSE_BAD_DATA ? "invalid compressed data" : "out of memory");
                     if (c->fp.msg_opcode == WS_OP_TEXT) c->utf8 = utf8_validate(UTF8_ACCEPT, d, dn);
+                    cost = dn; // inflating is work the read did not pay for
                 }
                 if (c->fp.msg_opcode == WS_OP_TEXT && !utf8_complete(c->utf8))
                     return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
                 deliver(srv, c, c->fp.msg_opcode, d, dn);
-                free_message(c);
+                free_message(srv, c);
+                compression_scratch_release(srv);
+                cost += MESSAGE_COST;
             }
             zc = nullptr;
             whole = false;
-            if (c->flags & CF_FAILING) return;
+            // A send from the handler may have found the socket dead: nothing more for
+            // this connection, or on_message would run for an id that cannot answer.
+            if (c->flags & (CF_FAILING | CF_DEAD)) return;
+            if (cost && spend(budget, cost)) {
+                if (n) hold_input(srv, c, data, n);
+                return;
+            }
             break;
+        }
         }
     }
 }
 
+// A round over input held from the last one; the socket waits for the next round.
+static void feed_held(wsr_server *srv, conn *c) {
+    uint8_t *in = c->msg;
+    size_t n = c->msg_len;
+    int64_t cap = c->msg_cap;
+    c->msg = nullptr;
+    c->msg_len = c->msg_cap = 0;
+    c->flags2 &= (uint8_t)~CF2_HELD;
+    size_t budget = ROUND_BUDGET;
+    // Payload may be handed out in place, so in lives until the feed returns; what
+    // is still left then was copied by hold_input.
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING) frames_feed(srv, c, in, n, &budget);
+    free(in);
+    server_mem_change(srv, -cap);
+}
+
 void conn_on_readable(wsr_server *srv, conn *c) {
-    for (int i = 0; i < READS_PER_EVENT; i++) {
+    if (c->flags2 & CF2_HELD) return feed_held(srv, c);
+    size_t budget = ROUND_BUDGET;
+    while (budget) {
         ssize_t n = srv->io->read(c, srv->rbuf, srv->read_size);
         if (n == -EAGAIN) return;
         if (n <= 0) {
@@ -464,7 +585,8 @@ void conn_on_readable(wsr_server *srv, conn *c) {
             return;
         }
         srv->stats.bytes_in += (uint64_t)n;
-        if (c->state == CONN_OPEN) {
+        spend(&budget, (size_t)n);
+        if (c->state == CONN_OPEN && c->timer_kind[0] != TK_SLOW) {
             // Anything from the peer proves it alive: the heartbeat starts over.
             c->flags2 &= (uint8_t)~CF2_PINGED;
             timers_put(&srv->tm, c, TK_HEARTBEAT);
@@ -472,32 +594,43 @@ void conn_on_readable(wsr_server *srv, conn *c) {
         if (c->flags & CF_FAILING || c->state == CONN_DRAINING) {
             // Nothing more will be parsed; keep reading so the peer's FIN arrives.
         } else if (c->state == CONN_HANDSHAKE) {
-            handshake_feed(srv, c, srv->rbuf, (size_t)n);
+            handshake_feed(srv, c, srv->rbuf, (size_t)n, &budget);
         } else {
-            frames_feed(srv, c, srv->rbuf, (size_t)n);
+            frames_feed(srv, c, srv->rbuf, (size_t)n, &budget);
         }
-        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (size_t)n < srv->read_size) return;
+        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (c->flags2 & CF2_HELD) || (size_t)n < srv->read_size) return;
     }
 }
 
 // --- application requests ----------------------------------------------------------
 
+// A send whose copy would take the server past its memory budget fails the receiver.
+static int send_budget(wsr_server *srv, conn *c, size_t len) {
+    if (!budget_refuses(srv, c, len + FRAME_MAX_HEADER, false)) return WSR_OK;
+    return WSR_CLOSED;
+}
+
 int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len) {
     if (c->state != CONN_OPEN) return WSR_ECLOSING;
-    if (len > UINT32_MAX - FRAME_MAX_HEADER) return WSR_ETOOBIG;
+    if (len > srv->opts.max_message) return WSR_ETOOBIG;
     int r = admit(srv, c);
     if (r != WSR_OK) return r;
     const uint8_t *z;
     size_t zlen;
-    if (compression_deflate(srv, c, (const uint8_t *)data, len, &z, &zlen))
-        r = queue_frame(srv, c, opcode, z, zlen, true);
-    else
-        r = queue_frame(srv, c, opcode, data, len);
+    bool deflated = compression_deflate(srv, c, (const uint8_t *)data, len, &z, &zlen);
+    if (!deflated) {
+        z = (const uint8_t *)data;
+        zlen = len;
+    }
+    r = send_budget(srv, c, zlen);
+    if (r == WSR_OK) r = queue_frame(srv, c, opcode, z, zlen, deflated);
+    compression_scratch_release(srv);
     return r == WSR_OK ? sent_message(srv, c) : r;
 }
 
 int conn_send_msg(wsr_server *srv, conn *c, wsr_msg *m) {
     if (c->state != CONN_OPEN) return WSR_ECLOSING;
+    if (m->plain->len - m->hdr_len > srv->opts.max_message) return WSR_ETOOBIG;
     int r = admit(srv, c);
     if (r != WSR_OK) return r;
     buf *b = compression_msg_frame(srv, c, m);
@@ -533,7 +666,7 @@ void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
     case TK_HEARTBEAT:
         srv->stats.pings_sent++;
         c->flags2 |= CF2_PINGED;
-        queue_frame(srv, c, WS_OP_PING, nullptr, 0);
+        if (queue_frame(srv, c, WS_OP_PING, nullptr, 0) != WSR_OK || (c->flags & CF_DEAD)) return;
         // With no pong timeout the pings only keep middleboxes from dropping the flow.
         timers_put(&srv->tm, c, srv->opts.pong_timeout_ms ? TK_PONG : TK_HEARTBEAT);
         return;
@@ -542,6 +675,13 @@ void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
                  srv->opts.pong_timeout_ms);
         srv->stats.stale_cuts++;
         return conn_destroy(srv, c, false);
+    case TK_SLOW:
+        log_info("connection %s too slow: %llu bytes unsent for %u ms; closing", peer_name(c, peer, sizeof peer),
+                 (unsigned long long)c->out.bytes, srv->tm.lists[TK_SLOW].timeout_ms);
+        srv->stats.slow_closes++;
+        c->close_code = WS_CLOSE_POLICY;
+        queue_close(srv, c, WS_CLOSE_POLICY, "slow consumer", 13);
+        return;
     case TK_IDLE:
         log_info("connection %s idle for %u ms; closing", peer_name(c, peer, sizeof peer), srv->opts.idle_timeout_ms);
         srv->stats.idle_closes++;
@@ -554,10 +694,12 @@ void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
 void conn_destroy(wsr_server *srv, conn *c, bool clean) {
     if (c->state == CONN_FREE || c->fd < 0) return; // fd < 0: inside its own on_close
     timers_remove_all(&srv->tm, c);
+    if (c->state == CONN_HANDSHAKE) srv->handshakes--;
     free_aux(c);
-    free_message(c);
+    free_message(srv, c);
+    c->flags2 &= (uint8_t)~CF2_HELD;
     compression_conn_free(c);
-    outq_clear(&c->out);
+    drop_output(srv, c);
     close(c->fd); // also leaves the epoll set
     c->fd = -1;
     bool opened = c->flags & CF_OPENED;

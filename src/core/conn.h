@@ -50,6 +50,8 @@ struct pmd_conn;
 
 enum conn_flag2 : uint8_t {
     CF2_PINGED = 1 << 0, // a heartbeat ping is out; silence until the pong timeout is fatal
+    CF2_HELD = 1 << 1,   // msg holds raw input for the next round, not a message: the
+                         // connection used up its round's budget (see conn_on_readable)
 };
 
 struct conn {
@@ -88,7 +90,10 @@ static inline wsr_conn_id conn_id(const conn *c) { return ((uint64_t)c->gen << 3
 
 // Takes over an accepted, non-blocking socket: the connection starts in CONN_HANDSHAKE.
 void conn_start(conn *c, int fd);
-// The socket is readable: read, parse, dispatch.
+// One round of input: read, parse, dispatch, within a budget of bytes read, bytes
+// inflated and messages delivered, so that one connection cannot hold the thread while
+// others wait. What is left of a read past the budget is held (CF2_HELD) for the next
+// round, which the server's backlog pass runs in the next loop iteration.
 void conn_on_readable(wsr_server *srv, conn *c);
 // Writes as much of the out-queue as the kernel takes; arms or disarms writability,
 // finishes a close once everything is out, and destroys a dead connection. Call only

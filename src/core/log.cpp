@@ -7,24 +7,117 @@
 
 wsr_log_level log_level = WSR_LOG_INFO;
 
+// Set once by the embedder before it starts servers; read on every line.
+static wsr_log_fn sink_fn;
+static void *sink_user;
+
 void wsr_log_set_level(wsr_log_level level) { log_level = level; }
 
-void log_write(wsr_log_level level, const char *fmt, ...) {
+void wsr_log_set_sink(wsr_log_fn fn, void *user) {
+    sink_fn = fn;
+    sink_user = user;
+}
+
+enum { LOG_BURST = 10, LOG_WINDOW_MS = 5000, LOG_SITES = 64 };
+
+// A call site is known by its format string: a literal, so one address per site.
+struct log_site {
+    const char *fmt;
+    uint64_t window_start; // ms
+    uint32_t written;      // lines written in this window
+    uint32_t suppressed;   // lines dropped in this window
+    wsr_log_level level;
+};
+
+// Per thread, like the servers that log: two servers on two threads never share it.
+static thread_local log_site sites[LOG_SITES];
+static thread_local uint32_t sites_pending; // sites holding an unwritten summary
+static thread_local uint64_t suppressed_total;
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+// NULL when every slot is taken by another site: that line is then not limited. The
+// library and the daemon have far fewer sites than slots.
+static log_site *site_of(const char *fmt) {
+    uint32_t h = (uint32_t)(((uintptr_t)fmt >> 3) * 0x9E3779B97F4A7C15ull >> 58);
+    for (uint32_t i = 0; i < LOG_SITES; i++) {
+        log_site *s = &sites[(h + i) % LOG_SITES];
+        if (s->fmt == fmt) return s;
+        if (!s->fmt) {
+            s->fmt = fmt;
+            return s;
+        }
+    }
+    return nullptr;
+}
+
+static void emit(wsr_log_level level, const char *msg, size_t len) {
+    if (sink_fn) return sink_fn(level, msg, sink_user);
     static const char *const names[] = {"error", "warn ", "info ", "debug"};
-    char line[1024];
+    char line[1100];
     struct timeval tv;
     gettimeofday(&tv, nullptr);
     struct tm tm;
     gmtime_r(&tv.tv_sec, &tm);
-    int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    n += snprintf(line + n, sizeof line - (size_t)n, ".%03dZ %s ", (int)(tv.tv_usec / 1000), names[level]);
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    n = m < 0 ? n : (n + m > (int)sizeof line - 2 ? (int)sizeof line - 2 : n + m);
-    line[n++] = '\n';
+    size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(line + n, sizeof line - n, ".%03dZ %s %.*s\n", (int)(tv.tv_usec / 1000), names[level],
+                          (int)len, msg);
+    if (n >= sizeof line) n = sizeof line - 1;
     // One write per line, so lines from a daemon and its test harness never interleave.
-    fwrite(line, 1, (size_t)n, stderr);
+    fwrite(line, 1, n, stderr);
     fflush(stderr);
 }
+
+static void summarise(log_site *s) {
+    if (!s->suppressed) return;
+    char msg[512];
+    int n = snprintf(msg, sizeof msg, "%u similar lines suppressed in %u s (\"%s\")", s->suppressed,
+                     (unsigned)(LOG_WINDOW_MS / 1000), s->fmt);
+    emit(s->level, msg, n < (int)sizeof msg ? (size_t)n : sizeof msg - 1);
+    s->suppressed = 0;
+    sites_pending--;
+}
+
+void log_write(wsr_log_level level, const char *fmt, ...) {
+    log_site *s = site_of(fmt);
+    if (s) {
+        uint64_t now = now_ms();
+        if (now - s->window_start >= LOG_WINDOW_MS) {
+            summarise(s);
+            s->window_start = now;
+            s->written = 0;
+        }
+        if (s->written >= LOG_BURST) {
+            if (s->suppressed++ == 0) sites_pending++;
+            suppressed_total++;
+            return;
+        }
+        s->written++;
+        s->level = level;
+    }
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    emit(level, msg, n < (int)sizeof msg ? (size_t)n : sizeof msg - 1);
+}
+
+bool log_flush_suppressed(void) {
+    if (!sites_pending) return false;
+    uint64_t now = now_ms();
+    for (log_site &s : sites) {
+        if (!s.suppressed || now - s.window_start < LOG_WINDOW_MS) continue;
+        summarise(&s);
+        s.window_start = now;
+        s.written = 0;
+    }
+    return sites_pending > 0;
+}
+
+uint64_t log_suppressed_total(void) { return suppressed_total; }

@@ -1,11 +1,24 @@
-// One-line logs on stderr: "2026-11-23T04:30:00.123Z info  message".
+// One-line logs: "2026-11-23T04:30:00.123Z info  message" on stderr, or to the sink an
+// embedder sets (wsr_log_set_sink).
+//
+// Most lines are caused by peers (a rejected handshake, a protocol failure), so a
+// flood of bad input must not become a flood of log writes on the loop: each call site
+// may write LOG_BURST lines per LOG_WINDOW_MS; the rest are counted and summarised
+// once per window as "N similar lines suppressed".
 #pragma once
+
+#include <stdint.h>
 
 #include "wsr/wsr.h"
 
 extern wsr_log_level log_level;
 
 void log_write(wsr_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Writes the summaries of windows that have ended; true while some are still pending
+// (the caller should call again later).
+bool log_flush_suppressed(void);
+// Lines suppressed since the process started.
+uint64_t log_suppressed_total(void);
 
 #define LOG_AT(lvl, ...)                                    \
     do {                                                    \

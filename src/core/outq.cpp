@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mem.h"
+
 enum { SEG_KEEP = 1024 };
 
 struct seg_pool {
@@ -18,7 +20,7 @@ static outq_seg *seg_new(void) {
         segs.free = s->next;
         segs.nfree--;
     } else {
-        s = (outq_seg *)malloc(sizeof *s);
+        s = (outq_seg *)mem_alloc(sizeof *s);
         if (!s) return nullptr;
     }
     s->next = nullptr;
@@ -50,7 +52,8 @@ int outq_push_copy(outq *q, const void *a, size_t alen, const void *b, size_t bl
     outq_seg *t = q->tail;
     // Pack into the tail when we own its buffer outright and it ends where the
     // segment ends: many small frames then leave in one iovec.
-    if (t && t->b->refs == 1 && t->off + t->len == t->b->len && t->b->cap - t->b->len >= n) {
+    if (t && t->b->refs == 1 && !(t->b->flags & BUF_SHARED) && t->off + t->len == t->b->len &&
+        t->b->cap - t->b->len >= n) {
         memcpy(t->b->data + t->b->len, a, alen);
         if (blen) memcpy(t->b->data + t->b->len + alen, b, blen);
         t->b->len += (uint32_t)n;
@@ -100,28 +103,46 @@ int outq_iov(const outq *q, struct iovec *iov, int max) {
     return n;
 }
 
-void outq_consume(outq *q, size_t n) {
+static size_t copied(const outq_seg *s, size_t n) { return s->b->flags & BUF_SHARED ? 0 : n; }
+
+size_t outq_consume(outq *q, size_t n) {
     q->bytes -= n;
+    size_t own = 0;
     while (n) {
         outq_seg *s = q->head;
         if (n < s->len) {
+            own += copied(s, n);
             s->off += (uint32_t)n;
             s->len -= (uint32_t)n;
-            return;
+            return own;
         }
+        own += copied(s, s->len);
         n -= s->len;
         q->head = s->next;
         if (!q->head) q->tail = nullptr;
         seg_free(s);
     }
+    return own;
 }
 
-void outq_clear(outq *q) {
+size_t outq_clear(outq *q) {
+    size_t own = 0;
     while (q->head) {
         outq_seg *s = q->head;
+        own += copied(s, s->len);
         q->head = s->next;
         seg_free(s);
     }
     q->tail = nullptr;
     q->bytes = 0;
+    return own;
+}
+
+void outq_pool_trim(void) {
+    while (segs.free) {
+        outq_seg *s = segs.free;
+        segs.free = s->next;
+        free(s);
+    }
+    segs.nfree = 0;
 }

@@ -4,7 +4,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-enum { BATCH = 256 };
+enum { BATCH = 256, ROUNDS = 2 };
 
 static uint32_t to_epoll(uint32_t events) {
     return (events & POLLER_IN ? (uint32_t)(EPOLLIN | EPOLLRDHUP) : 0u) | (events & POLLER_OUT ? (uint32_t)EPOLLOUT : 0u);
@@ -22,11 +22,11 @@ static void on_ready(uv_poll_t *h, int status, int) {
     poller *p = (poller *)h->data;
     if (status < 0) return;
     struct epoll_event evs[BATCH];
-    int n;
-    do {
-        n = epoll_wait(p->epfd, evs, BATCH, 0);
+    for (int round = 0; round < ROUNDS; round++) {
+        int n = epoll_wait(p->epfd, evs, BATCH, 0);
         for (int i = 0; i < n; i++) p->cb(p->ctx, evs[i].data.u64, from_epoll(evs[i].events));
-    } while (n == BATCH);
+        if (n < BATCH) return;
+    }
 }
 
 int poller_init(poller *p, uv_loop_t *loop, poller_cb cb, void *ctx) {
@@ -57,13 +57,7 @@ int poller_add(poller *p, int fd, uint64_t tag, uint32_t events) { return ctl(p,
 int poller_mod(poller *p, int fd, uint64_t tag, uint32_t events) { return ctl(p, EPOLL_CTL_MOD, fd, tag, events); }
 int poller_del(poller *p, int fd) { return ctl(p, EPOLL_CTL_DEL, fd, 0, 0); }
 
-static void on_closed(uv_handle_t *h) {
-    poller *p = (poller *)h->data;
-    close(p->epfd);
+void poller_free(poller *p) {
+    if (p->epfd >= 0) close(p->epfd);
     p->epfd = -1;
-}
-
-void poller_close(poller *p) {
-    uv_poll_stop(&p->handle);
-    uv_close((uv_handle_t *)&p->handle, on_closed);
 }

@@ -4,6 +4,11 @@
 // connection is allowed. Instead the server keeps its own epoll set and libuv watches
 // just that set's fd: when it is readable, the ready sockets are collected with a
 // non-blocking epoll_wait and dispatched by tag. Linux only.
+//
+// Work per wakeup is bounded, as libuv bounds its own polling: after a full batch the
+// set is polled again only a few times, then control goes back to the loop so timers,
+// the flush pass and the embedder's handles run. Sockets are level-triggered, so
+// whatever is left is reported at the next wakeup.
 #pragma once
 
 #include <stdint.h>
@@ -25,4 +30,5 @@ int poller_init(poller *p, uv_loop_t *loop, poller_cb cb, void *ctx);
 int poller_add(poller *p, int fd, uint64_t tag, uint32_t events);
 int poller_mod(poller *p, int fd, uint64_t tag, uint32_t events);
 int poller_del(poller *p, int fd);
-void poller_close(poller *p);
+// Closes the epoll set; the uv_poll_t must have been closed (uv_close) before.
+void poller_free(poller *p);

@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,12 +15,19 @@
 #include "core/buf.h"
 #include "core/compression.h"
 #include "core/log.h"
+#include "core/mem.h"
+#include "core/options.h"
 #include "proto/utf8.h"
 
 static const uint32_t NONE = UINT32_MAX;
 static const uint64_t LISTENER_TAG = 0; // connection tags carry a generation >= 1
 
-enum { READ_BUFFER = 128 * 1024 };
+enum {
+    READ_BUFFER = 128 * 1024,
+    ACCEPTS_PER_WAKEUP = 64,     // then timers and the other handles run before more
+    TICK_MS = 250,               // housekeeping period, only while something waits for it
+    MEM_SETTLE_BYTES = 1u << 20, // held memory that peaked past this is given back once it drains
+};
 
 const char *wsr_strerror(int err) {
     switch (err) {
@@ -39,24 +47,6 @@ const char *wsr_strerror(int err) {
     }
 }
 
-void wsr_options_default(wsr_options *o) {
-    memset(o, 0, sizeof *o);
-    o->listen = "127.0.0.1:8080";
-    o->max_message = 1 << 20;
-    o->max_header = 8192;
-    o->handshake_timeout_ms = 10000;
-    o->close_timeout_ms = 5000;
-    o->shutdown_timeout_ms = 5000;
-    o->max_backpressure = 1 << 20;
-    o->ping_interval_ms = 30000;
-    o->pong_timeout_ms = 30000;
-    o->deflate = WSR_DEFLATE_SHARED;
-    o->deflate_window_bits = 15;
-    o->deflate_client_window_bits = 15;
-    o->deflate_mem_level = 8;
-    o->deflate_level = 1;
-    o->deflate_threshold = 64;
-}
 
 // --- loop glue --------------------------------------------------------------------
 
@@ -87,22 +77,75 @@ void server_flush(wsr_server *srv) {
     }
 }
 
-static void on_prepare(uv_prepare_t *h) { server_flush((wsr_server *)h->data); }
+static void on_tick(uv_timer_t *h);
 
-static void finish_shutdown(wsr_server *srv);
-
-void server_conn_gone(wsr_server *srv, bool clean) {
-    if (!srv->shutting_down) return;
-    if (clean)
-        srv->shutdown_clean++;
-    else
-        srv->shutdown_cut++;
-    if (server_conns_alive(srv) == 0) finish_shutdown(srv);
+// The housekeeping tick runs only while something waits for it: a pause in accepting,
+// a log summary, memory to give back.
+static void tick_start(wsr_server *srv) {
+    if (srv->tick_running || !srv->handles_open) return;
+    srv->tick_running = true;
+    uv_timer_start(&srv->tick, on_tick, TICK_MS, TICK_MS);
 }
 
-static void on_timer_expire(void *ctx, conn *c, uint8_t kind) { conn_on_timeout((wsr_server *)ctx, c, kind); }
+static void on_prepare(uv_prepare_t *h) {
+    wsr_server *srv = (wsr_server *)h->data;
+    server_flush(srv);
+    if (log_flush_suppressed()) tick_start(srv);
+}
+
+void server_mem_change(wsr_server *srv, int64_t delta) {
+    srv->mem_held += (uint64_t)delta;
+    if (srv->mem_held <= srv->mem_peak) return;
+    srv->mem_peak = srv->mem_held;
+    if (srv->mem_peak >= MEM_SETTLE_BYTES) tick_start(srv);
+}
+
+// A burst is over: give its memory back to the system. Freed blocks stay in the
+// allocator's heap and the buffer pools otherwise, and a device with little RAM wants
+// them back for everything else it runs.
+static void mem_settle(wsr_server *srv) {
+    buf_pool_trim();
+    outq_pool_trim();
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    srv->mem_peak = srv->mem_held;
+}
 
 // --- accepting --------------------------------------------------------------------
+
+static void accept_resume(wsr_server *srv) {
+    if (!srv->accept_paused) return;
+    srv->accept_paused = false;
+    if (srv->listen_fd >= 0) poller_mod(&srv->poll, srv->listen_fd, LISTENER_TAG, POLLER_IN);
+}
+
+// accept() failed for want of a resource (nearly always descriptors). Retrying at once
+// fails the same way forever: Linux reports EMFILE before it looks at the queue of
+// pending connections, so the listener stays readable. Stop watching it until a
+// connection of ours closes or the tick's back-off passes.
+static void accept_pause(wsr_server *srv, int err) {
+    srv->accept_paused = true;
+    srv->counters.accept_pauses++;
+    poller_mod(&srv->poll, srv->listen_fd, LISTENER_TAG, 0);
+    bool no_fds = err == EMFILE || err == ENFILE;
+    if (!srv->fd_episode) {
+        srv->fd_episode = true; // logged once until an accept succeeds again
+        if (no_fds)
+            log_warn("out of file descriptors (%s): accepting paused until one is free", strerror(err));
+        else
+            log_error("accept: %s: accepting paused", strerror(err));
+    }
+    if (no_fds && srv->spare_fd >= 0) {
+        // The oldest pending client would wait for a descriptor that may not come: spend
+        // the spare to take it and close it, so it learns now. One per pause.
+        close(srv->spare_fd);
+        int fd = accept4(srv->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd >= 0) close(fd);
+        srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    tick_start(srv);
+}
 
 conn *server_adopt(wsr_server *srv, int fd) {
     conn *c = conn_table_alloc(&srv->table);
@@ -112,6 +155,7 @@ conn *server_adopt(wsr_server *srv, int fd) {
         return nullptr;
     }
     conn_start(c, fd);
+    srv->handshakes++;
     int r = poller_add(&srv->poll, fd, conn_id(c), POLLER_IN);
     if (r != 0) {
         log_error("epoll_ctl: %s", strerror(-r));
@@ -123,41 +167,52 @@ conn *server_adopt(wsr_server *srv, int fd) {
     return c;
 }
 
+// Past max_handshakes a connection gets its 503 at once and costs nothing afterwards: a
+// crowd of clients that connect and say nothing cannot fill the table.
+static void shed(wsr_server *srv, int fd) {
+    char resp[256];
+    size_t n = hs_write_error(resp, sizeof resp, 503, "too many connections in their handshake; try again later",
+                              "Retry-After: 1\r\n");
+    ssize_t w = send(fd, resp, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) srv->stats.bytes_out += (uint64_t)w;
+    close(fd);
+    srv->stats.connections_total++;
+    srv->stats.handshakes_failed[stats_hs_bucket(503)]++;
+    srv->counters.handshakes_shed++;
+    log_info("%u connections in their handshake: new connection answered 503", srv->handshakes);
+}
+
 static void accept_one(wsr_server *srv, int fd) {
+    if (srv->handshakes >= srv->max_handshakes) return shed(srv, fd);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     server_adopt(srv, fd);
 }
 
-static void accept_all(wsr_server *srv) {
-    for (;;) {
+// Bounded like the poller: a flood of connections waits for the next wakeup rather than
+// holding up timers and the connections already open.
+static void accept_some(wsr_server *srv) {
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
         int fd = accept4(srv->listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
+            if (srv->fd_episode) {
+                srv->fd_episode = false;
+                log_info("accepting connections again");
+            }
             accept_one(srv, fd);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EAGAIN) return;
         srv->stats.accept_errors++;
-        if ((errno == EMFILE || errno == ENFILE) && srv->spare_fd >= 0) {
-            // Out of descriptors. The pending connection would keep the listener
-            // readable forever; spend the spare descriptor to take it and close it.
-            log_warn("out of file descriptors: refusing a connection");
-            close(srv->spare_fd);
-            int fd2 = accept4(srv->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-            if (fd2 >= 0) close(fd2);
-            srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-            continue;
-        }
-        log_error("accept: %s", strerror(errno));
-        return;
+        return accept_pause(srv, errno);
     }
 }
 
 static void on_event(void *ctx, uint64_t tag, uint32_t events) {
     wsr_server *srv = (wsr_server *)ctx;
     if (tag == LISTENER_TAG) {
-        if (srv->listen_fd >= 0) accept_all(srv);
+        if (srv->listen_fd >= 0 && !srv->accept_paused) accept_some(srv);
         return;
     }
     // The tag holds the generation, so an event queued for a connection that closed
@@ -168,7 +223,130 @@ static void on_event(void *ctx, uint64_t tag, uint32_t events) {
         conn_flush(srv, c);
         if (!conn_table_lookup(&srv->table, tag)) return;
     }
-    if ((events & POLLER_IN) && !(c->flags & CF_DEAD)) conn_on_readable(srv, c);
+    // A connection holding input over gets its round from the backlog pass, in order.
+    if ((events & POLLER_IN) && !(c->flags & CF_DEAD) && !(c->flags2 & CF2_HELD)) conn_on_readable(srv, c);
+}
+
+// --- rounds -------------------------------------------------------------------------
+
+// An idle handle, so the loop polls without blocking while input is held over: the
+// held connections get one round per iteration, between everyone else's events.
+static void on_backlog(uv_idle_t *h) {
+    wsr_server *srv = (wsr_server *)h->data;
+    // One round for each connection held over before this pass; one that holds over
+    // again goes to the end, for the next pass. A paused one rejoins when it resumes.
+    uint32_t n = srv->backlog_len;
+    for (uint32_t i = 0; i < n; i++) {
+        conn *c = conn_table_lookup(&srv->table, srv->backlog[i]);
+        if (c && (c->flags2 & CF2_HELD) && !(c->flags & (CF_DEAD | CF_READ_PAUSED))) conn_on_readable(srv, c);
+    }
+    srv->backlog_len -= n;
+    memmove(srv->backlog, srv->backlog + n, srv->backlog_len * sizeof *srv->backlog);
+    if (srv->backlog_len == 0) uv_idle_stop(h);
+}
+
+bool server_backlog_add(wsr_server *srv, conn *c) {
+    if (srv->backlog_len == srv->backlog_cap) {
+        uint32_t cap = srv->backlog_cap ? srv->backlog_cap * 2 : 16;
+        wsr_conn_id *nb = (wsr_conn_id *)mem_realloc(srv->backlog, cap * sizeof *nb);
+        if (!nb) return false;
+        srv->backlog = nb;
+        srv->backlog_cap = cap;
+    }
+    srv->backlog[srv->backlog_len++] = conn_id(c);
+    if (srv->backlog_len == 1) uv_idle_start(&srv->backlog_idle, on_backlog);
+    return true;
+}
+
+// --- shutdown -----------------------------------------------------------------------
+
+static void on_handle_closed(uv_handle_t *h) {
+    wsr_server *srv = (wsr_server *)h->data;
+    if (--srv->handles_closing == 0 && srv->free_requested) wsr_server_free(srv);
+}
+
+static void close_handle(wsr_server *srv, uv_handle_t *h) {
+    h->data = srv;
+    srv->handles_closing++;
+    uv_close(h, on_handle_closed);
+}
+
+static void close_handles(wsr_server *srv) {
+    if (!srv->handles_open) return;
+    srv->handles_open = false;
+    // Output queued during the last callbacks still leaves before the handles go.
+    server_flush(srv);
+    close_handle(srv, (uv_handle_t *)&srv->flush_prepare);
+    close_handle(srv, (uv_handle_t *)&srv->shutdown_timer);
+    close_handle(srv, (uv_handle_t *)&srv->tick);
+    close_handle(srv, (uv_handle_t *)&srv->backlog_idle);
+    close_handle(srv, (uv_handle_t *)&srv->tm.timer);
+    close_handle(srv, (uv_handle_t *)&srv->poll.handle);
+}
+
+static void stop_listening(wsr_server *srv) {
+    if (srv->listen_fd < 0) return;
+    poller_del(&srv->poll, srv->listen_fd);
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
+    srv->accept_paused = false;
+}
+
+static void on_shutdown_finish(uv_timer_t *h) {
+    wsr_server *srv = (wsr_server *)h->data;
+    if (srv->shutdown_finished) return;
+    srv->shutdown_finished = true;
+    log_info("shutdown complete: %u connections closed cleanly, %u without a completed close handshake",
+             srv->shutdown_clean, srv->shutdown_cut);
+    server_done_cb done = srv->shutdown_done;
+    srv->shutdown_done = nullptr;
+    close_handles(srv);
+    if (done) done(srv, srv->shutdown_clean, srv->shutdown_cut);
+}
+
+// Completion is reported from the loop (a 0 ms timer), never inside the call that
+// destroyed the last connection, which may be wsr_server_shutdown itself.
+static void schedule_finish(wsr_server *srv) {
+    if (srv->handles_open) uv_timer_start(&srv->shutdown_timer, on_shutdown_finish, 0, 0);
+}
+
+void server_conn_gone(wsr_server *srv, bool clean) {
+    accept_resume(srv); // a descriptor is free again
+    if (!srv->shutting_down) return;
+    if (clean)
+        srv->shutdown_clean++;
+    else
+        srv->shutdown_cut++;
+    if (server_conns_alive(srv) == 0) schedule_finish(srv);
+}
+
+static void on_timer_expire(void *ctx, conn *c, uint8_t kind) { conn_on_timeout((wsr_server *)ctx, c, kind); }
+
+static void on_shutdown_timeout(uv_timer_t *h) {
+    wsr_server *srv = (wsr_server *)h->data;
+    if (server_conns_alive(srv)) log_warn("shutdown timeout: cutting %u connections", server_conns_alive(srv));
+    uint32_t slots = conn_table_slots(&srv->table);
+    for (uint32_t i = 0; i < slots; i++) {
+        conn *c = conn_table_at(&srv->table, i);
+        if (c->state != CONN_FREE) conn_destroy(srv, c, false);
+    }
+    if (server_conns_alive(srv) == 0) schedule_finish(srv);
+}
+
+static void on_tick(uv_timer_t *h) {
+    wsr_server *srv = (wsr_server *)h->data;
+    bool more = log_flush_suppressed();
+    accept_resume(srv); // the back-off after running out of descriptors is over
+    if (srv->mem_peak >= MEM_SETTLE_BYTES) {
+        if (srv->mem_held < MEM_SETTLE_BYTES / 4)
+            mem_settle(srv);
+        else
+            more = true;
+    }
+    if (!more && !srv->accept_paused) {
+        uv_timer_stop(h);
+        srv->tick_running = false;
+    }
 }
 
 // --- listening --------------------------------------------------------------------
@@ -279,11 +457,11 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     wsr_options_default(&srv->opts);
     if (opts) srv->opts = *opts;
     if (!srv->opts.listen) srv->opts.listen = "127.0.0.1:8080";
-    const wsr_options &o = srv->opts;
-    if (o.max_message == 0 || o.max_message > UINT32_MAX - 64 || o.deflate_window_bits < 8 || o.deflate_window_bits > 15 ||
-        o.deflate_client_window_bits < 8 || o.deflate_client_window_bits > 15 || o.deflate_mem_level < 1 ||
-        o.deflate_mem_level > 9 || o.deflate_level < 1 || o.deflate_level > 9)
+    char why[160];
+    if (!options_check(&srv->opts, why, sizeof why)) {
+        log_error("invalid option: %s", why);
         return new_failed(srv, WSR_EINVAL);
+    }
     srv->loop = loop;
     srv->io = &transport_tcp;
     srv->listen_addr = strdup(srv->opts.listen);
@@ -307,7 +485,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->limits_pmd = srv->limits;
     srv->limits_pmd.allow_rsv1 = true;
     static const uint8_t modes[] = {PMD_SHARED, PMD_OFF, PMD_DEDICATED};
-    srv->pmd_cfg.mode = srv->opts.deflate <= WSR_DEFLATE_DEDICATED ? modes[srv->opts.deflate] : (uint8_t)PMD_OFF;
+    srv->pmd_cfg.mode = modes[srv->opts.deflate];
     srv->pmd_cfg.server_window_bits = srv->opts.deflate_window_bits;
     srv->pmd_cfg.client_window_bits = srv->opts.deflate_client_window_bits;
     srv->hs_cfg.subprotocols = srv->opts.subprotocols;
@@ -316,6 +494,8 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->flush_head = NONE;
     srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->max_conns = srv->opts.max_connections ? srv->opts.max_connections : default_max_conns();
+    srv->max_handshakes = OPTIONS_DEFAULT_MAX_HANDSHAKES;
+    srv->max_memory = options_default_max_memory(&srv->opts);
     conn_table_init(&srv->table);
     int r = poller_init(&srv->poll, loop, on_event, srv);
     if (r != 0) {
@@ -328,14 +508,40 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     timers_set_timeout(&srv->tm, TK_HEARTBEAT, srv->opts.ping_interval_ms);
     timers_set_timeout(&srv->tm, TK_PONG, srv->opts.pong_timeout_ms);
     timers_set_timeout(&srv->tm, TK_IDLE, srv->opts.idle_timeout_ms);
+    timers_set_timeout(&srv->tm, TK_SLOW, OPTIONS_DEFAULT_SLOW_TIMEOUT_MS);
     uv_prepare_init(loop, &srv->flush_prepare);
     srv->flush_prepare.data = srv;
     uv_prepare_start(&srv->flush_prepare, on_prepare);
     uv_unref((uv_handle_t *)&srv->flush_prepare);
     uv_timer_init(loop, &srv->shutdown_timer);
     srv->shutdown_timer.data = srv;
+    // The tick never keeps a loop alive on its own: what it waits for belongs to
+    // handles that do (the listener, connections).
+    uv_timer_init(loop, &srv->tick);
+    srv->tick.data = srv;
+    uv_unref((uv_handle_t *)&srv->tick);
+    uv_idle_init(loop, &srv->backlog_idle);
+    srv->backlog_idle.data = srv;
     srv->handles_open = true;
     *out = srv;
+    return WSR_OK;
+}
+
+int wsr_server_set_option(wsr_server *srv, wsr_option opt, uint64_t value) {
+    char why[160];
+    if (srv->listen_fd >= 0) {
+        log_error("option %d set after wsr_server_listen", (int)opt);
+        return WSR_EINVAL;
+    }
+    if (!options_check_key(&srv->opts, opt, value, why, sizeof why)) {
+        log_error("invalid option: %s", why);
+        return WSR_EINVAL;
+    }
+    switch (opt) {
+    case WSR_OPT_MAX_HANDSHAKES: srv->max_handshakes = (uint32_t)value; break;
+    case WSR_OPT_MAX_MEMORY: srv->max_memory = value; break;
+    case WSR_OPT_SLOW_TIMEOUT_MS: timers_set_timeout(&srv->tm, TK_SLOW, (uint32_t)value); break;
+    }
     return WSR_OK;
 }
 
@@ -352,46 +558,14 @@ int wsr_server_route(wsr_server *srv, const char *path, const wsr_handlers *h, v
     return WSR_OK;
 }
 
-static void close_handles(wsr_server *srv) {
-    if (!srv->handles_open) return;
-    srv->handles_open = false;
-    // Output queued during the last callbacks still leaves before the handles go.
-    server_flush(srv);
-    uv_close((uv_handle_t *)&srv->flush_prepare, nullptr);
-    uv_close((uv_handle_t *)&srv->shutdown_timer, nullptr);
-    timers_close(&srv->tm);
-    poller_close(&srv->poll);
-}
-
-static void finish_shutdown(wsr_server *srv) {
-    log_info("shutdown complete: %u connections closed cleanly, %u without a completed close handshake",
-             srv->shutdown_clean, srv->shutdown_cut);
-    uv_timer_stop(&srv->shutdown_timer);
-    server_done_cb done = srv->shutdown_done;
-    srv->shutdown_done = nullptr;
-    close_handles(srv);
-    if (done) done(srv, srv->shutdown_clean, srv->shutdown_cut);
-}
-
-static void on_shutdown_timeout(uv_timer_t *h) {
-    wsr_server *srv = (wsr_server *)h->data;
-    log_warn("shutdown timeout: cutting %u connections", server_conns_alive(srv));
-    uint32_t slots = conn_table_slots(&srv->table);
-    for (uint32_t i = 0; i < slots && srv->shutting_down && srv->handles_open; i++) {
-        conn *c = conn_table_at(&srv->table, i);
-        if (c->state != CONN_FREE) conn_destroy(srv, c, false);
-    }
-}
-
 void wsr_server_shutdown(wsr_server *srv, server_done_cb done) {
     if (srv->shutting_down) return;
     srv->shutting_down = true;
     srv->shutdown_done = done;
-    if (srv->listen_fd >= 0) {
-        poller_del(&srv->poll, srv->listen_fd);
-        close(srv->listen_fd);
-        srv->listen_fd = -1;
-    }
+    stop_listening(srv);
+    // Armed first: destroying the last connection below replaces it with the 0 ms
+    // completion.
+    uv_timer_start(&srv->shutdown_timer, on_shutdown_timeout, srv->opts.shutdown_timeout_ms, 0);
     uint32_t open_conns = 0;
     uint32_t slots = conn_table_slots(&srv->table);
     for (uint32_t i = 0; i < slots; i++) {
@@ -405,31 +579,30 @@ void wsr_server_shutdown(wsr_server *srv, server_done_cb done) {
         }
     }
     log_info("shutting down: closing %u connections (up to %u ms)", open_conns, srv->opts.shutdown_timeout_ms);
-    if (server_conns_alive(srv) == 0) {
-        finish_shutdown(srv);
-        return;
-    }
-    uv_timer_start(&srv->shutdown_timer, on_shutdown_timeout, srv->opts.shutdown_timeout_ms, 0);
+    if (server_conns_alive(srv) == 0) schedule_finish(srv);
 }
 
+// The one teardown path. While the loop handles are open the server is first shut
+// down at once (from the loop, so on_close runs there, not in here); the last handle's
+// close callback calls this again to release the memory.
 void wsr_server_free(wsr_server *srv) {
     if (!srv) return;
-    // Connections still open (no shutdown was run) are closed without ceremony.
-    uint32_t slots = conn_table_slots(&srv->table);
-    for (uint32_t i = 0; i < slots; i++) {
-        conn *c = conn_table_at(&srv->table, i);
-        if (c->state != CONN_FREE) conn_destroy(srv, c, false);
+    srv->free_requested = true;
+    if (srv->handles_open) {
+        if (!srv->shutting_down) {
+            srv->shutting_down = true;
+            stop_listening(srv);
+        }
+        uv_timer_start(&srv->shutdown_timer, on_shutdown_timeout, 0, 0);
+        return;
     }
+    if (srv->handles_closing) return;
     if (srv->listen_fd >= 0) close(srv->listen_fd);
     if (srv->spare_fd >= 0) close(srv->spare_fd);
-    if (srv->handles_open) {
-        // Not shut down through the loop: close the handles and let the loop run
-        // their close callbacks before the memory they point into goes away.
-        close_handles(srv);
-        uv_run(srv->loop, UV_RUN_NOWAIT);
-    }
+    poller_free(&srv->poll);
     for (uint16_t i = 0; i < srv->nroutes; i++) free(srv->routes[i].path);
     free(srv->routes);
+    free(srv->backlog);
     conn_table_free(&srv->table);
     hs_parser_free(&srv->hs_scratch);
     compression_server_free(srv);
@@ -458,8 +631,9 @@ int wsr_close(wsr_server *srv, wsr_conn_id id, uint16_t code, const char *reason
 
 wsr_msg *wsr_msg_new(wsr_opcode op, const void *data, size_t len) {
     if ((op != WSR_TEXT && op != WSR_BINARY) || len > UINT32_MAX - 2 * FRAME_MAX_HEADER) return nullptr;
-    wsr_msg *m = (wsr_msg *)calloc(1, sizeof *m);
+    wsr_msg *m = (wsr_msg *)mem_calloc(1, sizeof *m);
     buf *b = m ? buf_new(FRAME_MAX_HEADER + len) : nullptr;
+    if (b) b->flags |= BUF_SHARED;
     if (!b) {
         free(m);
         return nullptr;

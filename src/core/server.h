@@ -23,6 +23,13 @@ struct route {
 
 typedef void (*server_done_cb)(wsr_server *srv, uint32_t clean, uint32_t cut);
 
+// Figures beyond the public wsr_stats (read through wsr_server_counter).
+struct server_counters {
+    uint64_t memory_closes;
+    uint64_t handshakes_shed;
+    uint64_t accept_pauses;
+};
+
 struct wsr_server {
     uv_loop_t *loop;
     wsr_options opts;
@@ -39,24 +46,41 @@ struct wsr_server {
     poller poll;
     timers tm;
     uv_prepare_t flush_prepare;
-    uv_timer_t shutdown_timer;
+    uv_timer_t shutdown_timer; // the shutdown timeout, then its completion (0 ms)
+    uv_timer_t tick;           // housekeeping while something waits: see on_tick
+    uv_idle_t backlog_idle;    // runs while connections hold input over to the next round
     conn_table table;
     uint32_t flush_head; // connections with output to write before the loop sleeps
     uint32_t held_slots; // destroyed connections whose slot waits for the flush pass
+    wsr_conn_id *backlog; // connections with input held over (CF2_HELD), in arrival order
+    uint32_t backlog_len, backlog_cap;
     int listen_fd;
     int spare_fd;        // released to accept-and-close when out of descriptors
     int port;
     uint32_t max_conns;
+    uint32_t max_handshakes;
+    uint32_t handshakes;   // connections in CONN_HANDSHAKE
+    uint64_t max_memory;   // budget for mem_held
+    uint64_t mem_held;     // bytes held for peers: message assembly, held input, copied output
+    uint64_t mem_peak;     // highest mem_held since memory was last given back
+    bool max_memory_set;
+    bool accept_paused;    // out of descriptors: the listener is not watched
+    bool fd_episode;       // accepting failed for lack of descriptors since the last success
+    bool tick_running;
     uint8_t *rbuf;       // the one read buffer
     size_t rbuf_size;
     size_t read_size;    // bytes asked of one read: rbuf_size, or less under a small backpressure limit
     route *routes;
     uint16_t nroutes;
     bool shutting_down;
+    bool shutdown_finished;
     bool handles_open;
+    bool free_requested;     // wsr_server_free was called: release once the handles closed
+    uint8_t handles_closing; // close callbacks still to come
     uint32_t shutdown_clean, shutdown_cut;
     server_done_cb shutdown_done;
     wsr_stats stats;
+    server_counters counters;
     uint32_t table_open; // WebSocket connections open (handshake done, not yet destroyed)
     void *user;
 };
@@ -70,7 +94,12 @@ void server_flush(wsr_server *srv);
 
 // Connection <-> server glue used by conn.cpp.
 void server_want_flush(wsr_server *srv, conn *c);
+// A connection was destroyed: its descriptor is free again.
 void server_conn_gone(wsr_server *srv, bool clean);
+// c holds input over to a later round (it used up its budget for this one).
+bool server_backlog_add(wsr_server *srv, conn *c);
+// Memory held for peers changed by delta bytes (see mem_held).
+void server_mem_change(wsr_server *srv, int64_t delta);
 // Connections not yet destroyed (table slots in use, less those only held for the flush pass).
 static inline uint32_t server_conns_alive(const wsr_server *srv) { return srv->table.live - srv->held_slots; }
 void server_update_events(wsr_server *srv, conn *c);

@@ -1,5 +1,6 @@
 #include "core/stats.h"
 
+#include "core/log.h"
 #include "core/server.h"
 
 const char *const wsr_stats_close_labels[WSR_CLOSE_BUCKETS] = {
@@ -24,4 +25,16 @@ int stats_hs_bucket(uint16_t status) {
 void wsr_server_stats(const wsr_server *srv, wsr_stats *out) {
     *out = srv->stats;
     out->connections_open = srv->table_open;
+}
+
+uint64_t wsr_server_counter(const wsr_server *srv, wsr_counter which) {
+    switch (which) {
+    case WSR_COUNTER_MEMORY_BYTES: return srv->mem_held;
+    case WSR_COUNTER_MEMORY_CLOSES: return srv->counters.memory_closes;
+    case WSR_COUNTER_HANDSHAKES_SHED: return srv->counters.handshakes_shed;
+    case WSR_COUNTER_ACCEPT_PAUSES: return srv->counters.accept_pauses;
+    case WSR_COUNTER_LOG_SUPPRESSED: return log_suppressed_total();
+    case WSR_COUNTER_HANDSHAKES: return srv->handshakes;
+    }
+    return 0;
 }

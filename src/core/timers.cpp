@@ -5,7 +5,7 @@ static const uint32_t NONE = UINT32_MAX;
 static uint8_t lane_of(uint8_t kind) { return kind == TK_IDLE ? 1 : 0; }
 
 // Loop time in ms, wrapped to 32 bits; comparisons go through a signed difference,
-// which is exact while deadlines stay within 24 days of now.
+// which is exact while deadlines stay within 24 days of now (WSR_MAX_TIMEOUT_MS).
 static uint32_t now_ms(const timers *t) { return (uint32_t)uv_now(t->timer.loop); }
 static bool before(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
 
@@ -100,4 +100,3 @@ void timers_remove_all(timers *t, conn *c) {
     unlink_lane(t, c, 1);
 }
 
-void timers_close(timers *t) { uv_close((uv_handle_t *)&t->timer, nullptr); }

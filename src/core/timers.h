@@ -21,6 +21,8 @@ enum timer_kind : uint8_t {
     TK_CLOSE,     // lane 0: the peer must answer our close / finish closing
     TK_HEARTBEAT, // lane 0: silence for ping_interval: time to ping
     TK_PONG,      // lane 0: pinged; silence until this fires means the peer is gone
+    TK_SLOW,      // lane 0: output over the soft limit, reading paused; the heartbeat
+                  // waits (pongs cannot be read) and this judges the peer instead
     TK_IDLE,      // lane 1: no message either way for idle_timeout
     TK_COUNT
 };
@@ -45,6 +47,7 @@ struct timers {
 void timers_init(timers *t, uv_loop_t *loop, conn_table *table, timers_expire_cb expire, void *ctx);
 // Sets a kind's duration; 0 disables it (set before connections use it).
 void timers_set_timeout(timers *t, uint8_t kind, uint32_t ms);
+static inline bool timers_enabled(const timers *t, uint8_t kind) { return t->lists[kind].timeout_ms != 0; }
 // Puts c on the kind's list with a fresh deadline, moving it off whatever list its
 // lane held. A disabled kind just empties the lane.
 void timers_put(timers *t, conn *c, uint8_t kind);
@@ -52,4 +55,4 @@ void timers_put(timers *t, conn *c, uint8_t kind);
 void timers_remove(timers *t, conn *c, uint8_t kind);
 // Takes c off every list.
 void timers_remove_all(timers *t, conn *c);
-void timers_close(timers *t);
+// The server closes t->timer with its other handles.

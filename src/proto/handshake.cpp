@@ -78,24 +78,22 @@ static int on_value(llhttp_t *h, const char *at, size_t len) {
 // body we do not read), and llhttp must not interpret it as HTTP.
 static int on_headers_complete(llhttp_t *) { return HPE_PAUSED; }
 
-static const llhttp_settings_t *settings(void) {
-    static llhttp_settings_t s;
-    static bool ready;
-    if (!ready) {
-        llhttp_settings_init(&s);
-        s.on_url = on_url;
-        s.on_header_field = on_field;
-        s.on_header_field_complete = on_field_complete;
-        s.on_header_value = on_value;
-        s.on_headers_complete = on_headers_complete;
-        ready = true;
-    }
-    return &s;
+// Built at compile time and never written at run time: servers starting on several
+// threads share it without a race.
+static constexpr llhttp_settings_t make_settings(void) {
+    llhttp_settings_t s{};
+    s.on_url = on_url;
+    s.on_header_field = on_field;
+    s.on_header_field_complete = on_field_complete;
+    s.on_header_value = on_value;
+    s.on_headers_complete = on_headers_complete;
+    return s;
 }
+static constexpr llhttp_settings_t SETTINGS = make_settings();
 
 void hs_parser_init(hs_parser *p, uint32_t max_header_bytes) {
     memset(p, 0, sizeof *p);
-    llhttp_init(&p->http, HTTP_REQUEST, settings());
+    llhttp_init(&p->http, HTTP_REQUEST, &SETTINGS);
     p->http.data = p;
     p->max = max_header_bytes > 65535 ? 65535 : max_header_bytes;
 }
@@ -329,8 +327,14 @@ void hs_validate(const hs_parser *p, const hs_config *cfg, hs_result *r) {
     memset(r, 0, sizeof *r);
     hs_span v;
     if (p->http.method != HTTP_GET) return reject(r, 405, "method not allowed: use GET");
+    // RFC 6455 §4.1 upgrades HTTP/1.1; HTTP/2 has its own way (RFC 8441), never this one.
     if (p->http.http_major < 1 || (p->http.http_major == 1 && p->http.http_minor < 1))
         return reject(r, 400, "HTTP/1.1 or later is required");
+    if (p->http.http_major > 1) return reject(r, 505, "only HTTP/1.x upgrades to WebSocket");
+    // The bytes after the head are WebSocket frames: a body would be read as frames.
+    if ((p->http.flags & (F_CHUNKED | F_TRANSFER_ENCODING)) ||
+        ((p->http.flags & F_CONTENT_LENGTH) && p->http.content_length > 0))
+        return reject(r, 400, "an upgrade request has no body");
     if (header_count(p, "Host") != 1) return reject(r, 400, "exactly one Host header is required");
     if (!hs_header_find(p, "Upgrade", &v)) return reject(r, 426, "this endpoint speaks WebSocket only");
     if (!any_header_has_token(p, "Upgrade", "websocket")) return reject(r, 400, "Upgrade must be websocket");
@@ -362,6 +366,7 @@ const char *hs_status_text(uint16_t status) {
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     default: return "Error";
     }
 }

@@ -73,10 +73,14 @@ _live_servers = []
 class Server:
     """The wsreactor binary as a subprocess on an ephemeral loopback port."""
 
-    def __init__(self, *args, host="127.0.0.1", log_level=None):
+    def __init__(self, *args, host="127.0.0.1", log_level=None, preexec=None, env=None):
+        """preexec runs in the child before exec (e.g. to set a resource limit); env is
+        added to the environment the server sees."""
         self.args = list(args)
         self.host = host
         self.log_level = log_level
+        self.preexec = preexec
+        self.extra_env = dict(env or {})
         self.proc = None
         self.port = None
         self.listen_host = None
@@ -96,9 +100,14 @@ class Server:
         # Under ASan/UBSan: report to stderr, fail the exit code on leaks and UB.
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        env.update(self.extra_env)
+
+        def in_child():
+            _die_with_parent()
+            if self.preexec:
+                self.preexec()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env,
-                                     preexec_fn=_die_with_parent)
+                                     stderr=subprocess.STDOUT, env=env, preexec_fn=in_child)
         _live_servers.append(self)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -174,6 +174,10 @@ static const status_case status_cases[] = {
     {"HEAD", "HEAD / HTTP/1.1\r\n" REST, 405},
     {"PUT", "PUT / HTTP/1.1\r\n" REST, 405},
     {"HTTP/1.0", "GET / HTTP/1.0\r\n" REST, 400},
+    {"HTTP/2.0", "GET / HTTP/2.0\r\n" REST, 505},
+    {"body by Content-Length", GET HOST UPG CONN KEY VER "Content-Length: 5\r\n\r\n", 400},
+    {"body by chunked encoding", GET HOST UPG CONN KEY VER "Transfer-Encoding: chunked\r\n\r\n", 400},
+    {"Content-Length: 0", GET HOST UPG CONN KEY VER "Content-Length: 0\r\n\r\n", 101},
     {"no Host", GET UPG CONN KEY VER "\r\n", 400},
     {"no Upgrade", GET HOST CONN KEY VER "\r\n", 426},
     {"plain HTTP request", GET HOST "\r\n", 426},
@@ -517,8 +521,29 @@ static void test_list_has_token(void **) {
     assert_false(hs_list_has_token("close, Upgrade", 5, "Upgrade"));
 }
 
+// Servers may start on several threads at once, and every parser points at the same
+// llhttp settings: they must never be written at run time (lazily filled in, they were a
+// race). Constant-initialised, they sit in memory the process cannot write.
+static void test_settings_are_read_only(void **) {
+    hs_parser p;
+    hs_parser_init(&p, 8192);
+    uintptr_t at = (uintptr_t)p.http.settings;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    assert_non_null(maps);
+    char line[512], perms[8] = "";
+    unsigned long lo, hi;
+    bool found = false;
+    while (!found && fgets(line, sizeof line, maps))
+        found = sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && at >= lo && at < hi;
+    fclose(maps);
+    hs_parser_free(&p);
+    assert_true(found);
+    assert_int_equal(perms[1], '-');
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_settings_are_read_only),
         cmocka_unit_test(test_good_request_any_chunking),
         cmocka_unit_test(test_bytes_after_head_are_left),
         cmocka_unit_test(test_request_statuses),
