@@ -11,6 +11,6 @@ void *mem_alloc(size_t n);
 void *mem_calloc(size_t count, size_t size);
 void *mem_realloc(void *p, size_t n);
 
-// Test hook: the n-th mem_* allocation from now fails (1 = the next one), and every
-// one after it until this is called again; 0 turns injection off.
+// Test hook: the n-th mem_* allocation from now fails (1 = the next one); the others
+// succeed, as when memory is short for a moment. 0 turns injection off.
 void mem_fail_after(uint32_t n);

@@ -22,7 +22,7 @@
 #include "wsr/wsr.h"
 
 struct events {
-    int opened, closed;
+    int opened, closed, messages;
     wsr_conn_id last_open;
     uint16_t last_code;
     wsr_conn_id ids[64];
@@ -39,7 +39,10 @@ static void on_close(wsr_server *, wsr_conn_id, uint16_t code, void *user) {
     e->closed++;
     e->last_code = code;
 }
-static const wsr_handlers handlers = {on_open, nullptr, on_close};
+static void on_message(wsr_server *, wsr_conn_id, wsr_opcode, const uint8_t *, size_t, void *user) {
+    ((events *)user)->messages++;
+}
+static const wsr_handlers handlers = {on_open, on_message, on_close};
 
 struct fixture {
     uv_loop_t loop;
@@ -270,8 +273,140 @@ static void test_on_close_once_per_open(void **) {
     close(d);
 }
 
+// --- limits the application can rely on ---------------------------------------------
+
+static void test_sends_over_max_message_are_refused(void **) {
+    wsr_options o;
+    wsr_options_default(&o);
+    o.max_message = 1000;
+    fixture *f = start(&o);
+    int a = client(f);
+    static uint8_t payload[1001];
+    assert_int_equal(wsr_send(f->srv, f->ev.last_open, WSR_BINARY, payload, 1001), WSR_ETOOBIG);
+    wsr_msg *m = wsr_msg_new(WSR_BINARY, payload, 1001);
+    assert_int_equal(wsr_send_msg(f->srv, f->ev.last_open, m), WSR_ETOOBIG);
+    wsr_msg_free(m);
+    assert_true(wsr_send(f->srv, f->ev.last_open, WSR_BINARY, payload, 1000) >= 0);
+    uint8_t got[4 + 1000];
+    read_exact(f, a, got, sizeof got);
+    assert_memory_equal(got, "\x82\x7e\x03\xe8", 4);
+    close(a);
+    stop(f);
+}
+
+// libuv bounds its own polling; so must the server's epoll set inside it, or sockets
+// that stay readable keep timers, the flush pass and the embedder's handles waiting.
+static void test_one_wakeup_is_bounded(void **) {
+    wsr_options o;
+    wsr_options_default(&o);
+    fixture *f = start(&o);
+    enum { N = 600 };
+    static int fds[N];
+    for (int &fd : fds) fd = client(f);
+    static const uint8_t frame[] = {0x81, 0x81, 0, 0, 0, 0, 'x'}; // "x", zero mask
+    for (int fd : fds) assert_int_equal(write(fd, frame, sizeof frame), sizeof frame);
+    // Every socket is readable now; one loop iteration serves only a bounded batch.
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_true(f->ev.messages > 0);
+    assert_true(f->ev.messages < N);
+    assert_true(pump(f, [&] { return f->ev.messages == N; }));
+    for (int fd : fds) close(fd);
+    stop(f);
+}
+
+// --- teardown from the loop -----------------------------------------------------------
+
+static int done_calls;
+static void count_done(wsr_server *, uint32_t, uint32_t) { done_calls++; }
+
+struct log_capture {
+    char lines[32][160];
+    int n;
+};
+static void capture(wsr_log_level, const char *msg, void *user) {
+    log_capture *lc = (log_capture *)user;
+    if (lc->n < 32) snprintf(lc->lines[lc->n++], sizeof lc->lines[0], "%s", msg);
+}
+
+static int find_line(const log_capture *lc, const char *needle, int *count) {
+    int at = -1;
+    *count = 0;
+    for (int i = 0; i < lc->n; i++)
+        if (strstr(lc->lines[i], needle)) {
+            if (at < 0) at = i;
+            (*count)++;
+        }
+    return at;
+}
+
+static void test_shutdown_completes_from_the_loop(void **) {
+    wsr_options o;
+    wsr_options_default(&o);
+    fixture *f = start(&o);
+    // A client still in its handshake: shutting down destroys it at once, and so the
+    // last connection is gone inside wsr_server_shutdown itself.
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)f->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(write(fd, "GET /t HTTP/1.1\r\n", 16), 16);
+    assert_true(pump(f, [&] { return wsr_server_counter(f->srv, WSR_COUNTER_HANDSHAKES) == 1; }));
+    static log_capture lc;
+    lc.n = 0;
+    wsr_log_set_sink(capture, &lc);
+    done_calls = 0;
+    wsr_server_shutdown(f->srv, count_done);
+    assert_int_equal(done_calls, 0); // never inside the call that asked for it
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    wsr_log_set_sink(nullptr, nullptr);
+    assert_int_equal(done_calls, 1);
+    int starts, completes;
+    int start_at = find_line(&lc, "shutting down", &starts);
+    int complete_at = find_line(&lc, "shutdown complete", &completes);
+    assert_int_equal(starts, 1);
+    assert_int_equal(completes, 1);
+    assert_true(start_at < complete_at);
+    wsr_server_free(f->srv);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    close(fd);
+    free(f);
+}
+
+static int app_timer_runs;
+
+static void test_free_without_shutdown_runs_nothing_inside(void **) {
+    wsr_options o;
+    wsr_options_default(&o);
+    fixture *f = start(&o);
+    int a = client(f);
+    // An application timer that is due: a nested uv_run inside wsr_server_free would
+    // run it there (libuv forbids running a loop from inside itself).
+    uv_timer_t t;
+    uv_timer_init(&f->loop, &t);
+    app_timer_runs = 0;
+    uv_timer_start(&t, [](uv_timer_t *) { app_timer_runs++; }, 0, 0);
+    wsr_server_free(f->srv);
+    assert_int_equal(app_timer_runs, 0);
+    assert_int_equal(f->ev.closed, 0); // on_close is owed, and comes from the loop
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(app_timer_runs, 1);
+    assert_int_equal(f->ev.closed, 1);
+    assert_int_equal(f->ev.last_code, 1006);
+    uv_close((uv_handle_t *)&t, nullptr);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&f->loop), 0); // every handle closed, the memory freed
+    close(a);
+    free(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sends_over_max_message_are_refused),
+        cmocka_unit_test(test_one_wakeup_is_bounded),
+        cmocka_unit_test(test_shutdown_completes_from_the_loop),
+        cmocka_unit_test(test_free_without_shutdown_runs_nothing_inside),
         cmocka_unit_test(test_stale_id_is_rejected),
         cmocka_unit_test(test_broadcast_frames_once),
         cmocka_unit_test(test_slow_consumer_drop),
