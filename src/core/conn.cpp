@@ -206,10 +206,6 @@ static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reaso
     server_want_flush(srv, c);
 }
 
-// The connection has no budget left for this round: what remains of the input waits
-// in msg (free, since a message was just delivered) for the backlog pass.
-static void hold_input(wsr_server *srv, conn *c, const uint8_t *data, size_t n);
-
 // Writes a handshake response or a control frame at once when nothing is queued
 // ahead of it: what fits the socket buffer (nearly always) then costs no buffer at all.
 // Whatever the kernel does not take is queued as usual, after anything queued before;
@@ -411,6 +407,8 @@ static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n)
     return true;
 }
 
+// The connection has no budget left for this round: what remains of the input waits
+// in msg (free, since a message was just delivered) for the backlog pass.
 static void hold_input(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
     if (budget_refuses(srv, c, n, true)) return;
     uint8_t *h = (uint8_t *)mem_alloc(n);
