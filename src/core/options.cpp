@@ -51,7 +51,16 @@ struct range_check {
     uint64_t value, lo, hi;
 };
 
+// An enum field as the int a C caller may have stored in it: reading it as the C++ enum
+// would be undefined for a value outside the enumerators.
+static int64_t enum_value(const void *field) {
+    int v;
+    memcpy(&v, field, sizeof v);
+    return v;
+}
+
 bool options_check(const wsr_options *o, char *why, size_t cap) {
+    static_assert(sizeof(wsr_slow_policy) == sizeof(int) && sizeof(wsr_deflate_mode) == sizeof(int));
     const uint64_t T = WSR_MAX_TIMEOUT_MS, BIG = UINT32_MAX - 64;
     const range_check checks[] = {
         {"max_message", o->max_message, 1, BIG},
@@ -63,8 +72,8 @@ bool options_check(const wsr_options *o, char *why, size_t cap) {
         {"pong_timeout_ms", o->pong_timeout_ms, 0, T},
         {"idle_timeout_ms", o->idle_timeout_ms, 0, T},
         {"max_backpressure", o->max_backpressure, 1, BIG},
-        {"slow_policy", (uint64_t)o->slow_policy, WSR_SLOW_CLOSE, WSR_SLOW_DROP},
-        {"deflate", (uint64_t)o->deflate, WSR_DEFLATE_SHARED, WSR_DEFLATE_DEDICATED},
+        {"slow_policy", (uint64_t)enum_value(&o->slow_policy), WSR_SLOW_CLOSE, WSR_SLOW_DROP},
+        {"deflate", (uint64_t)enum_value(&o->deflate), WSR_DEFLATE_SHARED, WSR_DEFLATE_DEDICATED},
         {"deflate_window_bits", o->deflate_window_bits, 8, 15},
         {"deflate_client_window_bits", o->deflate_client_window_bits, 8, 15},
         {"deflate_mem_level", o->deflate_mem_level, 1, 9},
