@@ -92,14 +92,20 @@ static void stop(fixture *f) {
     assert_int_equal(closed, opened);
 }
 
-// A connected client that has completed the handshake; non-blocking afterwards.
-static int client(fixture *f) {
+// A TCP connection to the server that has said nothing yet.
+static int connect_to(fixture *f) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {};
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)f->port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+// A connected client that has completed the handshake; non-blocking afterwards.
+static int client(fixture *f) {
+    int fd = connect_to(f);
     static const char req[] = "GET /t HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     assert_int_equal(write(fd, req, sizeof req - 1), sizeof req - 1);
@@ -345,12 +351,7 @@ static void test_shutdown_completes_from_the_loop(void **) {
     fixture *f = start(&o);
     // A client still in its handshake: shutting down destroys it at once, and so the
     // last connection is gone inside wsr_server_shutdown itself.
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)f->port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int fd = connect_to(f);
     assert_int_equal(write(fd, "GET /t HTTP/1.1\r\n", 16), 16);
     assert_true(pump(f, [&] { return wsr_server_counter(f->srv, WSR_COUNTER_HANDSHAKES) == 1; }));
     static log_capture lc;

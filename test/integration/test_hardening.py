@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wsclient  # noqa: E402
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Closed,  # noqa: E402
                       PmdClient, RawClient, Server, build_request,
-                      deflate_raw, encode_frame, parse_close, parse_http_head, run_tap)
+                      deflate_raw, encode_frame, parse_close, parse_http_head, run_tap, wait_for)
 
 MiB = 1 << 20
 
@@ -42,15 +42,6 @@ MiB = 1 << 20
 # (Harmless for a binary built without ASan.)
 ASAN_RETURN_MEMORY = ("quarantine_size_mb=0:thread_local_quarantine_size_kb=0:"
                       "allocator_release_to_os_interval_ms=0")
-
-
-def wait_for(pred, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def log_bytes(srv):

@@ -34,22 +34,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsclient import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Closed,  # noqa: E402
                       RawClient, Server, ServerTestCase, build_request, encode_frame, parse_close,
-                      run_tap)
+                      run_tap, wait_for)
 
 import websockets  # noqa: E402
 
 EARLY = 0.03   # s: an interval may appear this much shorter (ms rounding, clocks)
 SLACK = 3.0    # s: how late a timer may fire on a loaded machine
 MiB = 1 << 20
-
-
-def wait_for(pred, timeout, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def frame_ready(buf):

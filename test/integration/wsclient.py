@@ -52,6 +52,16 @@ def accept_key(key):
     return base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode("ascii")
 
 
+def wait_for(pred, timeout, step=0.02):
+    """Polls pred until it holds or timeout seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
 def new_key():
     return base64.b64encode(os.urandom(16)).decode("ascii")
 
