@@ -453,6 +453,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(wsr_server_route(srv, "/echo", &echo_handlers, nullptr) == WSR_OK, "route /echo");
     FUZZ_CHECK(wsr_server_route(srv, "/broadcast", &broadcast_handlers, &room) == WSR_OK, "route /broadcast");
     srv->io = &fake_transport;
+    // Short rounds, so that the messages of a run (at most 64 KiB) exercise input held
+    // over between rounds and messages inflated over several.
+    srv->round_budget = 2048;
 
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     FUZZ_CHECK(efd >= 0, "eventfd: %s", strerror(errno));
@@ -473,9 +476,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             conn *c = lookup(srv, id);
             if (!c) break;
             size_t before = g.left;
-            // Input held over from a round that used up its budget is a round of its
-            // own (the server's backlog pass): progress, though no new byte is read.
-            bool held = c->flags2 & CF2_HELD;
+            // Work held over from a round that used up its budget (input, a message
+            // half inflated) is a round of its own (the server's backlog pass):
+            // progress, though no new byte is read.
+            bool held = conn_waits(c);
             // Level-triggered epoll: reported readable while bytes are left, unless
             // reading is paused (EPOLLIN off) or the connection is already dead.
             if (!(c->flags & (CF_READ_PAUSED | CF_DEAD))) conn_on_readable(srv, c);

@@ -13,11 +13,23 @@
 #include "proto/frame.h"
 #include "proto/handshake.h"
 
+// A received message inflated over several rounds: its compressed bytes, the output
+// so far and where zlib stopped. The connection's own inflater carries the state (a
+// copy of the shared one when that was in use, so the others can go on with it).
+struct pmd_pending {
+    uint8_t *in;
+    size_t in_len;
+    pmd_buf out;
+    pmd_inflate_pos pos;
+};
+
 // Streams of one connection, for directions with context takeover (their window must
-// survive between messages) or with a window the shared streams cannot serve.
+// survive between messages) or with a window the shared streams cannot serve; and a
+// message being inflated over several rounds.
 struct pmd_conn {
     pmd_stream inflate;
     pmd_stream deflate;
+    pmd_pending pending; // in_len != 0 while a message waits for its next step
 };
 
 // Scratch output above this is given back after use rather than kept for the next
@@ -70,8 +82,9 @@ void compression_scratch_release(wsr_server *srv) {
 // The stream to inflate this connection's next message with, or NULL (no memory).
 static pmd_stream *inflater_for(wsr_server *srv, conn *c, bool *reset) {
     *reset = c->pmd & CP_CLI_NCT;
-    // Messages are inflated whole, so a stream that resets after each one can serve
-    // every connection: a 15-bit window accepts whatever window the client uses.
+    // A stream that resets after each message can serve every connection (one that
+    // stops mid-message continues on a copy): a 15-bit window accepts whatever window
+    // the client uses.
     pmd_stream *s;
     int bits = 15;
     if (*reset) {
@@ -86,19 +99,91 @@ static pmd_stream *inflater_for(wsr_server *srv, conn *c, bool *reset) {
     return s;
 }
 
-uint16_t compression_inflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len, const uint8_t **out,
-                             size_t *out_len) {
+static uint16_t close_code_of(int r) {
+    if (r == PMD_TOO_BIG) return WS_CLOSE_TOO_BIG;
+    if (r == PMD_CORRUPT) return WS_CLOSE_BAD_DATA;
+    return WS_CLOSE_INTERNAL;
+}
+
+// The connection's own pmd_conn is only kept while it holds something: idle connections
+// in shared mode stay at their fixed size.
+static void release_streams_if_unused(conn *c) {
+    if (c->z && !c->z->inflate.ready && !c->z->deflate.ready && !c->z->pending.in_len) {
+        free(c->z);
+        c->z = nullptr;
+    }
+}
+
+// The message did not finish within the round: the connection keeps its bytes, its
+// output so far (the scratch buffer changes hands) and the stream state.
+static uint16_t suspend(wsr_server *srv, conn *c, pmd_stream *s, const uint8_t *in, size_t len,
+                        const pmd_inflate_pos &pos) {
+    pmd_conn *z = conn_streams(c);
+    uint8_t *copy = z ? (uint8_t *)mem_alloc(len ? len : 1) : nullptr;
+    bool streams_ok = z && (s == &z->inflate || inflateCopy(&z->inflate.z, &s->z) == Z_OK);
+    if (!copy || !streams_ok) {
+        free(copy);
+        inflateReset(&s->z);
+        release_streams_if_unused(c);
+        return WS_CLOSE_INTERNAL;
+    }
+    if (s != &z->inflate) {
+        z->inflate.ready = true;
+        z->inflate.window_bits = s->window_bits;
+        inflateReset(&s->z); // the shared stream serves the next connection afresh
+    }
+    memcpy(copy, in, len);
+    server_mem_change(srv, (int64_t)len);
+    z->pending = pmd_pending{copy, len, srv->z_in, pos};
+    srv->z_in = pmd_buf{};
+    return COMPRESSION_MORE;
+}
+
+uint16_t compression_inflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len, size_t step,
+                             const uint8_t **out, size_t *out_len) {
     bool reset;
     pmd_stream *s = inflater_for(srv, c, &reset);
     if (!s) return WS_CLOSE_INTERNAL;
     srv->z_in.len = 0;
     size_t old_cap = srv->z_in.cap;
-    int r = pmd_inflate_message(s, in, len, &srv->z_in, (size_t)srv->limits.max_message, reset);
+    pmd_inflate_pos pos = {};
+    int r = pmd_inflate_step(s, &pos, in, len, &srv->z_in, (size_t)srv->limits.max_message, step, reset);
     scratch_grew(srv, &srv->z_in, old_cap);
-    if (r != PMD_OK) scratch_trim(srv, &srv->z_in);
-    if (r == PMD_TOO_BIG) return WS_CLOSE_TOO_BIG;
-    if (r == PMD_CORRUPT) return WS_CLOSE_BAD_DATA;
-    if (r != PMD_OK) return WS_CLOSE_INTERNAL;
+    if (r == PMD_MORE) return suspend(srv, c, s, in, len, pos);
+    if (r != PMD_OK) {
+        scratch_trim(srv, &srv->z_in);
+        return close_code_of(r);
+    }
+    srv->stats.messages_compressed_in++;
+    *out = srv->z_in.data;
+    *out_len = srv->z_in.len;
+    return 0;
+}
+
+bool compression_inflating(const conn *c) { return c->z && c->z->pending.in_len; }
+
+uint16_t compression_inflate_resume(wsr_server *srv, conn *c, size_t step, const uint8_t **out, size_t *out_len) {
+    pmd_conn *z = c->z;
+    pmd_pending &p = z->pending;
+    bool reset = c->pmd & CP_CLI_NCT;
+    size_t old_cap = p.out.cap;
+    int r = pmd_inflate_step(&z->inflate, &p.pos, p.in, p.in_len, &p.out, (size_t)srv->limits.max_message, step, reset);
+    scratch_grew(srv, &p.out, old_cap);
+    if (r == PMD_MORE) return COMPRESSION_MORE;
+    // Finished either way: the output goes back to the server's scratch, where a
+    // message that finished in one step would be.
+    server_mem_change(srv, -(int64_t)srv->z_in.cap);
+    free(srv->z_in.data);
+    srv->z_in = p.out;
+    free(p.in);
+    server_mem_change(srv, -(int64_t)p.in_len);
+    p = pmd_pending{};
+    if (reset) pmd_inflater_free(&z->inflate); // a copy of the shared stream: done with it
+    release_streams_if_unused(c);
+    if (r != PMD_OK) {
+        scratch_trim(srv, &srv->z_in);
+        return close_code_of(r);
+    }
     srv->stats.messages_compressed_in++;
     *out = srv->z_in.data;
     *out_len = srv->z_in.len;
@@ -184,8 +269,12 @@ buf *compression_msg_frame(wsr_server *srv, conn *c, wsr_msg *m) {
     return m->deflated;
 }
 
-void compression_conn_free(conn *c) {
+void compression_conn_free(wsr_server *srv, conn *c) {
     if (!c->z) return;
+    pmd_pending &p = c->z->pending;
+    server_mem_change(srv, -(int64_t)(p.in_len + p.out.cap));
+    free(p.in);
+    free(p.out.data);
     pmd_inflater_free(&c->z->inflate);
     pmd_deflater_free(&c->z->deflate);
     free(c->z);

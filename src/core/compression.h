@@ -16,10 +16,18 @@ struct buf;
 // Returns false when compression is off for this connection.
 bool compression_negotiate(wsr_server *srv, conn *c, const hs_parser *hs, char *ext, size_t cap);
 
-// Decompresses a complete received message. Returns 0 with *out/*out_len set (valid
-// until the next call), or the close code to fail with (1009, 1007, 1011).
-uint16_t compression_inflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len, const uint8_t **out,
-                             size_t *out_len);
+// Decompresses a complete received message, writing at most about `step` bytes now.
+// Returns 0 with *out/*out_len set (valid until the next call) when it is done;
+// COMPRESSION_MORE when it stopped at `step` (the connection copied what it needs:
+// go on with compression_inflate_resume in a later round); or the close code to fail
+// with (1009, 1007, 1011).
+enum { COMPRESSION_MORE = 1 };
+uint16_t compression_inflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len, size_t step,
+                             const uint8_t **out, size_t *out_len);
+// True while a message of c waits for its next step.
+bool compression_inflating(const conn *c);
+// The next step of that message; the same results.
+uint16_t compression_inflate_resume(wsr_server *srv, conn *c, size_t step, const uint8_t **out, size_t *out_len);
 
 // Compresses a message we send, when it is worth it. Returns true with *out/*out_len
 // (valid until the next call) for a frame with RSV1; false to send it as it is.
@@ -36,7 +44,7 @@ buf *compression_msg_frame(wsr_server *srv, conn *c, struct wsr_msg *m);
 // pin its size for the life of the server.
 void compression_scratch_release(wsr_server *srv);
 
-void compression_conn_free(conn *c);
+void compression_conn_free(wsr_server *srv, conn *c);
 void compression_server_free(wsr_server *srv);
 
 struct wsr_msg {

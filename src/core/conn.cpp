@@ -18,12 +18,13 @@
 #include "proto/utf8.h"
 
 enum {
-    // One connection's share of a round: bytes read, plus bytes inflated, plus
-    // MESSAGE_COST per message delivered. A 1 KB message that inflates to 1 MB costs
-    // what it costs to handle, and a read of tiny messages cannot become thousands of
-    // callbacks in a row while every other connection waits.
-    ROUND_BUDGET = 256 * 1024,
+    // A round's budget (srv->round_budget) is spent on bytes read, bytes inflated and
+    // MESSAGE_COST per message delivered: a read of tiny messages cannot become
+    // thousands of callbacks in a row while every other connection waits.
     MESSAGE_COST = 256,
+    // Least output of one inflate step, so that a round with little budget left still
+    // moves a large message forward.
+    INFLATE_STEP_MIN = 4096,
     IOV_BATCH = 64,
     FLUSH_NOW_BYTES = 65536 // past this, a send writes at once instead of at loop end
 };
@@ -287,7 +288,7 @@ void conn_flush(wsr_server *srv, conn *c) {
         server_update_events(srv, c);
         if (c->timer_kind[0] == TK_SLOW) timers_put(&srv->tm, c, TK_HEARTBEAT);
         // Held input waited for the peer to catch up; back into the backlog pass.
-        if ((c->flags2 & CF2_HELD) && !server_backlog_add(srv, c)) cut(srv, c, "out of memory");
+        if (conn_waits(c) && !server_backlog_add(srv, c)) cut(srv, c, "out of memory");
     }
     if (c->out.head) return;
     if (c->state != CONN_CLOSING || !(c->flags & (CF_CLOSE_RECV | CF_FAILING))) return;
@@ -407,15 +408,17 @@ static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n)
     return true;
 }
 
-// The connection has no budget left for this round: what remains of the input waits
-// in msg (free, since a message was just delivered) for the backlog pass.
-static void hold_input(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
-    if (budget_refuses(srv, c, n, true)) return;
-    uint8_t *h = (uint8_t *)mem_alloc(n);
-    if (!h || !server_backlog_add(srv, c)) {
+// The connection has no budget left for this round: it joins the backlog pass, and
+// what remains of its input waits in msg (free, since the last message was delivered
+// or handed to the inflater).
+static void hold_over(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
+    if (n && budget_refuses(srv, c, n, true)) return;
+    uint8_t *h = n ? (uint8_t *)mem_alloc(n) : nullptr;
+    if ((n && !h) || !server_backlog_add(srv, c)) {
         free(h);
         return conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
     }
+    if (!n) return;
     memcpy(h, data, n);
     c->msg = h;
     c->msg_len = c->msg_cap = (uint32_t)n;
@@ -423,10 +426,34 @@ static void hold_input(wsr_server *srv, conn *c, const uint8_t *data, size_t n) 
     c->flags2 |= CF2_HELD;
 }
 
+static size_t inflate_step(size_t budget) { return budget > INFLATE_STEP_MIN ? budget : (size_t)INFLATE_STEP_MIN; }
+
+static void fail_inflate(wsr_server *srv, conn *c, uint16_t err) {
+    const char *why = err == WS_CLOSE_TOO_BIG   ? "message exceeds the size limit once inflated"
+                      : err == WS_CLOSE_BAD_DATA ? "invalid compressed data"
+                                                 : "out of memory";
+    conn_fail(srv, c, err, why);
+}
+
 // Charges work to the round's budget; true when it is used up.
 static bool spend(size_t *budget, size_t cost) {
     *budget -= cost < *budget ? cost : *budget;
     return *budget == 0;
+}
+
+static void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d, size_t n);
+
+// A whole data message, inflated if it was compressed: validated, delivered, the
+// inflate scratch released. The caller checks whether the connection can go on.
+static void finish_message(wsr_server *srv, conn *c, const uint8_t *d, size_t dn, bool inflated) {
+    if (c->state == CONN_OPEN) { // a message finished over several rounds may find it closing
+        if (inflated && c->fp.msg_opcode == WS_OP_TEXT) c->utf8 = utf8_validate(UTF8_ACCEPT, d, dn);
+        if (c->fp.msg_opcode == WS_OP_TEXT && !utf8_complete(c->utf8))
+            conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
+        else
+            deliver(srv, c, c->fp.msg_opcode, d, dn);
+    }
+    compression_scratch_release(srv);
 }
 
 static void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d, size_t n) {
@@ -522,17 +549,19 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_
                 const uint8_t *d = zc ? zc : c->msg;
                 size_t dn = zc ? zc_len : c->msg_len;
                 if (c->fp.msg_rsv1) {
-                    uint16_t err = compression_inflate(srv, c, d, dn, &d, &dn);
-                    if (err == WS_CLOSE_TOO_BIG) return conn_fail(srv, c, err, "message exceeds the size limit once inflated");
-                    if (err) return conn_fail(srv, c, err, err == WS_CLOSE_BAD_DATA ? "invalid compressed data" : "out of memory");
-                    if (c->fp.msg_opcode == WS_OP_TEXT) c->utf8 = utf8_validate(UTF8_ACCEPT, d, dn);
+                    uint16_t err = compression_inflate(srv, c, d, dn, inflate_step(*budget), &d, &dn);
+                    if (err == COMPRESSION_MORE) {
+                        // Inflating it goes on in later rounds (the inflater copied the
+                        // bytes), and what follows it waits for that.
+                        free_message(srv, c);
+                        c->flags2 |= CF2_INFLATING;
+                        return hold_over(srv, c, data, n);
+                    }
+                    if (err) return fail_inflate(srv, c, err);
                     cost = dn; // inflating is work the read did not pay for
                 }
-                if (c->fp.msg_opcode == WS_OP_TEXT && !utf8_complete(c->utf8))
-                    return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
-                deliver(srv, c, c->fp.msg_opcode, d, dn);
+                finish_message(srv, c, d, dn, c->fp.msg_rsv1);
                 free_message(srv, c);
-                compression_scratch_release(srv);
                 cost += MESSAGE_COST;
             }
             zc = nullptr;
@@ -541,7 +570,7 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_
             // this connection, or on_message would run for an id that cannot answer.
             if (c->flags & (CF_FAILING | CF_DEAD)) return;
             if (cost && spend(budget, cost)) {
-                if (n) hold_input(srv, c, data, n);
+                if (n) hold_over(srv, c, data, n);
                 return;
             }
             break;
@@ -550,25 +579,49 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_
     }
 }
 
+// The next step of a message inflated over several rounds. True when it is done and
+// the connection can go on; a step that stops for the budget ends the round.
+static bool resume_inflate(wsr_server *srv, conn *c, size_t *budget) {
+    const uint8_t *d;
+    size_t dn;
+    uint16_t err = compression_inflate_resume(srv, c, inflate_step(*budget), &d, &dn);
+    spend(budget, *budget);
+    if (err == COMPRESSION_MORE) {
+        if (!server_backlog_add(srv, c)) cut(srv, c, "out of memory");
+        return false;
+    }
+    c->flags2 &= (uint8_t)~CF2_INFLATING;
+    if (err) {
+        fail_inflate(srv, c, err);
+        return false;
+    }
+    finish_message(srv, c, d, dn, true);
+    return !(c->flags & (CF_FAILING | CF_DEAD));
+}
+
 // A round over input held from the last one; the socket waits for the next round.
-static void feed_held(wsr_server *srv, conn *c) {
+static void feed_held(wsr_server *srv, conn *c, size_t *budget) {
     uint8_t *in = c->msg;
     size_t n = c->msg_len;
     int64_t cap = c->msg_cap;
     c->msg = nullptr;
     c->msg_len = c->msg_cap = 0;
     c->flags2 &= (uint8_t)~CF2_HELD;
-    size_t budget = ROUND_BUDGET;
     // Payload may be handed out in place, so in lives until the feed returns; what
-    // is still left then was copied by hold_input.
-    if (c->state == CONN_OPEN || c->state == CONN_CLOSING) frames_feed(srv, c, in, n, &budget);
+    // is still left then was copied by hold_over.
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING) frames_feed(srv, c, in, n, budget);
     free(in);
     server_mem_change(srv, -cap);
 }
 
 void conn_on_readable(wsr_server *srv, conn *c) {
-    if (c->flags2 & CF2_HELD) return feed_held(srv, c);
-    size_t budget = ROUND_BUDGET;
+    size_t budget = srv->round_budget;
+    if ((c->flags2 & CF2_INFLATING) && !resume_inflate(srv, c, &budget)) return;
+    if (c->flags2 & CF2_HELD) {
+        if (budget) return feed_held(srv, c, &budget);
+        if (!server_backlog_add(srv, c)) cut(srv, c, "out of memory");
+        return;
+    }
     while (budget) {
         ssize_t n = srv->io->read(c, srv->rbuf, srv->read_size);
         if (n == -EAGAIN) return;
@@ -596,7 +649,7 @@ void conn_on_readable(wsr_server *srv, conn *c) {
         } else {
             frames_feed(srv, c, srv->rbuf, (size_t)n, &budget);
         }
-        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (c->flags2 & CF2_HELD) || (size_t)n < srv->read_size) return;
+        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || conn_waits(c) || (size_t)n < srv->read_size) return;
     }
 }
 
@@ -695,8 +748,8 @@ void conn_destroy(wsr_server *srv, conn *c, bool clean) {
     if (c->state == CONN_HANDSHAKE) srv->handshakes--;
     free_aux(c);
     free_message(srv, c);
-    c->flags2 &= (uint8_t)~CF2_HELD;
-    compression_conn_free(c);
+    c->flags2 &= (uint8_t)~(CF2_HELD | CF2_INFLATING);
+    compression_conn_free(srv, c);
     drop_output(srv, c);
     close(c->fd); // also leaves the epoll set
     c->fd = -1;

@@ -52,6 +52,7 @@ enum conn_flag2 : uint8_t {
     CF2_PINGED = 1 << 0, // a heartbeat ping is out; silence until the pong timeout is fatal
     CF2_HELD = 1 << 1,   // msg holds raw input for the next round, not a message: the
                          // connection used up its round's budget (see conn_on_readable)
+    CF2_INFLATING = 1 << 2, // a received message is being inflated over several rounds
 };
 
 struct conn {
@@ -87,6 +88,12 @@ struct conn {
 static_assert(sizeof(conn) <= 176, "conn grew: every idle connection pays for each byte");
 
 static inline wsr_conn_id conn_id(const conn *c) { return ((uint64_t)c->gen << 32) | c->idx; }
+// Work left over from a round (held input, a message half inflated): the backlog pass
+// gives the connection its next round, and its socket is not read meanwhile.
+static inline bool conn_waits(const conn *c) { return c->flags2 & (CF2_HELD | CF2_INFLATING); }
+
+// Bytes read, plus bytes inflated, plus 256 per message, that one round may cost.
+enum { CONN_ROUND_BUDGET = 256 * 1024 };
 
 // Takes over an accepted, non-blocking socket: the connection starts in CONN_HANDSHAKE.
 void conn_start(conn *c, int fd);

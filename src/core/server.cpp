@@ -224,7 +224,7 @@ static void on_event(void *ctx, uint64_t tag, uint32_t events) {
         if (!conn_table_lookup(&srv->table, tag)) return;
     }
     // A connection holding input over gets its round from the backlog pass, in order.
-    if ((events & POLLER_IN) && !(c->flags & CF_DEAD) && !(c->flags2 & CF2_HELD)) conn_on_readable(srv, c);
+    if ((events & POLLER_IN) && !(c->flags & CF_DEAD) && !conn_waits(c)) conn_on_readable(srv, c);
 }
 
 // --- rounds -------------------------------------------------------------------------
@@ -233,12 +233,15 @@ static void on_event(void *ctx, uint64_t tag, uint32_t events) {
 // held connections get one round per iteration, between everyone else's events.
 static void on_backlog(uv_idle_t *h) {
     wsr_server *srv = (wsr_server *)h->data;
+    // Answers queued by the last poll phase leave first: the flush pass would otherwise
+    // come only after these rounds, and every quick reply would wait for a heavy one.
+    server_flush(srv);
     // One round for each connection held over before this pass; one that holds over
     // again goes to the end, for the next pass. A paused one rejoins when it resumes.
     uint32_t n = srv->backlog_len;
     for (uint32_t i = 0; i < n; i++) {
         conn *c = conn_table_lookup(&srv->table, srv->backlog[i]);
-        if (c && (c->flags2 & CF2_HELD) && !(c->flags & (CF_DEAD | CF_READ_PAUSED))) conn_on_readable(srv, c);
+        if (c && conn_waits(c) && !(c->flags & (CF_DEAD | CF_READ_PAUSED))) conn_on_readable(srv, c);
     }
     srv->backlog_len -= n;
     memmove(srv->backlog, srv->backlog + n, srv->backlog_len * sizeof *srv->backlog);
@@ -466,6 +469,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->io = &transport_tcp;
     srv->listen_addr = strdup(srv->opts.listen);
     srv->rbuf_size = READ_BUFFER;
+    srv->round_budget = CONN_ROUND_BUDGET;
     srv->rbuf = (uint8_t *)malloc(srv->rbuf_size);
     // Reading happens only while a connection's queue is under half the backpressure
     // limit, and what one read triggers must not carry it past the limit: an echo

@@ -52,7 +52,7 @@ struct wsr_server {
     conn_table table;
     uint32_t flush_head; // connections with output to write before the loop sleeps
     uint32_t held_slots; // destroyed connections whose slot waits for the flush pass
-    wsr_conn_id *backlog; // connections with input held over (CF2_HELD), in arrival order
+    wsr_conn_id *backlog; // connections with work held over (conn_waits), in arrival order
     uint32_t backlog_len, backlog_cap;
     int listen_fd;
     int spare_fd;        // released to accept-and-close when out of descriptors
@@ -70,6 +70,7 @@ struct wsr_server {
     uint8_t *rbuf;       // the one read buffer
     size_t rbuf_size;
     size_t read_size;    // bytes asked of one read: rbuf_size, or less under a small backpressure limit
+    size_t round_budget; // CONN_ROUND_BUDGET; a field so that harnesses can make rounds short
     route *routes;
     uint16_t nroutes;
     bool shutting_down;

@@ -85,42 +85,78 @@ static int restart(pmd_stream *s, bool keep_window) {
     return PMD_OK;
 }
 
-static int inflate_some(pmd_stream *s, const uint8_t *in, size_t len, pmd_buf *out, size_t max, bool reset,
-                        bool *ended) {
+// Inflates in[*off..len) into out until the input is used up (PMD_OK), the peer's
+// stream ends (*ended), or out reaches `stop` bytes (PMD_MORE: call again, zlib keeps
+// whatever it still has to write). *off is advanced past what zlib consumed.
+static int inflate_some(pmd_stream *s, const uint8_t *in, size_t len, size_t *off, pmd_buf *out, size_t max,
+                        size_t stop, bool reset, bool *ended) {
     z_stream *z = &s->z;
-    z->next_in = (Bytef *)in;
-    z->avail_in = (uInt)len;
+    z->next_in = (Bytef *)in + *off;
+    z->avail_in = (uInt)(len - *off);
+    int res = PMD_OK;
     for (;;) {
-        if (out->len > max) return PMD_TOO_BIG;
-        if (!reserve(out, 4096, max)) return out->len >= max ? PMD_TOO_BIG : PMD_NOMEM;
+        if (out->len > max) {
+            res = PMD_TOO_BIG;
+            break;
+        }
+        if (out->len >= stop) {
+            res = PMD_MORE;
+            break;
+        }
+        if (!reserve(out, 4096, max)) {
+            res = out->len >= max ? PMD_TOO_BIG : PMD_NOMEM;
+            break;
+        }
+        size_t room = out->cap - out->len;
+        if (room > stop - out->len) room = stop - out->len;
         z->next_out = out->data + out->len;
-        z->avail_out = (uInt)(out->cap - out->len);
+        z->avail_out = (uInt)room;
         int r = inflate(z, Z_SYNC_FLUSH);
-        out->len = out->cap - z->avail_out;
+        out->len += room - z->avail_out;
         if (r == Z_STREAM_END) {
             // Whatever follows the final block (the 0x00 of §7.2.3.4, our trailer)
             // carries no data.
             *ended = true;
-            if (restart(s, !reset) != PMD_OK) return PMD_CORRUPT;
+            if (restart(s, !reset) != PMD_OK) res = PMD_CORRUPT;
             break;
         }
-        if (r != Z_OK && r != Z_BUF_ERROR) return r == Z_MEM_ERROR ? PMD_NOMEM : PMD_CORRUPT;
+        if (r != Z_OK && r != Z_BUF_ERROR) {
+            res = r == Z_MEM_ERROR ? PMD_NOMEM : PMD_CORRUPT;
+            break;
+        }
         // Done when the input is used up and the output did not fill: a full output
         // buffer may hide the rest of a match still to be copied.
         if (z->avail_out > 0 && (z->avail_in == 0 || r == Z_BUF_ERROR)) break;
     }
-    return out->len > max ? PMD_TOO_BIG : PMD_OK;
+    *off = (size_t)(z->next_in - in);
+    return res == PMD_OK && out->len > max ? PMD_TOO_BIG : res;
+}
+
+int pmd_inflate_step(pmd_stream *s, pmd_inflate_pos *pos, const uint8_t *in, size_t len, pmd_buf *out, size_t max,
+                     size_t step, bool reset) {
+    size_t stop = step > SIZE_MAX - out->len ? SIZE_MAX : out->len + step;
+    int r = PMD_OK;
+    if (pos->phase == 0) {
+        r = inflate_some(s, in, len, &pos->in_off, out, max, stop, reset, &pos->ended);
+        if (r == PMD_OK) pos->phase = pos->ended ? 2 : 1;
+    }
+    if (r == PMD_OK && pos->phase == 1) {
+        size_t t = pos->trailer_off;
+        r = inflate_some(s, TRAILER, sizeof TRAILER, &t, out, max, stop, reset, &pos->ended);
+        pos->trailer_off = (uint8_t)t;
+        if (r == PMD_OK) pos->phase = 2;
+    }
+    if (r == PMD_MORE) return r;
+    // A stream that still wants output after the trailer was fully consumed is fine:
+    // the sync point ends the message. Anything left in the window stays for the next.
+    if (r == PMD_OK && reset && !pos->ended) inflateReset(&s->z);
+    if (r != PMD_OK) inflateReset(&s->z); // the connection fails; leave no half state
+    return r;
 }
 
 int pmd_inflate_message(pmd_stream *s, const uint8_t *in, size_t len, pmd_buf *out, size_t max, bool reset) {
-    bool ended = false;
-    int r = inflate_some(s, in, len, out, max, reset, &ended);
-    if (r == PMD_OK && !ended) r = inflate_some(s, TRAILER, sizeof TRAILER, out, max, reset, &ended);
-    // A stream that still wants output after the trailer was fully consumed is fine:
-    // the sync point ends the message. Anything left in the window stays for the next.
-    if (r == PMD_OK && reset && !ended) inflateReset(&s->z);
-    if (r != PMD_OK) inflateReset(&s->z); // the connection fails; leave no half state
-    return r;
+    pmd_inflate_pos pos = {};
+    return pmd_inflate_step(s, &pos, in, len, out, max, SIZE_MAX, reset);
 }
 
 size_t pmd_deflater_bytes(int window_bits, int mem_level) {

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <zlib.h>
 
-enum pmd_result { PMD_OK = 0, PMD_TOO_BIG = -1, PMD_CORRUPT = -2, PMD_NOMEM = -3 };
+enum pmd_result { PMD_OK = 0, PMD_MORE = 1, PMD_TOO_BIG = -1, PMD_CORRUPT = -2, PMD_NOMEM = -3 };
 
 // A growable output buffer owned by the caller (free(data) when done).
 struct pmd_buf {
@@ -37,6 +37,21 @@ int pmd_deflate_message(pmd_stream *s, const uint8_t *in, size_t len, pmd_buf *o
 // Decompresses a whole message (without the trailer) into out (appended), failing
 // with PMD_TOO_BIG as soon as out would pass max bytes. reset: no context takeover.
 int pmd_inflate_message(pmd_stream *s, const uint8_t *in, size_t len, pmd_buf *out, size_t max, bool reset);
+
+// Where a message's decompression stopped, so that it can go on later.
+struct pmd_inflate_pos {
+    size_t in_off;       // message bytes consumed
+    uint8_t trailer_off; // trailer bytes consumed
+    uint8_t phase;       // 0 message, 1 trailer, 2 done
+    bool ended;          // the peer ended its stream (BFINAL) inside the message
+};
+
+// The same, in steps: writes about `step` more bytes at most, then returns PMD_MORE;
+// call again with the same stream, pos, in and out (nothing else may use the stream
+// meanwhile). Start with pos zeroed. The result of the last step is the result of the
+// message.
+int pmd_inflate_step(pmd_stream *s, pmd_inflate_pos *pos, const uint8_t *in, size_t len, pmd_buf *out, size_t max,
+                     size_t step, bool reset);
 
 // zlib's memory for a stream (from zconf.h's formulas), for documentation and limits.
 size_t pmd_deflater_bytes(int window_bits, int mem_level);

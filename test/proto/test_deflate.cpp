@@ -484,6 +484,43 @@ static void test_large_message(void **) {
     }
 }
 
+// Inflating in steps (a server spreads a large message over several rounds) gives the
+// same bytes as inflating at once, each step writes at most its share, and the stream
+// goes on with takeover afterwards, whatever the step size.
+static void test_steps_equal_whole(void **) {
+    static const size_t steps[] = {1, 7, 4096, 65536};
+    static const kind kinds[] = {K_MIXED, K_ZEROS, K_TEXT, K_RANDOM};
+    const size_t n = 300000;
+    for (size_t step : steps) {
+        for (kind k : kinds) {
+            pair p;
+            pair_init(&p, 15, 15, 8, 1);
+            for (uint32_t msg = 0; msg < 3; msg++) {
+                uint8_t *m = make(k, step == 1 ? 5000 : n, msg);
+                size_t len = step == 1 ? 5000 : n;
+                pmd_buf z = {}, out = {};
+                assert_int_equal(pmd_deflate_message(&p.d, m, len, &z, false), PMD_OK);
+                pmd_inflate_pos pos = {};
+                int r, calls = 0;
+                do {
+                    size_t before = out.len;
+                    r = pmd_inflate_step(&p.i, &pos, z.data, z.len, &out, len, step, false);
+                    assert_true(out.len - before <= step);
+                    calls++;
+                } while (r == PMD_MORE && calls < 1000000);
+                if (r != PMD_OK) fail_msg("step %zu kind %d message %u: %d", step, (int)k, msg, r);
+                assert_int_equal(out.len, len);
+                assert_memory_equal(out.data, m, len);
+                assert_true((size_t)calls >= len / step);
+                buf_free(&z);
+                buf_free(&out);
+                free(m);
+            }
+            pair_free(&p);
+        }
+    }
+}
+
 // A compressed message whose inflated size is `n` zeros.
 static void zeros_compressed(size_t n, pmd_buf *z) {
     uint8_t *m = make(K_ZEROS, n, 0);
@@ -616,6 +653,7 @@ int main(void) {
         cmocka_unit_test(test_rfc7692_examples),
         cmocka_unit_test(test_output_is_appended),
         cmocka_unit_test(test_large_message),
+        cmocka_unit_test(test_steps_equal_whole),
         cmocka_unit_test(test_bomb_is_capped),
         cmocka_unit_test(test_cap_boundaries),
         cmocka_unit_test(test_corrupt_input),
