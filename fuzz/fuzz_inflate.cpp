@@ -1,7 +1,9 @@
 // Fuzz target for permessage-deflate compression (src/proto/deflate.*).
 //
 // Input layout (4 bytes of settings, then data):
-//   [0] bit0 part: 0 inflate arbitrary bytes, 1 deflate-then-inflate round trip
+//   [0] bit0 part: 0 inflate arbitrary bytes, 1 deflate-then-inflate round trip;
+//       bits1-3 (part 0) inflate in steps (pmd_inflate_step, as a server does over
+//       several rounds) of: all at once, 1, 3, 17, 100, 1000, 4096, 65536 bytes
 //
 // Part 0, inflate (a peer's compressed messages, as frames_feed hands them over):
 //   [1] bits0-2 window bits - 8; bit3 reset after message 1; bit4 reset after message 2;
@@ -36,6 +38,20 @@ enum { SETTINGS_LEN = 4 };
 static const uint8_t TRAILER[4] = {0x00, 0x00, 0xff, 0xff};
 
 enum ref_result { REF_OK, REF_TOO_BIG, REF_CORRUPT };
+
+// One message in steps of at most `step` bytes of output each; the result of the last.
+static int inflate_in_steps(pmd_stream *st, const uint8_t *in, size_t len, pmd_buf *out, size_t cap, bool reset,
+                            size_t step) {
+    pmd_inflate_pos pos = {};
+    int r;
+    do {
+        size_t before = out->len;
+        r = pmd_inflate_step(st, &pos, in, len, out, cap, step, reset);
+        FUZZ_CHECK(out->len - before <= step, "a step of %zu wrote %zu bytes", step, out->len - before);
+        FUZZ_CHECK(r != PMD_MORE || out->len > before, "a step made no progress");
+    } while (r == PMD_MORE);
+    return r;
+}
 
 // zlib alone: raw inflate of in + trailer into a buffer of cap + 1 bytes, stopping at the
 // end of the stream. Written separately from deflate.cpp's loop.
@@ -106,6 +122,8 @@ static void inflate_part(const uint8_t *s, const uint8_t *d, size_t n) {
     const uint8_t *msg[2] = {d, d + l1};
     size_t len[2] = {l1, n - l1};
 
+    static const size_t steps[8] = {SIZE_MAX, 1, 3, 17, 100, 1000, 4096, 65536};
+    size_t step = steps[(s[0] >> 1) & 7];
     pmd_stream st;
     FUZZ_CHECK(pmd_inflater_init(&st, wbits) == PMD_OK, "inflater init %d", wbits);
     uint8_t *ref = (uint8_t *)malloc(cap + 1);
@@ -117,7 +135,7 @@ static void inflate_part(const uint8_t *s, const uint8_t *d, size_t n) {
         FUZZ_CHECK(in != nullptr, "out of memory");
         if (len[m]) memcpy(in, msg[m], len[m]);
         pmd_buf out = {};
-        int r = pmd_inflate_message(&st, in, len[m], &out, cap, reset[m]);
+        int r = inflate_in_steps(&st, in, len[m], &out, cap, reset[m], step);
         FUZZ_CHECK(r == PMD_OK || r == PMD_TOO_BIG || r == PMD_CORRUPT, "message %d: result %d", m + 1, r);
         FUZZ_CHECK(out.cap <= cap + 1, "message %d: buffer grew to %zu bytes with cap %zu", m + 1, out.cap, cap);
         FUZZ_CHECK(out.len <= out.cap, "message %d: len %zu > cap %zu", m + 1, out.len, out.cap);
