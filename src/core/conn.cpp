@@ -48,6 +48,7 @@ static const char *peer_name(const conn *c, char *out, size_t cap) {
 
 // Message assembly (or held input) counts against the server's memory budget.
 static void free_message(wsr_server *srv, conn *c) {
+    c->flags2 &= (uint8_t)~CF2_HELD;
     if (!c->msg_cap) return;
     free(c->msg);
     server_mem_change(srv, -(int64_t)c->msg_cap);
@@ -748,7 +749,7 @@ void conn_destroy(wsr_server *srv, conn *c, bool clean) {
     if (c->state == CONN_HANDSHAKE) srv->handshakes--;
     free_aux(c);
     free_message(srv, c);
-    c->flags2 &= (uint8_t)~(CF2_HELD | CF2_INFLATING);
+    c->flags2 &= (uint8_t)~CF2_INFLATING;
     compression_conn_free(srv, c);
     drop_output(srv, c);
     close(c->fd); // also leaves the epoll set
