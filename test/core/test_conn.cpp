@@ -282,6 +282,27 @@ static void test_no_message_after_a_failed_send(void **) {
     h_stop(h);
 }
 
+// A 101 that could not be written is no open: no on_open, and so no on_close either.
+static void test_no_open_without_a_101(void **) {
+    reset_io();
+    wsr_options o;
+    wsr_options_default(&o);
+    harness *h = h_start(&o);
+    send_upgrade(nullptr);
+    send_numbered(0, 10);
+    io.writes_left = 0; // the peer is gone before the response
+    round_of_input(h);
+    assert_int_equal(rx.opened, 0);
+    assert_int_equal(rx.messages, 0);
+    uv_run(&h->loop, UV_RUN_NOWAIT);
+    assert_null(h_conn(h));
+    assert_int_equal(rx.closed, 0);
+    wsr_stats st;
+    wsr_server_stats(h->srv, &st);
+    assert_int_equal(st.handshakes_ok, 0);
+    h_stop(h);
+}
+
 // --- out of memory never corrupts the stream ---------------------------------------
 
 struct frame_rec {
@@ -409,6 +430,7 @@ int main(void) {
         cmocka_unit_test(test_round_bounds_small_messages),
         cmocka_unit_test(test_round_bounds_inflated_bytes),
         cmocka_unit_test(test_no_message_after_a_failed_send),
+        cmocka_unit_test(test_no_open_without_a_101),
         cmocka_unit_test(test_out_of_memory_keeps_the_stream_whole),
     };
     return unit_exit(cmocka_run_group_tests(tests, NULL, NULL));
