@@ -506,7 +506,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check_accept(&r, ext);
             }
         } else {
-            FUZZ_CHECK(r.status == 400 || r.status == 405 || r.status == 426, "hs_validate status %u", r.status);
+            FUZZ_CHECK(r.status == 400 || r.status == 405 || r.status == 426 || r.status == 505, "hs_validate status %u",
+                       r.status);
             check_error(r.status, r.error, r.status == 426 ? "Sec-WebSocket-Version: 13\r\n" : nullptr);
         }
     }
