@@ -391,7 +391,8 @@ static void check_accept(const hs_result *r, const char *ext) {
 }
 
 static void check_error(uint16_t status, const char *body, const char *extra) {
-    FUZZ_CHECK(status == 400 || status == 404 || status == 405 || status == 426 || status == 431 || status == 503,
+    FUZZ_CHECK(status == 400 || status == 404 || status == 405 || status == 426 || status == 431 || status == 503 ||
+                   status == 505,
                "unexpected status %u", status);
     FUZZ_CHECK(body && body[0] && !strpbrk(body, "\r\n"), "bad error text for status %u", status);
     char out[OUT_CAP];
