@@ -87,6 +87,15 @@ bench-peers: build
 bench-micro: deps $(RELEASE_DIR)/build.ninja
 	bash bench/micro/run.sh $(RELEASE_DIR)
 
+# p99 echo latency of 50 clients at 2,000 msg/s in total, alone and while one client
+# floods /echo with 1 MiB messages (plain, or ~1 KB of permessage-deflate that inflates to
+# 1 MiB); medians of 5 runs each, ratios to alone, the 5 ms goal. About 2 minutes.
+# Options of bench/run-flood.sh go in FLOOD_ARGS, e.g. FLOOD_ARGS="-n 3 -d 10".
+.PHONY: bench-flood
+FLOOD_ARGS ?=
+bench-flood: build
+	bash bench/run-flood.sh -b $(RELEASE_DIR) $(FLOOD_ARGS)
+
 install: build
 	$(MESON) install -C $(RELEASE_DIR) --destdir "$(DESTDIR)"
 

@@ -37,23 +37,19 @@
 # Exit status: 0; 1 when a run failed, counted errors, or a server could not be built or
 # started; 2 for bad usage or a missing wsreactor build.
 set -u
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 RUNS=3 DUR=5 WARM=1 BUILD=build/release OUT=bench/results/latest RT=0 QUIET=0 PLOT=1
 SERVERS_ARG=wsreactor,rawecho,lws,beast,wspp,node IDLE_CONNS=10000 HOLD=3
 while getopts "n:d:w:b:o:s:i:H:rqPh" opt; do
     case $opt in
-    n) RUNS=$OPTARG ;;
-    d) DUR=$OPTARG ;;
-    w) WARM=$OPTARG ;;
-    b) BUILD=$OPTARG ;;
     o) OUT=$OPTARG ;;
     s) SERVERS_ARG=$OPTARG ;;
     i) IDLE_CONNS=$OPTARG ;;
     H) HOLD=$OPTARG ;;
-    r) RT=1 ;;
-    q) QUIET=1 ;;
     P) PLOT=0 ;;
-    *) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 2 ;;
+    *) bench_opt "$opt" "${OPTARG-}" ;; # -n -d -w -b -r -q, or the usage
     esac
 done
 
@@ -61,18 +57,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PEERS_SRC=$HERE/peers
 PEERS_BUILD=${PEERS_BUILD:-build/peers}
-WSBENCH=${WSBENCH:-$BUILD/bench/wsbench}
+bench_paths
 RAWECHO=${RAWECHO:-$BUILD/bench/rawecho}
-WSREACTOR=${WSREACTOR:-$BUILD/wsreactor}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 CXX=${CXX:-g++}
-for b in "$WSBENCH" "$RAWECHO" "$WSREACTOR"; do
-    if [ ! -x "$b" ]; then
-        echo "run-peers.sh: $b not found; build first (make build, or meson setup $BUILD --buildtype=release -Dtests=false && ninja -C $BUILD)" >&2
-        exit 2
-    fi
-done
+bench_need "make build, or meson setup $BUILD --buildtype=release -Dtests=false && ninja -C $BUILD" \
+    "$WSBENCH" "$RAWECHO" "$WSREACTOR"
 
 say() { echo "run-peers.sh: $*" >&2; }
 START_TS=$(date +%s)
@@ -137,7 +126,7 @@ if ! command -v python3 >/dev/null; then say "python3 is needed for the tables";
 # ---------------------------------------------------------------- building the peers
 # Plain g++ -O2, one file each; rebuilt when the source is newer than the binary.
 mkdir -p "$PEERS_BUILD"
-LOGDIR=$(mktemp -d /tmp/run-peers.XXXXXX)
+WORK=$(mktemp -d /tmp/run-peers.XXXXXX)
 build_one() { # NAME: compiles bench/peers/NAME_echo.cpp into $PEERS_BUILD/NAME_echo
     local s=$1 src=$PEERS_SRC/$1_echo.cpp bin=$PEERS_BUILD/$1_echo flags=()
     [ "$bin" -nt "$src" ] && return 0
@@ -146,7 +135,7 @@ build_one() { # NAME: compiles bench/peers/NAME_echo.cpp into $PEERS_BUILD/NAME_
     beast) flags=(-std=c++20 "$src" -pthread) ;;
     wspp)  flags=(-std=c++17 "$src" -pthread) ;; # websocketpp 0.8.2 does not build as C++20
     esac
-    "$CXX" -O2 -o "$bin.tmp" "${flags[@]}" >"$LOGDIR/build-$s.log" 2>&1 && mv "$bin.tmp" "$bin"
+    "$CXX" -O2 -o "$bin.tmp" "${flags[@]}" >"$WORK/build-$s.log" 2>&1 && mv "$bin.tmp" "$bin"
 }
 bpids=() bnames=()
 for s in lws beast wspp; do
@@ -160,16 +149,16 @@ for k in "${!bpids[@]}"; do
     if ! wait "${bpids[$k]}"; then
         s=${bnames[$k]}
         STATUS[$s]="not built: $CXX failed"
-        say "building $s failed:"; head -20 "$LOGDIR/build-$s.log" >&2
+        say "building $s failed:"; head -20 "$WORK/build-$s.log" >&2
     fi
 done
 if has node; then
     if ! command -v node >/dev/null; then
         STATUS[node]="not run: node not installed"
     elif [ ! -d "$PEERS_SRC/node/node_modules/ws" ] &&
-        ! npm ci --prefix "$PEERS_SRC/node" --no-audit --no-fund >"$LOGDIR/npm.log" 2>&1; then
+        ! npm ci --prefix "$PEERS_SRC/node" --no-audit --no-fund >"$WORK/npm.log" 2>&1; then
         STATUS[node]="not run: npm ci failed"
-        tail -5 "$LOGDIR/npm.log" >&2
+        tail -5 "$WORK/npm.log" >&2
     fi
 fi
 
@@ -194,11 +183,7 @@ CASES=(
 IDLE_CASE=${#CASES[@]}
 [ "$IDLE_CONNS" -gt 0 ] && CASES+=("idle|--conns $IDLE_CONNS --hold $HOLD|idle $IDLE_CONNS conns, ${HOLD} s hold")
 
-PIN_S=() PIN_C=() PRIO=()
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-    PIN_S=(taskset -c "$SERVER_CPU") PIN_C=(taskset -c "$CLIENT_CPU")
-fi
-[ "$RT" = 1 ] && PRIO=(chrt -f 10)
+bench_pin
 
 mkdir -p "$OUT"
 RES=$OUT/results.txt
@@ -209,24 +194,19 @@ SPID=""
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
     [ -n "$SPID" ] && { kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; }
-    rm -rf "$LOGDIR"
+    rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # start_server NAME: sets SPID and SPORT, or returns 1
 start_server() {
-    local name=$1 log=$LOGDIR/$1.log cmd
+    local name=$1 log=$WORK/$1.log cmd
     read -r -a cmd <<<"$(server_cmd "$name")"
     "${PIN_S[@]}" "${PRIO[@]}" "${cmd[@]}" 2>"$log" >/dev/null &
     SPID=$!
-    SPORT=""
-    for _ in $(seq 100); do
-        SPORT=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$log" | head -1)
-        [ -n "$SPORT" ] && return 0
-        kill -0 "$SPID" 2>/dev/null || break
-        sleep 0.05
-    done
+    SPORT=$(bench_listen_port "$log" "$SPID" 100 0.05)
+    [ -n "$SPORT" ] && return 0
     say "$name did not start:"; head -5 "$log" >&2
     stop_server
     return 1
@@ -243,7 +223,7 @@ stop_server() {
 FAILED=0
 # run_case NAME RUN CASE: one wsbench run against the running server
 run_case() {
-    local name=$1 run=$2 i=$3 sc opts url extra="" out rc line limit
+    local name=$1 run=$2 i=$3 sc opts url extra="" limit
     IFS='|' read -r sc opts _ <<<"${CASES[$i]}"
     if [ "$name" = rawecho ]; then
         url=tcp://127.0.0.1:$SPORT extra=--raw
@@ -253,28 +233,20 @@ run_case() {
     limit=$((${DUR%.*} + ${WARM%.*} + 30))
     [ "$sc" = idle ] && limit=$((${HOLD%.*} + 120))
     # shellcheck disable=SC2086 # options are word lists on purpose
-    out=$(timeout "$limit" "${PIN_C[@]}" "${PRIO[@]}" "$WSBENCH" "$sc" $opts $extra --url "$url" \
-        --duration "$DUR" --warmup "$WARM" --server-pid "$SPID" --quiet 2>"$LOGDIR/err")
-    rc=$?
-    line=$(printf '%s\n' "$out" | grep '^scenario=' | tail -1)
-    if [ $rc -ne 0 ] || [ -z "$line" ]; then
-        FAILED=1
-        say "$name run $run case $i: exit $rc"
-        head -5 "$LOGDIR/err" >&2
-    fi
-    if [ -n "$line" ]; then
-        echo "server=$name run=$run case=$i exit=$rc $line" >>"$RES"
+    bench_wsbench "$limit" "$SPID" "$sc" $opts $extra --url "$url"
+    bench_wsbench_check "$name run $run case $i:"
+    if [ -n "$LINE" ]; then
+        echo "server=$name run=$run case=$i exit=$RC $LINE" >>"$RES"
     else
-        echo "server=$name run=$run case=$i exit=$rc scenario=$sc failed=1 errors=1" >>"$RES"
+        echo "server=$name run=$run case=$i exit=$RC scenario=$sc failed=1 errors=1" >>"$RES"
     fi
     [ "$QUIET" = 1 ] || printf '  %-9s run %s case %s: %s\n' "$name" "$run" "$i" \
-        "$(printf '%s\n' "$line" | grep -o 'msgs_per_s=[^ ]*\|p99_us=[^ ]*\|errors=[^ ]*\|server_cpu_pct=[^ ]*\|client_cpu_pct=[^ ]*\|bytes_per_conn=[^ ]*' | tr '\n' ' ')" >&2
+        "$(printf '%s\n' "$LINE" | grep -o 'msgs_per_s=[^ ]*\|p99_us=[^ ]*\|errors=[^ ]*\|server_cpu_pct=[^ ]*\|client_cpu_pct=[^ ]*\|bytes_per_conn=[^ ]*' | tr '\n' ' ')" >&2
 }
 
 # ---------------------------------------------------------------- meta
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- src include meson.build meson_options.txt bench/wsbench.cpp bench/rawecho.cpp bench/hdr.h 2>/dev/null)" ] && commit="$commit (with uncommitted changes to what is measured)"
+[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- src include meson.build meson_options.txt bench/wsbench.cpp bench/client.cpp bench/client.h bench/rawecho.cpp bench/hdr.h 2>/dev/null)" ] && commit="$commit (with uncommitted changes to what is measured)"
 # cpu_busy: how busy each CPU is over 1 s (before or after the runs: other sessions' work)
 cpu_busy() {
     local a b
@@ -287,7 +259,7 @@ cpu_busy() {
 }
 # Binaries older than the sources they come from measure another commit: say so.
 wsr_abs=$(realpath "$WSREACTOR")
-stale=$(cd "$ROOT" && find src include meson.build bench/wsbench.cpp bench/rawecho.cpp bench/hdr.h \
+stale=$(cd "$ROOT" && find src include meson.build bench/wsbench.cpp bench/client.cpp bench/client.h bench/rawecho.cpp bench/hdr.h \
     -newer "$wsr_abs" -type f 2>/dev/null | head -3 | tr '\n' ' ')
 [ -n "$stale" ] && { commit="$commit (BUILD OLDER THAN: ${stale% })"; say "$BUILD is older than $stale: rebuild first"; }
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
@@ -295,10 +267,10 @@ wsver=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$PEERS_SRC/node/node_modules/ws
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "commit: $commit"
-    echo "machine: $(nproc) CPUs ($cpu_model), $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo)"
+    echo "machine: $(bench_machine), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo)"
     echo "pinning: server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU$([ "$RT" = 1 ] && echo ", SCHED_FIFO")"
     echo "runs: $RUNS rounds x ${DUR} s (+${WARM} s warmup) per timed case and server; idle: $IDLE_CONNS conns held ${HOLD} s, fresh server"
-    echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg); other work at start: $(cpu_busy)"
+    echo "loadavg at start: $(bench_loadavg); other work at start: $(cpu_busy)"
     echo "versions: libwebsockets $(pkgver libwebsockets-dev), Boost.Beast (Boost $(pkgver libboost-dev)), websocketpp $(pkgver libwebsocketpp-dev) on Asio $(pkgver libasio-dev), node $(node --version 2>/dev/null || echo '?') ws ${wsver:-?}"
 } >"$OUT/meta.txt"
 : >"$OUT/servers.txt"
@@ -335,7 +307,7 @@ for run in $(seq "$RUNS"); do
         fi
     done
 done
-echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg); other work at end: $(cpu_busy)" >>"$OUT/meta.txt"
+echo "loadavg at end: $(bench_loadavg); other work at end: $(cpu_busy)" >>"$OUT/meta.txt"
 echo "elapsed: $(($(date +%s) - START_TS)) s" >>"$OUT/meta.txt"
 
 # ---------------------------------------------------------------- tables and plots

@@ -20,31 +20,13 @@
 #      CLIENT_CPU (default 1) pick the cores; KEEP=1 keeps the raw results directory.
 # Exit status: 0, or 1 when any run reported errors or failed.
 set -u
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-RUNS=3 DUR=5 WARM=1 BUILD=build/release RT=0 QUIET=0
-while getopts "n:d:w:b:rqh" opt; do
-    case $opt in
-    n) RUNS=$OPTARG ;;
-    d) DUR=$OPTARG ;;
-    w) WARM=$OPTARG ;;
-    b) BUILD=$OPTARG ;;
-    r) RT=1 ;;
-    q) QUIET=1 ;;
-    *) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 2 ;;
-    esac
-done
-
-WSBENCH=${WSBENCH:-$BUILD/bench/wsbench}
+RUNS=3 # the other options default in bench_options
+bench_options "$@"
 RAWECHO=${RAWECHO:-$BUILD/bench/rawecho}
-WSREACTOR=${WSREACTOR:-$BUILD/wsreactor}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
-for b in "$WSBENCH" "$RAWECHO" "$WSREACTOR"; do
-    if [ ! -x "$b" ]; then
-        echo "run.sh: $b not found; build first (meson setup $BUILD --buildtype=release && ninja -C $BUILD)" >&2
-        exit 2
-    fi
-done
+bench_need "meson setup $BUILD --buildtype=release && ninja -C $BUILD" "$WSBENCH" "$RAWECHO" "$WSREACTOR"
 
 # The cases: scenario | wsbench options | label. Raw runs get the same options plus --raw.
 CASES=(
@@ -54,53 +36,17 @@ CASES=(
     "latency|--conns 100 --rate 20000 --size 32 --text|latency 20k msg/s, 100 conns, 32 B"
 )
 
-PIN_S=() PIN_C=() PRIO=()
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-    PIN_S=(taskset -c "$SERVER_CPU") PIN_C=(taskset -c "$CLIENT_CPU")
-fi
-[ "$RT" = 1 ] && PRIO=(chrt -f 10)
+bench_pin
+bench_workdir run INT TERM
 
-WORK=$(mktemp -d /tmp/wsbench-run.XXXXXX)
-PIDS=()
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    if [ "${KEEP:-0}" = 1 ]; then echo "run.sh: results kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start_server NAME BINARY: starts it on an ephemeral loopback port; sets SPID and SPORT.
-start_server() {
-    local name=$1 bin=$2 log=$WORK/$1.log
-    "${PIN_S[@]}" "${PRIO[@]}" "$bin" --listen 127.0.0.1:0 2>"$log" &
-    local pid=$!
-    PIDS+=("$pid")
-    local port=""
-    for _ in $(seq 50); do
-        port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$log" | head -1)
-        [ -n "$port" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ -z "$port" ]; then
-        echo "run.sh: $name did not start:" >&2
-        cat "$log" >&2
-        exit 1
-    fi
-    SPID=$pid SPORT=$port
-}
-
-start_server wsreactor "$WSREACTOR"
+bench_start_server wsreactor "$WSREACTOR"
 PID_wsr=$SPID PORT_wsr=$SPORT
-start_server rawecho "$RAWECHO"
+bench_start_server rawecho "$RAWECHO"
 PID_raw=$SPID PORT_raw=$SPORT
 
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "# wsbench: wsreactor vs raw TCP echo, $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "# $(nproc) CPUs ($cpu_model), $(uname -sr); server on CPU ${SERVER_CPU}, client on CPU ${CLIENT_CPU}$([ "$RT" = 1 ] && echo ", SCHED_FIFO")"
-echo "# $RUNS runs x ${DUR} s (+${WARM} s warmup) per case and server; loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(bench_machine); server on CPU ${SERVER_CPU}, client on CPU ${CLIENT_CPU}$([ "$RT" = 1 ] && echo ", SCHED_FIFO")"
+echo "# $RUNS runs x ${DUR} s (+${WARM} s warmup) per case and server; loadavg at start: $(bench_loadavg)"
 
 FAILED=0
 RES=$WORK/results
@@ -115,21 +61,12 @@ run_one() {
     else
         url=ws://127.0.0.1:$PORT_wsr/echo pid=$PID_wsr
     fi
-    local out
     # shellcheck disable=SC2086 # options are word lists on purpose
-    out=$(timeout $((${DUR%.*} + ${WARM%.*} + 30)) "${PIN_C[@]}" "${PRIO[@]}" "$WSBENCH" "$sc" $opts $extra --url "$url" \
-        --duration "$DUR" --warmup "$WARM" --server-pid "$pid" --quiet 2>"$WORK/err")
-    local rc=$?
-    local line
-    line=$(printf '%s\n' "$out" | grep '^scenario=' | tail -1)
-    if [ $rc -ne 0 ] || [ -z "$line" ]; then
-        FAILED=1
-        echo "run.sh: case $i $name run $run: exit $rc" >&2
-        head -5 "$WORK/err" >&2
-    fi
-    [ -n "$line" ] && echo "case=$i server=$name run=$run $line" >>"$RES"
+    bench_wsbench $((${DUR%.*} + ${WARM%.*} + 30)) "$pid" "$sc" $opts $extra --url "$url"
+    bench_wsbench_check "case $i $name run $run:"
+    [ -n "$LINE" ] && echo "case=$i server=$name run=$run $LINE" >>"$RES"
     [ "$QUIET" = 1 ] || printf '  %-4s run %s case %s: %s\n' "$name" "$run" "$i" \
-        "$(printf '%s\n' "$line" | grep -o 'msgs_per_s=[^ ]*\|p99_us=[^ ]*\|errors=[^ ]*\|server_cpu_pct=[^ ]*\|client_cpu_pct=[^ ]*' | tr '\n' ' ')" >&2
+        "$(printf '%s\n' "$LINE" | grep -o 'msgs_per_s=[^ ]*\|p99_us=[^ ]*\|errors=[^ ]*\|server_cpu_pct=[^ ]*\|client_cpu_pct=[^ ]*' | tr '\n' ' ')" >&2
 }
 
 for run in $(seq "$RUNS"); do
@@ -144,24 +81,18 @@ for run in $(seq "$RUNS"); do
 done
 
 # Medians per case and server, and the median of the per-run wsreactor/raw ratios.
-awk -v ncases="${#CASES[@]}" -v labels="$(printf '%s\n' "${CASES[@]}" | cut -d'|' -f3 | paste -sd'|')" '
-function median(arr, n,    i, j, t, a) {
-    if (n == 0) return "-"
-    for (i = 1; i <= n; i++) a[i] = arr[i]
-    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk -v ncases="${#CASES[@]}" -v labels="$(printf '%s\n' "${CASES[@]}" | cut -d'|' -f3 | paste -sd'|')" "$BENCH_AWK_MEDIAN"'
 function med(c, s, k,    n, v, r) {
     n = 0
     for (r = 1; r <= maxrun; r++) if ((c, s, r, k) in val) v[++n] = val[c, s, r, k]
-    return median(v, n)
+    return median(v, n, "-")
 }
 function ratio(c, k,    n, v, r, a, b) {
     n = 0
     for (r = 1; r <= maxrun; r++)
         if ((c, "wsr", r, k) in val && (c, "raw", r, k) in val && val[c, "raw", r, k] > 0)
             v[++n] = val[c, "wsr", r, k] / val[c, "raw", r, k]
-    return median(v, n)
+    return median(v, n, "-")
 }
 {
     for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }

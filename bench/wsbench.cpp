@@ -27,19 +27,14 @@
 // seconds after the run counts as an error rather than silently disappearing.
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -47,14 +42,13 @@
 
 #include <openssl/evp.h>
 
+#include "client.h"
 #include "hdr.h"
-#include "proto/frame.h"
 #include "proto/utf8.h"
 
 // --- constants ----------------------------------------------------------------------
 
 enum : uint64_t {
-    NS = 1000000000ull,
     HANDSHAKE_TIMEOUT_NS = 10 * NS, // connect + upgrade
     DRAIN_TIMEOUT_NS = 2 * NS,      // replies still in flight when the run ends
     CLOSE_TIMEOUT_NS = 2 * NS,      // close handshake at the end, plus CLOSE_PER_CONN_NS each
@@ -63,30 +57,13 @@ enum : uint64_t {
 
 enum : uint32_t {
     RBUF_SIZE = 256 * 1024,     // the one read buffer
-    HS_MAX = 4096,              // largest upgrade response we accept
-    CTL_FRAME_MAX = 14 + 125,   // a masked control frame
-    CTL_RESERVE = 2 * CTL_FRAME_MAX, // out-buffer room kept for a pong and a close
+    CTL_RESERVE = 2 * BC_CTL_FRAME_MAX, // out-buffer room kept for a pong and a close
     SEQ_CHARS = 8,              // each payload starts with its sequence number
     FAN_RING = 1 << 16,         // fanout: messages published and not yet at every subscriber
-    MAX_ERRORS_PRINTED = 10,
 };
-
-static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 enum scenario : uint8_t { SC_ECHO, SC_LATENCY, SC_CONNECT, SC_IDLE, SC_FANOUT, SC_COUNT };
 static const char *const SCENARIO_NAMES[] = {"echo", "latency", "connect", "idle", "fanout"};
-
-enum err_kind : uint8_t {
-    ERR_CONNECT,   // TCP connect failed
-    ERR_HANDSHAKE, // not a valid 101 answer
-    ERR_PROTOCOL,  // an invalid frame (frame parser) or a bad close payload
-    ERR_PAYLOAD,   // wrong opcode, length, bytes or order; a reply nobody asked for
-    ERR_UTF8,      // a text message that is not UTF-8
-    ERR_CLOSED,    // the server closed or reset the connection during the run
-    ERR_TIMEOUT,   // no handshake, reply or close answer within its bound
-    ERR_COUNT
-};
-static const char *const ERR_NAMES[] = {"connect", "handshake", "protocol", "payload", "utf8", "closed", "timeout"};
 
 enum conn_state : uint8_t {
     CS_IDLE,       // slot unused
@@ -104,11 +81,7 @@ enum conn_state : uint8_t {
 struct bench_opts {
     uint8_t sc;
     const char *url;
-    char host[256];
-    char port[8];
-    char path[512];
-    sockaddr_storage addr;
-    socklen_t addr_len;
+    bc_url u;
     bool addr_loopback4; // target is 127.x.x.x: source addresses can rotate
     uint32_t conns;
     uint32_t depth;
@@ -134,7 +107,6 @@ struct bconn {
     uint8_t out_armed; // EPOLLOUT is in the interest set
     uint8_t dirty;     // on the flush list
     uint8_t utf8;      // validator state of the text message being received
-    uint8_t ctl_len;   // control frame payload collected so far
     uint8_t close_sent;
     uint8_t close_rcvd;
     uint32_t idx;
@@ -150,8 +122,7 @@ struct bconn {
     uint32_t hs_len;
     uint64_t t_state;  // when the current state began
     char accept[32];   // the Sec-WebSocket-Accept we expect
-    frame_parser fp;
-    uint8_t ctl[128];
+    bc_rx rx;          // server frames; control frames collected whole
 };
 
 // --- the run ------------------------------------------------------------------------
@@ -199,56 +170,12 @@ struct bench {
     uint32_t fan_subs;   // fanout: subscribers open when publishing began
     uint64_t published;  // fanout: messages published in the measured window
     uint64_t msgs, bytes, tick_msgs;
-    uint64_t errors[ERR_COUNT];
-    uint32_t errors_printed;
+    bc_errors err;
     cpu_snap cpu0, cpu1;
     long clk_tck;
 };
 
-static volatile sig_atomic_t g_interrupted;
-
-static void on_signal(int) { g_interrupted = 1; }
-
-static uint64_t mono_ns() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rng_next(uint64_t *s) { // xorshift64*
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-static void bench_error(bench *b, const bconn *c, err_kind k, const char *fmt, ...) {
-    b->errors[k]++;
-    if (b->errors_printed >= MAX_ERRORS_PRINTED) return;
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "wsbench: conn %u: %s error: %s\n", c ? c->idx : 0, ERR_NAMES[k], msg);
-    if (++b->errors_printed == MAX_ERRORS_PRINTED) fprintf(stderr, "wsbench: further errors are counted, not printed\n");
-}
-
-static uint64_t errors_total(const bench *b) {
-    uint64_t n = 0;
-    for (int i = 0; i < ERR_COUNT; i++) n += b->errors[i];
-    return n;
-}
-
 // --- CPU and memory of both processes -----------------------------------------------
-
-static double client_cpu_s() {
-    rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 // utime + stime of a process, from /proc/PID/stat (fields 14 and 15, after the
 // parenthesised command name, which may itself contain spaces).
@@ -287,8 +214,8 @@ static long server_rss_kb(const bench *b) {
 }
 
 static void cpu_take(const bench *b, cpu_snap *s) {
-    s->t = mono_ns();
-    s->client_s = client_cpu_s();
+    s->t = bc_mono_ns();
+    s->client_s = bc_cpu_self_s();
     s->server_s = server_cpu_s(b);
 }
 
@@ -352,11 +279,7 @@ static void conn_write_message(bench *b, bconn *c, uint64_t now) {
     uint8_t *p = c->out + c->out_len;
     size_t n = 0;
     uint8_t key[4] = {0, 0, 0, 0};
-    if (!b->o.raw) {
-        uint32_t k = (uint32_t)rng_next(&b->rng);
-        memcpy(key, &k, 4);
-        n = frame_write_header(p, b->o.opcode, true, false, b->o.size, key);
-    }
+    if (!b->o.raw) n = bc_frame_header(p, &b->rng, b->o.opcode, false, b->o.size, key);
     payload_fill(b, p + n, c->sent);
     if (!b->o.raw) frame_mask(p + n, b->o.size, key, 0);
     if (c->stamps) c->stamps[c->sent % b->o.depth] = now;
@@ -367,14 +290,7 @@ static void conn_write_message(bench *b, bconn *c, uint64_t now) {
 }
 
 static void conn_write_control(bench *b, bconn *c, uint8_t opcode, const uint8_t *payload, size_t len) {
-    uint8_t key[4];
-    uint32_t k = (uint32_t)rng_next(&b->rng);
-    memcpy(key, &k, 4);
-    uint8_t *p = c->out + c->out_len;
-    size_t n = frame_write_header(p, opcode, true, false, len, key);
-    memcpy(p + n, payload, len);
-    frame_mask(p + n, len, key, 0);
-    c->out_len += (uint32_t)(n + len);
+    c->out_len += (uint32_t)bc_frame(c->out + c->out_len, &b->rng, opcode, false, payload, len);
 }
 
 static void conn_fail(bench *b, bconn *c, uint64_t now) { conn_close_fd(b, c, now); }
@@ -401,7 +317,7 @@ static void conn_flush(bench *b, bconn *c, uint64_t now) {
                 conn_set_events(b, c, true);
                 return;
             }
-            if (c->state < CS_CLOSING) bench_error(b, c, ERR_CLOSED, "send: %s", strerror(errno));
+            if (c->state < CS_CLOSING) bc_error(&b->err, c->idx, BC_ERR_CLOSED, "send: %s", strerror(errno));
             conn_fail(b, c, now);
             return;
         }
@@ -418,13 +334,11 @@ static void conn_flush(bench *b, bconn *c, uint64_t now) {
 
 // --- connecting and the upgrade handshake ---------------------------------------------
 
-static void base64(const uint8_t *in, int len, char *out) { EVP_EncodeBlock((unsigned char *)out, in, len); }
-
 static int conn_start(bench *b, bconn *c, uint64_t now) {
     const bench_opts *o = &b->o;
-    int fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(o->u.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        bench_error(b, c, ERR_CONNECT, "socket: %s", strerror(errno));
+        bc_error(&b->err, c->idx, BC_ERR_CONNECT, "socket: %s", strerror(errno));
         return -1;
     }
     int one = 1;
@@ -437,14 +351,14 @@ static int conn_start(bench *b, bconn *c, uint64_t now) {
         src.sin_addr.s_addr = htonl(0x7F000000u | (uint32_t)x);
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         if (bind(fd, (sockaddr *)&src, sizeof src) != 0) {
-            bench_error(b, c, ERR_CONNECT, "bind 127.0.0.%u: %s", (unsigned)x, strerror(errno));
+            bc_error(&b->err, c->idx, BC_ERR_CONNECT, "bind 127.0.0.%u: %s", (unsigned)x, strerror(errno));
             close(fd);
             return -1;
         }
     }
     b->opened_total++;
-    if (connect(fd, (const sockaddr *)&o->addr, o->addr_len) != 0 && errno != EINPROGRESS) {
-        bench_error(b, c, ERR_CONNECT, "connect: %s", strerror(errno));
+    if (connect(fd, (const sockaddr *)&o->u.addr, o->u.addr_len) != 0 && errno != EINPROGRESS) {
+        bc_error(&b->err, c->idx, BC_ERR_CONNECT, "connect: %s", strerror(errno));
         close(fd);
         return -1;
     }
@@ -454,9 +368,8 @@ static int conn_start(bench *b, bconn *c, uint64_t now) {
     c->sent = c->target = c->recvd = 0;
     c->rx_off = 0;
     c->close_sent = c->close_rcvd = 0;
-    c->ctl_len = 0;
     c->utf8 = UTF8_ACCEPT;
-    frame_parser_init(&c->fp);
+    bc_rx_init(&c->rx);
     epoll_event ev = {};
     ev.events = EPOLLIN | EPOLLOUT;
     ev.data.u32 = c->idx;
@@ -472,7 +385,7 @@ static void conn_connected(bench *b, bconn *c, uint64_t now) {
     socklen_t len = sizeof err;
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err) {
-        bench_error(b, c, ERR_CONNECT, "connect: %s", strerror(err));
+        bc_error(&b->err, c->idx, BC_ERR_CONNECT, "connect: %s", strerror(err));
         conn_fail(b, c, now);
         return;
     }
@@ -483,110 +396,46 @@ static void conn_connected(bench *b, bconn *c, uint64_t now) {
         conn_flush(b, c, now);
         return;
     }
-    // A fresh 16-byte nonce per connection (RFC 6455 §4.1), and the answer it implies.
-    uint8_t nonce[16];
-    for (int i = 0; i < 16; i += 8) {
-        uint64_t r = rng_next(&b->rng);
-        memcpy(nonce + i, &r, 8);
-    }
+    // A fresh nonce per connection, and the answer it implies.
     char key[32];
-    base64(nonce, 16, key);
-    char cat[64];
-    int n = snprintf(cat, sizeof cat, "%s%s", key, WS_GUID);
-    uint8_t digest[EVP_MAX_MD_SIZE];
-    unsigned dlen = 0;
-    EVP_Digest(cat, (size_t)n, digest, &dlen, b->sha1, nullptr);
-    base64(digest, (int)dlen, c->accept);
+    bc_nonce(&b->rng, b->sha1, key, c->accept);
     int m = snprintf((char *)c->out, c->out_cap, "%.*sSec-WebSocket-Key: %s\r\n\r\n", (int)b->request_len, b->request, key);
     c->out_len = (uint32_t)m;
-    c->hs = (char *)malloc(HS_MAX + 1);
+    c->hs = (char *)malloc(BC_HS_MAX + 1);
     c->hs_len = 0;
     conn_set_state(b, c, CS_HANDSHAKE, c->t_state); // keep the connect start time
     conn_flush(b, c, now);
 }
 
-static bool header_has_token(const char *value, const char *token) {
-    // Connection: keep-alive, Upgrade -- a comma-separated list, case-insensitive.
-    size_t tl = strlen(token);
-    const char *p = value;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',') p++;
-        const char *e = p;
-        while (*e && *e != ',') e++;
-        const char *t = e;
-        while (t > p && (t[-1] == ' ' || t[-1] == '\t')) t--;
-        if ((size_t)(t - p) == tl && strncasecmp(p, token, tl) == 0) return true;
-        p = e;
-    }
-    return false;
-}
-
-// Checks a complete response head (NUL-terminated, lines end in CRLF). Returns the
-// reason it is not a valid upgrade answer, or nullptr.
-static const char *handshake_check(const bconn *c, char *head) {
-    if (strncmp(head, "HTTP/1.1 101", 12) != 0 || (head[12] != ' ' && head[12] != '\r')) return "status is not 101";
-    bool upgrade = false, connection = false, accept = false;
-    char *save = nullptr;
-    char *line = strtok_r(head, "\r\n", &save); // the status line
-    while ((line = strtok_r(nullptr, "\r\n", &save))) {
-        char *colon = strchr(line, ':');
-        if (!colon) return "malformed header line";
-        *colon = 0;
-        char *v = colon + 1;
-        while (*v == ' ' || *v == '\t') v++;
-        char *e = v + strlen(v);
-        while (e > v && (e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
-        if (strcasecmp(line, "Upgrade") == 0) {
-            upgrade = strcasecmp(v, "websocket") == 0;
-        } else if (strcasecmp(line, "Connection") == 0) {
-            connection = header_has_token(v, "upgrade");
-        } else if (strcasecmp(line, "Sec-WebSocket-Accept") == 0) {
-            if (strcmp(v, c->accept) != 0) return "wrong Sec-WebSocket-Accept";
-            accept = true;
-        } else if (strcasecmp(line, "Sec-WebSocket-Extensions") == 0) {
-            return "an extension we did not offer";
-        } else if (strcasecmp(line, "Sec-WebSocket-Protocol") == 0) {
-            return "a subprotocol we did not offer";
-        }
-    }
-    if (!upgrade) return "missing Upgrade: websocket";
-    if (!connection) return "missing Connection: Upgrade";
-    if (!accept) return "missing Sec-WebSocket-Accept";
-    return nullptr;
-}
-
 static void conn_on_ws_bytes(bench *b, bconn *c, uint8_t *data, size_t len, uint64_t now);
 
 static void conn_read_handshake(bench *b, bconn *c, uint64_t now) {
-    ssize_t n = recv(c->fd, c->hs + c->hs_len, HS_MAX - c->hs_len, 0);
+    ssize_t n = recv(c->fd, c->hs + c->hs_len, BC_HS_MAX - c->hs_len, 0);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-        bench_error(b, c, ERR_HANDSHAKE, "connection ended during the handshake%s%s", n ? ": " : "", n ? strerror(errno) : "");
+        bc_error(&b->err, c->idx, BC_ERR_HANDSHAKE, "connection ended during the handshake%s%s", n ? ": " : "",
+                 n ? strerror(errno) : "");
         conn_fail(b, c, now);
         return;
     }
     c->hs_len += (uint32_t)n;
-    c->hs[c->hs_len] = 0;
-    char *end = strstr(c->hs, "\r\n\r\n");
-    if (!end) {
-        if (c->hs_len == HS_MAX || memchr(c->hs, 0, c->hs_len)) {
-            bench_error(b, c, ERR_HANDSHAKE, "no end of the response head in %u bytes", c->hs_len);
+    long head_len = bc_response_head(c->hs, c->hs_len);
+    if (head_len <= 0) {
+        if (head_len < 0) {
+            bc_error(&b->err, c->idx, BC_ERR_HANDSHAKE, "no end of the response head in %u bytes", c->hs_len);
             conn_fail(b, c, now);
         }
         return;
     }
-    size_t head_len = (size_t)(end - c->hs) + 4;
-    end[2] = 0; // keep the last header's CRLF for the line splitter
     char status[64];
-    snprintf(status, sizeof status, "%.*s", (int)strcspn(c->hs, "\r\n"), c->hs);
-    const char *why = handshake_check(c, c->hs);
+    const char *why = bc_handshake_check(c->hs, c->accept, nullptr, nullptr, status, sizeof status);
     if (why) {
-        bench_error(b, c, ERR_HANDSHAKE, "%s (%s)", why, status);
+        bc_error(&b->err, c->idx, BC_ERR_HANDSHAKE, "%s (%s)", why, status);
         conn_fail(b, c, now);
         return;
     }
     char *hs = c->hs;
-    size_t rest = c->hs_len - head_len;
+    size_t rest = c->hs_len - (size_t)head_len;
     c->hs = nullptr;
     uint64_t started = c->t_state; // when connect() was called
     conn_set_state(b, c, CS_OPEN, now);
@@ -668,22 +517,16 @@ static void msg_done(bench *b, bconn *c, uint64_t now) {
 static void conn_on_control(bench *b, bconn *c, uint8_t opcode, uint64_t now) {
     if (opcode == WS_OP_PING) {
         // Answer unless we already said goodbye; keep room for our close frame.
-        if (!c->close_sent && c->out_len + CTL_FRAME_MAX + CTL_FRAME_MAX <= c->out_cap) {
-            conn_write_control(b, c, WS_OP_PONG, c->ctl, c->ctl_len);
+        if (!c->close_sent && c->out_len + BC_CTL_FRAME_MAX + BC_CTL_FRAME_MAX <= c->out_cap) {
+            conn_write_control(b, c, WS_OP_PONG, c->rx.ctl, c->rx.ctl_len);
             conn_mark(b, c);
         }
     } else if (opcode == WS_OP_CLOSE) {
-        uint16_t code = 0;
-        uint16_t bad = frame_close_parse(c->ctl, c->ctl_len, &code);
-        if (bad) bench_error(b, c, ERR_PROTOCOL, "invalid close frame (we would fail with %u)", bad);
+        uint16_t bad;
+        uint16_t code = bc_close_check(&b->err, c->idx, &c->rx, c->close_sent, &bad);
         c->close_rcvd = 1;
-        if (!c->close_sent) {
-            // The server ended the session on its own: that is an error in every scenario.
-            bench_error(b, c, ERR_CLOSED, "server sent close %u during the run", code);
-            conn_send_close(b, c, code == WS_CLOSE_NO_STATUS || bad ? (uint16_t)WS_CLOSE_NORMAL : code, now);
-        } else if (!bad && code != WS_CLOSE_NORMAL && code != WS_CLOSE_NO_STATUS) {
-            bench_error(b, c, ERR_CLOSED, "server answered our close with %u", code);
-        }
+        // The server ended the session on its own: that is an error in every scenario.
+        if (!c->close_sent) conn_send_close(b, c, code == WS_CLOSE_NO_STATUS || bad ? (uint16_t)WS_CLOSE_NORMAL : code, now);
         conn_set_state(b, c, CS_CLOSED_WS, now);
     }
 }
@@ -691,32 +534,22 @@ static void conn_on_control(bench *b, bconn *c, uint8_t opcode, uint64_t now) {
 // Validates and consumes server bytes after the upgrade. The parser unmasks nothing
 // (server frames are unmasked) and hands payload out in place, chunk by chunk.
 static void conn_on_ws_bytes(bench *b, bconn *c, uint8_t *data, size_t len, uint64_t now) {
-    for (;;) {
-        if (c->close_rcvd) return; // nothing may follow a close frame; ignore it
-        frame_event ev;
-        size_t used = frame_parse(&c->fp, &b->lim, data, len, &ev);
-        data += used;
-        len -= used;
+    frame_event ev;
+    while (bc_rx_next(&c->rx, &b->lim, &data, &len, &ev)) {
         switch (ev.type) {
-        case FRAME_NEED_MORE:
-            return;
         case FRAME_ERROR:
-            bench_error(b, c, ERR_PROTOCOL, "%s (close %u)", ev.reason, ev.close_code);
+            bc_error(&b->err, c->idx, BC_ERR_PROTOCOL, "%s (close %u)", ev.reason, ev.close_code);
             conn_fail(b, c, now);
             return;
-        case FRAME_HEADER:
-            if (ws_opcode_is_control(ev.opcode)) {
-                c->ctl_len = 0;
-                break;
-            }
+        case FRAME_HEADER: // of a data frame
             if (ev.opcode != WS_OP_CONT) {
                 if (ev.opcode != b->o.opcode) {
-                    bench_error(b, c, ERR_PAYLOAD, "opcode %u, sent %u", ev.opcode, b->o.opcode);
+                    bc_error(&b->err, c->idx, BC_ERR_PAYLOAD, "opcode %u, sent %u", ev.opcode, b->o.opcode);
                     conn_fail(b, c, now);
                     return;
                 }
                 if (c->recvd >= conn_expect_limit(b, c)) {
-                    bench_error(b, c, ERR_PAYLOAD, "a message that answers nothing we sent");
+                    bc_error(&b->err, c->idx, BC_ERR_PAYLOAD, "a message that answers nothing we sent");
                     conn_fail(b, c, now);
                     return;
                 }
@@ -724,27 +557,23 @@ static void conn_on_ws_bytes(bench *b, bconn *c, uint8_t *data, size_t len, uint
                 c->utf8 = UTF8_ACCEPT;
             }
             if (c->rx_off + ev.frame_len > b->o.size) {
-                bench_error(b, c, ERR_PAYLOAD, "reply of %llu+ bytes to a %u-byte message",
-                            (unsigned long long)(c->rx_off + ev.frame_len), b->o.size);
+                bc_error(&b->err, c->idx, BC_ERR_PAYLOAD, "reply of %llu+ bytes to a %u-byte message",
+                         (unsigned long long)(c->rx_off + ev.frame_len), b->o.size);
                 conn_fail(b, c, now);
                 return;
             }
             break;
-        case FRAME_PAYLOAD:
-            if (ws_opcode_is_control(ev.opcode)) {
-                memcpy(c->ctl + c->ctl_len, ev.data, ev.len); // the parser caps control payloads at 125
-                c->ctl_len = (uint8_t)(c->ctl_len + ev.len);
-                break;
-            }
+        case FRAME_PAYLOAD: // of a data frame
             if (!payload_check(b, c->recvd, c->rx_off, ev.data, ev.len)) {
-                bench_error(b, c, ERR_PAYLOAD, "message %llu differs from what was sent", (unsigned long long)c->recvd);
+                bc_error(&b->err, c->idx, BC_ERR_PAYLOAD, "message %llu differs from what was sent",
+                         (unsigned long long)c->recvd);
                 conn_fail(b, c, now);
                 return;
             }
             if (b->o.opcode == WS_OP_TEXT) {
                 c->utf8 = utf8_validate(c->utf8, ev.data, ev.len);
                 if (c->utf8 == UTF8_REJECT) {
-                    bench_error(b, c, ERR_UTF8, "message %llu is not UTF-8", (unsigned long long)c->recvd);
+                    bc_error(&b->err, c->idx, BC_ERR_UTF8, "message %llu is not UTF-8", (unsigned long long)c->recvd);
                     conn_fail(b, c, now);
                     return;
                 }
@@ -759,12 +588,14 @@ static void conn_on_ws_bytes(bench *b, bconn *c, uint8_t *data, size_t len, uint
             }
             if (!ev.fin) break;
             if (c->rx_off != b->o.size) {
-                bench_error(b, c, ERR_PAYLOAD, "reply of %u bytes to a %u-byte message", c->rx_off, b->o.size);
+                bc_error(&b->err, c->idx, BC_ERR_PAYLOAD, "reply of %u bytes to a %u-byte message", c->rx_off,
+                         b->o.size);
                 conn_fail(b, c, now);
                 return;
             }
             if (b->o.opcode == WS_OP_TEXT && !utf8_complete(c->utf8)) {
-                bench_error(b, c, ERR_UTF8, "message %llu ends inside a UTF-8 sequence", (unsigned long long)c->recvd);
+                bc_error(&b->err, c->idx, BC_ERR_UTF8, "message %llu ends inside a UTF-8 sequence",
+                         (unsigned long long)c->recvd);
                 conn_fail(b, c, now);
                 return;
             }
@@ -778,14 +609,15 @@ static void conn_on_ws_bytes(bench *b, bconn *c, uint8_t *data, size_t len, uint
 static void conn_on_raw_bytes(bench *b, bconn *c, const uint8_t *data, size_t len, uint64_t now) {
     while (len) {
         if (c->recvd >= c->sent) {
-            bench_error(b, c, ERR_PAYLOAD, "bytes that answer nothing we sent");
+            bc_error(&b->err, c->idx, BC_ERR_PAYLOAD, "bytes that answer nothing we sent");
             conn_fail(b, c, now);
             return;
         }
         size_t n = b->o.size - c->rx_off;
         if (n > len) n = len;
         if (!payload_check(b, c->recvd, c->rx_off, data, n)) {
-            bench_error(b, c, ERR_PAYLOAD, "message %llu differs from what was sent", (unsigned long long)c->recvd);
+            bc_error(&b->err, c->idx, BC_ERR_PAYLOAD, "message %llu differs from what was sent",
+                     (unsigned long long)c->recvd);
             conn_fail(b, c, now);
             return;
         }
@@ -801,11 +633,11 @@ static void conn_on_raw_bytes(bench *b, bconn *c, const uint8_t *data, size_t le
 
 static void conn_on_readable(bench *b, bconn *c) {
     if (c->state == CS_HANDSHAKE) {
-        conn_read_handshake(b, c, mono_ns());
+        conn_read_handshake(b, c, bc_mono_ns());
         return;
     }
     ssize_t n = recv(c->fd, b->rbuf, RBUF_SIZE, 0);
-    uint64_t now = mono_ns(); // the reply is here now; everything after is our own cost
+    uint64_t now = bc_mono_ns(); // the reply is here now; everything after is our own cost
     if (n > 0) {
         if (b->o.raw)
             conn_on_raw_bytes(b, c, b->rbuf, (size_t)n, now);
@@ -819,9 +651,9 @@ static void conn_on_readable(bench *b, bconn *c) {
     bool expected = c->state == CS_CLOSED_WS || (b->o.raw && c->state == CS_CLOSING);
     if (!expected) {
         if (n == 0)
-            bench_error(b, c, ERR_CLOSED, "server ended the connection without a close frame");
+            bc_error(&b->err, c->idx, BC_ERR_CLOSED, "server ended the connection without a close frame");
         else
-            bench_error(b, c, ERR_CLOSED, "recv: %s", strerror(errno));
+            bc_error(&b->err, c->idx, BC_ERR_CLOSED, "recv: %s", strerror(errno));
     }
     conn_close_fd(b, c, now);
 }
@@ -843,7 +675,7 @@ static void bench_poll(bench *b, uint64_t timeout_ns) {
         if (c->fd < 0) continue;
         uint32_t e = evs[i].events;
         if (c->state == CS_CONNECTING) {
-            if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) conn_connected(b, c, mono_ns());
+            if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) conn_connected(b, c, bc_mono_ns());
             continue;
         }
         if (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) conn_on_readable(b, c);
@@ -854,7 +686,7 @@ static void bench_poll(bench *b, uint64_t timeout_ns) {
 
 // Flushes every connection that has something to send.
 static void bench_flush(bench *b) {
-    uint64_t now = mono_ns();
+    uint64_t now = bc_mono_ns();
     for (uint32_t i = 0; i < b->nflush; i++) {
         bconn *c = &b->conns[b->flush_list[i]];
         c->dirty = 0;
@@ -872,7 +704,8 @@ static void bench_sweep(bench *b, uint64_t now) {
     for (uint32_t i = 0; i < b->nconns; i++) {
         bconn *c = &b->conns[i];
         if ((c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) && now - c->t_state > HANDSHAKE_TIMEOUT_NS) {
-            bench_error(b, c, ERR_TIMEOUT, "no upgrade answer within %llu s", (unsigned long long)(HANDSHAKE_TIMEOUT_NS / NS));
+            bc_error(&b->err, c->idx, BC_ERR_TIMEOUT, "no upgrade answer within %llu s",
+                     (unsigned long long)(HANDSHAKE_TIMEOUT_NS / NS));
             conn_fail(b, c, now);
         }
     }
@@ -903,7 +736,7 @@ static void progress_print(bench *b, uint64_t now, const char *phase) {
     if (b->o.sc != SC_CONNECT) snprintf(mb, sizeof mb, "  %7.2f MB/s", (double)b->tick_msgs * b->o.size / 1e6);
     fprintf(stderr, "wsbench: [%5.1fs] %-6s %9llu %s%s  p50 %s  p99 %s  max %s  open %u  errors %llu\n",
             (double)(now - b->t_start) / 1e9, phase, (unsigned long long)b->tick_msgs, unit, mb, p50, p99,
-            b->tick_msgs ? mx : "-", b->state_count[CS_OPEN], (unsigned long long)errors_total(b));
+            b->tick_msgs ? mx : "-", b->state_count[CS_OPEN], (unsigned long long)bc_errors_total(&b->err));
     hdr_reset(&b->tick_hist);
     b->tick_msgs = 0;
 }
@@ -911,22 +744,22 @@ static void progress_print(bench *b, uint64_t now, const char *phase) {
 // Opens `n` connections (at most o.concurrency at a time) and waits until each is open
 // or has failed. Returns how many are open.
 static uint32_t bench_open(bench *b, uint32_t n, bool show) {
-    uint64_t t0 = mono_ns(), next_tick = t0 + NS;
+    uint64_t t0 = bc_mono_ns(), next_tick = t0 + NS;
     uint32_t started = 0;
-    while (!g_interrupted) {
-        uint64_t now = mono_ns();
+    while (!bc_interrupted) {
+        uint64_t now = bc_mono_ns();
         while (started < n && pending_count(b) < b->o.concurrency) {
             conn_start(b, &b->conns[started], now);
             started++;
         }
         if (started == n && pending_count(b) == 0) break;
         bench_poll(b, 100 * 1000 * 1000);
-        now = mono_ns();
+        now = bc_mono_ns();
         if (now >= next_tick) {
             bench_sweep(b, now);
             if (show && !b->o.quiet)
                 fprintf(stderr, "wsbench: [%5.1fs] opening %u of %u open, errors %llu\n", (double)(now - t0) / 1e9,
-                        b->state_count[CS_OPEN], n, (unsigned long long)errors_total(b));
+                        b->state_count[CS_OPEN], n, (unsigned long long)bc_errors_total(&b->err));
             next_tick += NS;
         }
     }
@@ -936,7 +769,7 @@ static uint32_t bench_open(bench *b, uint32_t n, bool show) {
 // Lets replies still in flight arrive (the latency schedule may also still owe sends);
 // what has not arrived by the deadline is an error.
 static void bench_drain(bench *b) {
-    uint64_t deadline = mono_ns() + DRAIN_TIMEOUT_NS;
+    uint64_t deadline = bc_mono_ns() + DRAIN_TIMEOUT_NS;
     for (;;) {
         uint64_t owed = 0;
         for (uint32_t i = 0; i < b->nconns; i++) {
@@ -949,10 +782,10 @@ static void bench_drain(bench *b) {
             else
                 owed += b->conns[0].target - c->recvd;
         }
-        uint64_t now = mono_ns();
+        uint64_t now = bc_mono_ns();
         if (owed == 0) return;
-        if (now >= deadline || g_interrupted) {
-            b->errors[ERR_TIMEOUT] += owed;
+        if (now >= deadline || bc_interrupted) {
+            b->err.count[BC_ERR_TIMEOUT] += owed;
             fprintf(stderr, "wsbench: %llu replies did not arrive within %llu s after the run\n", (unsigned long long)owed,
                     (unsigned long long)(DRAIN_TIMEOUT_NS / NS));
             return;
@@ -965,7 +798,7 @@ static void bench_drain(bench *b) {
 // then the server ends the TCP stream (RFC 6455 §7.1.1: the server closes first, so
 // TIME_WAIT stays on its side). Connections that do not finish in time are cut.
 static void bench_close_all(bench *b) {
-    uint64_t now = mono_ns();
+    uint64_t now = bc_mono_ns();
     for (uint32_t i = 0; i < b->nconns; i++) {
         bconn *c = &b->conns[i];
         if (c->fd < 0) continue;
@@ -979,10 +812,10 @@ static void bench_close_all(bench *b) {
     uint32_t unanswered = 0;
     for (;;) {
         bench_poll(b, 0);
-        now = mono_ns();
+        now = bc_mono_ns();
         uint32_t waiting = b->state_count[CS_CLOSING] + b->state_count[CS_CLOSED_WS];
         if (waiting == 0) break;
-        if (now >= deadline || g_interrupted) {
+        if (now >= deadline || bc_interrupted) {
             for (uint32_t i = 0; i < b->nconns; i++) {
                 bconn *c = &b->conns[i];
                 if (c->fd < 0) continue;
@@ -994,7 +827,7 @@ static void bench_close_all(bench *b) {
         bench_poll(b, deadline - now < 50 * 1000 * 1000 ? deadline - now : 50 * 1000 * 1000);
     }
     if (unanswered) {
-        b->errors[ERR_TIMEOUT] += unanswered;
+        b->err.count[BC_ERR_TIMEOUT] += unanswered;
         fprintf(stderr, "wsbench: %u connections got no answer to their close within %.1f s\n", unanswered,
                 (double)limit / 1e9);
     }
@@ -1024,7 +857,7 @@ static void scenario_on_open(bench *b, bconn *c, uint64_t now, uint64_t started)
 // window, progress once a second.
 static void bench_timed(bench *b) {
     const bench_opts *o = &b->o;
-    uint64_t now = mono_ns();
+    uint64_t now = bc_mono_ns();
     b->t_start = now;
     b->t_measure = now + (uint64_t)(o->warmup * 1e9);
     b->t_end = b->t_measure + (uint64_t)(o->duration * 1e9);
@@ -1052,7 +885,7 @@ static void bench_timed(bench *b) {
     }
     uint64_t next_send = UINT64_MAX;
     for (;;) {
-        now = mono_ns();
+        now = bc_mono_ns();
         if (scheduled) {
             // Everything the clock says is due goes out now, late or not; its latency
             // still counts from when it was due.
@@ -1082,7 +915,7 @@ static void bench_timed(bench *b) {
             hdr_reset(&b->slow_hist);
             cpu_take(b, &b->cpu0);
         }
-        if (now >= b->t_end || g_interrupted) break;
+        if (now >= b->t_end || bc_interrupted) break;
         if (now >= next_tick) {
             if (o->sc == SC_CONNECT) bench_sweep(b, now);
             if (show) progress_print(b, now, b->measuring ? "run" : "warmup");
@@ -1095,17 +928,17 @@ static void bench_timed(bench *b) {
         if (next_send < wake) wake = next_send;
         if (b->nflush) {
             bench_flush(b); // what the schedule just released goes out before we sleep
-            now = mono_ns();
+            now = bc_mono_ns();
         }
         bench_poll(b, wake > now ? wake - now : 0);
     }
     cpu_take(b, &b->cpu1);
     if (!b->measuring) b->cpu0 = b->cpu1;
-    if (g_interrupted) {
+    if (bc_interrupted) {
         // Ctrl-C ends the run early but still drains and closes properly (bounded);
         // a second one cuts that short too.
         b->t_end = b->cpu1.t; // latency: count only what was scheduled
-        g_interrupted = 0;
+        bc_interrupted = 0;
         if (!b->o.quiet) fprintf(stderr, "wsbench: interrupted; finishing (again to cut it short)\n");
     }
     b->measuring = false;
@@ -1149,10 +982,10 @@ static int run_connect(bench *b) {
     bench_timed(b);
     // Let cycles in progress finish so the server is left clean; unfinished ones are
     // cut by bench_close_all's deadline.
-    uint64_t deadline = mono_ns() + CLOSE_TIMEOUT_NS;
-    while (b->state_count[CS_DONE] + b->state_count[CS_IDLE] < b->nconns && mono_ns() < deadline && !g_interrupted) {
+    uint64_t deadline = bc_mono_ns() + CLOSE_TIMEOUT_NS;
+    while (b->state_count[CS_DONE] + b->state_count[CS_IDLE] < b->nconns && bc_mono_ns() < deadline && !bc_interrupted) {
         bench_poll(b, 50 * 1000 * 1000);
-        bench_sweep(b, mono_ns());
+        bench_sweep(b, bc_mono_ns());
     }
     bench_close_all(b);
     return 0;
@@ -1167,31 +1000,31 @@ struct idle_result {
 static int run_idle(bench *b, idle_result *r) {
     r->rss_before = server_rss_kb(b);
     b->measuring = true; // the histogram holds connect-to-101 times of the opening phase
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = bc_mono_ns();
     b->t_start = t0;
     r->open = bench_open(b, b->o.conns, true);
-    r->open_s = (double)(mono_ns() - t0) / 1e9;
+    r->open_s = (double)(bc_mono_ns() - t0) / 1e9;
     b->measuring = false;
     r->rss_open = server_rss_kb(b);
     if (!b->o.quiet)
         fprintf(stderr, "wsbench: %u connections open in %.2f s; holding %.0f s\n", r->open, r->open_s, b->o.hold);
     // Hold: stay responsive (pings), notice connections the server drops.
     cpu_take(b, &b->cpu0);
-    uint64_t end = mono_ns() + (uint64_t)(b->o.hold * 1e9), next_tick = mono_ns() + NS;
+    uint64_t end = bc_mono_ns() + (uint64_t)(b->o.hold * 1e9), next_tick = bc_mono_ns() + NS;
     for (;;) {
-        uint64_t now = mono_ns();
-        if (now >= end || g_interrupted) break;
+        uint64_t now = bc_mono_ns();
+        if (now >= end || bc_interrupted) break;
         if (now >= next_tick) {
             if (b->o.hold > 2 && !b->o.quiet)
                 fprintf(stderr, "wsbench: [%5.1fs] holding %u open, server VmRSS %ld KiB, errors %llu\n",
                         (double)(now - t0) / 1e9, b->state_count[CS_OPEN], server_rss_kb(b),
-                        (unsigned long long)errors_total(b));
+                        (unsigned long long)bc_errors_total(&b->err));
             next_tick += NS;
         }
         bench_poll(b, (end < next_tick ? end : next_tick) - now);
     }
     cpu_take(b, &b->cpu1);
-    g_interrupted = 0; // Ctrl-C ends the hold; the close below still runs (bounded)
+    bc_interrupted = 0; // Ctrl-C ends the hold; the close below still runs (bounded)
     r->rss_hold = server_rss_kb(b);
     if (b->state_count[CS_OPEN] < r->open)
         fprintf(stderr, "wsbench: %u connections were lost while idle\n", r->open - b->state_count[CS_OPEN]);
@@ -1257,7 +1090,7 @@ static void bench_report(bench *b, const idle_result *idle) {
     double p50 = (double)hdr_percentile(hh, 0.5) / 1e3, p90 = (double)hdr_percentile(hh, 0.9) / 1e3,
            p99 = (double)hdr_percentile(hh, 0.99) / 1e3, p999 = (double)hdr_percentile(hh, 0.999) / 1e3,
            mx = (double)hh->max / 1e3, mean = hdr_mean(hh) / 1e3;
-    uint64_t errs = errors_total(b);
+    uint64_t errs = bc_errors_total(&b->err);
     const char *kind = o->opcode == WS_OP_TEXT ? "text" : "binary";
 
     if (!o->quiet) {
@@ -1306,10 +1139,7 @@ static void bench_report(bench *b, const idle_result *idle) {
             fprintf(h, ", server %.1f %% of one core\n", server_pct);
         else
             fprintf(h, " of one core (server: give --server-pid)\n");
-        fprintf(h, "  errors       %llu", (unsigned long long)errs);
-        for (int i = 0; i < ERR_COUNT; i++)
-            if (b->errors[i]) fprintf(h, "  %s=%llu", ERR_NAMES[i], (unsigned long long)b->errors[i]);
-        fprintf(h, "\n");
+        bc_errors_print(h, &b->err);
         fflush(h);
     }
 
@@ -1335,11 +1165,11 @@ static void bench_report(bench *b, const idle_result *idle) {
     res_num(&r, "max_us", mx, 1);
     res_num(&r, "mean_us", mean, 1);
     res_num(&r, "errors", (double)errs, 0);
-    for (int i = 0; i < ERR_COUNT; i++)
-        if (b->errors[i]) {
-            static char names[ERR_COUNT][24];
-            snprintf(names[i], sizeof names[i], "errors_%s", ERR_NAMES[i]);
-            res_num(&r, names[i], (double)b->errors[i], 0);
+    for (int i = 0; i < BC_ERR_COUNT; i++)
+        if (b->err.count[i]) {
+            static char names[BC_ERR_COUNT][24];
+            snprintf(names[i], sizeof names[i], "errors_%s", bc_err_names[i]);
+            res_num(&r, names[i], (double)b->err.count[i], 0);
         }
     res_num(&r, "client_cpu_pct", client_pct, 1);
     if (have_server) res_num(&r, "server_cpu_pct", server_pct, 1);
@@ -1408,72 +1238,11 @@ static void usage(FILE *f) {
             "server frame was invalid or any other error was counted, 2 for bad usage.\n");
 }
 
-static bool parse_u64(const char *s, bool suffix, uint64_t *out) {
-    if (!s || !*s || *s == '-') return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s) return false;
-    if (suffix && *end) {
-        int shift = (*end | 0x20) == 'k' ? 10 : (*end | 0x20) == 'm' ? 20 : -1;
-        if (shift < 0) return false;
-        v <<= shift;
-        end++;
-    }
-    if (*end) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_double(const char *s, double *out) {
-    if (!s || !*s) return false;
-    char *end;
-    double v = strtod(s, &end);
-    if (*end || v < 0) return false;
-    *out = v;
-    return true;
-}
-
-// ws://HOST:PORT/PATH (also tcp://HOST:PORT for --raw); [v6] hosts in brackets.
+// ws://HOST:PORT/PATH (also tcp://HOST:PORT for --raw).
 static bool parse_url(bench_opts *o) {
-    const char *u = o->url;
-    if (strncmp(u, "ws://", 5) == 0)
-        u += 5;
-    else if (strncmp(u, "tcp://", 6) == 0)
-        u += 6;
-    else
-        return false;
-    const char *host_end;
-    const char *p;
-    if (*u == '[') {
-        host_end = strchr(u, ']');
-        if (!host_end) return false;
-        snprintf(o->host, sizeof o->host, "%.*s", (int)(host_end - u - 1), u + 1);
-        p = host_end + 1;
-    } else {
-        p = u + strcspn(u, ":/");
-        snprintf(o->host, sizeof o->host, "%.*s", (int)(p - u), u);
-    }
-    if (!o->host[0]) return false;
-    if (*p == ':') {
-        p++;
-        size_t n = strspn(p, "0123456789");
-        if (n == 0 || n > 5) return false;
-        snprintf(o->port, sizeof o->port, "%.*s", (int)n, p);
-        p += n;
-    } else {
-        snprintf(o->port, sizeof o->port, "80");
-    }
-    if (*p && *p != '/') return false;
-    snprintf(o->path, sizeof o->path, "%s", *p ? p : "/");
-    addrinfo hints = {}, *res = nullptr;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(o->host, o->port, &hints, &res) != 0 || !res) return false;
-    memcpy(&o->addr, res->ai_addr, res->ai_addrlen);
-    o->addr_len = res->ai_addrlen;
-    freeaddrinfo(res);
-    o->addr_loopback4 = o->addr.ss_family == AF_INET &&
-                        (ntohl(((sockaddr_in *)&o->addr)->sin_addr.s_addr) >> 24) == 127;
+    if (!bc_parse_url(o->url, true, &o->u)) return false;
+    o->addr_loopback4 = o->u.addr.ss_family == AF_INET &&
+                        (ntohl(((sockaddr_in *)&o->u.addr)->sin_addr.s_addr) >> 24) == 127;
     return true;
 }
 
@@ -1501,26 +1270,14 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
     int sc = -1;
     for (int i = 0; i < SC_COUNT; i++)
         if (strcmp(argv[1], SCENARIO_NAMES[i]) == 0) sc = i;
-    if (sc < 0) {
-        fprintf(stderr, "wsbench: unknown scenario '%s' (echo, latency, connect, idle, fanout)\n", argv[1]);
-        return 2;
-    }
+    if (sc < 0)
+        return bc_usage_error("wsbench", "unknown scenario '%s' (echo, latency, connect, idle, fanout)", argv[1]);
     o->sc = (uint8_t)sc;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "wsbench: unexpected argument '%s'\n", a);
-            return 2;
-        }
+        if (strncmp(a, "--", 2) != 0) return bc_usage_error("wsbench", "unexpected argument '%s'", a);
         char name[32];
-        const char *val = nullptr;
-        const char *eq = strchr(a, '=');
-        if (eq) {
-            snprintf(name, sizeof name, "%.*s", (int)(eq - a - 2), a + 2);
-            val = eq + 1;
-        } else {
-            snprintf(name, sizeof name, "%s", a + 2);
-        }
+        const char *val = bc_option(a, name, sizeof name);
         bool flag = true;
         if (strcmp(name, "text") == 0) {
             o->opcode = WS_OP_TEXT;
@@ -1539,17 +1296,11 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
             flag = false;
         }
         if (flag) {
-            if (val) {
-                fprintf(stderr, "wsbench: --%s takes no value\n", name);
-                return 2;
-            }
+            if (val) return bc_usage_error("wsbench", "--%s takes no value", name);
             continue;
         }
         if (!val) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "wsbench: --%s needs a value\n", name);
-                return 2;
-            }
+            if (i + 1 >= argc) return bc_usage_error("wsbench", "--%s needs a value", name);
             val = argv[++i];
         }
         uint64_t u = 0;
@@ -1558,62 +1309,51 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
         if (strcmp(name, "url") == 0) {
             o->url = val;
         } else if (strcmp(name, "conns") == 0) {
-            ok = parse_u64(val, false, &u) && u >= 1 && u <= 10000000;
+            ok = bc_parse_u64(val, false, &u) && u >= 1 && u <= 10000000;
             o->conns = (uint32_t)u;
             conns_set = true;
         } else if (strcmp(name, "depth") == 0) {
-            ok = parse_u64(val, false, &u) && u >= 1 && u <= 65536;
+            ok = bc_parse_u64(val, false, &u) && u >= 1 && u <= 65536;
             o->depth = (uint32_t)u;
         } else if (strcmp(name, "size") == 0) {
-            ok = parse_u64(val, true, &u) && u <= (64u << 20);
+            ok = bc_parse_u64(val, true, &u) && u <= (64u << 20);
             o->size = (uint32_t)u;
         } else if (strcmp(name, "duration") == 0) {
-            ok = parse_double(val, &d) && d > 0;
+            ok = bc_parse_double(val, &d) && d > 0;
             o->duration = d;
         } else if (strcmp(name, "warmup") == 0) {
-            ok = parse_double(val, &d);
+            ok = bc_parse_double(val, &d);
             o->warmup = d;
         } else if (strcmp(name, "rate") == 0) {
-            ok = parse_double(val, &d) && (d > 0 || (o->sc == SC_FANOUT && d == 0));
+            ok = bc_parse_double(val, &d) && (d > 0 || (o->sc == SC_FANOUT && d == 0));
             o->rate = d;
             rate_set = true;
         } else if (strcmp(name, "hold") == 0) {
-            ok = parse_double(val, &d);
+            ok = bc_parse_double(val, &d);
             o->hold = d;
         } else if (strcmp(name, "server-pid") == 0) {
-            ok = parse_u64(val, false, &u) && u > 0 && u < (1u << 30);
+            ok = bc_parse_u64(val, false, &u) && u > 0 && u < (1u << 30);
             o->server_pid = (int)u;
         } else if (strcmp(name, "concurrency") == 0) {
-            ok = parse_u64(val, false, &u) && u >= 1 && u <= 1000000;
+            ok = bc_parse_u64(val, false, &u) && u >= 1 && u <= 1000000;
             o->concurrency = (uint32_t)u;
         } else if (strcmp(name, "per-source") == 0) {
-            ok = parse_u64(val, false, &u) && u <= 60000;
+            ok = bc_parse_u64(val, false, &u) && u <= 60000;
             o->per_source = (int64_t)u;
         } else {
-            fprintf(stderr, "wsbench: unknown option --%s (see --help)\n", name);
-            return 2;
+            return bc_usage_error("wsbench", "unknown option --%s (see --help)", name);
         }
-        if (!ok) {
-            fprintf(stderr, "wsbench: invalid value '%s' for --%s\n", val, name);
-            return 2;
-        }
+        if (!ok) return bc_usage_error("wsbench", "invalid value '%s' for --%s", val, name);
     }
     if (!conns_set) o->conns = o->sc == SC_IDLE ? 10000 : 100;
     if (o->sc == SC_FANOUT && !rate_set) o->rate = 0; // closed loop unless a rate is given
     if (!o->url) o->url = o->sc == SC_FANOUT ? "ws://127.0.0.1:8080/broadcast" : "ws://127.0.0.1:8080/echo";
     if (o->per_source < 0) o->per_source = o->sc == SC_IDLE ? 20000 : 0;
-    if (o->raw && (o->sc == SC_CONNECT || o->sc == SC_IDLE || o->sc == SC_FANOUT)) {
-        fprintf(stderr, "wsbench: --raw applies to echo and latency only\n");
-        return 2;
-    }
-    if (o->size == 0 && o->sc != SC_CONNECT && o->sc != SC_IDLE) {
-        fprintf(stderr, "wsbench: --size must be at least 1\n");
-        return 2;
-    }
-    if (!parse_url(o)) {
-        fprintf(stderr, "wsbench: cannot use URL '%s' (ws://HOST:PORT/PATH)\n", o->url);
-        return 2;
-    }
+    if (o->raw && (o->sc == SC_CONNECT || o->sc == SC_IDLE || o->sc == SC_FANOUT))
+        return bc_usage_error("wsbench", "--raw applies to echo and latency only");
+    if (o->size == 0 && o->sc != SC_CONNECT && o->sc != SC_IDLE)
+        return bc_usage_error("wsbench", "--size must be at least 1");
+    if (!parse_url(o)) return bc_usage_error("wsbench", "cannot use URL '%s' (ws://HOST:PORT/PATH)", o->url);
     return 0;
 }
 
@@ -1622,9 +1362,8 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
 static int bench_init(bench *b) {
     const bench_opts *o = &b->o;
     b->clk_tck = sysconf(_SC_CLK_TCK);
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = mono_ns();
-    b->rng = seed | 1;
+    b->err.prog = "wsbench";
+    b->rng = bc_rng_seed();
     b->sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
     if (!b->sha1) {
         fprintf(stderr, "wsbench: OpenSSL has no SHA-1\n");
@@ -1669,14 +1408,13 @@ static int bench_init(bench *b) {
     // binary: random bytes.
     static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ";
     for (uint32_t i = 0; i < o->size; i++) {
-        uint64_t r = rng_next(&b->rng);
+        uint64_t r = bc_rng_next(&b->rng);
         b->tmpl[i] = o->opcode == WS_OP_TEXT || o->raw ? (uint8_t)alnum[r % (sizeof alnum - 1)] : (uint8_t)(r >> 56);
     }
 
-    int hl = snprintf(b->request, sizeof b->request,
-                      "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Version: 13\r\nUser-Agent: wsbench\r\n",
-                      o->path, strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", o->port);
+    int hl = bc_request_head(b->request, sizeof b->request, &o->u);
+    if (hl > 0 && hl < (int)sizeof b->request)
+        hl += snprintf(b->request + hl, sizeof b->request - (size_t)hl, "User-Agent: wsbench\r\n");
     if (hl <= 0 || hl >= (int)sizeof b->request - 64) {
         fprintf(stderr, "wsbench: URL too long\n");
         return -1;
@@ -1740,11 +1478,7 @@ int main(int argc, char **argv) {
     static bench b; // holds two histograms; keep it off the stack
     int r = parse_args(&b.o, argc, argv);
     if (r) return r == 1 ? 0 : 2;
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    bc_signals();
     // epoll_pwait2 timeouts are hrtimers; the default 50 us slack would make the latency
     // schedule late by up to that much. Late sends are still charged from their intended
     // time, but there is no reason to add the error.
@@ -1763,7 +1497,7 @@ int main(int argc, char **argv) {
     case SC_IDLE: r = run_idle(&b, &idle); break;
     }
     if (r == 0) bench_report(&b, &idle);
-    uint64_t errs = errors_total(&b);
+    uint64_t errs = bc_errors_total(&b.err);
     bench_free(&b);
     return r != 0 || errs ? 1 : 0;
 }

@@ -1,0 +1,192 @@
+// What the benchmark clients share: wsbench (many connections on epoll) and flood (one
+// connection on poll) differ in how they wait, not in what a WebSocket client does.
+//
+//   - the command line: numbers, seconds, "--name=value" options, ws:// URLs;
+//   - time, CPU time, the stop signals, and the xorshift generator that draws nonces and
+//     masking keys;
+//   - errors counted by kind, the first few printed;
+//   - the upgrade: the request, the nonce and the accept it implies, the check of the
+//     server's answer;
+//   - frames out masked with a fresh key each (RFC 6455 §5.3); frames in read in place
+//     with the project's frame parser, control frames collected whole, the close checked.
+//
+// Names carry the prefix bc_ (bench client). What runs once per message is inline here;
+// the rest is in client.cpp, compiled into both programs.
+#pragma once
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "proto/frame.h"
+
+static constexpr uint64_t NS = 1000000000ull; // nanoseconds in a second
+
+enum : uint32_t {
+    BC_HS_MAX = 4096,            // largest upgrade response we accept
+    BC_CTL_FRAME_MAX = 14 + 125, // a masked control frame
+};
+
+// --- time, CPU, randomness, signals ---------------------------------------------------
+
+static inline uint64_t bc_mono_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
+}
+
+// User + system seconds of this process.
+static inline double bc_cpu_self_s() {
+    rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static inline uint64_t bc_rng_next(uint64_t *s) { // xorshift64*
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+// A seed for bc_rng_next: from getrandom(), else the clock; never 0.
+uint64_t bc_rng_seed();
+
+// Set by SIGINT and SIGTERM once bc_signals() has run; a program may clear it to notice
+// the next one. SIGPIPE is ignored: a send to a closed connection reports EPIPE instead.
+extern volatile sig_atomic_t bc_interrupted;
+void bc_signals();
+
+// --- errors ---------------------------------------------------------------------------
+
+enum bc_err_kind : uint8_t {
+    BC_ERR_CONNECT,   // TCP connect failed
+    BC_ERR_HANDSHAKE, // not a valid 101 answer
+    BC_ERR_PROTOCOL,  // an invalid frame (frame parser) or a bad close payload
+    BC_ERR_PAYLOAD,   // wrong opcode, length, bytes or order; a reply nobody asked for
+    BC_ERR_UTF8,      // a text message that is not UTF-8 (wsbench sends text, flood does not)
+    BC_ERR_CLOSED,    // the server closed or reset the connection during the run
+    BC_ERR_TIMEOUT,   // no handshake, reply or close answer within its bound
+    BC_ERR_COUNT
+};
+extern const char *const bc_err_names[BC_ERR_COUNT];
+
+struct bc_errors {
+    const char *prog; // printed lines start "PROG: "
+    uint64_t count[BC_ERR_COUNT];
+    uint32_t printed;
+};
+
+// Counts an error of kind k. The first ten are printed on stderr as "PROG: conn N: KIND
+// error: MESSAGE" ("PROG: KIND error: MESSAGE" when conn < 0), the rest only counted.
+void bc_error(bc_errors *e, long conn, bc_err_kind k, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+uint64_t bc_errors_total(const bc_errors *e);
+// The summary line "  errors       N  kind=n ..." with its newline.
+void bc_errors_print(FILE *out, const bc_errors *e);
+
+// --- the command line ------------------------------------------------------------------
+
+// Says on stderr, as "PROG: MESSAGE", what is wrong with the command line; returns 2, the
+// exit status for bad usage.
+int bc_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// A decimal number; with suffix, a k or m after it multiplies by 1024 or 1024 * 1024.
+bool bc_parse_u64(const char *s, bool suffix, uint64_t *out);
+// A number that is not negative (nan passes this test; callers bound what they take).
+bool bc_parse_double(const char *s, double *out);
+// "--name=value" or "--name": copies name (cut to n - 1 bytes); returns the value after
+// the '=', or nullptr when there is none.
+const char *bc_option(const char *arg, char *name, size_t n);
+
+struct bc_url {
+    char host[256];
+    char port[8];
+    char path[512];
+    sockaddr_storage addr;
+    socklen_t addr_len;
+};
+
+// ws://HOST:PORT/PATH (with allow_tcp also tcp://HOST:PORT); [v6] hosts in brackets; the
+// port defaults to 80 and the path to /. Resolves the address; false when it cannot.
+bool bc_parse_url(const char *url, bool allow_tcp, bc_url *u);
+
+// --- the upgrade ----------------------------------------------------------------------
+
+// The request from its GET line to Sec-WebSocket-Version; the caller adds the key, its
+// own headers and the blank line. Returns what snprintf returns.
+int bc_request_head(char *out, size_t cap, const bc_url *u);
+
+// A fresh 16-byte nonce (RFC 6455 §4.1) as the Sec-WebSocket-Key, and the
+// Sec-WebSocket-Accept it implies (sha1: the SHA-1 digest to use).
+void bc_nonce(uint64_t *rng, const EVP_MD *sha1, char key[32], char accept[32]);
+
+// Looks for the end of the response head in hs[0..have) (hs[have] must be writable).
+// Returns its length once it is there, cut after the last header's CRLF for
+// bc_handshake_check; 0 while it may still come; -1 when it cannot (BC_HS_MAX bytes, or
+// a NUL byte, without it).
+long bc_response_head(char *hs, size_t have);
+
+// Checks the value of a Sec-WebSocket-Extensions header against what was offered;
+// returns why it is wrong, or nullptr.
+typedef const char *bc_ext_check(void *ctx, char *value);
+
+// Checks a complete response head (NUL-terminated, lines end in CRLF; split in place):
+// a 101 with Upgrade, Connection and the expected accept. ext is nullptr when no
+// extension was offered; else it checks the one Sec-WebSocket-Extensions header there
+// may be. status gets the status line, for the message. Returns why the head is not a
+// valid upgrade answer, or nullptr.
+const char *bc_handshake_check(char *head, const char *accept, bc_ext_check *ext, void *ctx, char *status,
+                               size_t status_len);
+
+// --- frames ---------------------------------------------------------------------------
+
+// Writes the header of a final frame masked with a fresh key, which goes to key for
+// frame_mask. Returns the header's length.
+static inline size_t bc_frame_header(uint8_t *p, uint64_t *rng, uint8_t opcode, bool rsv1, uint64_t len,
+                                     uint8_t key[4]) {
+    uint32_t k = (uint32_t)bc_rng_next(rng);
+    memcpy(key, &k, 4);
+    return frame_write_header(p, opcode, true, rsv1, len, key);
+}
+
+// Writes a whole masked frame of payload[0..len) at p. Returns its length.
+static inline size_t bc_frame(uint8_t *p, uint64_t *rng, uint8_t opcode, bool rsv1, const uint8_t *payload,
+                              size_t len) {
+    uint8_t key[4];
+    size_t n = bc_frame_header(p, rng, opcode, rsv1, len, key);
+    memcpy(p + n, payload, len);
+    frame_mask(p + n, len, key, 0);
+    return n + len;
+}
+
+// Server frames, read in place. Control frames are collected here (the parser caps
+// their payload at 125 bytes) and come out whole, at their FRAME_END.
+struct bc_rx {
+    frame_parser fp;
+    bool closed; // a close frame has ended: nothing may follow it (RFC 6455 §5.5.1)
+    uint8_t ctl_len;
+    uint8_t ctl[128];
+};
+
+void bc_rx_init(bc_rx *rx);
+
+// Reports in *ev the next event that is not part of a control frame, or a control
+// frame's FRAME_END (its payload in rx->ctl), and advances *data and *len past the bytes
+// it consumed. Returns false at FRAME_NEED_MORE: every byte is consumed, or a close frame
+// has ended (what follows it is ignored).
+bool bc_rx_next(bc_rx *rx, const frame_limits *lim, uint8_t **data, size_t *len, frame_event *ev);
+
+// The server's close frame, its payload in rx->ctl: counts a malformed one (protocol),
+// one the server sent first (close_sent false: closed), and an answer to ours with a code
+// other than normal (closed). Returns its close code (WS_CLOSE_NO_STATUS for an empty
+// body); *bad gets the code we would fail it with, or 0.
+uint16_t bc_close_check(bc_errors *e, long conn, const bc_rx *rx, bool close_sent, uint16_t *bad);
