@@ -26,7 +26,7 @@ enum {
     READ_BUFFER = 128 * 1024,
     ACCEPTS_PER_WAKEUP = 64,     // then timers and the other handles run before more
     TICK_MS = 250,               // housekeeping period, only while something waits for it
-    MEM_SETTLE_BYTES = 1u << 20, // held memory that peaked past this is given back once it drains
+    MEM_SETTLE_BYTES = 512u << 10, // held memory that peaked past this is given back once it drains
 };
 
 const char *wsr_strerror(int err) {
