@@ -16,31 +16,17 @@
 #include "unit.h"
 
 #include "core/log.h"
+#include "log_capture.h"
 
-struct captured {
-    int n;
-    wsr_log_level level[256];
-    char msg[256][2048];
-};
-static captured cap;
-
-static void capture_sink(wsr_log_level level, const char *msg, void *user) {
-    captured *c = (captured *)user;
-    if (c->n < 256) {
-        c->level[c->n] = level;
-        snprintf(c->msg[c->n], sizeof c->msg[0], "%s", msg);
-    }
-    c->n++;
-}
+static log_capture cap;
 
 static int setup(void **) {
-    memset(&cap, 0, sizeof cap);
     wsr_log_set_level(WSR_LOG_INFO);
-    wsr_log_set_sink(capture_sink, &cap);
+    log_capture_start(&cap);
     return 0;
 }
 static int teardown(void **) {
-    wsr_log_set_sink(nullptr, nullptr);
+    log_capture_stop();
     wsr_log_set_level(WSR_LOG_INFO);
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "unit.h"
 
 #include "core/options.h"
+#include "log_capture.h"
 #include "wsr/wsr.h"
 
 // --- log capture -----------------------------------------------------------------
@@ -25,27 +26,10 @@
 // look for such a line cause 9 of them in all (3 + 5 + 1), so none is suppressed.
 // Keep it so when adding cases.
 
-struct captured {
-    int n;
-    wsr_log_level level[64];
-    char msg[64][256];
-};
-static captured cap;
+static log_capture cap;
 
-static void capture_sink(wsr_log_level level, const char *msg, void *user) {
-    captured *c = (captured *)user;
-    if (c->n < 64) {
-        c->level[c->n] = level;
-        snprintf(c->msg[c->n], sizeof c->msg[0], "%s", msg);
-    }
-    c->n++;
-}
-
-static void capture_start(void) {
-    memset(&cap, 0, sizeof cap);
-    wsr_log_set_sink(capture_sink, &cap);
-}
-static void capture_stop(void) { wsr_log_set_sink(nullptr, nullptr); }
+static void capture_start(void) { log_capture_start(&cap); }
+static void capture_stop(void) { log_capture_stop(); }
 
 // True when some captured error line names the field: its name not followed by more
 // of an identifier (so "deflate" is not found in "deflate_level").
@@ -60,7 +44,7 @@ static bool names_field(const char *text, const char *field) {
     return false;
 }
 static bool error_logged_naming(const char *field) {
-    for (int i = 0; i < cap.n && i < 64; i++)
+    for (int i = 0; i < cap.n && i < LOG_CAPTURE_LINES; i++)
         if (cap.level[i] == WSR_LOG_ERROR && names_field(cap.msg[i], field)) return true;
     return false;
 }

@@ -19,6 +19,7 @@
 #include "unit.h"
 
 #include "core/buf.h"
+#include "log_capture.h"
 #include "wsr/wsr.h"
 
 struct events {
@@ -325,26 +326,6 @@ static void test_one_wakeup_is_bounded(void **) {
 static int done_calls;
 static void count_done(wsr_server *, uint32_t, uint32_t) { done_calls++; }
 
-struct log_capture {
-    char lines[32][160];
-    int n;
-};
-static void capture(wsr_log_level, const char *msg, void *user) {
-    log_capture *lc = (log_capture *)user;
-    if (lc->n < 32) snprintf(lc->lines[lc->n++], sizeof lc->lines[0], "%s", msg);
-}
-
-static int find_line(const log_capture *lc, const char *needle, int *count) {
-    int at = -1;
-    *count = 0;
-    for (int i = 0; i < lc->n; i++)
-        if (strstr(lc->lines[i], needle)) {
-            if (at < 0) at = i;
-            (*count)++;
-        }
-    return at;
-}
-
 static void test_shutdown_completes_from_the_loop(void **) {
     wsr_options o;
     wsr_options_default(&o);
@@ -355,17 +336,16 @@ static void test_shutdown_completes_from_the_loop(void **) {
     assert_int_equal(write(fd, "GET /t HTTP/1.1\r\n", 16), 16);
     assert_true(pump(f, [&] { return wsr_server_counter(f->srv, WSR_COUNTER_HANDSHAKES) == 1; }));
     static log_capture lc;
-    lc.n = 0;
-    wsr_log_set_sink(capture, &lc);
+    log_capture_start(&lc);
     done_calls = 0;
     wsr_server_shutdown(f->srv, count_done);
     assert_int_equal(done_calls, 0); // never inside the call that asked for it
     uv_run(&f->loop, UV_RUN_DEFAULT);
-    wsr_log_set_sink(nullptr, nullptr);
+    log_capture_stop();
     assert_int_equal(done_calls, 1);
     int starts, completes;
-    int start_at = find_line(&lc, "shutting down", &starts);
-    int complete_at = find_line(&lc, "shutdown complete", &completes);
+    int start_at = log_capture_find(&lc, "shutting down", &starts);
+    int complete_at = log_capture_find(&lc, "shutdown complete", &completes);
     assert_int_equal(starts, 1);
     assert_int_equal(completes, 1);
     assert_true(start_at < complete_at);
