@@ -126,7 +126,7 @@ typedef enum wsr_option {
      * Default 10000. */
     WSR_OPT_SLOW_TIMEOUT_MS = 3,
 } wsr_option;
-int wsr_server_set_option(struct wsr_server *srv, wsr_option opt, uint64_t value);
+int wsr_server_set_option(wsr_server *srv, wsr_option opt, uint64_t value);
 
 typedef struct wsr_handlers {
     /* A connection on this route finished its handshake. */
