@@ -117,7 +117,7 @@ typedef enum wsr_option {
      * queued to many receivers is the application's, and not counted). Input may take
      * three quarters of it, so that peers whose messages were taken in can still be
      * answered. The connection whose message or send would cross its share is closed
-     * with 1013 (try again later). At least max_message. Default 64 MiB, or twice
+     * with 1013 (try again later). At least 4/3 of max_message. Default 64 MiB, or twice
      * max_message when that is more. */
     WSR_OPT_MAX_MEMORY = 2,
     /* A receiver whose unsent output stays at or over half max_backpressure (where

@@ -74,10 +74,8 @@ static void scratch_trim(wsr_server *srv, pmd_buf *b) {
     b->len = 0;
 }
 
-void compression_scratch_release(wsr_server *srv) {
-    scratch_trim(srv, &srv->z_in);
-    scratch_trim(srv, &srv->z_out);
-}
+void compression_release_inflated(wsr_server *srv) { scratch_trim(srv, &srv->z_in); }
+void compression_release_deflated(wsr_server *srv) { scratch_trim(srv, &srv->z_out); }
 
 // The stream to inflate this connection's next message with, or NULL (no memory).
 static pmd_stream *inflater_for(wsr_server *srv, conn *c, bool *reset) {
@@ -159,8 +157,6 @@ uint16_t compression_inflate(wsr_server *srv, conn *c, const uint8_t *in, size_t
     *out_len = srv->z_in.len;
     return 0;
 }
-
-bool compression_inflating(const conn *c) { return c->z && c->z->pending.in_len; }
 
 uint16_t compression_inflate_resume(wsr_server *srv, conn *c, size_t step, const uint8_t **out, size_t *out_len) {
     pmd_conn *z = c->z;
@@ -269,12 +265,26 @@ buf *compression_msg_frame(wsr_server *srv, conn *c, wsr_msg *m) {
     return m->deflated;
 }
 
+// Frees a pending message's buffers, with their accounting.
+static void pending_free(wsr_server *srv, pmd_pending *p) {
+    server_mem_change(srv, -(int64_t)(p->in_len + p->out.cap));
+    free(p->in);
+    free(p->out.data);
+    *p = pmd_pending{};
+}
+
+void compression_inflate_abort(wsr_server *srv, conn *c) {
+    if (!c->z || !c->z->pending.in_len) return;
+    pending_free(srv, &c->z->pending);
+    // The stream stopped mid-message: a copy of the shared one goes, a connection's own
+    // (context takeover) can never be used again, as the connection is failing.
+    pmd_inflater_free(&c->z->inflate);
+    release_streams_if_unused(c);
+}
+
 void compression_conn_free(wsr_server *srv, conn *c) {
     if (!c->z) return;
-    pmd_pending &p = c->z->pending;
-    server_mem_change(srv, -(int64_t)(p.in_len + p.out.cap));
-    free(p.in);
-    free(p.out.data);
+    pending_free(srv, &c->z->pending);
     pmd_inflater_free(&c->z->inflate);
     pmd_deflater_free(&c->z->deflate);
     free(c->z);

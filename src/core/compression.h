@@ -24,10 +24,10 @@ bool compression_negotiate(wsr_server *srv, conn *c, const hs_parser *hs, char *
 enum { COMPRESSION_MORE = 1 };
 uint16_t compression_inflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len, size_t step,
                              const uint8_t **out, size_t *out_len);
-// True while a message of c waits for its next step.
-bool compression_inflating(const conn *c);
-// The next step of that message; the same results.
+// The next step of such a message; the same results.
 uint16_t compression_inflate_resume(wsr_server *srv, conn *c, size_t step, const uint8_t **out, size_t *out_len);
+// Drops a message waiting for its next step (the connection failed).
+void compression_inflate_abort(wsr_server *srv, conn *c);
 
 // Compresses a message we send, when it is worth it. Returns true with *out/*out_len
 // (valid until the next call) for a frame with RSV1; false to send it as it is.
@@ -39,10 +39,12 @@ bool compression_deflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len
 // plain frame.
 buf *compression_msg_frame(wsr_server *srv, conn *c, struct wsr_msg *m);
 
-// Gives back scratch output grown by a large message, once its bytes were used (the
-// message delivered, or the frame copied into a queue): one huge message should not
-// pin its size for the life of the server.
-void compression_scratch_release(wsr_server *srv);
+// Give back scratch output grown by a large message once its bytes were used, so one
+// huge message does not pin its size for the life of the server: the inflated message
+// once on_message returned (the application may send meanwhile), the deflated frame
+// once it was copied into a queue.
+void compression_release_inflated(wsr_server *srv);
+void compression_release_deflated(wsr_server *srv);
 
 void compression_conn_free(wsr_server *srv, conn *c);
 void compression_server_free(wsr_server *srv);

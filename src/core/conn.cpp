@@ -195,17 +195,28 @@ static int sent_message(wsr_server *srv, conn *c) {
 
 // Fails the WebSocket connection (RFC 6455 §7.1.7): a close frame with the code, then
 // the TCP connection ends without waiting for the peer's close.
-static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reason) {
+//
+// close_failing does it and leaves the connection's input alone: it is what a send
+// does to its receiver, which may be the connection whose message on_message is still
+// reading. conn_fail, from the connection's own input path, also drops the input not
+// yet delivered (the destroy would, later).
+static void close_failing(wsr_server *srv, conn *c, uint16_t code, const char *reason) {
     char peer[64];
     log_info("connection %s failed: %u %s", peer_name(c, peer, sizeof peer), code, reason);
     if (code == WS_CLOSE_PROTOCOL || code == WS_CLOSE_BAD_DATA || code == WS_CLOSE_TOO_BIG) srv->stats.protocol_errors++;
-    free_message(srv, c);
     if (!(c->flags & CF_CLOSE_SENT)) {
         c->close_code = code;
         queue_close(srv, c, code, reason, strlen(reason));
     }
     c->flags |= CF_FAILING;
     server_want_flush(srv, c);
+}
+
+static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reason) {
+    free_message(srv, c);
+    compression_inflate_abort(srv, c);
+    c->flags2 &= (uint8_t)~CF2_INFLATING;
+    close_failing(srv, c, code, reason);
 }
 
 // Writes a handshake response or a control frame at once when nothing is queued
@@ -381,7 +392,11 @@ static bool budget_refuses(wsr_server *srv, conn *c, size_t n, bool input) {
     uint64_t limit = input ? srv->max_memory / 4 * 3 : srv->max_memory;
     if (srv->mem_held + n <= limit) return false;
     srv->counters.memory_closes++;
-    conn_fail(srv, c, WS_CLOSE_TRY_AGAIN, "server memory budget exhausted; try again later");
+    static const char why[] = "server memory budget exhausted; try again later";
+    if (input)
+        conn_fail(srv, c, WS_CLOSE_TRY_AGAIN, why);
+    else
+        close_failing(srv, c, WS_CLOSE_TRY_AGAIN, why);
     return true;
 }
 
@@ -454,7 +469,7 @@ static void finish_message(wsr_server *srv, conn *c, const uint8_t *d, size_t dn
         else
             deliver(srv, c, c->fp.msg_opcode, d, dn);
     }
-    compression_scratch_release(srv);
+    if (inflated) compression_release_inflated(srv);
 }
 
 static void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d, size_t n) {
@@ -676,7 +691,7 @@ int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t
     }
     r = send_budget(srv, c, zlen);
     if (r == WSR_OK) r = queue_frame(srv, c, opcode, z, zlen, deflated);
-    compression_scratch_release(srv);
+    if (deflated) compression_release_deflated(srv);
     return r == WSR_OK ? sent_message(srv, c) : r;
 }
 

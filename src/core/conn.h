@@ -53,6 +53,7 @@ enum conn_flag2 : uint8_t {
     CF2_HELD = 1 << 1,   // msg holds raw input for the next round, not a message: the
                          // connection used up its round's budget (see conn_on_readable)
     CF2_INFLATING = 1 << 2, // a received message is being inflated over several rounds
+    CF2_IN_BACKLOG = 1 << 3, // on the server's backlog list for its next round
 };
 
 struct conn {

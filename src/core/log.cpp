@@ -82,23 +82,26 @@ static void summarise(log_site *s) {
     sites_pending--;
 }
 
-void log_write(wsr_log_level level, const char *fmt, ...) {
+bool log_admit(wsr_log_level level, const char *fmt) {
     log_site *s = site_of(fmt);
-    if (s) {
-        uint64_t now = now_ms();
-        if (now - s->window_start >= LOG_WINDOW_MS) {
-            summarise(s);
-            s->window_start = now;
-            s->written = 0;
-        }
-        if (s->written >= LOG_BURST) {
-            if (s->suppressed++ == 0) sites_pending++;
-            suppressed_total++;
-            return;
-        }
-        s->written++;
-        s->level = level;
+    if (!s) return true;
+    uint64_t now = now_ms();
+    if (now - s->window_start >= LOG_WINDOW_MS) {
+        summarise(s);
+        s->window_start = now;
+        s->written = 0;
     }
+    if (s->written >= LOG_BURST) {
+        if (s->suppressed++ == 0) sites_pending++;
+        suppressed_total++;
+        return false;
+    }
+    s->written++;
+    s->level = level;
+    return true;
+}
+
+void log_write(wsr_log_level level, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);

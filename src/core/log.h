@@ -13,6 +13,10 @@
 
 extern wsr_log_level log_level;
 
+// Whether a line from the call site of fmt may be written now; counts it as suppressed
+// when not. Asked before the line's arguments are evaluated, so a suppressed line costs
+// no formatting (nor the getpeername of a peer's address).
+bool log_admit(wsr_log_level level, const char *fmt);
 void log_write(wsr_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Writes the summaries of windows that have ended; true while some are still pending
 // (the caller should call again later).
@@ -20,9 +24,9 @@ bool log_flush_suppressed(void);
 // Lines suppressed since the process started.
 uint64_t log_suppressed_total(void);
 
-#define LOG_AT(lvl, ...)                                    \
-    do {                                                    \
-        if ((lvl) <= log_level) log_write((lvl), __VA_ARGS__); \
+#define LOG_AT(lvl, fmt, ...)                                                                 \
+    do {                                                                                      \
+        if ((lvl) <= log_level && log_admit((lvl), fmt)) log_write((lvl), fmt __VA_OPT__(, ) __VA_ARGS__); \
     } while (0)
 #define log_error(...) LOG_AT(WSR_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) LOG_AT(WSR_LOG_WARN, __VA_ARGS__)

@@ -22,6 +22,8 @@ void wsr_options_default(wsr_options *o) {
     o->deflate_threshold = 64;
 }
 
+uint64_t options_least_max_memory(const wsr_options *o) { return (o->max_message * 4 + 2) / 3; }
+
 uint64_t options_default_max_memory(const wsr_options *o) {
     return 2 * o->max_message > OPTIONS_DEFAULT_MAX_MEMORY ? 2 * o->max_message : OPTIONS_DEFAULT_MAX_MEMORY;
 }
@@ -104,9 +106,11 @@ bool options_check_key(const wsr_options *o, wsr_option key, uint64_t value, cha
     switch (key) {
     case WSR_OPT_MAX_HANDSHAKES:
         return value >= 1 && value <= UINT32_MAX ? true : fail(why, cap, "max_handshakes", value, 1, UINT32_MAX);
-    case WSR_OPT_MAX_MEMORY:
-        // A message the server accepts must fit.
-        return value >= o->max_message ? true : fail(why, cap, "max_memory", value, o->max_message, UINT64_MAX);
+    case WSR_OPT_MAX_MEMORY: {
+        // A message the server accepts must fit the three quarters input may use.
+        uint64_t least = options_least_max_memory(o);
+        return value >= least ? true : fail(why, cap, "max_memory", value, least, UINT64_MAX);
+    }
     case WSR_OPT_SLOW_TIMEOUT_MS:
         return value <= WSR_MAX_TIMEOUT_MS ? true : fail(why, cap, "slow_timeout_ms", value, 0, WSR_MAX_TIMEOUT_MS);
     }

@@ -21,3 +21,6 @@ bool options_check(const wsr_options *o, char *why, size_t cap);
 bool options_check_key(const wsr_options *o, wsr_option key, uint64_t value, char *why, size_t cap);
 // WSR_OPT_MAX_MEMORY when it was not set: room for two messages at the least.
 uint64_t options_default_max_memory(const wsr_options *o);
+// The least WSR_OPT_MAX_MEMORY accepted: a largest message fits the three quarters of
+// it that input may use.
+uint64_t options_least_max_memory(const wsr_options *o);

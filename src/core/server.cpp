@@ -202,10 +202,26 @@ static void accept_some(wsr_server *srv) {
             accept_one(srv, fd);
             continue;
         }
-        if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EAGAIN) return;
-        srv->stats.accept_errors++;
-        return accept_pause(srv, errno);
+        int err = errno;
+        if (err != EINTR) srv->stats.accept_errors++;
+        // Errors of one pending connection (accept(2) lists the network errors Linux
+        // passes on): that client is gone, the next one is fine.
+        switch (err) {
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case ENONET:
+        case EHOSTUNREACH:
+        case EOPNOTSUPP:
+        case ENETDOWN:
+        case ENETUNREACH:
+        case EPERM: // a firewall rule refused it
+            continue;
+        }
+        return accept_pause(srv, err);
     }
 }
 
@@ -241,7 +257,9 @@ static void on_backlog(uv_idle_t *h) {
     uint32_t n = srv->backlog_len;
     for (uint32_t i = 0; i < n; i++) {
         conn *c = conn_table_lookup(&srv->table, srv->backlog[i]);
-        if (c && conn_waits(c) && !(c->flags & (CF_DEAD | CF_READ_PAUSED))) conn_on_readable(srv, c);
+        if (!c) continue;
+        c->flags2 &= (uint8_t)~CF2_IN_BACKLOG;
+        if (conn_waits(c) && !(c->flags & (CF_DEAD | CF_READ_PAUSED))) conn_on_readable(srv, c);
     }
     srv->backlog_len -= n;
     memmove(srv->backlog, srv->backlog + n, srv->backlog_len * sizeof *srv->backlog);
@@ -249,6 +267,7 @@ static void on_backlog(uv_idle_t *h) {
 }
 
 bool server_backlog_add(wsr_server *srv, conn *c) {
+    if (c->flags2 & CF2_IN_BACKLOG) return true; // one round per pass, however often asked
     if (srv->backlog_len == srv->backlog_cap) {
         uint32_t cap = srv->backlog_cap ? srv->backlog_cap * 2 : 16;
         wsr_conn_id *nb = (wsr_conn_id *)mem_realloc(srv->backlog, cap * sizeof *nb);
@@ -257,6 +276,7 @@ bool server_backlog_add(wsr_server *srv, conn *c) {
         srv->backlog_cap = cap;
     }
     srv->backlog[srv->backlog_len++] = conn_id(c);
+    c->flags2 |= CF2_IN_BACKLOG;
     if (srv->backlog_len == 1) uv_idle_start(&srv->backlog_idle, on_backlog);
     return true;
 }

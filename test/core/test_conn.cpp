@@ -85,6 +85,9 @@ struct received {
     size_t bytes;
     bool echo;
     bool reply_big;  // answer every message with one big enough to be written at once
+    int echoes;      // send the message back this many times, then read it again
+    int last_send;   // result of the last of those sends
+    uint64_t sum;    // of the bytes read after the sends (ASan catches a freed message)
     bool in_order;  // each message began with its 4-byte sequence number
     uint32_t next_seq;
 };
@@ -102,6 +105,9 @@ static void on_message(wsr_server *srv, wsr_conn_id id, wsr_opcode op, const uin
         rx.next_seq++;
     }
     if (rx.echo) (void)wsr_send(srv, id, op, d, n);
+    for (int i = 0; i < rx.echoes; i++) rx.last_send = wsr_send(srv, id, op, d, n);
+    if (rx.echoes)
+        for (size_t i = 0; i < n; i++) rx.sum += d[i];
     static uint8_t big[70000];
     if (rx.reply_big) (void)wsr_send(srv, id, WSR_BINARY, big, sizeof big);
 }
@@ -205,6 +211,10 @@ static void test_round_bounds_small_messages(void **) {
     assert_true(rx.messages > 0);
     assert_true(rx.messages <= 1024);
     assert_true(h_conn(h)->flags2 & CF2_HELD);
+    // However often a connection is queued for its next round, it gets one per pass.
+    uint32_t queued = h->srv->backlog_len;
+    assert_true(server_backlog_add(h->srv, h_conn(h)));
+    assert_int_equal(h->srv->backlog_len, queued);
     // The loop gives the connection a round per iteration (two when input was held
     // over and more is readable) until all is delivered.
     int iterations = 0;
@@ -300,6 +310,93 @@ static void test_no_open_without_a_101(void **) {
     wsr_stats st;
     wsr_server_stats(h->srv, &st);
     assert_int_equal(st.handshakes_ok, 0);
+    h_stop(h);
+}
+
+// --- what the application holds while it sends ----------------------------------------
+
+// A compressed message of n bytes of `fill`.
+static void send_compressed(size_t n, uint8_t fill) {
+    uint8_t *plain = (uint8_t *)malloc(n);
+    memset(plain, fill, n);
+    pmd_stream z;
+    assert_int_equal(pmd_deflater_init(&z, 15, 8, 9), PMD_OK);
+    pmd_buf out = {};
+    assert_int_equal(pmd_deflate_message(&z, plain, n, &out, true), PMD_OK);
+    send_frame(WS_OP_BINARY, true, true, out.data, out.len);
+    free(out.data);
+    pmd_deflater_free(&z);
+    free(plain);
+}
+
+static void deliver_all(harness *h, int want) {
+    for (int i = 0; i < 400 && rx.messages < want; i++) uv_run(&h->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rx.messages, want);
+}
+
+// An inflated message stays valid while on_message sends: sending (and compressing the
+// reply) must not give back the buffer the message is in.
+static void test_inflated_message_survives_sends(void **) {
+    reset_io();
+    wsr_options o;
+    wsr_options_default(&o);
+    harness *h = h_start(&o);
+    rx.echoes = 2;
+    send_upgrade("permessage-deflate; client_no_context_takeover");
+    send_compressed(512 * 1024, 'a');
+    round_of_input(h);
+    deliver_all(h, 1);
+    assert_true(rx.last_send >= 0);
+    assert_int_equal(rx.sum, (uint64_t)512 * 1024 * 'a');
+    h_stop(h);
+}
+
+// A send refused by the memory budget closes its receiver, which may be the connection
+// whose message on_message is reading: the message stays valid until the call returns.
+static void test_refused_send_keeps_the_message(void **) {
+    reset_io();
+    wsr_options o;
+    wsr_options_default(&o);
+    o.max_message = 256 * 1024;
+    harness *h = h_start(&o);
+    assert_int_equal(wsr_server_set_option(h->srv, WSR_OPT_MAX_MEMORY, 350 * 1024), WSR_OK);
+    rx.echoes = 1;
+    send_upgrade(nullptr);
+    static uint8_t part[100 * 1024];
+    memset(part, 'b', sizeof part);
+    send_frame(WS_OP_BINARY, false, false, part, sizeof part); // assembled: 256 KiB held
+    send_frame(WS_OP_CONT, true, false, part, sizeof part);
+    round_of_input(h);
+    deliver_all(h, 1);
+    assert_int_equal(rx.last_send, WSR_CLOSED); // 256 KiB held + 200 KiB echo > 350 KiB
+    assert_int_equal(rx.sum, (uint64_t)sizeof part * 2 * 'b');
+    assert_int_equal(wsr_server_counter(h->srv, WSR_COUNTER_MEMORY_CLOSES), 1);
+    h_stop(h);
+}
+
+// A connection that fails while a message of its is half inflated drops that message
+// and waits for nothing more: it reads on (until the peer's FIN) and its memory goes.
+static void test_failure_while_inflating_drops_the_message(void **) {
+    reset_io();
+    wsr_options o;
+    wsr_options_default(&o);
+    o.max_message = 64 * 1024;
+    harness *h = h_start(&o);
+    h->srv->round_budget = 4096; // the 64 KiB message takes several rounds
+    assert_int_equal(wsr_server_set_option(h->srv, WSR_OPT_MAX_MEMORY, 90 * 1024), WSR_OK);
+    send_upgrade("permessage-deflate; client_no_context_takeover");
+    send_compressed(64 * 1024, 0);
+    // What follows must wait for the next round, and holding it is past the budget.
+    static uint8_t filler[64 * 1024];
+    send_frame(WS_OP_BINARY, true, false, filler, sizeof filler);
+    round_of_input(h);
+    conn *c = h_conn(h);
+    assert_non_null(c);
+    assert_true(c->flags & CF_FAILING);
+    assert_false(conn_waits(c));
+    assert_int_equal(wsr_server_counter(h->srv, WSR_COUNTER_MEMORY_CLOSES), 1);
+    assert_true(wsr_server_counter(h->srv, WSR_COUNTER_MEMORY_BYTES) < 1024);
+    assert_int_equal(rx.messages, 0);
     h_stop(h);
 }
 
@@ -431,6 +528,9 @@ int main(void) {
         cmocka_unit_test(test_round_bounds_inflated_bytes),
         cmocka_unit_test(test_no_message_after_a_failed_send),
         cmocka_unit_test(test_no_open_without_a_101),
+        cmocka_unit_test(test_inflated_message_survives_sends),
+        cmocka_unit_test(test_refused_send_keeps_the_message),
+        cmocka_unit_test(test_failure_while_inflating_drops_the_message),
         cmocka_unit_test(test_out_of_memory_keeps_the_stream_whole),
     };
     return unit_exit(cmocka_run_group_tests(tests, NULL, NULL));

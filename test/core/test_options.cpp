@@ -330,9 +330,11 @@ static void test_set_option_ranges(void **) {
     assert_int_equal(wsr_server_counter(f.srv, WSR_COUNTER_HANDSHAKES), 0);
     assert_int_equal(wsr_server_counter(f.srv, WSR_COUNTER_MEMORY_BYTES), 0);
 
-    assert_int_equal(set_logged(&f, WSR_OPT_MAX_MEMORY, 4095), WSR_EINVAL); // below max_message
+    // Input may use three quarters of the budget, and a largest message must fit it:
+    // at least ceil(4096 * 4 / 3) = 5462.
+    assert_int_equal(set_logged(&f, WSR_OPT_MAX_MEMORY, 5461), WSR_EINVAL);
     assert_true(error_logged_naming("max_memory"));
-    assert_int_equal(wsr_server_set_option(f.srv, WSR_OPT_MAX_MEMORY, 4096), WSR_OK);
+    assert_int_equal(wsr_server_set_option(f.srv, WSR_OPT_MAX_MEMORY, 5462), WSR_OK);
     assert_int_equal(wsr_server_set_option(f.srv, WSR_OPT_MAX_MEMORY, UINT64_MAX), WSR_OK);
 
     assert_int_equal(set_logged(&f, WSR_OPT_SLOW_TIMEOUT_MS, (uint64_t)WSR_MAX_TIMEOUT_MS + 1), WSR_EINVAL);
