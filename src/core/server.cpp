@@ -82,8 +82,7 @@ static void on_tick(uv_timer_t *h);
 // The housekeeping tick runs only while something waits for it: a pause in accepting,
 // a log summary, memory to give back.
 static void tick_start(wsr_server *srv) {
-    if (srv->tick_running || !srv->handles_open) return;
-    srv->tick_running = true;
+    if (!srv->handles_open || uv_is_active((uv_handle_t *)&srv->tick)) return;
     uv_timer_start(&srv->tick, on_tick, TICK_MS, TICK_MS);
 }
 
@@ -317,8 +316,7 @@ static void stop_listening(wsr_server *srv) {
 
 static void on_shutdown_finish(uv_timer_t *h) {
     wsr_server *srv = (wsr_server *)h->data;
-    if (srv->shutdown_finished) return;
-    srv->shutdown_finished = true;
+    if (!srv->handles_open) return; // finished already
     log_info("shutdown complete: %u connections closed cleanly, %u without a completed close handshake",
              srv->shutdown_clean, srv->shutdown_cut);
     server_done_cb done = srv->shutdown_done;
@@ -368,7 +366,6 @@ static void on_tick(uv_timer_t *h) {
     }
     if (!more && !srv->accept_paused) {
         uv_timer_stop(h);
-        srv->tick_running = false;
     }
 }
 

@@ -65,7 +65,6 @@ struct wsr_server {
     uint64_t mem_peak;     // highest mem_held since memory was last given back
     bool accept_paused;    // out of descriptors: the listener is not watched
     bool fd_episode;       // accepting failed for lack of descriptors since the last success
-    bool tick_running;
     uint8_t *rbuf;       // the one read buffer
     size_t rbuf_size;
     size_t read_size;    // bytes asked of one read: rbuf_size, or less under a small backpressure limit
@@ -73,7 +72,6 @@ struct wsr_server {
     route *routes;
     uint16_t nroutes;
     bool shutting_down;
-    bool shutdown_finished;
     bool handles_open;
     bool free_requested;     // wsr_server_free was called: release once the handles closed
     uint8_t handles_closing; // close callbacks still to come
