@@ -401,6 +401,22 @@ static bool budget_refuses(wsr_server *srv, conn *c, size_t n, bool input) {
 }
 
 // False when the connection failed (memory budget or out of memory).
+// Gives msg a capacity of cap bytes within the memory budget. False when the
+// connection failed instead (budget or out of memory).
+static bool msg_reserve(wsr_server *srv, conn *c, size_t cap) {
+    if (budget_refuses(srv, c, cap - c->msg_cap, true)) return false;
+    uint8_t *nm = (uint8_t *)mem_realloc(c->msg, cap);
+    if (!nm) {
+        conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
+        return false;
+    }
+    server_mem_change(srv, (int64_t)(cap - c->msg_cap));
+    c->msg = nm;
+    c->msg_cap = (uint32_t)cap;
+    return true;
+}
+
+// False when the connection failed (memory budget or out of memory).
 static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n) {
     size_t need = (size_t)c->msg_len + n;
     if (need > c->msg_cap) {
@@ -409,15 +425,7 @@ static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n)
         size_t cap = c->msg_cap ? c->msg_cap : 256;
         while (cap < need) cap *= 2;
         if (cap > srv->limits.max_message) cap = (size_t)srv->limits.max_message;
-        if (budget_refuses(srv, c, cap - c->msg_cap, true)) return false;
-        uint8_t *nm = (uint8_t *)mem_realloc(c->msg, cap);
-        if (!nm) {
-            conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
-            return false;
-        }
-        server_mem_change(srv, (int64_t)(cap - c->msg_cap));
-        c->msg = nm;
-        c->msg_cap = (uint32_t)cap;
+        if (!msg_reserve(srv, c, cap)) return false;
     }
     memcpy(c->msg + c->msg_len, d, n);
     c->msg_len = (uint32_t)need;
@@ -428,18 +436,13 @@ static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n)
 // what remains of its input waits in msg (free, since the last message was delivered
 // or handed to the inflater).
 static void hold_over(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
-    if (n && budget_refuses(srv, c, n, true)) return;
-    uint8_t *h = n ? (uint8_t *)mem_alloc(n) : nullptr;
-    if ((n && !h) || !server_backlog_add(srv, c)) {
-        free(h);
-        return conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
+    if (n) {
+        if (!msg_reserve(srv, c, n)) return;
+        memcpy(c->msg, data, n);
+        c->msg_len = (uint32_t)n;
+        c->flags2 |= CF2_HELD;
     }
-    if (!n) return;
-    memcpy(h, data, n);
-    c->msg = h;
-    c->msg_len = c->msg_cap = (uint32_t)n;
-    server_mem_change(srv, (int64_t)n);
-    c->flags2 |= CF2_HELD;
+    if (!server_backlog_add(srv, c)) conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
 }
 
 static size_t inflate_step(size_t budget) { return budget > INFLATE_STEP_MIN ? budget : (size_t)INFLATE_STEP_MIN; }
