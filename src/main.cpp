@@ -1,6 +1,7 @@
 // The wsreactor daemon: configuration, signals, and the built-in endpoints.
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <uv.h>
@@ -8,11 +9,13 @@
 #include "app/config.h"
 #include "app/broadcast.h"
 #include "app/echo.h"
+#include "app/ops.h"
 #include "wsr/wsr.h"
 
 struct daemon_state {
     wsr_server *srv;
     broadcast_room room;
+    ops_state ops;
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
@@ -46,10 +49,14 @@ int main(int argc, char **argv) {
 
     uv_loop_t *loop = uv_default_loop();
     daemon_state d = {};
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    d.ops.started_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
     int r = wsr_server_new(loop, &cfg.opts, &d.srv);
-    if (r == WSR_OK) r = config_apply_keyed(&cfg, d.srv);
+    if (r == WSR_OK) r = config_apply(&cfg, d.srv);
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/echo", &echo_handlers, nullptr);
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/broadcast", &broadcast_handlers, &d.room);
+    if (r == WSR_OK) r = ops_register(d.srv, &d.ops);
     if (r != WSR_OK) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
         wsr_server_free(d.srv);

@@ -40,6 +40,8 @@ enum {
     WSR_EADDR = -6,     /* listen address could not be parsed */
     WSR_ESYS = -7,      /* a system call failed; see the log line */
     WSR_EEXIST = -8,    /* a route for that path already exists */
+    WSR_ESTATE = -9,    /* not now: the connection has no request waiting for this answer,
+                           or the call is not allowed in its state (see the function) */
 };
 const char *wsr_strerror(int err);
 
@@ -125,30 +127,172 @@ typedef enum wsr_option {
      * be cut when a send finds it at max_backpressure). At most WSR_MAX_TIMEOUT_MS.
      * Default 10000. */
     WSR_OPT_SLOW_TIMEOUT_MS = 3,
+    /* on_drain runs when a connection whose send returned WSR_QUEUED falls to this many
+     * unsent bytes or fewer. 0 .. max_backpressure. Default max_backpressure / 4. */
+    WSR_OPT_DRAIN_BYTES = 4,
+    /* Largest HTTP request body; a longer one is answered 413. 0 .. 2^32-1. Default 1 MiB. */
+    WSR_OPT_MAX_BODY = 5,
+    /* Requests one HTTP connection may make before the server closes it. 1 .. 2^32-1.
+     * Default 1000. */
+    WSR_OPT_HTTP_MAX_REQUESTS = 6,
+    /* An HTTP connection idle this long between requests is closed. 1 .. WSR_MAX_TIMEOUT_MS.
+     * Default 5000. */
+    WSR_OPT_HTTP_IDLE_TIMEOUT_MS = 7,
 } wsr_option;
 int wsr_server_set_option(wsr_server *srv, wsr_option opt, uint64_t value);
 
-typedef struct wsr_handlers {
-    /* A connection on this route finished its handshake. */
+/* Options given as text; each call adds one entry (before wsr_server_listen). */
+typedef enum wsr_str_option {
+    /* An Origin that upgrades are accepted from: "https://app.example.com", a wildcard
+     * subdomain "https://" "*" ".example.com", "http://localhost:3000", or "*" for any.
+     * Once one is set, an upgrade whose Origin header names any other origin gets 403:
+     * this is what stops other web sites from opening WebSockets with your users'
+     * cookies. Clients that send no Origin (programs, not browsers) are not affected. */
+    WSR_OPT_ALLOWED_ORIGIN = 1,
+    /* An address or CIDR ("10.0.0.0/8", "::1") whose X-Forwarded-For or Forwarded header
+     * is believed for the client's address. */
+    WSR_OPT_TRUSTED_PROXY = 2,
+} wsr_str_option;
+int wsr_server_add_option(wsr_server *srv, wsr_str_option opt, const char *value);
+
+
+/* --- Requests ------------------------------------------------------------------------
+ *
+ * An HTTP request, as an upgrade hook or an HTTP route sees it. Every view (wsr_str)
+ * points into the server's buffers and is valid only during the callback that received
+ * the request: copy what you keep. A request is answered once, by wsr_upgrade_accept
+ * (upgrades only) or wsr_respond, during the callback or later from any other callback
+ * on the loop, through its id. */
+typedef struct wsr_request wsr_request;
+typedef struct wsr_str {
+    const char *ptr; /* not NUL-terminated */
+    size_t len;
+} wsr_str;
+
+/* The id that answers the request later. For an upgrade it becomes the connection's id. */
+wsr_conn_id wsr_request_id(const wsr_request *req);
+wsr_str wsr_request_method(const wsr_request *req);
+/* The path without the query string, as sent (percent-encoding kept). */
+wsr_str wsr_request_path(const wsr_request *req);
+/* After '?', empty when there is none. */
+wsr_str wsr_request_query(const wsr_request *req);
+/* The first header with this name (case-insensitive), trimmed: 1, or 0 when absent. */
+int wsr_request_header(const wsr_request *req, const char *name, wsr_str *value);
+/* Header i in arrival order (0-based): 1, or 0 past the last. */
+int wsr_request_header_at(const wsr_request *req, size_t i, wsr_str *name, wsr_str *value);
+/* The body of an HTTP request (at most WSR_OPT_MAX_BODY bytes; chunked bodies joined).
+ * Upgrade requests have none. */
+wsr_str wsr_request_body(const wsr_request *req);
+/* The client's address as text ("203.0.113.7:51234", "[2001:db8::1]:443"; without a
+ * port when a proxy header gave none): the PROXY protocol header on listeners that
+ * expect it, X-Forwarded-For or Forwarded from a trusted proxy, else the socket's peer.
+ * Returns the length; the text is cut to fit cap (NUL-terminated when cap > 0). */
+size_t wsr_request_address(const wsr_request *req, char *buf, size_t cap);
+/* Which listener took the connection: the index wsr_server_add_listener returned. */
+unsigned wsr_request_listener(const wsr_request *req);
+
+/* Accepts an upgrade: the 101 goes out, then on_open runs (from the loop, never inside
+ * this call). user becomes the connection's user pointer before on_open; subprotocol
+ * (NULL for none) must be one the client offered in Sec-WebSocket-Protocol. Without a
+ * hook, or when the hook leaves the choice to the server, the first of
+ * wsr_options.subprotocols the client offers is chosen.
+ * WSR_ENOCONN: the client left, or the handshake timeout answered for you;
+ * WSR_ESTATE: not an upgrade, or answered already; WSR_EINVAL: subprotocol not offered. */
+int wsr_upgrade_accept(wsr_server *srv, wsr_conn_id id, void *user, const char *subprotocol);
+/* Answers a request. For an upgrade this is the refusal: status 300..599 (400, 401 with
+ * a WWW-Authenticate header, 403, 429, 503, ...), after which the connection closes. For
+ * an HTTP request any status 200..599; the connection then serves the next request
+ * (keep-alive) unless the client, the request limit or a status >= 500 ends it.
+ * headers: NULL or complete lines, each "Name: value\r\n" (Content-Length, Connection
+ * and Transfer-Encoding are the server's and refused). body is copied.
+ * WSR_ENOCONN: the client left; WSR_ESTATE: answered already; WSR_EINVAL: bad status or
+ * header lines. */
+int wsr_respond(wsr_server *srv, wsr_conn_id id, uint16_t status, const char *headers, const void *body,
+                size_t len);
+
+/* --- Endpoints ------------------------------------------------------------------------
+ *
+ * A WebSocket endpoint: the callbacks of one path. The struct may grow in later
+ * versions; size tells the library which version the application was compiled with,
+ * and fields past it count as NULL. Initialise with WSR_ENDPOINT_INIT. */
+typedef struct wsr_endpoint {
+    size_t size;
+    /* An upgrade request that passed the RFC 6455 checks (and the allowed origins),
+     * before anything is written. Answer with wsr_upgrade_accept or wsr_respond through
+     * wsr_request_id(req), now or later; the handshake timeout answers 503 for you. NULL:
+     * every valid request is accepted. */
+    void (*on_upgrade)(wsr_server *srv, wsr_request *req, void *user);
+    /* The 101 is out; the connection is open. */
     void (*on_open)(wsr_server *srv, wsr_conn_id id, void *user);
-    /* A whole message: all fragments joined, text already validated as UTF-8. The
-     * data is only valid during the call. */
+    /* A whole message: all fragments joined, text already validated as UTF-8. The data
+     * is only valid during the call. */
     void (*on_message)(wsr_server *srv, wsr_conn_id id, wsr_opcode op, const uint8_t *data, size_t len,
                        void *user);
     /* The connection is gone; the id is dead after this returns. code is the close code
      * received or sent (1006 when the TCP connection ended without one). Called exactly
      * once for every on_open. */
     void (*on_close)(wsr_server *srv, wsr_conn_id id, uint16_t code, void *user);
+    /* A connection that returned WSR_QUEUED has fallen to WSR_OPT_DRAIN_BYTES unsent
+     * bytes or fewer: send more. Once per crossing. */
+    void (*on_drain)(wsr_server *srv, wsr_conn_id id, void *user);
+    /* A pong arrived: the answer to wsr_ping (or to the server's heartbeat), or an
+     * unsolicited one. data is valid during the call. */
+    void (*on_pong)(wsr_server *srv, wsr_conn_id id, const uint8_t *data, size_t len, void *user);
+} wsr_endpoint;
+#define WSR_ENDPOINT_INIT {sizeof(wsr_endpoint), 0, 0, 0, 0, 0, 0}
+
+/* The first three callbacks of an endpoint, as the first version of this API had them.
+ * Kept for the programs built against it; new code uses wsr_endpoint. */
+typedef struct wsr_handlers {
+    void (*on_open)(wsr_server *srv, wsr_conn_id id, void *user);
+    void (*on_message)(wsr_server *srv, wsr_conn_id id, wsr_opcode op, const uint8_t *data, size_t len,
+                       void *user);
+    void (*on_close)(wsr_server *srv, wsr_conn_id id, uint16_t code, void *user);
 } wsr_handlers;
+
+/* An HTTP route handler: answer with wsr_respond(srv, wsr_request_id(req), ...), now or
+ * later. Until it is answered, requests pipelined behind it wait. */
+typedef void (*wsr_http_fn)(wsr_server *srv, wsr_request *req, void *user);
+
+enum {
+    WSR_HTTP_GET = 1 << 0, /* also answers HEAD: the same head, no body */
+    WSR_HTTP_HEAD = 1 << 1,
+    WSR_HTTP_POST = 1 << 2,
+    WSR_HTTP_PUT = 1 << 3,
+    WSR_HTTP_DELETE = 1 << 4,
+    WSR_HTTP_PATCH = 1 << 5,
+    WSR_HTTP_OPTIONS = 1 << 6,
+};
 
 /* Creates a server on a loop; nothing listens until wsr_server_listen. */
 int wsr_server_new(struct uv_loop_s *loop, const wsr_options *opts, wsr_server **out);
-/* Routes upgrade requests for an exact path (e.g. "/echo") to handlers. */
+/* Serves WebSocket upgrades on an exact path (e.g. "/echo"). WSR_EEXIST when the path
+ * has an endpoint already. */
+int wsr_server_endpoint(wsr_server *srv, const char *path, const wsr_endpoint *ep, void *user);
+/* The same with the first version's handler table. */
 int wsr_server_route(wsr_server *srv, const char *path, const wsr_handlers *h, void *user);
-/* Binds and listens on opts->listen. */
+/* Serves plain HTTP requests (not upgrades) on a path for a set of WSR_HTTP_* methods.
+ * A path ending in "*" matches every path with that prefix; an exact path wins over a
+ * prefix, a longer prefix over a shorter. Other paths get 404, other methods 405 with
+ * Allow. WSR_EEXIST when the path has a route already. */
+int wsr_server_http(wsr_server *srv, const char *path, unsigned methods, wsr_http_fn fn, void *user);
+
+enum {
+    WSR_LISTEN_REUSEPORT = 1 << 0, /* SO_REUSEPORT: several processes share the port */
+    WSR_LISTEN_PROXY = 1 << 1,     /* every connection starts with a PROXY protocol v1 or v2
+                                      header (HAProxy send-proxy / send-proxy-v2, cloud load
+                                      balancers); one without it is closed */
+};
+/* Adds a listening address ("HOST:PORT", "[V6]:PORT") with WSR_LISTEN_* flags, before
+ * wsr_server_listen. Returns the listener's index (>= 0), or an error. When no listener
+ * was added, wsr_server_listen listens on wsr_options.listen as listener 0. */
+int wsr_server_add_listener(wsr_server *srv, const char *addr, unsigned flags);
+/* Binds and listens on every listener; none is left open when one fails. */
 int wsr_server_listen(wsr_server *srv);
-/* The bound port (useful after listening on port 0). */
+/* The bound port of listener 0 (useful after listening on port 0). */
 int wsr_server_port(const wsr_server *srv);
+/* The bound port of listener i; -1 when there is none. */
+int wsr_server_listener_port(const wsr_server *srv, unsigned i);
 /* Graceful stop: stop accepting, send close 1001 to every connection, let queued output
  * drain, and cut what remains after shutdown_timeout_ms. done runs once all are gone,
  * from the loop: never inside this call. The server's loop handles are closed then. */
@@ -184,7 +328,7 @@ int wsr_send_msg(wsr_server *srv, wsr_conn_id id, wsr_msg *msg);
 
 /* Counters since the server started. */
 enum {
-    WSR_CLOSE_BUCKETS = 11, /* 1000 1001 1002 1003 1006 1007 1008 1009 1011 other-valid none */
+    WSR_CLOSE_BUCKETS = 11, /* 1000 1001 1002 1003 1006 1007 1008 1009 1011 other 1005 */
     WSR_HS_BUCKETS = 9      /* 400 401 403 404 405 426 431 503 timeout */
 };
 typedef struct wsr_stats {
@@ -220,13 +364,32 @@ typedef enum wsr_counter {
     WSR_COUNTER_HANDSHAKES_SHED = 3, /* connections answered 503 past WSR_OPT_MAX_HANDSHAKES */
     WSR_COUNTER_ACCEPT_PAUSES = 4,   /* times accepting paused: out of file descriptors */
     WSR_COUNTER_LOG_SUPPRESSED = 5,  /* log lines suppressed by rate limiting (this thread) */
-    WSR_COUNTER_HANDSHAKES = 6,      /* gauge: connections still in their upgrade request */
+    WSR_COUNTER_HANDSHAKES = 6,      /* gauge: connections in HTTP: sending a request, waiting for
+                                        its answer, or kept alive between requests */
+    WSR_COUNTER_HTTP_REQUESTS = 7,   /* plain HTTP requests answered by routes */
 } wsr_counter;
 /* The counter's value; 0 for an unknown one. */
 uint64_t wsr_server_counter(const wsr_server *srv, wsr_counter which);
 
 void wsr_conn_set_user(wsr_server *srv, wsr_conn_id id, void *user);
 void *wsr_conn_user(wsr_server *srv, wsr_conn_id id);
+
+/* --- Per-connection facts and flow control (open WebSocket connections) --------------- */
+
+/* Bytes queued and not yet taken by the kernel; 0 for an unknown id. */
+size_t wsr_conn_buffered(wsr_server *srv, wsr_conn_id id);
+/* Sends a ping with a payload of at most 125 bytes; its pong reaches on_pong. */
+int wsr_ping(wsr_server *srv, wsr_conn_id id, const void *data, size_t len);
+/* The client's address, as wsr_request_address. 0 for an unknown id. */
+size_t wsr_conn_address(wsr_server *srv, wsr_conn_id id, char *buf, size_t cap);
+/* The subprotocol agreed in the handshake, or NULL. Valid while the server lives. */
+const char *wsr_conn_subprotocol(wsr_server *srv, wsr_conn_id id);
+/* The Sec-WebSocket-Extensions the server answered with (e.g. "permessage-deflate;
+ * server_no_context_takeover"), "" for none. Returns the length, cut to fit cap. */
+size_t wsr_conn_extensions(wsr_server *srv, wsr_conn_id id, char *buf, size_t cap);
+/* When the connection opened: milliseconds since the Unix epoch, to the second. 0 for
+ * an unknown id. */
+uint64_t wsr_conn_opened_ms(wsr_server *srv, wsr_conn_id id);
 
 #ifdef __cplusplus
 }

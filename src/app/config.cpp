@@ -8,7 +8,10 @@
 #include <strings.h>
 
 // K_BYTES is a number that also takes a k/m/g suffix. K_KEYED_* go to cfg->keyed.
-enum opt_kind { K_STRING, K_NUMBER, K_BYTES, K_LOG, K_SUBPROTO, K_POLICY, K_DEFLATE, K_KEYED_NUMBER, K_KEYED_BYTES };
+// K_LIST: repeatable; offset is the config_list's offset in config. K_BOOL: yes/no.
+enum opt_kind {
+    K_NUMBER, K_BYTES, K_LOG, K_SUBPROTO, K_POLICY, K_DEFLATE, K_KEYED_NUMBER, K_KEYED_BYTES, K_LIST, K_BOOL
+};
 
 struct option_def {
     const char *name; // flag without "--"
@@ -25,12 +28,28 @@ struct option_def {
 #define NUM(field, lo, hi) offsetof(wsr_options, field), sizeof(wsr_options::field), (lo), (hi)
 #define KEY(key, lo, hi) (size_t)(key), 8, (lo), (hi)
 #define NONE 0, 0, 0, 0
+#define LIST(field) offsetof(config, field), 0, 0, 0
 static const uint64_t MS_MAX = WSR_MAX_TIMEOUT_MS;
 
 // One table drives parsing, the environment and --help, so they cannot disagree.
 static const option_def OPTIONS[] = {
-    {"listen", "WSR_LISTEN", K_STRING, OPT(listen), "HOST:PORT",
-     "address to listen on; IPv6 as [::1]:8080 (default 127.0.0.1:8080)"},
+    {"listen", "WSR_LISTEN", K_LIST, LIST(listen), "HOST:PORT",
+     "address to listen on; IPv6 as [::1]:8080; repeat for several (default 127.0.0.1:8080)"},
+    {"listen-proxy", "WSR_LISTEN_PROXY", K_LIST, LIST(listen_proxy), "HOST:PORT",
+     "address to listen on for a load balancer that sends the PROXY protocol (v1 or v2) first; repeatable"},
+    {"reuseport", "WSR_REUSEPORT", K_BOOL, NONE, "yes|no",
+     "SO_REUSEPORT on every listener, so several processes share the port (default no)"},
+    {"allowed-origin", "WSR_ALLOWED_ORIGINS", K_LIST, LIST(origins), "ORIGIN",
+     "accept browser upgrades only from this Origin (https://app.example.com, https://*.example.com, *); "
+     "repeatable; others get 403. Default: any"},
+    {"trusted-proxy", "WSR_TRUSTED_PROXIES", K_LIST, LIST(trusted), "CIDR",
+     "a proxy (10.0.0.0/8, ::1) whose X-Forwarded-For / Forwarded names the client; repeatable"},
+    {"max-body", "WSR_MAX_BODY", K_KEYED_BYTES, KEY(WSR_OPT_MAX_BODY, 0, UINT32_MAX), "BYTES",
+     "largest HTTP request body; longer gets 413 (default 1m)"},
+    {"http-idle-timeout", "WSR_HTTP_IDLE_TIMEOUT", K_KEYED_NUMBER, KEY(WSR_OPT_HTTP_IDLE_TIMEOUT_MS, 1, MS_MAX), "MS",
+     "close an HTTP keep-alive connection idle this long between requests (default 5000)"},
+    {"http-max-requests", "WSR_HTTP_MAX_REQUESTS", K_KEYED_NUMBER, KEY(WSR_OPT_HTTP_MAX_REQUESTS, 1, UINT32_MAX), "N",
+     "requests one HTTP connection may make before it is closed (default 1000)"},
     {"max-message", "WSR_MAX_MESSAGE", K_BYTES, NUM(max_message, 1, UINT32_MAX - 64), "BYTES",
      "largest message accepted, all fragments together; bigger gets close 1009 (default 1048576)"},
     {"max-header", "WSR_MAX_HEADER", K_BYTES, NUM(max_header, 256, 65535), "BYTES",
@@ -84,7 +103,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: wsreactor [OPTION]...\n"
             "A WebSocket server (RFC 6455). Endpoints: /echo sends every message back;\n"
-            "/broadcast sends every message to every client connected to it.\n\n");
+            "/broadcast sends every message to every client connected to it; GET /healthz\n"
+            "answers {\"status\":\"ok\"}; GET /metrics gives Prometheus metrics.\n\n");
     for (const option_def &o : OPTIONS) {
         char flag[64];
         snprintf(flag, sizeof flag, "--%s %s", o.name, o.arg);
@@ -126,13 +146,41 @@ static bool add_subprotocol(config *cfg, const char *name) {
     return true;
 }
 
+static bool list_add(config_list *l, const char *v) {
+    if (l->n == CONFIG_MAX_LIST || !*v) return false;
+    l->items[l->n++] = v;
+    return true;
+}
+
+// Calls add for each value: one from a flag, a comma-separated list from the environment
+// (split in a copy that lives as long as the process).
+template <typename F> static bool each_value(const char *val, bool from_env, F add) {
+    if (!from_env) return add(val);
+    char *copy = strdup(val);
+    if (!copy) return false;
+    for (char *save = nullptr, *t = strtok_r(copy, ", ", &save); t; t = strtok_r(nullptr, ", ", &save))
+        if (!add(t)) return false;
+    return true;
+}
+
 static bool apply(config *cfg, const option_def &o, const char *val, bool from_env) {
     char *base = (char *)&cfg->opts;
     uint64_t n;
     switch (o.kind) {
-    case K_STRING:
-        *(const char **)(base + o.offset) = val;
-        return *val != '\0';
+    case K_LIST: {
+        config_list *l = (config_list *)((char *)cfg + o.offset);
+        return each_value(val, from_env, [&](const char *v) { return list_add(l, v); });
+    }
+    case K_BOOL:
+        if (strcasecmp(val, "yes") == 0 || strcasecmp(val, "on") == 0 || strcasecmp(val, "true") == 0 ||
+            strcmp(val, "1") == 0)
+            cfg->reuseport = true;
+        else if (strcasecmp(val, "no") == 0 || strcasecmp(val, "off") == 0 || strcasecmp(val, "false") == 0 ||
+                 strcmp(val, "0") == 0)
+            cfg->reuseport = false;
+        else
+            return false;
+        return true;
     case K_KEYED_NUMBER:
     case K_KEYED_BYTES:
         if (!parse_number(val, o.kind == K_KEYED_BYTES, o.max, &n) || n < o.min) return false;
@@ -176,15 +224,7 @@ static bool apply(config *cfg, const option_def &o, const char *val, bool from_e
             return false;
         return true;
     case K_SUBPROTO:
-        if (!from_env) return add_subprotocol(cfg, val);
-        {
-            // The environment gives a comma-separated list; split it in a copy we keep.
-            char *copy = strdup(val);
-            if (!copy) return false;
-            for (char *save = nullptr, *t = strtok_r(copy, ", ", &save); t; t = strtok_r(nullptr, ", ", &save))
-                if (!add_subprotocol(cfg, t)) return false;
-            return true;
-        }
+        return each_value(val, from_env, [&](const char *v) { return add_subprotocol(cfg, v); });
     }
     return false;
 }
@@ -237,10 +277,32 @@ config_result config_load(config *cfg, int argc, char **argv) {
     return CONFIG_OK;
 }
 
-int config_apply_keyed(const config *cfg, wsr_server *srv) {
+int config_apply(const config *cfg, wsr_server *srv) {
     for (int k = 0; k < CONFIG_KEYS; k++) {
         if (!cfg->keyed_set[k]) continue;
         int r = wsr_server_set_option(srv, (wsr_option)k, cfg->keyed[k]);
+        if (r != WSR_OK) return r;
+    }
+    unsigned flags = cfg->reuseport ? WSR_LISTEN_REUSEPORT : 0;
+    // Without any --listen the default address serves, beside any PROXY listeners.
+    if (cfg->listen.n == 0) {
+        int r = wsr_server_add_listener(srv, cfg->opts.listen ? cfg->opts.listen : "127.0.0.1:8080", flags);
+        if (r < 0) return r;
+    }
+    for (int i = 0; i < cfg->listen.n; i++) {
+        int r = wsr_server_add_listener(srv, cfg->listen.items[i], flags);
+        if (r < 0) return r;
+    }
+    for (int i = 0; i < cfg->listen_proxy.n; i++) {
+        int r = wsr_server_add_listener(srv, cfg->listen_proxy.items[i], flags | WSR_LISTEN_PROXY);
+        if (r < 0) return r;
+    }
+    for (int i = 0; i < cfg->origins.n; i++) {
+        int r = wsr_server_add_option(srv, WSR_OPT_ALLOWED_ORIGIN, cfg->origins.items[i]);
+        if (r != WSR_OK) return r;
+    }
+    for (int i = 0; i < cfg->trusted.n; i++) {
+        int r = wsr_server_add_option(srv, WSR_OPT_TRUSTED_PROXY, cfg->trusted.items[i]);
         if (r != WSR_OK) return r;
     }
     return WSR_OK;

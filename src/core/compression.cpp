@@ -54,6 +54,18 @@ bool compression_negotiate(wsr_server *srv, conn *c, const hs_parser *hs, char *
     return true;
 }
 
+size_t compression_describe(const conn *c, char *out, size_t cap) {
+    if (!(c->pmd & CP_ON)) return 0;
+    pmd_params p = {};
+    p.enabled = true;
+    p.server_no_context_takeover = c->pmd & CP_SRV_NCT;
+    p.client_no_context_takeover = c->pmd & CP_CLI_NCT;
+    p.server_window_bits = c->pmd_bits & 15;
+    p.client_window_bits = c->pmd_bits >> 4;
+    p.server_window_requested = p.server_window_bits != 15;
+    return pmd_write_response(&p, out, cap);
+}
+
 static pmd_conn *conn_streams(conn *c) {
     if (!c->z) c->z = (pmd_conn *)mem_calloc(1, sizeof(pmd_conn));
     return c->z;

@@ -15,6 +15,8 @@ struct buf;
 // the connection's parameters and writes the response value into ext (NUL-terminated).
 // Returns false when compression is off for this connection.
 bool compression_negotiate(wsr_server *srv, conn *c, const hs_parser *hs, char *ext, size_t cap);
+// The agreement of an open connection as Sec-WebSocket-Extensions text; 0 for none.
+size_t compression_describe(const conn *c, char *out, size_t cap);
 
 // Decompresses a complete received message, writing at most about `step` bytes now.
 // Returns 0 with *out/*out_len set (valid until the next call) when it is done;

@@ -9,12 +9,12 @@
 #include <unistd.h>
 
 #include "core/compression.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/server.h"
 #include "core/stats.h"
 #include "core/transport.h"
-#include "proto/handshake.h"
 #include "proto/utf8.h"
 
 enum {
@@ -29,20 +29,11 @@ enum {
     FLUSH_NOW_BYTES = 65536 // past this, a send writes at once instead of at loop end
 };
 
-static const char *peer_name(const conn *c, char *out, size_t cap) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) != 0) return "?";
-    char host[INET6_ADDRSTRLEN];
-    if (ss.ss_family == AF_INET6) {
-        auto *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-        snprintf(out, cap, "[%s]:%u", host, ntohs(a->sin6_port));
-    } else {
-        auto *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-        snprintf(out, cap, "%s:%u", host, ntohs(a->sin_port));
-    }
+// The client's address for log lines: the one a proxy reported, else the socket's peer.
+static const char *peer_name(wsr_server *srv, const conn *c, char *out, size_t cap) {
+    net_addr a;
+    server_conn_address(srv, c, &a);
+    net_addr_format(&a, out, cap);
     return out;
 }
 
@@ -56,40 +47,44 @@ static void free_message(wsr_server *srv, conn *c) {
     c->msg_len = c->msg_cap = 0;
 }
 
-static void free_aux(conn *c) {
-    if (c->state == CONN_HANDSHAKE) {
-        if (c->aux.hs) {
-            hs_parser_free(c->aux.hs);
-            free(c->aux.hs);
-        }
-    } else {
+static bool in_http(const conn *c) { return c->state == CONN_HANDSHAKE || c->state == CONN_UPGRADING; }
+
+static void free_aux(wsr_server *srv, conn *c) {
+    if (in_http(c))
+        http_conn_free(&srv->http, srv, c);
+    else
         free(c->aux.ctl);
-    }
     c->aux.hs = nullptr;
     c->ctl_len = 0;
 }
 
-void conn_start(conn *c, int fd) {
+void conn_start(conn *c, int fd, uint16_t listener, bool proxy) {
     c->fd = fd;
     c->state = CONN_HANDSHAKE;
-    c->aux.hs = nullptr; // a parser of its own only if the request spans reads
+    c->aux.hs = nullptr; // a parser of its own only if a request spans reads
+    http_start(c, listener, proxy);
 }
 
-// Leaves CONN_HANDSHAKE, which the server bounds (max_handshakes).
+// Leaves the HTTP states, which the server bounds (max_handshakes).
 static void end_handshake(wsr_server *srv, conn *c, uint8_t state) {
-    free_aux(c);
+    free_aux(srv, c);
     srv->handshakes--;
     c->state = state;
+    if (c->flags2 & CF2_AWAITING) {
+        c->flags2 &= (uint8_t)~CF2_AWAITING;
+        server_update_events(srv, c);
+    }
 }
 
 // Ends a connection whose stream can take nothing more: the socket failed, or memory
 // ran out with part of a frame already written. Destroyed by the flush pass.
-static void cut(wsr_server *srv, conn *c, const char *why) {
+void conn_cut(wsr_server *srv, conn *c, const char *why) {
     char peer[64];
-    log_warn("connection %s cut: %s", peer_name(c, peer, sizeof peer), why);
+    if (why) log_warn("connection %s cut: %s", peer_name(srv, c, peer, sizeof peer), why);
     c->flags |= CF_DEAD;
     server_want_flush(srv, c);
 }
+static void cut(wsr_server *srv, conn *c, const char *why) { conn_cut(srv, c, why); }
 
 // Every copy into the out-queue goes through here, for the memory account.
 static bool push_copy(wsr_server *srv, conn *c, const void *a, size_t alen, const void *b, size_t blen) {
@@ -173,11 +168,12 @@ static int admit(wsr_server *srv, conn *c) {
     char peer[64];
     if (srv->opts.slow_policy == WSR_SLOW_DROP) {
         srv->stats.slow_drops++;
-        log_debug("connection %s too slow (%llu bytes unsent): message dropped", peer_name(c, peer, sizeof peer),
+        c->flags2 |= CF2_DRAIN;
+        log_debug("connection %s too slow (%llu bytes unsent): message dropped", peer_name(srv, c, peer, sizeof peer),
                   (unsigned long long)c->out.bytes);
         return WSR_DROPPED;
     }
-    log_info("connection %s too slow (%llu bytes unsent): closing", peer_name(c, peer, sizeof peer),
+    log_info("connection %s too slow (%llu bytes unsent): closing", peer_name(srv, c, peer, sizeof peer),
              (unsigned long long)c->out.bytes);
     srv->stats.slow_closes++;
     c->close_code = WS_CLOSE_POLICY;
@@ -190,7 +186,9 @@ static int sent_message(wsr_server *srv, conn *c) {
     srv->stats.messages_out++;
     timers_put(&srv->tm, c, TK_IDLE);
     if (c->flags & CF_DEAD) return WSR_ENOCONN; // the write found the peer gone
-    return (c->flags & CF_WANT_WRITE) ? WSR_QUEUED : WSR_OK;
+    if (!(c->flags & CF_WANT_WRITE)) return WSR_OK;
+    c->flags2 |= CF2_DRAIN;
+    return WSR_QUEUED;
 }
 
 // Fails the WebSocket connection (RFC 6455 §7.1.7): a close frame with the code, then
@@ -201,8 +199,9 @@ static int sent_message(wsr_server *srv, conn *c) {
 // reading. conn_fail, from the connection's own input path, also drops the input not
 // yet delivered (the destroy would, later).
 static void close_failing(wsr_server *srv, conn *c, uint16_t code, const char *reason) {
+    if (in_http(c)) return cut(srv, c, reason); // no WebSocket yet to send a close on
     char peer[64];
-    log_info("connection %s failed: %u %s", peer_name(c, peer, sizeof peer), code, reason);
+    log_info("connection %s failed: %u %s", peer_name(srv, c, peer, sizeof peer), code, reason);
     if (code == WS_CLOSE_PROTOCOL || code == WS_CLOSE_BAD_DATA || code == WS_CLOSE_TOO_BIG) srv->stats.protocol_errors++;
     if (!(c->flags & CF_CLOSE_SENT)) {
         c->close_code = code;
@@ -219,42 +218,49 @@ static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reaso
     close_failing(srv, c, code, reason);
 }
 
-// Writes a handshake response or a control frame at once when nothing is queued
-// ahead of it: what fits the socket buffer (nearly always) then costs no buffer at all.
-// Whatever the kernel does not take is queued as usual, after anything queued before;
-// if even that fails, part of the bytes may be out, so nothing else may follow: cut.
-static void send_now(wsr_server *srv, conn *c, const char *data, size_t len) {
-    ssize_t w = 0;
+// Writes a response or a control frame at once when nothing is queued ahead of it:
+// what fits the socket buffer (nearly always) then costs no buffer at all. Whatever the
+// kernel does not take is queued as usual, after anything queued before; if even that
+// fails, part of the bytes may be out, so nothing else may follow: cut.
+void conn_write(wsr_server *srv, conn *c, const struct iovec *iov, int n) {
+    if (c->flags & CF_DEAD) return;
+    size_t skip = 0;
     if (!c->out.head) {
-        struct iovec iov = {(void *)data, len};
-        w = srv->io->writev(c, &iov, 1);
+        ssize_t w = srv->io->writev(c, iov, n);
         if (w < 0 && w != -EAGAIN) {
             c->flags |= CF_DEAD;
             server_want_flush(srv, c);
             return;
         }
-        if (w < 0) w = 0;
-        srv->stats.bytes_out += (uint64_t)w;
+        if (w > 0) {
+            skip = (size_t)w;
+            srv->stats.bytes_out += (uint64_t)w;
+        }
     }
-    if ((size_t)w < len && !push_copy(srv, c, data + w, len - (size_t)w, nullptr, 0))
-        return cut(srv, c, "out of memory for output");
+    for (int i = 0; i < n; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        if (!push_copy(srv, c, (const char *)iov[i].iov_base + skip, len - skip, nullptr, 0))
+            return cut(srv, c, "out of memory for output");
+        skip = 0;
+    }
+    if (c->out.head) queued(srv, c);
     server_want_flush(srv, c);
 }
 
-// Answers a request that will not be upgraded, then closes.
-static void http_fail(wsr_server *srv, conn *c, uint16_t status, const char *reason) {
-    char peer[64];
-    log_info("handshake from %s rejected: %u %s", peer_name(c, peer, sizeof peer), status, reason);
-    srv->stats.handshakes_failed[stats_hs_bucket(status)]++;
-    const char *extra = nullptr;
-    if (status == 426) extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
-    if (status == 405) extra = "Allow: GET\r\n";
-    char resp[512];
-    size_t n = hs_write_error(resp, sizeof resp, status, reason, extra);
+static void send_now(wsr_server *srv, conn *c, const char *data, size_t len) {
+    struct iovec iov = {(void *)data, len};
+    conn_write(srv, c, &iov, 1);
+}
+
+void conn_end_after_output(wsr_server *srv, conn *c) {
+    free_message(srv, c); // held input: nothing more is read from this connection
     end_handshake(srv, c, CONN_CLOSING);
     c->flags |= CF_CLOSE_SENT | CF_FAILING;
     timers_put(&srv->tm, c, TK_CLOSE);
-    send_now(srv, c, resp, n);
 }
 
 static void set_want_write(wsr_server *srv, conn *c, bool on) {
@@ -293,8 +299,23 @@ static bool write_out(wsr_server *srv, conn *c) {
     return true;
 }
 
+// on_drain, once a connection that was told WSR_QUEUED (or WSR_DROPPED) has written its
+// way down to the drain mark. Only after the kernel took bytes: a producer that sends
+// again from on_drain and is queued again waits for the socket, not for this pass.
+static void maybe_drain(wsr_server *srv, conn *c, uint64_t before) {
+    if (!(c->flags2 & CF2_DRAIN) || c->state != CONN_OPEN || c->out.bytes >= before ||
+        c->out.bytes > srv->drain_bytes)
+        return;
+    c->flags2 &= (uint8_t)~CF2_DRAIN;
+    const ws_endpoint *ep = http_endpoint(&srv->http, c);
+    if (ep->ep.on_drain) ep->ep.on_drain(srv, conn_id(c), ep->user);
+}
+
 void conn_flush(wsr_server *srv, conn *c) {
+    uint64_t before = c->out.bytes;
     if ((c->flags & CF_DEAD) || !write_out(srv, c)) return conn_destroy(srv, c, false);
+    maybe_drain(srv, c, before);
+    if (c->flags & CF_DEAD) return server_want_flush(srv, c); // a send from on_drain found it gone
     if ((c->flags & CF_READ_PAUSED) && c->out.bytes <= srv->opts.max_backpressure / 4) {
         c->flags &= (uint8_t)~CF_READ_PAUSED;
         server_update_events(srv, c);
@@ -316,70 +337,32 @@ void conn_flush(wsr_server *srv, conn *c) {
 
 // --- input: handshake ------------------------------------------------------------
 
-static const route *find_route(const wsr_server *srv, const hs_parser *hs, uint16_t *idx) {
-    hs_span path = hs_request_path(hs);
-    const char *p = hs_span_ptr(hs, path);
-    for (uint16_t i = 0; i < srv->nroutes; i++) {
-        if (strlen(srv->routes[i].path) == path.len && memcmp(srv->routes[i].path, p, path.len) == 0) {
-            *idx = i;
-            return &srv->routes[i];
-        }
-    }
-    return nullptr;
-}
-
 static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget);
 
-static void handshake_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget) {
-    // Most requests arrive whole in one read: parse those in the server's scratch
-    // parser, so a connection allocates nothing for its handshake.
-    hs_parser *hs = c->aux.hs;
-    if (!hs) {
-        hs = &srv->hs_scratch;
-        hs_parser_reset(hs);
-    }
-    size_t used = 0;
-    hs_state st = hs_parser_feed(hs, data, n, &used);
-    if (st == HS_NEED_MORE) {
-        if (hs == &srv->hs_scratch && !(c->aux.hs = hs_parser_clone(hs))) {
-            log_error("out of memory for a handshake");
-            conn_destroy(srv, c, false);
-        }
-        return;
-    }
-    if (st == HS_FAILED) return http_fail(srv, c, hs->status, hs->error);
-    uint16_t ridx = 0;
-    const route *r = find_route(srv, hs, &ridx);
-    if (!r) return http_fail(srv, c, 404, "no WebSocket endpoint at this path");
-    hs_result res;
-    hs_validate(hs, &srv->hs_cfg, &res);
-    if (res.status != 101) return http_fail(srv, c, res.status, res.error);
-    if (srv->shutting_down) return http_fail(srv, c, 503, "server is shutting down");
-    if (srv->table_open >= srv->max_conns)
-        return http_fail(srv, c, 503, "too many connections");
-
-    // Room for the longest response the options allow (subprotocol names are tokens of
-    // at most WSR_MAX_SUBPROTOCOL_LEN bytes); a response that did not fit would be no
-    // response at all, so it is checked, not assumed.
-    char resp[256 + WSR_MAX_SUBPROTOCOL_LEN + 160];
-    char ext[160];
-    bool pmd = compression_negotiate(srv, c, hs, ext, sizeof ext);
-    size_t rn = hs_write_accept(resp, sizeof resp, &res, pmd ? ext : nullptr);
-    if (rn == 0) return http_fail(srv, c, 500, "response does not fit");
+void conn_upgraded(wsr_server *srv, conn *c, uint16_t endpoint, const uint8_t *data, size_t n, size_t *budget) {
     end_handshake(srv, c, CONN_OPEN);
-    c->route = ridx;
-    frame_parser_init(&c->fp);
-    timers_put(&srv->tm, c, TK_HEARTBEAT); // replaces the handshake deadline
+    c->route = endpoint;
+    frame_parser_init(&c->fp); // in the room the HTTP state had
+    c->opened_s = server_seconds(srv);
+    timers_put(&srv->tm, c, TK_HEARTBEAT); // replaces the request deadline
     timers_put(&srv->tm, c, TK_IDLE);
-    send_now(srv, c, resp, rn);
     // Only a peer that got its 101 (or will, from the out-queue) is open.
     if (c->flags & CF_DEAD) return;
     c->flags |= CF_OPENED;
     srv->stats.handshakes_ok++;
     srv->table_open++;
-    if (r->h.on_open) r->h.on_open(srv, conn_id(c), r->user);
+    const ws_endpoint *ep = http_endpoint(&srv->http, c);
+    if (ep->ep.on_open) ep->ep.on_open(srv, conn_id(c), ep->user);
     // Frames may ride in the same read as the request.
-    if (used < n && c->state == CONN_OPEN && !(c->flags & CF_DEAD)) frames_feed(srv, c, data + used, n - used, budget);
+    if (n && c->state == CONN_OPEN && !(c->flags & CF_DEAD)) frames_feed(srv, c, (uint8_t *)data, n, budget);
+}
+
+void conn_deadline(wsr_server *srv, conn *c, uint8_t kind) { timers_put(&srv->tm, c, kind); }
+
+void conn_await(wsr_server *srv, conn *c, bool on) {
+    c->flags2 = (uint8_t)(on ? c->flags2 | CF2_AWAITING : c->flags2 & ~CF2_AWAITING);
+    server_update_events(srv, c);
+    if (!on && conn_waits(c) && !server_backlog_add(srv, c)) cut(srv, c, "out of memory");
 }
 
 // --- input: frames ---------------------------------------------------------------
@@ -445,6 +428,29 @@ static void hold_over(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
     if (!server_backlog_add(srv, c)) conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
 }
 
+bool conn_hold(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
+    hold_over(srv, c, data, n);
+    return !(c->flags & (CF_DEAD | CF_FAILING));
+}
+
+bool conn_buffer(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
+    return message_append(srv, c, data, n) && !(c->flags & CF_DEAD);
+}
+
+uint8_t *conn_buffer_take(wsr_server *, conn *c, size_t *len, size_t *cap) {
+    uint8_t *b = c->msg;
+    *len = c->msg_len;
+    *cap = c->msg_cap;
+    c->msg = nullptr;
+    c->msg_len = c->msg_cap = 0;
+    return b;
+}
+
+void conn_buffer_drop(wsr_server *srv, uint8_t *buf, size_t cap) {
+    free(buf);
+    server_mem_change(srv, -(int64_t)cap);
+}
+
 static size_t inflate_step(size_t budget) { return budget > INFLATE_STEP_MIN ? budget : (size_t)INFLATE_STEP_MIN; }
 
 static void fail_inflate(wsr_server *srv, conn *c, uint16_t err) {
@@ -478,8 +484,9 @@ static void finish_message(wsr_server *srv, conn *c, const uint8_t *d, size_t dn
 static void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d, size_t n) {
     srv->stats.messages_in++;
     timers_put(&srv->tm, c, TK_IDLE);
-    const route *r = &srv->routes[c->route];
-    if (r->h.on_message) r->h.on_message(srv, conn_id(c), (wsr_opcode)opcode, d ? d : (const uint8_t *)"", n, r->user);
+    const ws_endpoint *ep = http_endpoint(&srv->http, c);
+    if (ep->ep.on_message)
+        ep->ep.on_message(srv, conn_id(c), (wsr_opcode)opcode, d ? d : (const uint8_t *)"", n, ep->user);
 }
 
 static void on_close_frame(wsr_server *srv, conn *c, const uint8_t *d, size_t n) {
@@ -503,8 +510,11 @@ static void on_control(wsr_server *srv, conn *c, uint8_t op, const uint8_t *d, s
     case WS_OP_CLOSE:
         on_close_frame(srv, c, d, n);
         break;
-    default: // an unsolicited pong is a heartbeat (§5.5.3)
+    default: { // a pong: the answer to a ping, or unsolicited, a heartbeat (§5.5.3)
+        const ws_endpoint *ep = http_endpoint(&srv->http, c);
+        if (ep->ep.on_pong && c->state == CONN_OPEN) ep->ep.on_pong(srv, conn_id(c), d ? d : (const uint8_t *)"", n, ep->user);
         break;
+    }
     }
 }
 
@@ -628,13 +638,21 @@ static void feed_held(wsr_server *srv, conn *c, size_t *budget) {
     c->flags2 &= (uint8_t)~CF2_HELD;
     // Payload may be handed out in place, so in lives until the feed returns; what
     // is still left then was copied by hold_over.
-    if (c->state == CONN_OPEN || c->state == CONN_CLOSING) frames_feed(srv, c, in, n, budget);
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
+        frames_feed(srv, c, in, n, budget);
+    else if (c->state == CONN_HANDSHAKE)
+        http_feed(&srv->http, srv, c, in, n, budget);
     free(in);
     server_mem_change(srv, -cap);
 }
 
 void conn_on_readable(wsr_server *srv, conn *c) {
     size_t budget = srv->round_budget;
+    if (c->flags2 & CF2_AWAITING) return; // the application has the floor
+    if (c->state == CONN_UPGRADING) {
+        http_finish_upgrade(&srv->http, srv, c, &budget);
+        if (c->state != CONN_OPEN || (c->flags & CF_DEAD)) return;
+    }
     if ((c->flags2 & CF2_INFLATING) && !resume_inflate(srv, c, &budget)) return;
     if (c->flags2 & CF2_HELD) {
         if (budget) return feed_held(srv, c, &budget);
@@ -664,11 +682,13 @@ void conn_on_readable(wsr_server *srv, conn *c) {
         if (c->flags & CF_FAILING || c->state == CONN_DRAINING) {
             // Nothing more will be parsed; keep reading so the peer's FIN arrives.
         } else if (c->state == CONN_HANDSHAKE) {
-            handshake_feed(srv, c, srv->rbuf, (size_t)n, &budget);
+            http_feed(&srv->http, srv, c, srv->rbuf, (size_t)n, &budget);
         } else {
             frames_feed(srv, c, srv->rbuf, (size_t)n, &budget);
         }
-        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || conn_waits(c) || (size_t)n < srv->read_size) return;
+        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (c->flags2 & CF2_AWAITING) || conn_waits(c) ||
+            (size_t)n < srv->read_size)
+            return;
     }
 }
 
@@ -681,7 +701,7 @@ static int send_budget(wsr_server *srv, conn *c, size_t len) {
 }
 
 int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len) {
-    if (c->state != CONN_OPEN) return WSR_ECLOSING;
+    if (c->state != CONN_OPEN) return in_http(c) ? WSR_ESTATE : WSR_ECLOSING;
     if (len > srv->opts.max_message) return WSR_ETOOBIG;
     int r = admit(srv, c);
     if (r != WSR_OK) return r;
@@ -699,7 +719,7 @@ int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t
 }
 
 int conn_send_msg(wsr_server *srv, conn *c, wsr_msg *m) {
-    if (c->state != CONN_OPEN) return WSR_ECLOSING;
+    if (c->state != CONN_OPEN) return in_http(c) ? WSR_ESTATE : WSR_ECLOSING;
     if (m->plain->len - m->hdr_len > srv->opts.max_message) return WSR_ETOOBIG;
     int r = admit(srv, c);
     if (r != WSR_OK) return r;
@@ -710,10 +730,17 @@ int conn_send_msg(wsr_server *srv, conn *c, wsr_msg *m) {
     return sent_message(srv, c);
 }
 
+int conn_ping(wsr_server *srv, conn *c, const void *data, size_t len) {
+    if (c->state != CONN_OPEN) return in_http(c) ? WSR_ESTATE : WSR_ECLOSING;
+    if (len > 125) return WSR_EINVAL;
+    return queue_frame(srv, c, WS_OP_PING, data, len);
+}
+
 int conn_close(wsr_server *srv, conn *c, uint16_t code, const char *reason, size_t reason_len) {
     if (c->flags & CF_DEAD) return WSR_ENOCONN;
-    if (c->state == CONN_HANDSHAKE) {
-        conn_destroy(srv, c, false);
+    if (in_http(c)) {
+        // Cut by the flush pass, not here: this may be inside the request's own callback.
+        cut(srv, c, nullptr);
         return WSR_OK;
     }
     if (c->flags & CF_CLOSE_SENT) return WSR_ECLOSING;
@@ -726,11 +753,12 @@ void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
     char peer[64];
     switch (kind) {
     case TK_HANDSHAKE:
-        log_info("handshake from %s timed out", peer_name(c, peer, sizeof peer));
-        srv->stats.handshakes_failed[STATS_HS_TIMEOUT]++;
-        return conn_destroy(srv, c, false);
+    case TK_KEEPALIVE:
+        // An upgrade accepted later completes in its round, which is already due.
+        if (c->state == CONN_HANDSHAKE) http_on_timeout(&srv->http, srv, c);
+        return;
     case TK_CLOSE:
-        log_info("connection %s did not finish closing in time; cut", peer_name(c, peer, sizeof peer));
+        log_info("connection %s did not finish closing in time; cut", peer_name(srv, c, peer, sizeof peer));
         srv->stats.close_timeouts++;
         return conn_destroy(srv, c, false);
     case TK_HEARTBEAT:
@@ -741,19 +769,19 @@ void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
         timers_put(&srv->tm, c, srv->opts.pong_timeout_ms ? TK_PONG : TK_HEARTBEAT);
         return;
     case TK_PONG:
-        log_info("connection %s stale: silent %u ms after a ping; cut", peer_name(c, peer, sizeof peer),
+        log_info("connection %s stale: silent %u ms after a ping; cut", peer_name(srv, c, peer, sizeof peer),
                  srv->opts.pong_timeout_ms);
         srv->stats.stale_cuts++;
         return conn_destroy(srv, c, false);
     case TK_SLOW:
-        log_info("connection %s too slow: %llu bytes unsent for %u ms; closing", peer_name(c, peer, sizeof peer),
+        log_info("connection %s too slow: %llu bytes unsent for %u ms; closing", peer_name(srv, c, peer, sizeof peer),
                  (unsigned long long)c->out.bytes, srv->tm.lists[TK_SLOW].timeout_ms);
         srv->stats.slow_closes++;
         c->close_code = WS_CLOSE_POLICY;
         queue_close(srv, c, WS_CLOSE_POLICY, "slow consumer", 13);
         return;
     case TK_IDLE:
-        log_info("connection %s idle for %u ms; closing", peer_name(c, peer, sizeof peer), srv->opts.idle_timeout_ms);
+        log_info("connection %s idle for %u ms; closing", peer_name(srv, c, peer, sizeof peer), srv->opts.idle_timeout_ms);
         srv->stats.idle_closes++;
         c->close_code = WS_CLOSE_GOING_AWAY;
         queue_close(srv, c, WS_CLOSE_GOING_AWAY, "idle timeout", 12);
@@ -764,8 +792,11 @@ void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
 void conn_destroy(wsr_server *srv, conn *c, bool clean) {
     if (c->state == CONN_FREE || c->fd < 0) return; // fd < 0: inside its own on_close
     timers_remove_all(&srv->tm, c);
-    if (c->state == CONN_HANDSHAKE) srv->handshakes--;
-    free_aux(c);
+    if (in_http(c)) srv->handshakes--;
+    free_aux(srv, c);
+    server_set_address(srv, c, nullptr);
+    c->subproto = 0;
+    c->flags2 &= (uint8_t)~(CF2_AWAITING | CF2_DRAIN);
     free_message(srv, c);
     c->flags2 &= (uint8_t)~CF2_INFLATING;
     compression_conn_free(srv, c);
@@ -782,8 +813,8 @@ void conn_destroy(wsr_server *srv, conn *c, bool clean) {
     if (opened) {
         srv->table_open--;
         stats_count_close(&srv->stats, code);
-        const route *r = &srv->routes[c->route];
-        if (r->h.on_close) r->h.on_close(srv, conn_id(c), code, r->user);
+        const ws_endpoint *ep = http_endpoint(&srv->http, c);
+        if (ep->ep.on_close) ep->ep.on_close(srv, conn_id(c), code, ep->user);
     }
     c->state = CONN_FREE;
     if (c->flags & CF_IN_FLUSH)

@@ -16,7 +16,9 @@ struct hs_parser;
 
 enum conn_state : uint8_t {
     CONN_FREE,      // slot unused
-    CONN_HANDSHAKE, // reading the upgrade request
+    CONN_HANDSHAKE, // HTTP: reading requests (an upgrade, or plain HTTP with keep-alive)
+    CONN_UPGRADING, // the application accepted the upgrade later: the 101 and on_open
+                    // come in the connection's next round
     CONN_OPEN,      // WebSocket open
     CONN_CLOSING,   // our close frame is queued or sent; waiting for the peer's
     CONN_DRAINING,  // all sent and write side shut; discarding input until EOF
@@ -54,6 +56,25 @@ enum conn_flag2 : uint8_t {
                          // connection used up its round's budget (see conn_on_readable)
     CF2_INFLATING = 1 << 2, // a received message is being inflated over several rounds
     CF2_IN_BACKLOG = 1 << 3, // on the server's backlog list for its next round
+    CF2_DRAIN = 1 << 4,      // a send was queued or dropped: on_drain is owed once the
+                             // unsent bytes fall to the drain mark
+    CF2_AWAITING = 1 << 5,   // a request waits for the application's answer: not read, only
+                             // watched for the peer leaving
+};
+
+// What a connection in CONN_HANDSHAKE keeps, in the room the frame parser takes once
+// the connection is open.
+enum http_flag : uint8_t {
+    HF_PROXY = 1 << 0,      // the listener expects a PROXY protocol header first
+    HF_ANSWERED = 1 << 1,   // the request being handled has its answer
+    HF_ACCEPTED = 1 << 2,   // ... and the answer accepts the upgrade
+    HF_BODY = 1 << 3,       // the parser is reading the request's body
+    HF_UPGRADE = 1 << 4,    // the request waiting for an answer is an upgrade
+};
+struct http_state {
+    uint32_t requests;  // requests answered on this connection (keep-alive)
+    uint16_t listener;  // index of the listener that accepted it
+    uint8_t flags;      // http_flag
 };
 
 struct conn {
@@ -68,14 +89,17 @@ struct conn {
     uint16_t route;      // index into the server's routes
     uint8_t timer_kind[2]; // which deadline list holds this connection, per lane
     uint8_t ctl_len;     // bytes of a split control frame held in ctl
-    uint8_t _pad;
+    uint8_t subproto;    // agreed subprotocol: 1 + index into the server's names; 0 none
     timer_link tl[2];    // lane 0: handshake/close/heartbeat/pong; lane 1: idle
-    uint32_t flush_next; // flush list link
+    uint32_t opened_s;   // when the handshake completed: seconds since the server started
     uint32_t msg_len;    // bytes of the current message held in msg
     uint32_t msg_cap;
     uint8_t pmd;         // conn_pmd flags
     uint8_t pmd_bits;    // agreed window bits: server in the low nibble, client in the high
-    frame_parser fp;
+    union {
+        frame_parser fp; // CONN_OPEN and after
+        http_state http; // CONN_HANDSHAKE and CONN_UPGRADING
+    };
     outq out;
     uint8_t *msg;        // assembly of a message that spans frames or reads
     union {
@@ -91,13 +115,17 @@ static_assert(sizeof(conn) <= 176, "conn grew: every idle connection pays for ea
 static inline wsr_conn_id conn_id(const conn *c) { return ((uint64_t)c->gen << 32) | c->idx; }
 // Work left over from a round (held input, a message half inflated): the backlog pass
 // gives the connection its next round, and its socket is not read meanwhile.
-static inline bool conn_waits(const conn *c) { return c->flags2 & (CF2_HELD | CF2_INFLATING); }
+// An upgrade accepted later waits for its round the same way.
+static inline bool conn_waits(const conn *c) {
+    return (c->flags2 & (CF2_HELD | CF2_INFLATING)) || c->state == CONN_UPGRADING;
+}
 
 // Bytes read, plus bytes inflated, plus 256 per message, that one round may cost.
 enum { CONN_ROUND_BUDGET = 256 * 1024 };
 
-// Takes over an accepted, non-blocking socket: the connection starts in CONN_HANDSHAKE.
-void conn_start(conn *c, int fd);
+// Takes over an accepted, non-blocking socket from a listener: the connection starts in
+// CONN_HANDSHAKE (proxy: it must begin with a PROXY protocol header).
+void conn_start(conn *c, int fd, uint16_t listener, bool proxy);
 // One round of input: read, parse, dispatch, within a budget of bytes read, bytes
 // inflated and messages delivered, so that one connection cannot hold the thread while
 // others wait. What is left of a read past the budget is held (CF2_HELD) for the next
@@ -111,6 +139,8 @@ void conn_flush(wsr_server *srv, conn *c);
 int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len);
 // Queues a prepared message by reference (zero-copy broadcast). A WSR_* result.
 int conn_send_msg(wsr_server *srv, conn *c, wsr_msg *m);
+// Queues a ping with an application payload (at most 125 bytes). A WSR_* result.
+int conn_ping(wsr_server *srv, conn *c, const void *data, size_t len);
 // Starts the closing handshake (RFC 6455 §7.1.2). A WSR_* result.
 int conn_close(wsr_server *srv, conn *c, uint16_t code, const char *reason, size_t reason_len);
 // A deadline of this connection passed.

@@ -113,6 +113,15 @@ bool options_check_key(const wsr_options *o, wsr_option key, uint64_t value, cha
     }
     case WSR_OPT_SLOW_TIMEOUT_MS:
         return value <= WSR_MAX_TIMEOUT_MS ? true : fail(why, cap, "slow_timeout_ms", value, 0, WSR_MAX_TIMEOUT_MS);
+    case WSR_OPT_DRAIN_BYTES:
+        return value <= o->max_backpressure ? true : fail(why, cap, "drain_bytes", value, 0, o->max_backpressure);
+    case WSR_OPT_MAX_BODY:
+        return value <= UINT32_MAX ? true : fail(why, cap, "max_body", value, 0, UINT32_MAX);
+    case WSR_OPT_HTTP_MAX_REQUESTS:
+        return value >= 1 && value <= UINT32_MAX ? true : fail(why, cap, "http_max_requests", value, 1, UINT32_MAX);
+    case WSR_OPT_HTTP_IDLE_TIMEOUT_MS:
+        return value >= 1 && value <= WSR_MAX_TIMEOUT_MS ? true
+                                                          : fail(why, cap, "http_idle_timeout_ms", value, 1, WSR_MAX_TIMEOUT_MS);
     }
     snprintf(why, cap, "unknown option %d", (int)key);
     return false;

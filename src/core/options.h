@@ -11,6 +11,7 @@ enum : uint64_t {
     OPTIONS_DEFAULT_MAX_HANDSHAKES = 1024,
     OPTIONS_DEFAULT_MAX_MEMORY = 64ull << 20,
     OPTIONS_DEFAULT_SLOW_TIMEOUT_MS = 10000,
+    OPTIONS_DEFAULT_HTTP_IDLE_TIMEOUT_MS = 5000,
     OPTIONS_MIN_HEADER = 256, // a request line and the four required headers
 };
 

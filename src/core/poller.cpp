@@ -7,7 +7,8 @@
 enum { BATCH = 256, ROUNDS = 2 };
 
 static uint32_t to_epoll(uint32_t events) {
-    return (events & POLLER_IN ? (uint32_t)(EPOLLIN | EPOLLRDHUP) : 0u) | (events & POLLER_OUT ? (uint32_t)EPOLLOUT : 0u);
+    return (events & POLLER_IN ? (uint32_t)(EPOLLIN | EPOLLRDHUP) : 0u) | (events & POLLER_OUT ? (uint32_t)EPOLLOUT : 0u) |
+           (events & POLLER_HUP ? (uint32_t)EPOLLRDHUP : 0u);
 }
 
 static uint32_t from_epoll(uint32_t ev) {

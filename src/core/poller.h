@@ -14,7 +14,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-enum { POLLER_IN = 1, POLLER_OUT = 2 };
+// POLLER_HUP alone watches a socket only for the peer hanging up (reported as POLLER_IN).
+enum { POLLER_IN = 1, POLLER_OUT = 2, POLLER_HUP = 4 };
 
 typedef void (*poller_cb)(void *ctx, uint64_t tag, uint32_t events);
 

@@ -19,8 +19,9 @@
 #include "core/options.h"
 #include "proto/utf8.h"
 
-static const uint32_t NONE = UINT32_MAX;
-static const uint64_t LISTENER_TAG = 0; // connection tags carry a generation >= 1
+// Poller tags below this are listener indices: connection tags carry a generation >= 1
+// in their high half.
+static const uint64_t CONN_TAG_MIN = 1ull << 32;
 
 enum {
     READ_BUFFER = 128 * 1024,
@@ -43,6 +44,7 @@ const char *wsr_strerror(int err) {
     case WSR_EADDR: return "bad listen address";
     case WSR_ESYS: return "system call failed";
     case WSR_EEXIST: return "route already exists";
+    case WSR_ESTATE: return "not in this state";
     default: return "unknown error";
     }
 }
@@ -53,21 +55,24 @@ const char *wsr_strerror(int err) {
 void server_want_flush(wsr_server *srv, conn *c) {
     if (c->flags & CF_IN_FLUSH) return;
     c->flags |= CF_IN_FLUSH;
-    c->flush_next = srv->flush_head;
-    srv->flush_head = c->idx;
+    // Never full: it has a place for every slot of the table (see server_adopt), and a
+    // slot is on it at most once.
+    srv->flush[srv->flush_len++] = c->idx;
 }
 
 void server_update_events(wsr_server *srv, conn *c) {
     uint32_t ev = (c->flags & CF_READ_PAUSED ? 0 : POLLER_IN) | (c->flags & CF_WANT_WRITE ? POLLER_OUT : 0);
+    // Waiting for the application's answer: not read, but a peer that leaves is seen.
+    if (c->flags2 & CF2_AWAITING) ev = (c->flags & CF_WANT_WRITE ? POLLER_OUT : 0) | POLLER_HUP;
     poller_mod(&srv->poll, c->fd, conn_id(c), ev);
 }
 
 // Runs once per loop iteration, just before the loop waits for I/O: everything the
-// application sent during the iteration leaves in one writev per connection.
+// application sent during the iteration leaves in one writev per connection. Entries
+// added while the pass runs (on_drain sent more) are written in the same pass.
 void server_flush(wsr_server *srv) {
-    while (srv->flush_head != NONE) {
-        conn *c = conn_table_at(&srv->table, srv->flush_head);
-        srv->flush_head = c->flush_next;
+    for (uint32_t i = 0; i < srv->flush_len; i++) {
+        conn *c = conn_table_at(&srv->table, srv->flush[i]);
         c->flags &= (uint8_t)~CF_IN_FLUSH;
         if (c->state == CONN_FREE) {
             conn_table_release(&srv->table, c); // destroyed while queued here
@@ -75,6 +80,7 @@ void server_flush(wsr_server *srv) {
         } else
             conn_flush(srv, c);
     }
+    srv->flush_len = 0;
 }
 
 static void on_tick(uv_timer_t *h);
@@ -113,20 +119,25 @@ static void mem_settle(wsr_server *srv) {
 
 // --- accepting --------------------------------------------------------------------
 
+static void watch_listeners(wsr_server *srv, uint32_t events) {
+    for (uint16_t i = 0; i < srv->nlisteners; i++)
+        if (srv->listeners[i].fd >= 0) poller_mod(&srv->poll, srv->listeners[i].fd, i, events);
+}
+
 static void accept_resume(wsr_server *srv) {
     if (!srv->accept_paused) return;
     srv->accept_paused = false;
-    if (srv->listen_fd >= 0) poller_mod(&srv->poll, srv->listen_fd, LISTENER_TAG, POLLER_IN);
+    watch_listeners(srv, POLLER_IN);
 }
 
 // accept() failed for want of a resource (nearly always descriptors). Retrying at once
 // fails the same way forever: Linux reports EMFILE before it looks at the queue of
 // pending connections, so the listener stays readable. Stop watching it until a
 // connection of ours closes or the tick's back-off passes.
-static void accept_pause(wsr_server *srv, int err) {
+static void accept_pause(wsr_server *srv, int listen_fd, int err) {
     srv->accept_paused = true;
     srv->counters.accept_pauses++;
-    poller_mod(&srv->poll, srv->listen_fd, LISTENER_TAG, 0);
+    watch_listeners(srv, 0);
     bool no_fds = err == EMFILE || err == ENFILE;
     if (!srv->fd_episode) {
         srv->fd_episode = true; // logged once until an accept succeeds again
@@ -139,21 +150,39 @@ static void accept_pause(wsr_server *srv, int err) {
         // The oldest pending client would wait for a descriptor that may not come: spend
         // the spare to take it and close it, so it learns now. One per pause.
         close(srv->spare_fd);
-        int fd = accept4(srv->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd >= 0) close(fd);
         srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
     tick_start(srv);
 }
 
-conn *server_adopt(wsr_server *srv, int fd) {
+// The flush list has a place for every slot.
+static bool flush_fits(wsr_server *srv) {
+    uint32_t slots = conn_table_slots(&srv->table);
+    if (srv->flush_cap >= slots) return true;
+    uint32_t *nf = (uint32_t *)mem_realloc(srv->flush, slots * sizeof *nf);
+    if (!nf) return false;
+    srv->flush = nf;
+    srv->flush_cap = slots;
+    return true;
+}
+
+conn *server_adopt(wsr_server *srv, int fd) { return server_adopt_from(srv, fd, 0); }
+
+conn *server_adopt_from(wsr_server *srv, int fd, uint16_t li) {
     conn *c = conn_table_alloc(&srv->table);
+    if (c && !flush_fits(srv)) {
+        conn_table_release(&srv->table, c);
+        c = nullptr;
+    }
     if (!c) {
         log_error("out of memory for a new connection");
         close(fd);
         return nullptr;
     }
-    conn_start(c, fd);
+    bool proxy = li < srv->nlisteners && (srv->listeners[li].flags & WSR_LISTEN_PROXY);
+    conn_start(c, fd, li, proxy);
     srv->handshakes++;
     int r = poller_add(&srv->poll, fd, conn_id(c), POLLER_IN);
     if (r != 0) {
@@ -181,24 +210,25 @@ static void shed(wsr_server *srv, int fd) {
     log_info("%u connections in their handshake: new connection answered 503", srv->handshakes);
 }
 
-static void accept_one(wsr_server *srv, int fd) {
+static void accept_one(wsr_server *srv, int fd, uint16_t li) {
     if (srv->handshakes >= srv->max_handshakes) return shed(srv, fd);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    server_adopt(srv, fd);
+    server_adopt_from(srv, fd, li);
 }
 
 // Bounded like the poller: a flood of connections waits for the next wakeup rather than
 // holding up timers and the connections already open.
-static void accept_some(wsr_server *srv) {
+static void accept_some(wsr_server *srv, uint16_t li) {
+    int listen_fd = srv->listeners[li].fd;
     for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
-        int fd = accept4(srv->listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             if (srv->fd_episode) {
                 srv->fd_episode = false;
                 log_info("accepting connections again");
             }
-            accept_one(srv, fd);
+            accept_one(srv, fd, li);
             continue;
         }
         if (errno == EAGAIN) return;
@@ -220,20 +250,29 @@ static void accept_some(wsr_server *srv) {
         case EPERM: // a firewall rule refused it
             continue;
         }
-        return accept_pause(srv, err);
+        return accept_pause(srv, listen_fd, err);
     }
 }
 
 static void on_event(void *ctx, uint64_t tag, uint32_t events) {
     wsr_server *srv = (wsr_server *)ctx;
-    if (tag == LISTENER_TAG) {
-        if (srv->listen_fd >= 0 && !srv->accept_paused) accept_some(srv);
+    if (tag < CONN_TAG_MIN) {
+        if (tag < srv->nlisteners && srv->listeners[tag].fd >= 0 && !srv->accept_paused) accept_some(srv, (uint16_t)tag);
         return;
     }
     // The tag holds the generation, so an event queued for a connection that closed
     // earlier in this batch, or for a slot already reused, finds nothing.
     conn *c = conn_table_lookup(&srv->table, tag);
     if (!c) return;
+    if ((c->flags2 & CF2_AWAITING) && (events & POLLER_IN)) {
+        // Only hang-ups are watched while the application decides: the client left.
+        char peer[64];
+        net_addr a;
+        server_conn_address(srv, c, &a);
+        net_addr_format(&a, peer, sizeof peer);
+        log_info("client %s left before its request was answered", peer);
+        return conn_destroy(srv, c, false);
+    }
     if (events & POLLER_OUT) {
         conn_flush(srv, c);
         if (!conn_table_lookup(&srv->table, tag)) return;
@@ -307,10 +346,13 @@ static void close_handles(wsr_server *srv) {
 }
 
 static void stop_listening(wsr_server *srv) {
-    if (srv->listen_fd < 0) return;
-    poller_del(&srv->poll, srv->listen_fd);
-    close(srv->listen_fd);
-    srv->listen_fd = -1;
+    for (uint16_t i = 0; i < srv->nlisteners; i++) {
+        listener *l = &srv->listeners[i];
+        if (l->fd < 0) continue;
+        poller_del(&srv->poll, l->fd);
+        close(l->fd);
+        l->fd = -1;
+    }
     srv->accept_paused = false;
 }
 
@@ -403,13 +445,29 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
     return 0;
 }
 
-int wsr_server_listen(wsr_server *srv) {
+int wsr_server_add_listener(wsr_server *srv, const char *addr, unsigned flags) {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (parse_listen(srv->listen_addr, &ss, &len) != 0) {
-        log_error("cannot parse listen address '%s' (want HOST:PORT or [V6]:PORT)", srv->listen_addr);
+    if (srv->listening || (flags & ~(unsigned)(WSR_LISTEN_REUSEPORT | WSR_LISTEN_PROXY))) return WSR_EINVAL;
+    if (!addr || parse_listen(addr, &ss, &len) != 0) {
+        log_error("cannot parse listen address '%s' (want HOST:PORT or [V6]:PORT)", addr ? addr : "(null)");
         return WSR_EADDR;
     }
+    if (srv->nlisteners == UINT16_MAX) return WSR_EINVAL;
+    listener *nl = (listener *)realloc(srv->listeners, (srv->nlisteners + 1u) * sizeof *nl);
+    if (!nl) return WSR_ENOMEM;
+    srv->listeners = nl;
+    char *copy = strdup(addr);
+    if (!copy) return WSR_ENOMEM;
+    nl[srv->nlisteners] = listener{copy, -1, 0, flags};
+    return srv->nlisteners++;
+}
+
+static int listen_one(wsr_server *srv, uint16_t li) {
+    listener *l = &srv->listeners[li];
+    struct sockaddr_storage ss;
+    socklen_t len;
+    parse_listen(l->addr, &ss, &len); // checked when added
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         log_error("socket: %s", strerror(errno));
@@ -417,30 +475,55 @@ int wsr_server_listen(wsr_server *srv) {
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if ((l->flags & WSR_LISTEN_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        log_error("SO_REUSEPORT on %s: %s", l->addr, strerror(errno));
+        close(fd);
+        return WSR_ESYS;
+    }
     if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
-        log_error("cannot listen on %s: %s", srv->listen_addr, strerror(errno));
+        log_error("cannot listen on %s: %s", l->addr, strerror(errno));
         close(fd);
         return WSR_ESYS;
     }
     getsockname(fd, (struct sockaddr *)&ss, &len);
-    srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                               : ((struct sockaddr_in *)&ss)->sin_port);
-    int r = poller_add(&srv->poll, fd, LISTENER_TAG, POLLER_IN);
+    l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    int r = poller_add(&srv->poll, fd, li, POLLER_IN);
     if (r != 0) {
         log_error("epoll_ctl: %s", strerror(-r));
         close(fd);
         return WSR_ESYS;
     }
-    srv->listen_fd = fd;
-    char shown[INET6_ADDRSTRLEN + 8];
-    snprintf(shown, sizeof shown, "%.*s:%d", (int)(strrchr(srv->listen_addr, ':') - srv->listen_addr),
-             srv->listen_addr, srv->port);
-    log_info("listening on %s", shown);
+    l->fd = fd;
+    log_info("listening on %.*s:%d%s%s", (int)(strrchr(l->addr, ':') - l->addr), l->addr, l->port,
+             l->flags & WSR_LISTEN_PROXY ? " (PROXY protocol)" : "", l->flags & WSR_LISTEN_REUSEPORT ? " (reuseport)" : "");
     return WSR_OK;
 }
 
-int wsr_server_port(const wsr_server *srv) { return srv->port; }
+int wsr_server_listen(wsr_server *srv) {
+    if (srv->listening || srv->shutting_down) return WSR_EINVAL;
+    if (srv->nlisteners == 0) {
+        int r = wsr_server_add_listener(srv, srv->opts.listen, 0);
+        if (r < 0) return r;
+    }
+    for (uint16_t i = 0; i < srv->nlisteners; i++) {
+        int r = listen_one(srv, i);
+        if (r != WSR_OK) {
+            stop_listening(srv);
+            return r;
+        }
+    }
+    srv->listening = true;
+    return WSR_OK;
+}
+
+int wsr_server_port(const wsr_server *srv) { return wsr_server_listener_port(srv, 0); }
+
+int wsr_server_listener_port(const wsr_server *srv, unsigned i) {
+    return i < srv->nlisteners ? srv->listeners[i].port : -1;
+}
+
 void wsr_server_set_user(wsr_server *srv, void *user) { srv->user = user; }
 void *wsr_server_user(const wsr_server *srv) { return srv->user; }
 
@@ -463,7 +546,7 @@ static uint32_t default_max_conns(void) {
 // Undoes a partly built server (before its loop handles exist); returns err.
 static int new_failed(wsr_server *srv, int err) {
     if (srv->spare_fd >= 0) close(srv->spare_fd);
-    free(srv->listen_addr);
+    http_free(&srv->http);
     free(srv->rbuf);
     free(srv);
     return err;
@@ -484,7 +567,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     }
     srv->loop = loop;
     srv->io = &transport_tcp;
-    srv->listen_addr = strdup(srv->opts.listen);
+    http_init(&srv->http, &srv->opts, &srv->stats);
     srv->rbuf_size = READ_BUFFER;
     srv->round_budget = CONN_ROUND_BUDGET;
     srv->rbuf = (uint8_t *)malloc(srv->rbuf_size);
@@ -494,7 +577,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     // at half the limit.
     srv->read_size = srv->opts.max_backpressure / 2 < srv->rbuf_size ? (size_t)srv->opts.max_backpressure / 2 : srv->rbuf_size;
     if (srv->read_size < 512) srv->read_size = 512;
-    if (!srv->listen_addr || !srv->rbuf) return new_failed(srv, WSR_ENOMEM);
+    if (!srv->rbuf) return new_failed(srv, WSR_ENOMEM);
     // Costs of the server, not of its first connection, paid up front: the read
     // buffer's pages, and OpenSSL mapping its SHA-1 provider (about 2 MB) on first use.
     memset(srv->rbuf, 0, srv->rbuf_size);
@@ -509,14 +592,15 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->pmd_cfg.mode = modes[srv->opts.deflate];
     srv->pmd_cfg.server_window_bits = srv->opts.deflate_window_bits;
     srv->pmd_cfg.client_window_bits = srv->opts.deflate_client_window_bits;
-    srv->hs_cfg.subprotocols = srv->opts.subprotocols;
-    hs_parser_init(&srv->hs_scratch, srv->opts.max_header);
-    srv->listen_fd = -1;
-    srv->flush_head = NONE;
     srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->max_conns = srv->opts.max_connections ? srv->opts.max_connections : default_max_conns();
     srv->max_handshakes = OPTIONS_DEFAULT_MAX_HANDSHAKES;
     srv->max_memory = options_default_max_memory(&srv->opts);
+    srv->drain_bytes = srv->opts.max_backpressure / 4;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    srv->started_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    srv->started_loop_ms = uv_now(loop);
     conn_table_init(&srv->table);
     int r = poller_init(&srv->poll, loop, on_event, srv);
     if (r != 0) {
@@ -530,6 +614,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     timers_set_timeout(&srv->tm, TK_PONG, srv->opts.pong_timeout_ms);
     timers_set_timeout(&srv->tm, TK_IDLE, srv->opts.idle_timeout_ms);
     timers_set_timeout(&srv->tm, TK_SLOW, OPTIONS_DEFAULT_SLOW_TIMEOUT_MS);
+    timers_set_timeout(&srv->tm, TK_KEEPALIVE, OPTIONS_DEFAULT_HTTP_IDLE_TIMEOUT_MS);
     uv_prepare_init(loop, &srv->flush_prepare);
     srv->flush_prepare.data = srv;
     uv_prepare_start(&srv->flush_prepare, on_prepare);
@@ -550,7 +635,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
 
 int wsr_server_set_option(wsr_server *srv, wsr_option opt, uint64_t value) {
     char why[160];
-    if (srv->listen_fd >= 0) {
+    if (srv->listening) {
         log_error("option %d set after wsr_server_listen", (int)opt);
         return WSR_EINVAL;
     }
@@ -562,21 +647,46 @@ int wsr_server_set_option(wsr_server *srv, wsr_option opt, uint64_t value) {
     case WSR_OPT_MAX_HANDSHAKES: srv->max_handshakes = (uint32_t)value; break;
     case WSR_OPT_MAX_MEMORY: srv->max_memory = value; break;
     case WSR_OPT_SLOW_TIMEOUT_MS: timers_set_timeout(&srv->tm, TK_SLOW, (uint32_t)value); break;
+    case WSR_OPT_DRAIN_BYTES: srv->drain_bytes = value; break;
+    case WSR_OPT_MAX_BODY: srv->http.max_body = value; break;
+    case WSR_OPT_HTTP_MAX_REQUESTS: srv->http.max_requests = (uint32_t)value; break;
+    case WSR_OPT_HTTP_IDLE_TIMEOUT_MS: timers_set_timeout(&srv->tm, TK_KEEPALIVE, (uint32_t)value); break;
     }
     return WSR_OK;
 }
 
+int wsr_server_add_option(wsr_server *srv, wsr_str_option opt, const char *value) {
+    if (srv->listening) {
+        log_error("option %d set after wsr_server_listen", (int)opt);
+        return WSR_EINVAL;
+    }
+    int r = WSR_EINVAL;
+    switch (opt) {
+    case WSR_OPT_ALLOWED_ORIGIN: r = http_add_origin(&srv->http, value); break;
+    case WSR_OPT_TRUSTED_PROXY: r = http_add_trusted(&srv->http, value); break;
+    }
+    if (r == WSR_EINVAL)
+        log_error("invalid %s '%s'", opt == WSR_OPT_ALLOWED_ORIGIN ? "allowed origin" : "trusted proxy",
+                  value ? value : "(null)");
+    return r;
+}
+
+int wsr_server_endpoint(wsr_server *srv, const char *path, const wsr_endpoint *ep, void *user) {
+    if (!ep || ep->size < offsetof(wsr_endpoint, on_upgrade)) return WSR_EINVAL;
+    return http_add_endpoint(&srv->http, path, ep, ep->size, user);
+}
+
 int wsr_server_route(wsr_server *srv, const char *path, const wsr_handlers *h, void *user) {
-    if (!path || path[0] != '/' || !h) return WSR_EINVAL;
-    for (uint16_t i = 0; i < srv->nroutes; i++)
-        if (strcmp(srv->routes[i].path, path) == 0) return WSR_EEXIST;
-    route *nr = (route *)realloc(srv->routes, (srv->nroutes + 1u) * sizeof *nr);
-    if (!nr) return WSR_ENOMEM;
-    srv->routes = nr;
-    char *p = strdup(path);
-    if (!p) return WSR_ENOMEM;
-    nr[srv->nroutes++] = route{p, *h, user};
-    return WSR_OK;
+    if (!h) return WSR_EINVAL;
+    wsr_endpoint ep = WSR_ENDPOINT_INIT;
+    ep.on_open = h->on_open;
+    ep.on_message = h->on_message;
+    ep.on_close = h->on_close;
+    return http_add_endpoint(&srv->http, path, &ep, sizeof ep, user);
+}
+
+int wsr_server_http(wsr_server *srv, const char *path, unsigned methods, wsr_http_fn fn, void *user) {
+    return http_add_route(&srv->http, path, methods, fn, user);
 }
 
 void wsr_server_shutdown(wsr_server *srv, server_done_cb done) {
@@ -591,9 +701,10 @@ void wsr_server_shutdown(wsr_server *srv, server_done_cb done) {
     uint32_t slots = conn_table_slots(&srv->table);
     for (uint32_t i = 0; i < slots; i++) {
         conn *c = conn_table_at(&srv->table, i);
-        if (c->fd < 0) continue; // free, or being torn down
-        if (c->state == CONN_HANDSHAKE) {
-            conn_destroy(srv, c, false);
+        if (c->fd < 0 || (c->flags & CF_DEAD)) continue; // free, or being torn down
+        if (c->state == CONN_HANDSHAKE || c->state == CONN_UPGRADING) {
+            // Cut by the flush pass: this may run inside one of their callbacks.
+            conn_cut(srv, c, nullptr);
         } else if (c->state == CONN_OPEN) {
             conn_close(srv, c, WS_CLOSE_GOING_AWAY, "server shutting down", 20);
             open_conns++;
@@ -618,17 +729,18 @@ void wsr_server_free(wsr_server *srv) {
         return;
     }
     if (srv->handles_closing) return;
-    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    stop_listening(srv);
+    for (uint16_t i = 0; i < srv->nlisteners; i++) free(srv->listeners[i].addr);
+    free(srv->listeners);
     if (srv->spare_fd >= 0) close(srv->spare_fd);
     poller_free(&srv->poll);
-    for (uint16_t i = 0; i < srv->nroutes; i++) free(srv->routes[i].path);
-    free(srv->routes);
+    http_free(&srv->http);
     free(srv->backlog);
+    free(srv->flush);
+    free(srv->addrs);
     conn_table_free(&srv->table);
-    hs_parser_free(&srv->hs_scratch);
     compression_server_free(srv);
     free(srv->rbuf);
-    free(srv->listen_addr);
     free(srv);
 }
 
@@ -689,3 +801,115 @@ void *wsr_conn_user(wsr_server *srv, wsr_conn_id id) {
     conn *c = conn_table_lookup(&srv->table, id);
     return c ? c->user : nullptr;
 }
+
+// --- requests and connection facts -----------------------------------------------------
+
+// A connection in its HTTP states, or NULL.
+static conn *request_conn(wsr_server *srv, wsr_conn_id id) {
+    conn *c = conn_table_lookup(&srv->table, id);
+    return c && !(c->flags & CF_DEAD) ? c : nullptr;
+}
+
+int wsr_upgrade_accept(wsr_server *srv, wsr_conn_id id, void *user, const char *subprotocol) {
+    conn *c = request_conn(srv, id);
+    return c ? http_accept(&srv->http, srv, c, user, subprotocol) : WSR_ENOCONN;
+}
+
+int wsr_respond(wsr_server *srv, wsr_conn_id id, uint16_t status, const char *headers, const void *body, size_t len) {
+    conn *c = request_conn(srv, id);
+    return c ? http_respond(&srv->http, srv, c, status, headers, body, len) : WSR_ENOCONN;
+}
+
+// An open connection (open or closing: its facts stay readable until on_close), or NULL.
+static conn *ws_conn(wsr_server *srv, wsr_conn_id id) {
+    conn *c = conn_table_lookup(&srv->table, id);
+    return c && (c->flags & CF_OPENED) ? c : nullptr;
+}
+
+size_t wsr_conn_buffered(wsr_server *srv, wsr_conn_id id) {
+    conn *c = conn_table_lookup(&srv->table, id);
+    return c ? (size_t)c->out.bytes : 0;
+}
+
+int wsr_ping(wsr_server *srv, wsr_conn_id id, const void *data, size_t len) {
+    conn *c = conn_table_lookup(&srv->table, id);
+    if (!c || (c->flags & CF_DEAD)) return WSR_ENOCONN;
+    return conn_ping(srv, c, data, len);
+}
+
+size_t wsr_conn_address(wsr_server *srv, wsr_conn_id id, char *buf, size_t cap) {
+    conn *c = conn_table_lookup(&srv->table, id);
+    if (!c || c->fd < 0) {
+        if (cap) buf[0] = '\0';
+        return 0;
+    }
+    net_addr a;
+    server_conn_address(srv, c, &a);
+    return net_addr_format(&a, buf, cap);
+}
+
+const char *wsr_conn_subprotocol(wsr_server *srv, wsr_conn_id id) {
+    conn *c = ws_conn(srv, id);
+    return c ? http_subprotocol(&srv->http, c) : nullptr;
+}
+
+size_t wsr_conn_extensions(wsr_server *srv, wsr_conn_id id, char *buf, size_t cap) {
+    conn *c = ws_conn(srv, id);
+    size_t n = c ? compression_describe(c, buf, cap) : 0;
+    if (!n && cap) buf[0] = '\0';
+    return n;
+}
+
+uint64_t wsr_conn_opened_ms(wsr_server *srv, wsr_conn_id id) {
+    conn *c = ws_conn(srv, id);
+    return c ? srv->started_ms / 1000 * 1000 + (uint64_t)c->opened_s * 1000 : 0;
+}
+
+// --- services the HTTP module uses -------------------------------------------------------
+
+uint32_t server_seconds(const wsr_server *srv) {
+    return (uint32_t)((uv_now(srv->loop) - srv->started_loop_ms) / 1000);
+}
+
+const char *server_refuses_upgrade(wsr_server *srv) {
+    if (srv->shutting_down) return "server is shutting down";
+    if (srv->table_open >= srv->max_conns) return "too many connections";
+    return nullptr;
+}
+
+bool server_stopping(wsr_server *srv) { return srv->shutting_down; }
+
+void server_conn_address(wsr_server *srv, const conn *c, net_addr *out) {
+    if (c->idx < srv->addrs_cap && srv->addrs[c->idx].family) {
+        *out = srv->addrs[c->idx];
+        return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) != 0 || !net_addr_from_sockaddr((struct sockaddr *)&ss, out))
+        memset(out, 0, sizeof *out);
+}
+
+bool server_set_address(wsr_server *srv, const conn *c, const net_addr *a) {
+    if (!a) {
+        if (c->idx < srv->addrs_cap) srv->addrs[c->idx].family = 0;
+        return true;
+    }
+    if (c->idx >= srv->addrs_cap) {
+        uint32_t cap = conn_table_slots(&srv->table);
+        net_addr *na = (net_addr *)mem_realloc(srv->addrs, cap * sizeof *na);
+        if (!na) return false;
+        memset(na + srv->addrs_cap, 0, (cap - srv->addrs_cap) * sizeof *na);
+        srv->addrs = na;
+        srv->addrs_cap = cap;
+    }
+    srv->addrs[c->idx] = *a;
+    return true;
+}
+
+bool server_mem_take(wsr_server *srv, uint64_t n) {
+    server_mem_change(srv, (int64_t)n);
+    return srv->mem_held <= srv->max_memory / 4 * 3;
+}
+
+void server_mem_give(wsr_server *srv, uint64_t n) { server_mem_change(srv, -(int64_t)n); }

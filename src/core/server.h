@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "core/conn_table.h"
+#include "core/http.h"
 #include "core/poller.h"
 #include "core/stats.h"
 #include "core/timers.h"
@@ -15,10 +16,13 @@
 #include "proto/handshake.h"
 #include "wsr/wsr.h"
 
-struct route {
-    char *path;
-    wsr_handlers h;
-    void *user;
+// A listening socket. Its poller tag is its index: connection tags carry a
+// generation >= 1 in their high half, so they never collide with it.
+struct listener {
+    char *addr;  // as given: "HOST:PORT"
+    int fd;      // -1 until listening
+    int port;    // bound port
+    unsigned flags; // WSR_LISTEN_*
 };
 
 typedef void (*server_done_cb)(wsr_server *srv, uint32_t clean, uint32_t cut);
@@ -33,15 +37,15 @@ struct server_counters {
 struct wsr_server {
     uv_loop_t *loop;
     wsr_options opts;
-    char *listen_addr; // owned copy of opts.listen
+    listener *listeners;
+    uint16_t nlisteners;
     frame_limits limits;     // connections without compression
     frame_limits limits_pmd; // the same, with RSV1 allowed (permessage-deflate agreed)
     pmd_config pmd_cfg;
     pmd_stream z_inflate;    // resets per message: serves every client without takeover
     pmd_stream z_deflate;    // resets per message: sends and broadcasts without takeover
     pmd_buf z_in, z_out;     // inflate and deflate output scratch
-    hs_config hs_cfg;
-    hs_parser hs_scratch; // parses every request that arrives whole in one read
+    http_ctx http;           // endpoints, routes and the request parser
     const transport_ops *io; // how connections read and write: TCP unless replaced
     poller poll;
     timers tm;
@@ -50,13 +54,15 @@ struct wsr_server {
     uv_timer_t tick;           // housekeeping while something waits: see on_tick
     uv_idle_t backlog_idle;    // runs while connections hold input over to the next round
     conn_table table;
-    uint32_t flush_head; // connections with output to write before the loop sleeps
+    // Connections with output to write before the loop sleeps (slot indices). As many
+    // entries as the table has slots, so adding never allocates.
+    uint32_t *flush;
+    uint32_t flush_len, flush_cap;
     uint32_t held_slots; // destroyed connections whose slot waits for the flush pass
     wsr_conn_id *backlog; // connections with work held over (conn_waits), in arrival order
     uint32_t backlog_len, backlog_cap;
-    int listen_fd;
     int spare_fd;        // released to accept-and-close when out of descriptors
-    int port;
+    bool listening;
     uint32_t max_conns;
     uint32_t max_handshakes;
     uint32_t handshakes;   // connections in CONN_HANDSHAKE
@@ -69,8 +75,13 @@ struct wsr_server {
     size_t rbuf_size;
     size_t read_size;    // bytes asked of one read: rbuf_size, or less under a small backpressure limit
     size_t round_budget; // CONN_ROUND_BUDGET; a field so that harnesses can make rounds short
-    route *routes;
-    uint16_t nroutes;
+    // Client addresses that are not the socket's peer (PROXY protocol, a trusted proxy's
+    // header), by slot; family 0 where none is set. Allocated when the first is.
+    net_addr *addrs;
+    uint32_t addrs_cap;
+    uint64_t started_ms; // wall clock at wsr_server_new, for wsr_conn_opened_ms
+    uint64_t started_loop_ms; // uv_now then
+    uint64_t drain_bytes;  // WSR_OPT_DRAIN_BYTES
     bool shutting_down;
     bool handles_open;
     bool free_requested;     // wsr_server_free was called: release once the handles closed
@@ -87,6 +98,8 @@ struct wsr_server {
 // handshake state. NULL (and fd closed) when out of memory or epoll refuses it. Also
 // the entry point for harnesses that feed connections through their own transport.
 conn *server_adopt(wsr_server *srv, int fd);
+// The same for a connection from listener li.
+conn *server_adopt_from(wsr_server *srv, int fd, uint16_t li);
 // Writes every connection's queued output: what the loop does before it sleeps.
 void server_flush(wsr_server *srv);
 
@@ -101,3 +114,5 @@ void server_mem_change(wsr_server *srv, int64_t delta);
 // Connections not yet destroyed (table slots in use, less those only held for the flush pass).
 static inline uint32_t server_conns_alive(const wsr_server *srv) { return srv->table.live - srv->held_slots; }
 void server_update_events(wsr_server *srv, conn *c);
+// Seconds since the server started (connection open times).
+uint32_t server_seconds(const wsr_server *srv);

@@ -35,6 +35,7 @@ uint64_t wsr_server_counter(const wsr_server *srv, wsr_counter which) {
     case WSR_COUNTER_ACCEPT_PAUSES: return srv->counters.accept_pauses;
     case WSR_COUNTER_LOG_SUPPRESSED: return log_suppressed_total();
     case WSR_COUNTER_HANDSHAKES: return srv->handshakes;
+    case WSR_COUNTER_HTTP_REQUESTS: return srv->http.requests;
     }
     return 0;
 }

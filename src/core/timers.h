@@ -6,7 +6,7 @@
 // links live in the connection struct: no allocation, no timer per connection.
 //
 // A connection has two lanes of links, so it can wait on two timeouts at once: lane 0
-// for what its state needs (handshake, heartbeat, pong, close), lane 1 for the idle
+// for what its state needs (request, keep-alive, heartbeat, pong, close), lane 1 for the idle
 // timeout, which only application messages reset.
 #pragma once
 
@@ -23,6 +23,7 @@ enum timer_kind : uint8_t {
     TK_PONG,      // lane 0: pinged; silence until this fires means the peer is gone
     TK_SLOW,      // lane 0: output over the soft limit, reading paused; the heartbeat
                   // waits (pongs cannot be read) and this judges the peer instead
+    TK_KEEPALIVE, // lane 0: an HTTP connection between requests
     TK_IDLE,      // lane 1: no message either way for idle_timeout
     TK_COUNT
 };

@@ -74,9 +74,29 @@ static int on_value(llhttp_t *h, const char *at, size_t len) {
     return 0;
 }
 
-// Stop at the end of the head: whatever follows belongs to the WebSocket (or is a
-// body we do not read), and llhttp must not interpret it as HTTP.
+// Stop at the end of the head: whatever follows belongs to the WebSocket, or is a body
+// that hs_parser_feed_body reads, and llhttp must not interpret it before it is asked.
 static int on_headers_complete(llhttp_t *) { return HPE_PAUSED; }
+
+static int on_body(llhttp_t *h, const char *at, size_t len) {
+    hs_parser *p = parser_of(h);
+    if (len > p->body_max - p->body_len) return fail_cb(p, 413, "request body too large");
+    if (p->body_len + len > p->body_cap) {
+        uint64_t cap = p->body_cap ? p->body_cap : 1024;
+        while (cap < p->body_len + len) cap *= 2;
+        if (cap > p->body_max) cap = p->body_max;
+        char *nb = (char *)realloc(p->body, cap);
+        if (!nb) return fail_cb(p, 503, "out of memory");
+        p->body = nb;
+        p->body_cap = (uint32_t)cap;
+    }
+    memcpy(p->body + p->body_len, at, len);
+    p->body_len += (uint32_t)len;
+    return 0;
+}
+
+// The end of one request: the bytes after it are the next one (pipelining).
+static int on_message_complete(llhttp_t *) { return HPE_PAUSED; }
 
 // Built at compile time and never written at run time: servers starting on several
 // threads share it without a race.
@@ -87,6 +107,8 @@ static constexpr llhttp_settings_t make_settings(void) {
     s.on_header_field_complete = on_field_complete;
     s.on_header_value = on_value;
     s.on_headers_complete = on_headers_complete;
+    s.on_body = on_body;
+    s.on_message_complete = on_message_complete;
     return s;
 }
 static constexpr llhttp_settings_t SETTINGS = make_settings();
@@ -99,11 +121,13 @@ void hs_parser_init(hs_parser *p, uint32_t max_header_bytes) {
 }
 
 void hs_parser_reset(hs_parser *p) {
-    char *buf = p->buf;
-    uint32_t cap = p->cap, max = p->max;
+    char *buf = p->buf, *body = p->body;
+    uint32_t cap = p->cap, max = p->max, body_cap = p->body_cap;
     hs_parser_init(p, max);
     p->buf = buf;
     p->cap = cap;
+    p->body = body;
+    p->body_cap = body_cap;
 }
 
 hs_parser *hs_parser_clone(const hs_parser *p) {
@@ -118,13 +142,64 @@ hs_parser *hs_parser_clone(const hs_parser *p) {
         return nullptr;
     }
     if (p->len) memcpy(n->buf, p->buf, p->len);
+    n->body_cap = p->body_len;
+    n->body = p->body_len ? (char *)malloc(p->body_len) : nullptr;
+    if (p->body_len && !n->body) {
+        free(n->buf);
+        free(n);
+        return nullptr;
+    }
+    if (p->body_len) memcpy(n->body, p->body, p->body_len);
     return n;
+}
+
+static hs_state hs_fail(hs_parser *p, uint16_t status, const char *error);
+
+uint32_t hs_parser_body_free(hs_parser *p) {
+    uint32_t cap = p->body_cap;
+    free(p->body);
+    p->body = nullptr;
+    p->body_len = p->body_cap = 0;
+    return cap;
 }
 
 void hs_parser_free(hs_parser *p) {
     free(p->buf);
     p->buf = nullptr;
     p->len = p->cap = 0;
+    hs_parser_body_free(p);
+}
+
+bool hs_parser_has_body(const hs_parser *p) {
+    return (p->http.flags & (F_CHUNKED | F_TRANSFER_ENCODING)) ||
+           ((p->http.flags & F_CONTENT_LENGTH) && p->http.content_length > 0);
+}
+
+bool hs_parser_keep_alive(const hs_parser *p) { return llhttp_should_keep_alive(&p->http) != 0; }
+
+void hs_parser_body_begin(hs_parser *p, uint32_t max) {
+    p->in_body = true;
+    p->body_len = 0;
+    p->body_max = max;
+    p->status = 0;
+    llhttp_resume(const_cast<llhttp_t *>(&p->http));
+}
+
+hs_state hs_parser_feed_body(hs_parser *p, const uint8_t *data, size_t len, size_t *consumed) {
+    *consumed = 0;
+    if (p->state != HS_COMPLETE || !p->in_body) return (hs_state)p->state;
+    llhttp_errno_t err = llhttp_execute(&p->http, (const char *)data, len);
+    if (err == HPE_OK) {
+        *consumed = len;
+        return HS_NEED_MORE;
+    }
+    if (err == HPE_PAUSED) {
+        *consumed = (size_t)(llhttp_get_error_pos(&p->http) - (const char *)data);
+        p->in_body = false;
+        return HS_COMPLETE;
+    }
+    if (p->status) return hs_fail(p, p->status, p->error);
+    return hs_fail(p, 400, "malformed request body");
 }
 
 static hs_state hs_fail(hs_parser *p, uint16_t status, const char *error) {
@@ -187,6 +262,8 @@ static bool span_ieq(const hs_parser *p, hs_span s, const char *lit) {
     size_t n = strlen(lit);
     return s.len == n && strncasecmp(p->buf + s.off, lit, n) == 0;
 }
+
+hs_span hs_header_value(const hs_parser *p, uint16_t i) { return trim(p, p->headers[i].value); }
 
 bool hs_header_next(const hs_parser *p, const char *name, uint16_t *pos, hs_span *value) {
     for (; *pos < p->nheaders; (*pos)++) {
@@ -354,18 +431,38 @@ void hs_validate(const hs_parser *p, const hs_config *cfg, hs_result *r) {
 const char *hs_status_text(uint16_t status) {
     switch (status) {
     case 101: return "Switching Protocols";
+    case 100: return "Continue";
     case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
     case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
     case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
     default: return "Error";
     }
@@ -396,5 +493,42 @@ size_t hs_write_error(char *out, size_t cap, uint16_t status, const char *body, 
                      "\r\n"
                      "%s\n",
                      status, hs_status_text(status), strlen(body) + 1, extra_headers ? extra_headers : "", body);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static bool is_tchar(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c);
+}
+
+bool hs_headers_valid(const char *h) {
+    if (!h) return true;
+    while (*h) {
+        const char *name = h;
+        while (*h && *h != ':' && is_tchar(*h)) h++;
+        if (h == name || *h != ':') return false;
+        size_t nl = (size_t)(h - name);
+        // The framing and the connection's fate are the server's: a second
+        // Content-Length from the application would let a client read two responses
+        // into one (or one into two).
+        if ((nl == 14 && strncasecmp(name, "Content-Length", 14) == 0) ||
+            (nl == 17 && strncasecmp(name, "Transfer-Encoding", 17) == 0) ||
+            (nl == 10 && strncasecmp(name, "Connection", 10) == 0))
+            return false;
+        h++;
+        while (*h && *h != '\r' && *h != '\n') h++;
+        if (h[0] != '\r' || h[1] != '\n') return false;
+        h += 2;
+    }
+    return true;
+}
+
+size_t hs_write_head(char *out, size_t cap, uint16_t status, const char *date_line, uint64_t content_length,
+                     hs_connection connection) {
+    char length[48] = "";
+    if (status >= 200 && status != 204)
+        snprintf(length, sizeof length, "Content-Length: %llu\r\n", (unsigned long long)content_length);
+    static const char *const conn_line[] = {"", "Connection: close\r\n", "Connection: keep-alive\r\n"};
+    int n = snprintf(out, cap, "HTTP/1.1 %u %s\r\n%s%s%s", status, hs_status_text(status), date_line ? date_line : "",
+                     length, conn_line[connection]);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }

@@ -39,6 +39,9 @@ struct hs_parser {
     uint8_t state;
     uint8_t last_cb;    // which span the previous llhttp data callback extended
     uint16_t nheaders;
+    bool in_body;       // hs_parser_body_begin was called: the body is being read
+    char *body;         // decoded body (malloc'd, grows up to body_max)
+    uint32_t body_len, body_cap, body_max;
     hs_span url;
     hs_header headers[HS_MAX_HEADERS];
 };
@@ -57,10 +60,28 @@ hs_parser *hs_parser_clone(const hs_parser *p);
 // belonged to the request head; on HS_COMPLETE the rest are the first WebSocket bytes.
 hs_state hs_parser_feed(hs_parser *p, const uint8_t *data, size_t len, size_t *consumed);
 
+// Bodies of plain HTTP requests. Once the head is complete: whether a body follows
+// (Content-Length > 0, or chunked).
+bool hs_parser_has_body(const hs_parser *p);
+// Reads the body from the next bytes fed, at most max bytes of it.
+void hs_parser_body_begin(hs_parser *p, uint32_t max);
+// Feeds body bytes; the decoded body collects in p->body. HS_COMPLETE once the request
+// ends (*consumed: the bytes that belonged to it; the rest is the next request),
+// HS_NEED_MORE, or HS_FAILED (413 past the limit, 400 for broken chunking, 503 out of
+// memory).
+hs_state hs_parser_feed_body(hs_parser *p, const uint8_t *data, size_t len, size_t *consumed);
+// Frees the body buffer (its capacity is returned, for accounting).
+uint32_t hs_parser_body_free(hs_parser *p);
+// Whether the connection may carry another request after this one (HTTP version and
+// Connection header).
+bool hs_parser_keep_alive(const hs_parser *p);
+
 // Accessors, valid once complete. A span's text is p->buf + off.
 const char *hs_span_ptr(const hs_parser *p, hs_span s);
 // The first header with this name (case-insensitive), or false.
 bool hs_header_find(const hs_parser *p, const char *name, hs_span *value);
+// The value of header i, trimmed as hs_header_find trims it.
+hs_span hs_header_value(const hs_parser *p, uint16_t i);
 // Iterates over every header with this name: start with *pos = 0.
 bool hs_header_next(const hs_parser *p, const char *name, uint16_t *pos, hs_span *value);
 // The request path: the URL without query string or absolute-form scheme and host.
@@ -93,6 +114,18 @@ size_t hs_write_accept(char *out, size_t cap, const hs_result *r, const char *ex
 // Writes a complete error response with a short text body and Connection: close.
 // extra_headers (may be NULL) is inserted verbatim and must end in CRLF.
 size_t hs_write_error(char *out, size_t cap, uint16_t status, const char *body, const char *extra_headers);
+
+// True when headers is NULL, empty, or complete "Name: value\r\n" lines (a token name,
+// a value without CR, LF or NUL) that do not set Content-Length, Transfer-Encoding or
+// Connection, which belong to the server.
+bool hs_headers_valid(const char *headers);
+
+enum hs_connection : uint8_t { HS_CONN_NONE, HS_CONN_CLOSE, HS_CONN_KEEP_ALIVE };
+// Writes a response head up to (not including) the blank line: status line, date_line
+// (may be NULL; a complete header line), Content-Length unless the status forbids one
+// (1xx, 204), and a Connection header. Returns bytes written, or 0 if cap is too small.
+size_t hs_write_head(char *out, size_t cap, uint16_t status, const char *date_line, uint64_t content_length,
+                     hs_connection connection);
 
 // Reason phrase for a status code.
 const char *hs_status_text(uint16_t status);

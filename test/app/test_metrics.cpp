@@ -215,6 +215,7 @@ static const struct {
     {"wsreactor_accept_errors_total", true},
     {"wsreactor_accept_pauses_total", true},
     {"wsreactor_handshakes_in_progress", false},
+    {"wsreactor_http_requests_total", true},
     {"wsreactor_handshakes_completed_total", true},
     {"wsreactor_handshakes_failed_total", true},
     {"wsreactor_handshakes_shed_total", true},
