@@ -70,6 +70,9 @@ enum http_flag : uint8_t {
     HF_ACCEPTED = 1 << 2,   // ... and the answer accepts the upgrade
     HF_BODY = 1 << 3,       // the parser is reading the request's body
     HF_UPGRADE = 1 << 4,    // the request waiting for an answer is an upgrade
+    HF_END = 1 << 5,        // answered inside its callback with the last response: the
+                            // connection ends once the callback returned (its views live on)
+    HF_PROXIED = 1 << 6,    // the client's address came from a PROXY header
 };
 struct http_state {
     uint32_t requests;  // requests answered on this connection (keep-alive)

@@ -251,7 +251,7 @@ static void allow_header(const http_route *r, char *out, size_t cap) {
 // X-Forwarded-For or Forwarded from a trusted proxy names the client. On a PROXY
 // listener the PROXY header said who the client is, and is not overridden.
 static void forwarded_address(http_ctx *h, wsr_server *srv, conn *c, const hs_parser *hs) {
-    if (!h->ntrusted || (c->http.flags & HF_PROXY)) return;
+    if (!h->ntrusted || (c->http.flags & HF_PROXIED)) return;
     net_addr peer;
     server_set_address(srv, c, nullptr); // each request speaks for itself
     server_conn_address(srv, c, &peer);
@@ -355,8 +355,9 @@ static void upgrade_request(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs
         ep->ep.on_upgrade(srv, &req, ep->user);
         h->current = nullptr;
         if (c->flags & CF_DEAD) return; // closed from the hook
+        if (c->http.flags & HF_END) return conn_end_after_output(srv, c); // refused
         if (!(c->http.flags & HF_ANSWERED)) return defer(h, srv, c, rest, rest_len);
-        if (!(c->http.flags & HF_ACCEPTED)) return; // refused: the answer is out
+        if (!(c->http.flags & HF_ACCEPTED)) return;
     }
     complete_upgrade(h, srv, c, hs, ep_idx, rest, rest_len, budget);
 }
@@ -373,6 +374,7 @@ static void http_request(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs, c
     h->current = &req;
     r->fn(srv, &req, r->user);
     h->current = nullptr;
+    if ((c->http.flags & HF_END) && !(c->flags & CF_DEAD)) conn_end_after_output(srv, c);
 }
 
 // After a complete head on an HTTP route: whether its body can be read. Refuses what
@@ -423,7 +425,7 @@ static bool proxy_header(http_ctx *h, wsr_server *srv, conn *c, uint8_t **data, 
         log_info("PROXY header from %s: %s", addr_text(srv, c, peer, sizeof peer), pr.error);
         return false;
     }
-    c->http.flags &= (uint8_t)~HF_PROXY;
+    c->http.flags = (uint8_t)((c->http.flags & ~HF_PROXY) | HF_PROXIED);
     if (!pr.local && !server_set_address(srv, c, &pr.src)) {
         conn_cut(srv, c, "out of memory");
         return false;
@@ -582,7 +584,14 @@ int http_respond(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const c
         log_info("upgrade from %s refused by the application: %u", addr_text(srv, c, peer, sizeof peer), status);
         h->stats->handshakes_failed[stats_hs_bucket(status)]++;
     }
-    if (!keep) conn_end_after_output(srv, c);
+    // Inside the request's callback its views stay valid until it returns: the
+    // connection ends after that.
+    if (!keep) {
+        if (in_call)
+            c->http.flags |= HF_END;
+        else
+            conn_end_after_output(srv, c);
+    }
     conn_write(srv, c, iov, 4);
     if (!keep || in_call || (c->flags & CF_DEAD)) return WSR_OK;
     // Answered later: the connection reads again, and requests pipelined behind this
