@@ -522,8 +522,9 @@ static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, 
         if (!(c->http.flags & HF_ANSWERED)) return defer(h, srv, c, data, n);
         request_done(h, srv, c);
         if (!n) return conn_deadline(srv, c, TK_KEEPALIVE);
-        // Pipelined requests: one per round at least, more while the budget lasts.
-        if (!*budget) {
+        // Pipelined requests: one per round at least, more while the budget lasts and
+        // while the client reads its answers (reading pauses when they pile up).
+        if (!*budget || (c->flags & CF_READ_PAUSED)) {
             conn_hold(srv, c, data, n);
             return;
         }
