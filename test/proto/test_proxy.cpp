@@ -211,6 +211,10 @@ static const bad BAD_CASES[] = {
     BAD("PROXY  TCP4", 7, "empty field in PROXY v1 line"),
     BAD(V1("tcp4 1.2.3.4"), 7, "unknown PROXY v1 protocol"),
     BAD(V1("TCP5 1.2.3.4"), 10, "unknown PROXY v1 protocol"),
+    // The reason is the first wrong byte's, however much follows it.
+    BAD(V1("TCP5 1.2.3.4 5.6.7.8 1 2\n"), 10, "unknown PROXY v1 protocol"),
+    BAD(V1("TCP5 " A92 "\r\n"), 10, "unknown PROXY v1 protocol"),
+    BAD(V1("TCP4 1.2.3.4 5.6.7.8 1 2 3\rX"), 31, "trailing data in PROXY v1 line"),
     BAD(V1("TCP44 1.2.3.4"), 11, "unknown PROXY v1 protocol"),
     BAD(V1("UNKNOWNX\r\n"), 14, "unknown PROXY v1 protocol"),
     BAD(V1("TCP4 1.2.3.256 5.6.7.8 1 2\r\n"), 20, "bad IPv4 address in PROXY v1 line"),
