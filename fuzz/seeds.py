@@ -176,6 +176,64 @@ request("bad-431-too-many-headers", DEFAULT,
         req(headers=STD + [(b"X-%d" % i, b"v") for i in range(64)]), chunk=200)
 request("limit-over-65535", 0x03, req(), chunk=64)
 
+# --- proxy -------------------------------------------------------------------------
+# Settings prefix (fuzz_proxy.cpp): max chunk, seed lo, seed hi. The "haproxy-" headers
+# are bytes HAProxy 2.6.12 sent to a backend (send-proxy, send-proxy-v2 with the
+# proxy-v2-options named), captured with a plain TCP listener; the rest follow the spec.
+APP = b"GET / HTTP/1.1\r\n\r\n"
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_seed(name, data, chunk=0, seed=0):
+    write("proxy", name, bytes([chunk, seed & 0xFF, seed >> 8]) + data)
+
+
+def v2(cmd, fam, block):
+    return V2_SIG + bytes([cmd, fam]) + struct.pack(">H", len(block)) + block
+
+
+def tlv(t, value):
+    return bytes([t]) + struct.pack(">H", len(value)) + value
+
+
+HP_V2_TCP4_TLV = bytes.fromhex(
+    "0d0a0d0a000d0a515549540a211100447f0000017f000001a0224652030004eae96d4f05002e37463030303030313a"
+    "413032325f37463030303030313a343635325f36423044323832415f303030313a35464439")
+HP_V2_TCP6 = bytes.fromhex(
+    "0d0a0d0a000d0a515549540a212100240000000000000000000000000000000100000000000000000000000000000001"
+    "dc964653")
+HP_V2_SSL_TLV = bytes.fromhex(
+    "0d0a0d0a000d0a515549540a211100727f0000017f00000192584655030004a55fae0f010008687474702f312e3102"
+    "000f6170702e6578616d706c652e636f6d20003f0100000000210007544c5376312e332500075253413230343824000a"
+    "5253412d534841323536230016544c535f4145535f3235365f47434d5f534841333834")
+TCP4_BLOCK = bytes([198, 51, 100, 7, 10, 0, 1, 2]) + struct.pack(">HH", 51258, 443)
+
+proxy_seed("haproxy-v1-tcp4", b"PROXY TCP4 127.0.0.1 127.0.0.1 58682 18001\r\n" + APP, chunk=7)
+proxy_seed("haproxy-v1-tcp6", b"PROXY TCP6 ::1 ::1 35890 18004\r\n" + APP, chunk=0)
+proxy_seed("haproxy-v2-tcp4-crc32c-unique-id", HP_V2_TCP4_TLV + APP, chunk=5, seed=3)
+proxy_seed("haproxy-v2-tcp6", HP_V2_TCP6 + APP, chunk=16)
+proxy_seed("haproxy-v2-ssl-tlvs", HP_V2_SSL_TLV + APP, chunk=9, seed=11)
+proxy_seed("haproxy-v2-local-check", V2_SIG + b"\x20\x00\x00\x00", chunk=2)
+proxy_seed("aws-v2-vpce", v2(0x21, 0x11, TCP4_BLOCK + tlv(0xEA, b"\x01vpce-0123456789abcdef0")) + b"\x16\x03\x01",
+           chunk=4)
+proxy_seed("v1-tcp6-mapped", b"PROXY TCP6 ::ffff:203.0.113.7 2001:db8::1 51234 443\r\n" + APP, chunk=3)
+proxy_seed("v1-tcp6-longest", b"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+           b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n", chunk=20)
+proxy_seed("v1-unknown-longest", b"PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+           b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n", chunk=30)
+proxy_seed("v1-unknown-short", b"PROXY UNKNOWN\r\n" + APP)
+proxy_seed("v2-unspec", v2(0x21, 0x00, b""), chunk=1)
+proxy_seed("v2-unix", v2(0x21, 0x31, b"/run/a.sock".ljust(108, b"\x00") + b"/run/b.sock".ljust(108, b"\x00")), chunk=50)
+proxy_seed("v2-udp6", v2(0x21, 0x22, bytes(15) + b"\x01" + bytes(15) + b"\x02" + b"\x00\x35\x00\x35"), chunk=8)
+proxy_seed("v2-noop-padding", v2(0x21, 0x11, TCP4_BLOCK + tlv(0x04, bytes(40))), chunk=12)
+proxy_seed("bad-v1-port-leading-zero", b"PROXY TCP4 1.2.3.4 5.6.7.8 080 443\r\n", chunk=6)
+proxy_seed("bad-v1-bare-lf", b"PROXY TCP4 1.2.3.4 5.6.7.8 80 443\n")
+proxy_seed("bad-v1-too-long", b"PROXY UNKNOWN " + b"a" * 100 + b"\r\n", chunk=40)
+proxy_seed("bad-v2-version", V2_SIG + b"\x11\x11\x00\x0c" + TCP4_BLOCK)
+proxy_seed("bad-v2-short-block", V2_SIG + b"\x21\x21\x00\x0c" + TCP4_BLOCK)
+proxy_seed("bad-v2-crc32c", HP_V2_TCP4_TLV[:-1] + b"\x00", chunk=10)
+proxy_seed("bad-http", APP)
+
 # --- extensions ------------------------------------------------------------------
 # Settings prefix (fuzz_extensions.cpp): mode (0 shared, 1 dedicated, 2 off), server
 # window bits - 8, client window bits - 8. The value follows; '\n' starts a new header line.

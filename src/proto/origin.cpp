@@ -86,8 +86,10 @@ static bool origin_split(const char *s, size_t n, bool pattern, origin_parts *o)
         while (i < n && s[i] != ':') i++;
         if (!hostname_ok(s + h, i - h)) return false;
         if (o->wildcard) {
-            // "*.com" would be every site under a top-level domain, and "*.1.2.3" is not a
-            // name at all: a wildcard needs a suffix whose last label is not numeric.
+            // "*.0.0.1" reads as "every host under an IP address", which names nothing a
+            // browser sends: a wildcard's suffix must end in a name, not a number. (How
+            // wide a name, "*.com" included, is the pattern writer's choice: without the
+            // public suffix list we cannot tell a registrable domain from a shared one.)
             size_t last = i;
             while (last > h && s[last - 1] != '.') last--;
             bool numeric = true;

@@ -78,8 +78,7 @@ static bool ipv6_text_prefix_ok(const char *s, size_t n) {
         } else if (c == '.') {
             // The current token starts an IPv4 tail, which ends the text: it needs two
             // groups of room, exactly the last two when there is no "::".
-            if (xd == 0 || (groups == 0 && !dbl)) return false;
-            if (dbl ? groups > 5 : groups != 6) return false;
+            if (xd == 0 || (dbl ? groups > 5 : groups != 6)) return false;
             return ipv4_text_ok(s + tok, n - tok, false);
         } else {
             return false;
@@ -115,28 +114,13 @@ static bool is_prefix_of(const char *s, size_t n, const char *word) {
     return n <= strlen(word) && memcmp(s, word, n) == 0;
 }
 
-// "PROXY TCP4 src dst sport dport\r\n", "PROXY TCP6 ...", "PROXY UNKNOWN[ anything]\r\n",
-// at most 107 bytes with the CRLF, single spaces between fields.
-static proxy_status parse_v1(const char *s, size_t len, proxy_result *out) {
-    // The line: its text is s[0..n); ended once the CR is in, complete once the LF is.
-    size_t scan = len < (size_t)PROXY_V1_MAX ? len : (size_t)PROXY_V1_MAX, n = scan;
-    bool ended = false, complete = false;
-    for (size_t i = 0; i < scan; i++) {
-        if (s[i] == '\n') return fail(out, "PROXY v1 line with a bare LF");
-        if (s[i] == '\r') {
-            n = i;
-            ended = true;
-            if (i + 1 < len) {
-                if (s[i + 1] != '\n') return fail(out, "PROXY v1 line with a bare CR");
-                complete = true;
-            }
-            break;
-        }
-    }
-    if (n > PROXY_V1_MAX - 2) return fail(out, "PROXY v1 line longer than 107 bytes");
+// The fields of a v1 line s[0..n) (without its CRLF). ended: the line ends at n, so the
+// last field is complete; otherwise it may still grow. PROXY_NEED_MORE means "valid so
+// far", PROXY_DONE (ended only) "a complete header". Fields are checked in order, so an
+// error is always the one at the first byte that rules the line out.
+static proxy_status v1_fields(const char *s, size_t n, bool ended, proxy_result *out) {
     if (!is_prefix_of(s, n < 6 ? n : 6, "PROXY ")) return fail(out, "not a PROXY protocol header");
     if (n < 6) return ended ? fail(out, "truncated PROXY v1 line") : PROXY_NEED_MORE;
-
     int family = 0;
     size_t pos = 6;
     for (int field = 0;; field++) {
@@ -152,12 +136,10 @@ static proxy_status parse_v1(const char *s, size_t len, proxy_result *out) {
                     return PROXY_NEED_MORE;
                 return fail(out, "unknown PROXY v1 protocol");
             }
+            // The spec: the receiver ignores whatever follows UNKNOWN up to the CRLF.
             if (fl == 7 && memcmp(f, "UNKNOWN", 7) == 0) {
-                // The spec: the receiver ignores whatever follows UNKNOWN up to the CRLF.
-                if (!complete) return PROXY_NEED_MORE;
                 out->local = true;
-                out->header_len = n + 2;
-                return PROXY_DONE;
+                return ended ? PROXY_DONE : PROXY_NEED_MORE;
             }
             if (fl == 4 && memcmp(f, "TCP4", 4) == 0) family = AF_INET;
             else if (fl == 4 && memcmp(f, "TCP6", 4) == 0) family = AF_INET6;
@@ -166,21 +148,39 @@ static proxy_status parse_v1(const char *s, size_t len, proxy_result *out) {
             net_addr *a = field == 1 ? &out->src : &out->dst;
             bool ok = family == AF_INET ? ipv4_text_ok(f, fl, closed) : ipv6_text_prefix_ok(f, fl);
             if (ok && closed) ok = ip_from_text(family, f, fl, a->addr);
-            if (!ok) return fail(out, family == AF_INET ? "bad IPv4 address in PROXY v1 line" : "bad IPv6 address in PROXY v1 line");
+            if (!ok)
+                return fail(out, family == AF_INET ? "bad IPv4 address in PROXY v1 line"
+                                                   : "bad IPv6 address in PROXY v1 line");
             a->family = (uint8_t)family;
         } else {
             net_addr *a = field == 3 ? &out->src : &out->dst;
             if (!port_text_ok(f, fl, closed, &a->port)) return fail(out, "bad port in PROXY v1 line");
         }
         if (!closed) return PROXY_NEED_MORE;
-        if (e == n) {
-            if (field < 4) return fail(out, "truncated PROXY v1 line");
-            break;
-        }
+        if (e == n) return field < 4 ? fail(out, "truncated PROXY v1 line") : PROXY_DONE;
         if (field == 4) return fail(out, "trailing data in PROXY v1 line");
         pos = e + 1;
     }
-    if (!complete) return PROXY_NEED_MORE;
+}
+
+// "PROXY TCP4 src dst sport dport\r\n", "PROXY TCP6 ...", "PROXY UNKNOWN[ anything]\r\n",
+// at most 107 bytes with the CRLF, single spaces between fields.
+static proxy_status parse_v1(const char *s, size_t len, proxy_result *out) {
+    // The text runs to the first CR or LF; at most 105 bytes of it fit before a CRLF.
+    size_t scan = len < (size_t)PROXY_V1_MAX ? len : (size_t)PROXY_V1_MAX, n = 0;
+    while (n < scan && s[n] != '\r' && s[n] != '\n') n++;
+    // The checks run in the order of the bytes they judge, so that a line that goes wrong
+    // in several places gets the same reason whether it arrives whole or in pieces: the
+    // fields as far as they go, the length (byte 106), the terminator, the fields as
+    // complete ones (judged at the CR), and the byte after the CR.
+    size_t body = n < (size_t)PROXY_V1_MAX - 1 ? n : (size_t)PROXY_V1_MAX - 1;
+    if (v1_fields(s, body, false, out) == PROXY_ERROR) return PROXY_ERROR;
+    if (n > (size_t)PROXY_V1_MAX - 2) return fail(out, "PROXY v1 line longer than 107 bytes");
+    if (n == len) return PROXY_NEED_MORE;
+    if (s[n] == '\n') return fail(out, "PROXY v1 line with a bare LF");
+    if (v1_fields(s, n, true, out) == PROXY_ERROR) return PROXY_ERROR;
+    if (n + 1 == len) return PROXY_NEED_MORE;
+    if (s[n + 1] != '\n') return fail(out, "PROXY v1 line with a bare CR");
     out->header_len = n + 2;
     return PROXY_DONE;
 }
