@@ -869,6 +869,8 @@ static void test_handshake_timeout_answers_503(void **) {
     assert_true(await(f, c, [&] { return c->eof; }));
     assert_int_equal(c->len, 0); // nothing after the answer
     assert_int_equal(R.opens, 0);
+    // The header: "WSR_ENOCONN: the client left, or the handshake timeout answered for you".
+    assert_int_equal(wsr_upgrade_accept(f->srv, R.pending, nullptr, nullptr), WSR_ENOCONN);
     hangup(c);
     fx_stop(f);
 }
@@ -1107,6 +1109,84 @@ static void test_connection_facts(void **) {
     char buf[64];
     assert_int_equal(wsr_conn_address(f->srv, plain, buf, sizeof buf), 0);
     hangup(b);
+    fx_stop(f);
+}
+
+// "Returns the length, cut to fit cap": a buffer too small for the text gets its start
+// (NUL-terminated) and the length it needed, like wsr_conn_address; never the "" that
+// means no compression was agreed.
+static void test_facts_cut_to_fit(void **) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    wsr_endpoint ep = endpoint(nullptr);
+    fixture *f = fx_start(&o, &ep);
+    client *c = open_client(f, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    char full[256], small[8];
+    size_t n = wsr_conn_address(f->srv, R.open_id, full, sizeof full);
+    assert_int_equal(wsr_conn_address(f->srv, R.open_id, small, sizeof small), n);
+    assert_memory_equal(small, full, sizeof small - 1);
+    assert_int_equal(small[sizeof small - 1], 0);
+    n = wsr_conn_extensions(f->srv, R.open_id, full, sizeof full);
+    assert_true(n > sizeof small);
+    size_t m = wsr_conn_extensions(f->srv, R.open_id, small, sizeof small);
+    print_message("wsr_conn_extensions: \"%s\" (%zu) in full, \"%s\" (%zu) cut to %zu bytes\n", full, n, small, m,
+                  sizeof small);
+    assert_int_equal(m, n);
+    assert_memory_equal(small, full, sizeof small - 1);
+    assert_int_equal(small[sizeof small - 1], 0);
+    hangup(c);
+    fx_stop(f);
+}
+
+// wsr_conn_opened_ms is "milliseconds since the Unix epoch, to the second". Here the
+// server starts late in one wall-clock second and the connection opens early in the
+// next: its second must be the one it opened in.
+static void test_opened_ms_across_a_second(void **) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    wsr_endpoint ep = endpoint(nullptr);
+    // Start at .70 .. .75 of a second.
+    while (wall_ms() % 1000 < 700 || wall_ms() % 1000 >= 750) usleep(1000);
+    fixture *f = fx_start(&o, &ep);
+    // Open at about .15 .. .25 of the next one.
+    usleep(450 * 1000);
+    uint64_t before = wall_ms();
+    client *a = open_client(f);
+    uint64_t after = wall_ms();
+    uint64_t at = wsr_conn_opened_ms(f->srv, R.open_id);
+    print_message("opened between %llu and %llu; wsr_conn_opened_ms says %llu\n", (unsigned long long)before,
+                  (unsigned long long)after, (unsigned long long)at);
+    assert_true(at / 1000 >= before / 1000);
+    assert_true(at / 1000 <= after / 1000);
+    hangup(a);
+    fx_stop(f);
+}
+
+// The same when the loop was created a while before the server (the application read
+// its configuration first), without running in between.
+static void test_opened_ms_after_a_late_start(void **) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    o.listen = "127.0.0.1:0";
+    wsr_endpoint ep = endpoint(nullptr);
+    fixture *f = (fixture *)calloc(1, sizeof *f);
+    uv_loop_init(&f->loop);
+    usleep(1500 * 1000);
+    assert_int_equal(wsr_server_new(&f->loop, &o, &f->srv), WSR_OK);
+    assert_int_equal(wsr_server_endpoint(f->srv, "/ws", &ep, nullptr), WSR_OK);
+    fx_listen(f);
+    uint64_t before = wall_ms();
+    client *a = open_client(f);
+    uint64_t after = wall_ms();
+    uint64_t at = wsr_conn_opened_ms(f->srv, R.open_id);
+    print_message("opened between %llu and %llu; wsr_conn_opened_ms says %llu\n", (unsigned long long)before,
+                  (unsigned long long)after, (unsigned long long)at);
+    assert_true(at / 1000 >= before / 1000);
+    assert_true(at / 1000 <= after / 1000);
+    hangup(a);
     fx_stop(f);
 }
 
@@ -1467,6 +1547,9 @@ int main(void) {
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_ping_pong),
         cmocka_unit_test(test_connection_facts),
+        cmocka_unit_test(test_facts_cut_to_fit),
+        cmocka_unit_test(test_opened_ms_across_a_second),
+        cmocka_unit_test(test_opened_ms_after_a_late_start),
         cmocka_unit_test(test_routes_pick_the_best_match),
         cmocka_unit_test(test_method_not_allowed),
         cmocka_unit_test(test_head_on_a_get_route),
