@@ -205,8 +205,9 @@ int wsr_upgrade_accept(wsr_server *srv, wsr_conn_id id, void *user, const char *
  * (keep-alive) unless the client, the request limit or a status >= 500 ends it.
  * headers: NULL or complete lines, each "Name: value\r\n" (Content-Length, Connection
  * and Transfer-Encoding are the server's and refused). body is copied.
- * WSR_ENOCONN: the client left; WSR_ESTATE: answered already; WSR_EINVAL: bad status or
- * header lines. */
+ * WSR_ENOCONN: the client left, or the request is over (answered and closing, or the
+ * handshake timeout answered for you); WSR_ESTATE: answered already, or the id is an
+ * open WebSocket; WSR_EINVAL: bad status or header lines. */
 int wsr_respond(wsr_server *srv, wsr_conn_id id, uint16_t status, const char *headers, const void *body,
                 size_t len);
 
@@ -367,6 +368,8 @@ typedef enum wsr_counter {
     WSR_COUNTER_HANDSHAKES = 6,      /* gauge: connections in HTTP: sending a request, waiting for
                                         its answer, or kept alive between requests */
     WSR_COUNTER_HTTP_REQUESTS = 7,   /* plain HTTP requests answered by routes */
+    WSR_COUNTER_UPGRADES_REFUSED = 8, /* upgrades the application refused (any status; those
+                                         with a bucket are in handshakes_failed too) */
 } wsr_counter;
 /* The counter's value; 0 for an unknown one. */
 uint64_t wsr_server_counter(const wsr_server *srv, wsr_counter which);

@@ -144,6 +144,8 @@ static const metric_def METRICS[] = {
      "Upgrade requests answered 101: WebSocket connections opened."},
     {"wsreactor_handshakes_failed_total", true, HS_STATUSES, 0,
      "Upgrade requests refused, by the HTTP status answered (timeout: the request was not complete in time)."},
+    {"wsreactor_upgrades_refused_total", true, COUNTER(WSR_COUNTER_UPGRADES_REFUSED),
+     "Upgrades the application refused, with any status (429 included)."},
     {"wsreactor_handshakes_shed_total", true, COUNTER(WSR_COUNTER_HANDSHAKES_SHED),
      "Connections answered 503 at once because too many were in their handshake (also counted as status 503)."},
     {"wsreactor_closes_total", true, CLOSE_CODES, 0,

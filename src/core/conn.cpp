@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/compression.h"
@@ -343,7 +344,7 @@ void conn_upgraded(wsr_server *srv, conn *c, uint16_t endpoint, const uint8_t *d
     end_handshake(srv, c, CONN_OPEN);
     c->route = endpoint;
     frame_parser_init(&c->fp); // in the room the HTTP state had
-    c->opened_s = server_seconds(srv);
+    c->opened_s = (uint32_t)time(nullptr);
     timers_put(&srv->tm, c, TK_HEARTBEAT); // replaces the request deadline
     timers_put(&srv->tm, c, TK_IDLE);
     // Only a peer that got its 101 (or will, from the out-queue) is open.

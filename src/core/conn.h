@@ -94,7 +94,7 @@ struct conn {
     uint8_t ctl_len;     // bytes of a split control frame held in ctl
     uint8_t subproto;    // agreed subprotocol: 1 + index into the server's names; 0 none
     timer_link tl[2];    // lane 0: handshake/close/heartbeat/pong; lane 1: idle
-    uint32_t opened_s;   // when the handshake completed: seconds since the server started
+    uint32_t opened_s;   // when the handshake completed: Unix time in seconds (until 2106)
     uint32_t msg_len;    // bytes of the current message held in msg
     uint32_t msg_cap;
     uint8_t pmd;         // conn_pmd flags

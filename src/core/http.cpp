@@ -583,7 +583,11 @@ int http_respond(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const c
     if (upgrade) {
         char peer[64];
         log_info("upgrade from %s refused by the application: %u", addr_text(srv, c, peer, sizeof peer), status);
-        h->stats->handshakes_failed[stats_hs_bucket(status)]++;
+        h->refused++;
+        // A status with a bucket of its own is counted there too (429 has none: it is
+        // not a malformed request).
+        int bucket = stats_hs_bucket_exact(status);
+        if (bucket >= 0) h->stats->handshakes_failed[bucket]++;
     }
     // Inside the request's callback its views stay valid until it returns: the
     // connection ends after that.

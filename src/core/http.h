@@ -53,6 +53,7 @@ struct http_ctx {
     uint32_t max_requests;
     wsr_stats *stats;  // the server's: handshake figures
     uint64_t requests; // plain HTTP requests answered
+    uint64_t refused;  // upgrades the application refused
     wsr_request *current; // the request a callback is looking at, if any
     char date[40];        // "Date: ...\r\n" of the current second
     int64_t date_at;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
@@ -597,10 +598,6 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->max_handshakes = OPTIONS_DEFAULT_MAX_HANDSHAKES;
     srv->max_memory = options_default_max_memory(&srv->opts);
     srv->drain_bytes = srv->opts.max_backpressure / 4;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    srv->started_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    srv->started_loop_ms = uv_now(loop);
     conn_table_init(&srv->table);
     int r = poller_init(&srv->poll, loop, on_event, srv);
     if (r != 0) {
@@ -804,10 +801,14 @@ void *wsr_conn_user(wsr_server *srv, wsr_conn_id id) {
 
 // --- requests and connection facts -----------------------------------------------------
 
-// A connection in its HTTP states, or NULL.
+// The connection a request id names, or NULL when the request is over without an
+// upgrade: the client left, or was answered and the connection is closing (the
+// handshake timeout's 503, say).
 static conn *request_conn(wsr_server *srv, wsr_conn_id id) {
     conn *c = conn_table_lookup(&srv->table, id);
-    return c && !(c->flags & CF_DEAD) ? c : nullptr;
+    if (!c || (c->flags & CF_DEAD)) return nullptr;
+    bool in_http = c->state == CONN_HANDSHAKE || c->state == CONN_UPGRADING;
+    return in_http || (c->flags & CF_OPENED) ? c : nullptr;
 }
 
 int wsr_upgrade_accept(wsr_server *srv, wsr_conn_id id, void *user, const char *subprotocol) {
@@ -855,21 +856,19 @@ const char *wsr_conn_subprotocol(wsr_server *srv, wsr_conn_id id) {
 
 size_t wsr_conn_extensions(wsr_server *srv, wsr_conn_id id, char *buf, size_t cap) {
     conn *c = ws_conn(srv, id);
-    size_t n = c ? compression_describe(c, buf, cap) : 0;
-    if (!n && cap) buf[0] = '\0';
+    char full[160]; // the longest agreement pmd_write_response makes is about 110 bytes
+    size_t n = c ? compression_describe(c, full, sizeof full) : 0;
+    full[n] = '\0';
+    if (cap) snprintf(buf, cap, "%s", full); // cut to fit, like snprintf
     return n;
 }
 
 uint64_t wsr_conn_opened_ms(wsr_server *srv, wsr_conn_id id) {
     conn *c = ws_conn(srv, id);
-    return c ? srv->started_ms / 1000 * 1000 + (uint64_t)c->opened_s * 1000 : 0;
+    return c ? (uint64_t)c->opened_s * 1000 : 0;
 }
 
 // --- services the HTTP module uses -------------------------------------------------------
-
-uint32_t server_seconds(const wsr_server *srv) {
-    return (uint32_t)((uv_now(srv->loop) - srv->started_loop_ms) / 1000);
-}
 
 const char *server_refuses_upgrade(wsr_server *srv) {
     if (srv->shutting_down) return "server is shutting down";

@@ -79,8 +79,6 @@ struct wsr_server {
     // header), by slot; family 0 where none is set. Allocated when the first is.
     net_addr *addrs;
     uint32_t addrs_cap;
-    uint64_t started_ms; // wall clock at wsr_server_new, for wsr_conn_opened_ms
-    uint64_t started_loop_ms; // uv_now then
     uint64_t drain_bytes;  // WSR_OPT_DRAIN_BYTES
     bool shutting_down;
     bool handles_open;
@@ -114,5 +112,4 @@ void server_mem_change(wsr_server *srv, int64_t delta);
 // Connections not yet destroyed (table slots in use, less those only held for the flush pass).
 static inline uint32_t server_conns_alive(const wsr_server *srv) { return srv->table.live - srv->held_slots; }
 void server_update_events(wsr_server *srv, conn *c);
-// Seconds since the server started (connection open times).
-uint32_t server_seconds(const wsr_server *srv);
+

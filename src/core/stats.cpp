@@ -15,11 +15,16 @@ int wsr_stats_close_bucket(uint16_t code) {
     return code == 1005 ? 10 : 9; // 1005: the peer's close frame had no code
 }
 
-int stats_hs_bucket(uint16_t status) {
+int stats_hs_bucket_exact(uint16_t status) {
     static const uint16_t statuses[] = {400, 401, 403, 404, 405, 426, 431, 503};
     for (int i = 0; i < 8; i++)
         if (statuses[i] == status) return i;
-    return 0; // anything else malformed counts as a bad request
+    return -1;
+}
+
+int stats_hs_bucket(uint16_t status) {
+    int b = stats_hs_bucket_exact(status);
+    return b >= 0 ? b : 0; // anything else malformed counts as a bad request
 }
 
 void wsr_server_stats(const wsr_server *srv, wsr_stats *out) {
@@ -36,6 +41,7 @@ uint64_t wsr_server_counter(const wsr_server *srv, wsr_counter which) {
     case WSR_COUNTER_LOG_SUPPRESSED: return log_suppressed_total();
     case WSR_COUNTER_HANDSHAKES: return srv->handshakes;
     case WSR_COUNTER_HTTP_REQUESTS: return srv->http.requests;
+    case WSR_COUNTER_UPGRADES_REFUSED: return srv->http.refused;
     }
     return 0;
 }

@@ -218,6 +218,7 @@ static const struct {
     {"wsreactor_http_requests_total", true},
     {"wsreactor_handshakes_completed_total", true},
     {"wsreactor_handshakes_failed_total", true},
+    {"wsreactor_upgrades_refused_total", true},
     {"wsreactor_handshakes_shed_total", true},
     {"wsreactor_closes_total", true},
     {"wsreactor_protocol_errors_total", true},
