@@ -66,9 +66,30 @@ size_t compression_describe(const conn *c, char *out, size_t cap) {
     return pmd_write_response(&p, out, cap);
 }
 
-static pmd_conn *conn_streams(conn *c) {
-    if (!c->z) c->z = (pmd_conn *)mem_calloc(1, sizeof(pmd_conn));
-    return c->z;
+// A connection's own streams live beside the table, by slot, not in struct conn: most
+// connections never have any (shared mode), and those 8 bytes are paid by every idle
+// connection otherwise. The array is allocated when the first connection needs one.
+static pmd_conn *streams_of(const wsr_server *srv, const conn *c) {
+    return c->idx < srv->zs_cap ? srv->zs[c->idx] : nullptr;
+}
+
+static pmd_conn *conn_streams(wsr_server *srv, conn *c) {
+    if (pmd_conn *z = streams_of(srv, c)) return z;
+    if (c->idx >= srv->zs_cap) {
+        uint32_t cap = srv->zs_cap ? srv->zs_cap : 256;
+        while (cap <= c->idx) cap *= 2;
+        pmd_conn **nz = (pmd_conn **)mem_realloc(srv->zs, cap * sizeof *nz);
+        if (!nz) return nullptr;
+        memset(nz + srv->zs_cap, 0, (cap - srv->zs_cap) * sizeof *nz);
+        srv->zs = nz;
+        srv->zs_cap = cap;
+    }
+    return srv->zs[c->idx] = (pmd_conn *)mem_calloc(1, sizeof(pmd_conn));
+}
+
+static void streams_free(wsr_server *srv, conn *c) {
+    free(srv->zs[c->idx]);
+    srv->zs[c->idx] = nullptr;
 }
 
 // The scratch buffers count in the server's memory gauge while they are large, so a
@@ -100,7 +121,7 @@ static pmd_stream *inflater_for(wsr_server *srv, conn *c, bool *reset) {
     if (*reset) {
         s = &srv->z_inflate;
     } else {
-        pmd_conn *z = conn_streams(c);
+        pmd_conn *z = conn_streams(srv, c);
         if (!z) return nullptr;
         s = &z->inflate;
         bits = client_bits(c);
@@ -117,24 +138,22 @@ static uint16_t close_code_of(int r) {
 
 // The connection's own pmd_conn is only kept while it holds something: idle connections
 // in shared mode stay at their fixed size.
-static void release_streams_if_unused(conn *c) {
-    if (c->z && !c->z->inflate.ready && !c->z->deflate.ready && !c->z->pending.in_len) {
-        free(c->z);
-        c->z = nullptr;
-    }
+static void release_streams_if_unused(wsr_server *srv, conn *c) {
+    pmd_conn *z = streams_of(srv, c);
+    if (z && !z->inflate.ready && !z->deflate.ready && !z->pending.in_len) streams_free(srv, c);
 }
 
 // The message did not finish within the round: the connection keeps its bytes, its
 // output so far (the scratch buffer changes hands) and the stream state.
 static uint16_t suspend(wsr_server *srv, conn *c, pmd_stream *s, const uint8_t *in, size_t len,
                         const pmd_inflate_pos &pos) {
-    pmd_conn *z = conn_streams(c);
+    pmd_conn *z = conn_streams(srv, c);
     uint8_t *copy = z ? (uint8_t *)mem_alloc(len ? len : 1) : nullptr;
     bool streams_ok = z && (s == &z->inflate || inflateCopy(&z->inflate.z, &s->z) == Z_OK);
     if (!copy || !streams_ok) {
         free(copy);
         inflateReset(&s->z);
-        release_streams_if_unused(c);
+        release_streams_if_unused(srv, c);
         return WS_CLOSE_INTERNAL;
     }
     if (s != &z->inflate) {
@@ -171,7 +190,7 @@ uint16_t compression_inflate(wsr_server *srv, conn *c, const uint8_t *in, size_t
 }
 
 uint16_t compression_inflate_resume(wsr_server *srv, conn *c, size_t step, const uint8_t **out, size_t *out_len) {
-    pmd_conn *z = c->z;
+    pmd_conn *z = streams_of(srv, c);
     pmd_pending &p = z->pending;
     bool reset = c->pmd & CP_CLI_NCT;
     size_t old_cap = p.out.cap;
@@ -187,7 +206,7 @@ uint16_t compression_inflate_resume(wsr_server *srv, conn *c, size_t step, const
     server_mem_change(srv, -(int64_t)p.in_len);
     p = pmd_pending{};
     if (reset) pmd_inflater_free(&z->inflate); // a copy of the shared stream: done with it
-    release_streams_if_unused(c);
+    release_streams_if_unused(srv, c);
     if (r != PMD_OK) {
         scratch_trim(srv, &srv->z_in);
         return close_code_of(r);
@@ -223,7 +242,7 @@ bool compression_deflate(wsr_server *srv, conn *c, const uint8_t *in, size_t len
     } else if (srv->pmd_cfg.mode == PMD_SHARED) {
         return false; // shared mode keeps memory flat: no stream of its own, send plain
     } else {
-        pmd_conn *z = conn_streams(c);
+        pmd_conn *z = conn_streams(srv, c);
         s = z ? &z->deflate : nullptr;
         if (s && !s->ready &&
             pmd_deflater_init(s, server_bits(c), srv->opts.deflate_mem_level, srv->opts.deflate_level) != PMD_OK)
@@ -286,21 +305,22 @@ static void pending_free(wsr_server *srv, pmd_pending *p) {
 }
 
 void compression_inflate_abort(wsr_server *srv, conn *c) {
-    if (!c->z || !c->z->pending.in_len) return;
-    pending_free(srv, &c->z->pending);
+    pmd_conn *z = streams_of(srv, c);
+    if (!z || !z->pending.in_len) return;
+    pending_free(srv, &z->pending);
     // The stream stopped mid-message: a copy of the shared one goes, a connection's own
     // (context takeover) can never be used again, as the connection is failing.
-    pmd_inflater_free(&c->z->inflate);
-    release_streams_if_unused(c);
+    pmd_inflater_free(&z->inflate);
+    release_streams_if_unused(srv, c);
 }
 
 void compression_conn_free(wsr_server *srv, conn *c) {
-    if (!c->z) return;
-    pending_free(srv, &c->z->pending);
-    pmd_inflater_free(&c->z->inflate);
-    pmd_deflater_free(&c->z->deflate);
-    free(c->z);
-    c->z = nullptr;
+    pmd_conn *z = streams_of(srv, c);
+    if (!z) return;
+    pending_free(srv, &z->pending);
+    pmd_inflater_free(&z->inflate);
+    pmd_deflater_free(&z->deflate);
+    streams_free(srv, c);
 }
 
 void compression_server_free(wsr_server *srv) {

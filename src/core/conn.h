@@ -110,10 +110,10 @@ struct conn {
         uint8_t *ctl;    // otherwise: payload of a control frame split across reads
     } aux;
     void *user;
-    pmd_conn *z;         // per-connection zlib streams (dedicated mode), made on first use
+    uint32_t flush_next; // flush list link
 };
 
-static_assert(sizeof(conn) <= 176, "conn grew: every idle connection pays for each byte");
+static_assert(sizeof(conn) <= 168, "conn grew: every idle connection pays for each byte");
 
 static inline wsr_conn_id conn_id(const conn *c) { return ((uint64_t)c->gen << 32) | c->idx; }
 // Work left over from a round (held input, a message half inflated): the backlog pass

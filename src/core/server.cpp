@@ -20,6 +20,7 @@
 #include "core/options.h"
 #include "proto/utf8.h"
 
+static const uint32_t NONE = UINT32_MAX;
 // Poller tags below this are listener indices: connection tags carry a generation >= 1
 // in their high half.
 static const uint64_t CONN_TAG_MIN = 1ull << 32;
@@ -56,9 +57,8 @@ const char *wsr_strerror(int err) {
 void server_want_flush(wsr_server *srv, conn *c) {
     if (c->flags & CF_IN_FLUSH) return;
     c->flags |= CF_IN_FLUSH;
-    // Never full: it has a place for every slot of the table (see server_adopt), and a
-    // slot is on it at most once.
-    srv->flush[srv->flush_len++] = c->idx;
+    c->flush_next = srv->flush_head;
+    srv->flush_head = c->idx;
 }
 
 void server_update_events(wsr_server *srv, conn *c) {
@@ -72,8 +72,9 @@ void server_update_events(wsr_server *srv, conn *c) {
 // application sent during the iteration leaves in one writev per connection. Entries
 // added while the pass runs (on_drain sent more) are written in the same pass.
 void server_flush(wsr_server *srv) {
-    for (uint32_t i = 0; i < srv->flush_len; i++) {
-        conn *c = conn_table_at(&srv->table, srv->flush[i]);
+    while (srv->flush_head != NONE) {
+        conn *c = conn_table_at(&srv->table, srv->flush_head);
+        srv->flush_head = c->flush_next;
         c->flags &= (uint8_t)~CF_IN_FLUSH;
         if (c->state == CONN_FREE) {
             conn_table_release(&srv->table, c); // destroyed while queued here
@@ -81,7 +82,6 @@ void server_flush(wsr_server *srv) {
         } else
             conn_flush(srv, c);
     }
-    srv->flush_len = 0;
 }
 
 static void on_tick(uv_timer_t *h);
@@ -158,25 +158,10 @@ static void accept_pause(wsr_server *srv, int listen_fd, int err) {
     tick_start(srv);
 }
 
-// The flush list has a place for every slot.
-static bool flush_fits(wsr_server *srv) {
-    uint32_t slots = conn_table_slots(&srv->table);
-    if (srv->flush_cap >= slots) return true;
-    uint32_t *nf = (uint32_t *)mem_realloc(srv->flush, slots * sizeof *nf);
-    if (!nf) return false;
-    srv->flush = nf;
-    srv->flush_cap = slots;
-    return true;
-}
-
 conn *server_adopt(wsr_server *srv, int fd) { return server_adopt_from(srv, fd, 0); }
 
 conn *server_adopt_from(wsr_server *srv, int fd, uint16_t li) {
     conn *c = conn_table_alloc(&srv->table);
-    if (c && !flush_fits(srv)) {
-        conn_table_release(&srv->table, c);
-        c = nullptr;
-    }
     if (!c) {
         log_error("out of memory for a new connection");
         close(fd);
@@ -598,6 +583,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->max_handshakes = OPTIONS_DEFAULT_MAX_HANDSHAKES;
     srv->max_memory = options_default_max_memory(&srv->opts);
     srv->drain_bytes = srv->opts.max_backpressure / 4;
+    srv->flush_head = NONE;
     conn_table_init(&srv->table);
     int r = poller_init(&srv->poll, loop, on_event, srv);
     if (r != 0) {
@@ -733,7 +719,7 @@ void wsr_server_free(wsr_server *srv) {
     poller_free(&srv->poll);
     http_free(&srv->http);
     free(srv->backlog);
-    free(srv->flush);
+    free(srv->zs);
     free(srv->addrs);
     conn_table_free(&srv->table);
     compression_server_free(srv);
@@ -895,7 +881,10 @@ bool server_set_address(wsr_server *srv, const conn *c, const net_addr *a) {
         return true;
     }
     if (c->idx >= srv->addrs_cap) {
-        uint32_t cap = conn_table_slots(&srv->table);
+        // Doubling: an array regrown for every block of the table would leave a trail
+        // of freed copies behind in the heap.
+        uint32_t cap = srv->addrs_cap ? srv->addrs_cap : 256;
+        while (cap <= c->idx) cap *= 2;
         net_addr *na = (net_addr *)mem_realloc(srv->addrs, cap * sizeof *na);
         if (!na) return false;
         memset(na + srv->addrs_cap, 0, (cap - srv->addrs_cap) * sizeof *na);

@@ -54,10 +54,10 @@ struct wsr_server {
     uv_timer_t tick;           // housekeeping while something waits: see on_tick
     uv_idle_t backlog_idle;    // runs while connections hold input over to the next round
     conn_table table;
-    // Connections with output to write before the loop sleeps (slot indices). As many
-    // entries as the table has slots, so adding never allocates.
-    uint32_t *flush;
-    uint32_t flush_len, flush_cap;
+    uint32_t flush_head; // connections with output to write before the loop sleeps
+    // A connection's own zlib streams, by slot (see core/compression.cpp).
+    pmd_conn **zs;
+    uint32_t zs_cap;
     uint32_t held_slots; // destroyed connections whose slot waits for the flush pass
     wsr_conn_id *backlog; // connections with work held over (conn_waits), in arrival order
     uint32_t backlog_len, backlog_cap;
