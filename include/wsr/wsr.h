@@ -197,7 +197,9 @@ unsigned wsr_request_listener(const wsr_request *req);
  * hook, or when the hook leaves the choice to the server, the first of
  * wsr_options.subprotocols the client offers is chosen.
  * WSR_ENOCONN: the client left, or the handshake timeout answered for you;
- * WSR_ESTATE: not an upgrade, or answered already; WSR_EINVAL: subprotocol not offered. */
+ * WSR_ESTATE: not an upgrade, or answered already; WSR_EINVAL: subprotocol not offered;
+ * WSR_ECLOSING: the server filled up (max_connections) or began shutting down while you
+ * decided, and answered 503 itself: on_open will not come. */
 int wsr_upgrade_accept(wsr_server *srv, wsr_conn_id id, void *user, const char *subprotocol);
 /* Answers a request. For an upgrade this is the refusal: status 300..599 (400, 401 with
  * a WWW-Authenticate header, 403, 429, 503, ...), after which the connection closes. For
@@ -365,8 +367,8 @@ typedef enum wsr_counter {
     WSR_COUNTER_HANDSHAKES_SHED = 3, /* connections answered 503 past WSR_OPT_MAX_HANDSHAKES */
     WSR_COUNTER_ACCEPT_PAUSES = 4,   /* times accepting paused: out of file descriptors */
     WSR_COUNTER_LOG_SUPPRESSED = 5,  /* log lines suppressed by rate limiting (this thread) */
-    WSR_COUNTER_HANDSHAKES = 6,      /* gauge: connections in HTTP: sending a request, waiting for
-                                        its answer, or kept alive between requests */
+    WSR_COUNTER_HANDSHAKES = 6,      /* gauge: connections sending a request or waiting for its
+                                        answer (not those kept alive between requests) */
     WSR_COUNTER_HTTP_REQUESTS = 7,   /* plain HTTP requests answered by routes */
     WSR_COUNTER_UPGRADES_REFUSED = 8, /* upgrades the application refused (any status; those
                                          with a bucket are in handshakes_failed too) */

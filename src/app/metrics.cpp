@@ -137,7 +137,7 @@ static const metric_def METRICS[] = {
     {"wsreactor_accept_pauses_total", true, COUNTER(WSR_COUNTER_ACCEPT_PAUSES),
      "Times accepting paused because the process ran out of file descriptors."},
     {"wsreactor_handshakes_in_progress", false, COUNTER(WSR_COUNTER_HANDSHAKES),
-     "Connections in HTTP: sending a request, waiting for its answer, or kept alive between requests."},
+     "Connections sending a request (an upgrade or plain HTTP) or waiting for its answer."},
     {"wsreactor_http_requests_total", true, COUNTER(WSR_COUNTER_HTTP_REQUESTS),
      "Plain HTTP requests answered by routes (health, metrics, the application's)."},
     {"wsreactor_handshakes_completed_total", true, STAT(handshakes_ok),

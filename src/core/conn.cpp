@@ -66,10 +66,22 @@ void conn_start(conn *c, int fd, uint16_t listener, bool proxy) {
     http_start(c, listener, proxy);
 }
 
+// Counted against max_handshakes: in an HTTP state and not idle between requests.
+static bool counts_as_handshake(const conn *c) { return in_http(c) && !(c->http.flags & HF_IDLE); }
+
+void conn_http_idle(wsr_server *srv, conn *c, bool idle) {
+    if (idle == !!(c->http.flags & HF_IDLE)) return;
+    c->http.flags = (uint8_t)(idle ? c->http.flags | HF_IDLE : c->http.flags & ~HF_IDLE);
+    if (idle)
+        srv->handshakes--;
+    else
+        srv->handshakes++;
+}
+
 // Leaves the HTTP states, which the server bounds (max_handshakes).
 static void end_handshake(wsr_server *srv, conn *c, uint8_t state) {
+    if (counts_as_handshake(c)) srv->handshakes--;
     free_aux(srv, c);
-    srv->handshakes--;
     c->state = state;
     if (c->flags2 & CF2_AWAITING) {
         c->flags2 &= (uint8_t)~CF2_AWAITING;
@@ -291,6 +303,12 @@ static bool write_out(wsr_server *srv, conn *c) {
         }
         server_mem_change(srv, -(int64_t)outq_consume(&c->out, (size_t)w));
         srv->stats.bytes_out += (uint64_t)w;
+        // Wherever the write happens (the flush pass, writability, a large send), a
+        // producer told WSR_QUEUED hears of it from the flush pass: on_drain.
+        if ((c->flags2 & CF2_DRAIN) && c->out.bytes <= srv->drain_bytes) {
+            c->flags2 = (uint8_t)((c->flags2 & ~CF2_DRAIN) | CF2_DRAIN_DUE);
+            server_want_flush(srv, c);
+        }
         if ((size_t)w < want) {
             set_want_write(srv, c, true);
             return true;
@@ -303,20 +321,19 @@ static bool write_out(wsr_server *srv, conn *c) {
 // on_drain, once a connection that was told WSR_QUEUED (or WSR_DROPPED) has written its
 // way down to the drain mark. Only after the kernel took bytes: a producer that sends
 // again from on_drain and is queued again waits for the socket, not for this pass.
-static void maybe_drain(wsr_server *srv, conn *c, uint64_t before) {
-    if (!(c->flags2 & CF2_DRAIN) || c->state != CONN_OPEN || c->out.bytes >= before ||
-        c->out.bytes > srv->drain_bytes)
-        return;
-    c->flags2 &= (uint8_t)~CF2_DRAIN;
+static void run_drain(wsr_server *srv, conn *c) {
+    c->flags2 &= (uint8_t)~CF2_DRAIN_DUE;
+    if (c->state != CONN_OPEN) return;
     const ws_endpoint *ep = http_endpoint(&srv->http, c);
     if (ep->ep.on_drain) ep->ep.on_drain(srv, conn_id(c), ep->user);
 }
 
 void conn_flush(wsr_server *srv, conn *c) {
-    uint64_t before = c->out.bytes;
     if ((c->flags & CF_DEAD) || !write_out(srv, c)) return conn_destroy(srv, c, false);
-    maybe_drain(srv, c, before);
-    if (c->flags & CF_DEAD) return server_want_flush(srv, c); // a send from on_drain found it gone
+    if (c->flags2 & CF2_DRAIN_DUE) {
+        run_drain(srv, c);
+        if (c->flags & CF_DEAD) return server_want_flush(srv, c); // a send from on_drain found it gone
+    }
     if ((c->flags & CF_READ_PAUSED) && c->out.bytes <= srv->opts.max_backpressure / 4) {
         c->flags &= (uint8_t)~CF_READ_PAUSED;
         server_update_events(srv, c);
@@ -400,20 +417,30 @@ static bool msg_reserve(wsr_server *srv, conn *c, size_t cap) {
     return true;
 }
 
-// False when the connection failed (memory budget or out of memory).
-static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n) {
+// Appends to msg, which may hold at most max bytes. False when the connection failed
+// (past max, memory budget, out of memory).
+static bool buffer_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n, size_t max) {
     size_t need = (size_t)c->msg_len + n;
+    if (need > max) {
+        conn_fail(srv, c, WS_CLOSE_TOO_BIG, "too much input to hold");
+        return false;
+    }
     if (need > c->msg_cap) {
         // Grow geometrically as bytes arrive, never to the length a header merely
         // claims: a header costs its sender nothing.
         size_t cap = c->msg_cap ? c->msg_cap : 256;
         while (cap < need) cap *= 2;
-        if (cap > srv->limits.max_message) cap = (size_t)srv->limits.max_message;
+        if (cap > max) cap = max;
         if (!msg_reserve(srv, c, cap)) return false;
     }
     memcpy(c->msg + c->msg_len, d, n);
     c->msg_len = (uint32_t)need;
     return true;
+}
+
+// A message's data (the frame parser keeps a message within max_message).
+static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n) {
+    return buffer_append(srv, c, d, n, (size_t)srv->limits.max_message);
 }
 
 // The connection has no budget left for this round: it joins the backlog pass, and
@@ -434,23 +461,11 @@ bool conn_hold(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
     return !(c->flags & (CF_DEAD | CF_FAILING));
 }
 
-bool conn_buffer(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
-    return message_append(srv, c, data, n) && !(c->flags & CF_DEAD);
+bool conn_buffer(wsr_server *srv, conn *c, const uint8_t *data, size_t n, size_t max) {
+    return buffer_append(srv, c, data, n, max) && !(c->flags & CF_DEAD);
 }
 
-uint8_t *conn_buffer_take(wsr_server *, conn *c, size_t *len, size_t *cap) {
-    uint8_t *b = c->msg;
-    *len = c->msg_len;
-    *cap = c->msg_cap;
-    c->msg = nullptr;
-    c->msg_len = c->msg_cap = 0;
-    return b;
-}
-
-void conn_buffer_drop(wsr_server *srv, uint8_t *buf, size_t cap) {
-    free(buf);
-    server_mem_change(srv, -(int64_t)cap);
-}
+void conn_buffer_free(wsr_server *srv, conn *c) { free_message(srv, c); }
 
 static size_t inflate_step(size_t budget) { return budget > INFLATE_STEP_MIN ? budget : (size_t)INFLATE_STEP_MIN; }
 
@@ -793,11 +808,11 @@ void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
 void conn_destroy(wsr_server *srv, conn *c, bool clean) {
     if (c->state == CONN_FREE || c->fd < 0) return; // fd < 0: inside its own on_close
     timers_remove_all(&srv->tm, c);
-    if (in_http(c)) srv->handshakes--;
+    if (counts_as_handshake(c)) srv->handshakes--;
     free_aux(srv, c);
     server_set_address(srv, c, nullptr);
-    c->subproto = 0;
-    c->flags2 &= (uint8_t)~(CF2_AWAITING | CF2_DRAIN);
+    http_conn_closed(&srv->http, c);
+    c->flags2 &= (uint8_t)~(CF2_AWAITING | CF2_DRAIN | CF2_DRAIN_DUE);
     free_message(srv, c);
     c->flags2 &= (uint8_t)~CF2_INFLATING;
     compression_conn_free(srv, c);

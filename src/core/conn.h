@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "core/outq.h"
 #include "proto/frame.h"
@@ -60,6 +61,8 @@ enum conn_flag2 : uint8_t {
                              // unsent bytes fall to the drain mark
     CF2_AWAITING = 1 << 5,   // a request waits for the application's answer: not read, only
                              // watched for the peer leaving
+    CF2_DRAIN_DUE = 1 << 6,  // a write brought the unsent bytes to the drain mark: on_drain
+                             // runs in the flush pass
 };
 
 // What a connection in CONN_HANDSHAKE keeps, in the room the frame parser takes once
@@ -73,6 +76,7 @@ enum http_flag : uint8_t {
     HF_END = 1 << 5,        // answered inside its callback with the last response: the
                             // connection ends once the callback returned (its views live on)
     HF_PROXIED = 1 << 6,    // the client's address came from a PROXY header
+    HF_IDLE = 1 << 7,       // kept alive between requests: not counted as a handshake
 };
 struct http_state {
     uint32_t requests;  // requests answered on this connection (keep-alive)
@@ -89,7 +93,7 @@ struct conn {
     uint8_t flags2;
     uint8_t utf8;        // validator state of the text message being received
     uint16_t close_code; // reported to on_close
-    uint16_t route;      // index into the server's routes
+    uint16_t route;      // index into the server's WebSocket endpoints
     uint8_t timer_kind[2]; // which deadline list holds this connection, per lane
     uint8_t ctl_len;     // bytes of a split control frame held in ctl
     uint8_t subproto;    // agreed subprotocol: 1 + index into the server's names; 0 none
@@ -148,6 +152,33 @@ int conn_ping(wsr_server *srv, conn *c, const void *data, size_t len);
 int conn_close(wsr_server *srv, conn *c, uint16_t code, const char *reason, size_t reason_len);
 // A deadline of this connection passed.
 void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind);
+// --- services for core/http: a connection before it is a WebSocket ---------------------
+
+// Writes bytes at once when nothing is queued ahead; queues the rest.
+void conn_write(wsr_server *srv, conn *c, const struct iovec *iov, int n);
+// The last response is queued: close once it is out, without waiting for the peer.
+void conn_end_after_output(wsr_server *srv, conn *c);
+// Keeps input for the connection's next round (CF2_HELD). False when it failed.
+bool conn_hold(wsr_server *srv, conn *c, const uint8_t *data, size_t n);
+// Appends to the connection's msg buffer, at most max bytes in all, within the memory
+// budget (false: the connection failed).
+bool conn_buffer(wsr_server *srv, conn *c, const uint8_t *data, size_t n, size_t max);
+void conn_buffer_free(wsr_server *srv, conn *c);
+// The 101 was written: the connection is a WebSocket now. Runs on_open, then parses
+// the frames that came with the request.
+void conn_upgraded(wsr_server *srv, conn *c, uint16_t endpoint, const uint8_t *data, size_t n, size_t *budget);
+// Arms one of the connection's HTTP deadlines (TK_HANDSHAKE, TK_KEEPALIVE).
+void conn_deadline(wsr_server *srv, conn *c, uint8_t kind);
+// Waits for the application (CF2_AWAITING: not read; an upgrade is watched for the peer
+// leaving, an HTTP request for the connection failing), or reads again; held input
+// then gets a round from the backlog pass.
+void conn_await(wsr_server *srv, conn *c, bool on);
+// Between requests on a kept-alive connection (idle), or in one: only a connection in
+// a request counts against max_handshakes.
+void conn_http_idle(wsr_server *srv, conn *c, bool idle);
+// Marks a connection dead; the flush pass destroys it. why (may be NULL) is logged.
+void conn_cut(wsr_server *srv, conn *c, const char *why);
+
 // The one teardown path: closes the socket, reports on_close, frees the slot (at once,
 // or after the flush pass if the connection is still on the flush list). clean says
 // whether the close handshake completed.

@@ -18,6 +18,11 @@ enum {
     MAX_PATTERNS = 1024, // allowed origins or trusted proxies, at most
 };
 
+static int answer(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const char *headers, const void *body,
+                  size_t len, bool by_app);
+static void fail(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const char *why, bool upgrade,
+                 const char *extra = nullptr);
+
 struct wsr_request {
     wsr_server *srv;
     conn *c;
@@ -35,30 +40,18 @@ void http_init(http_ctx *h, const wsr_options *opts, wsr_stats *stats) {
     h->max_body = 1u << 20;
     h->max_requests = 1000;
     h->date_at = -1;
-    // The server's own subprotocols are the first names; the strings stay the
-    // application's (wsr_options.subprotocols must outlive the server).
-    uint16_t n = 0;
-    if (opts->subprotocols)
-        while (opts->subprotocols[n]) n++;
-    if (n) {
-        h->names = (const char **)malloc(n * sizeof *h->names);
-        if (h->names) {
-            memcpy(h->names, opts->subprotocols, n * sizeof *h->names);
-            h->nnames = h->nnames_own = h->names_cap = n;
-        }
-    }
 }
 
 void http_free(http_ctx *h) {
     for (uint16_t i = 0; i < h->neps; i++) free(h->eps[i].path);
     for (uint16_t i = 0; i < h->nroutes; i++) free(h->routes[i].path);
     for (uint16_t i = 0; i < h->norigins; i++) free(h->origins[i]);
-    for (uint16_t i = h->nnames_own; i < h->nnames; i++) free((char *)h->names[i]);
+    for (uint32_t i = 0; i < h->own_names_cap; i++) free(h->own_names[i]);
     free(h->eps);
     free(h->routes);
     free(h->origins);
     free(h->trusted);
-    free(h->names);
+    free(h->own_names);
     hs_parser_free(&h->scratch);
 }
 
@@ -82,7 +75,9 @@ int http_add_endpoint(http_ctx *h, const char *path, const wsr_endpoint *ep, siz
     memset(e, 0, sizeof *e);
     // An application built against an older, shorter struct: what it does not know of
     // stays NULL.
-    memcpy(&e->ep, ep, ep_size < sizeof e->ep ? ep_size : sizeof e->ep);
+    size_t n = ep_size < sizeof e->ep ? ep_size : sizeof e->ep;
+    n -= n % sizeof(void (*)()); // whole callbacks only
+    memcpy(&e->ep, ep, n);
     e->ep.size = sizeof e->ep;
     e->path = p;
     e->user = user;
@@ -127,9 +122,12 @@ void http_start(conn *c, uint16_t li, bool proxy) {
     if (proxy) c->http.flags = HF_PROXY;
 }
 
+// What a parser of its own costs, for the memory account.
+static uint64_t parser_bytes(const hs_parser *p) { return sizeof *p + p->cap; }
+
 void http_conn_free(http_ctx *, wsr_server *srv, conn *c) {
     if (c->aux.hs) {
-        server_mem_give(srv, hs_parser_body_free(c->aux.hs));
+        server_mem_give(srv, hs_parser_body_free(c->aux.hs) + parser_bytes(c->aux.hs));
         hs_parser_free(c->aux.hs);
         free(c->aux.hs);
         c->aux.hs = nullptr;
@@ -137,7 +135,17 @@ void http_conn_free(http_ctx *, wsr_server *srv, conn *c) {
 }
 
 const char *http_subprotocol(const http_ctx *h, const conn *c) {
-    return c->subproto && c->subproto <= h->nnames ? h->names[c->subproto - 1] : nullptr;
+    if (c->subproto == HTTP_SUBPROTO_OWN) return h->own_names[c->idx];
+    return c->subproto ? h->hs_cfg.subprotocols[c->subproto - 1] : nullptr;
+}
+
+void http_conn_closed(http_ctx *h, conn *c) {
+    if (c->state == CONN_UPGRADING) h->upgrading--;
+    if (c->subproto == HTTP_SUBPROTO_OWN) {
+        free(h->own_names[c->idx]);
+        h->own_names[c->idx] = nullptr;
+    }
+    c->subproto = 0;
 }
 
 // --- helpers ---------------------------------------------------------------------------
@@ -169,7 +177,11 @@ static const char *date_line(http_ctx *h) {
 // gets a parser of its own; the scratch one serves the next connection.
 static bool own_parser(http_ctx *h, wsr_server *srv, conn *c) {
     if (c->aux.hs) return true;
-    if ((c->aux.hs = hs_parser_clone(&h->scratch))) return true;
+    if ((c->aux.hs = hs_parser_clone(&h->scratch))) {
+        if (server_mem_take(srv, parser_bytes(c->aux.hs))) return true;
+        fail(h, srv, c, 503, "server memory budget exhausted", false, "Retry-After: 1\r\n");
+        return false;
+    }
     conn_cut(srv, c, "out of memory for a request");
     return false;
 }
@@ -182,7 +194,7 @@ static void request_done(http_ctx *h, wsr_server *srv, conn *c) {
 
 // The library's own refusals: a short text body, and the connection closes.
 static void fail(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const char *why, bool upgrade,
-                 const char *extra = nullptr) {
+                 const char *extra) {
     char peer[64];
     log_info("request from %s refused: %u %s", addr_text(srv, c, peer, sizeof peer), status, why);
     if (upgrade || status == 400 || status == 431) h->stats->handshakes_failed[stats_hs_bucket(status)]++;
@@ -256,37 +268,48 @@ static void forwarded_address(http_ctx *h, wsr_server *srv, conn *c, const hs_pa
     server_set_address(srv, c, nullptr); // each request speaks for itself
     server_conn_address(srv, c, &peer);
     if (!net_cidr_match(h->trusted, h->ntrusted, &peer)) return;
-    net_span vals[16];
-    size_t n = 0;
+    // Every line: the one the nearest proxy added is the last, and the walk reads from
+    // the right. A request can hold no more lines than HS_MAX_HEADERS.
+    net_span xff[HS_MAX_HEADERS], fwd[HS_MAX_HEADERS];
+    size_t nx = 0, nf = 0;
     uint16_t pos = 0;
     hs_span v;
-    while (n < 16 && hs_header_next(hs, "X-Forwarded-For", &pos, &v)) vals[n++] = net_span{hs_span_ptr(hs, v), v.len};
+    while (hs_header_next(hs, "X-Forwarded-For", &pos, &v)) xff[nx++] = net_span{hs_span_ptr(hs, v), v.len};
+    pos = 0;
+    while (hs_header_next(hs, "Forwarded", &pos, &v)) fwd[nf++] = net_span{hs_span_ptr(hs, v), v.len};
+    // With both, which one the proxy wrote is unknown, and the other may be the
+    // client's own invention: neither is believed, and the proxy's address stands.
     net_addr client;
-    bool found = n && net_forwarded_for(vals, n, h->trusted, h->ntrusted, &client);
-    if (!n) {
-        pos = 0;
-        while (n < 16 && hs_header_next(hs, "Forwarded", &pos, &v)) vals[n++] = net_span{hs_span_ptr(hs, v), v.len};
-        found = n && net_forwarded_rfc7239(vals, n, h->trusted, h->ntrusted, &client);
-    }
+    bool found = (nx && !nf && net_forwarded_for(xff, nx, h->trusted, h->ntrusted, &client)) ||
+                 (nf && !nx && net_forwarded_rfc7239(fwd, nf, h->trusted, h->ntrusted, &client));
     if (found) server_set_address(srv, c, &client);
 }
 
-// An interned subprotocol name: 1 + its index, or 0 when no room is left.
-static uint8_t intern_name(http_ctx *h, const char *name, size_t len) {
-    for (uint16_t i = 0; i < h->nnames; i++)
-        if (strlen(h->names[i]) == len && memcmp(h->names[i], name, len) == 0) return (uint8_t)(i + 1);
-    if (h->nnames >= HTTP_MAX_NAMES) return 0;
-    if (h->nnames == h->names_cap) {
-        uint16_t cap = h->names_cap ? (uint16_t)(h->names_cap * 2) : 8;
-        const char **nn = (const char **)realloc(h->names, cap * sizeof *nn);
-        if (!nn) return 0;
-        h->names = nn;
-        h->names_cap = cap;
+// conn.subproto for a name: one of the server's own, or a copy kept by slot. False
+// when out of memory.
+static bool set_subprotocol(http_ctx *h, conn *c, const char *name) {
+    if (c->subproto == HTTP_SUBPROTO_OWN) http_conn_closed(h, c);
+    c->subproto = 0;
+    if (!name) return true;
+    const char *const *own = h->hs_cfg.subprotocols;
+    for (uint8_t i = 0; own && own[i]; i++) {
+        if (strcmp(own[i], name) == 0) {
+            c->subproto = (uint8_t)(i + 1);
+            return true;
+        }
     }
-    char *copy = strndup(name, len);
-    if (!copy) return 0;
-    h->names[h->nnames++] = copy;
-    return (uint8_t)h->nnames;
+    if (c->idx >= h->own_names_cap) {
+        uint32_t cap = h->own_names_cap ? h->own_names_cap : 256;
+        while (cap <= c->idx) cap *= 2;
+        char **nn = (char **)realloc(h->own_names, cap * sizeof *nn);
+        if (!nn) return false;
+        memset(nn + h->own_names_cap, 0, (cap - h->own_names_cap) * sizeof *nn);
+        h->own_names = nn;
+        h->own_names_cap = cap;
+    }
+    if (!(h->own_names[c->idx] = strdup(name))) return false;
+    c->subproto = HTTP_SUBPROTO_OWN;
+    return true;
 }
 
 static bool offered(const hs_parser *hs, const char *name) {
@@ -346,7 +369,7 @@ static void upgrade_request(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs
     }
     if (const char *why = server_refuses_upgrade(srv)) return fail(h, srv, c, 503, why, true, "Retry-After: 1\r\n");
     c->route = ep_idx;
-    c->subproto = res.subprotocol ? intern_name(h, res.subprotocol, strlen(res.subprotocol)) : 0;
+    set_subprotocol(h, c, res.subprotocol); // one of the server's own: never allocates
     const ws_endpoint *ep = &h->eps[ep_idx];
     if (ep->ep.on_upgrade) {
         wsr_request req = {srv, c, hs, true};
@@ -363,6 +386,8 @@ static void upgrade_request(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs
 }
 
 void http_finish_upgrade(http_ctx *h, wsr_server *srv, conn *c, size_t *budget) {
+    h->upgrading--;
+    c->state = CONN_HANDSHAKE; // until the 101 is out
     complete_upgrade(h, srv, c, c->aux.hs, c->route, nullptr, 0, budget);
 }
 
@@ -377,6 +402,17 @@ static void http_request(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs, c
     if ((c->http.flags & HF_END) && !(c->flags & CF_DEAD)) conn_end_after_output(srv, c);
 }
 
+// RFC 9110 §10.1.1: an expectation other than 100-continue gets 417; an HTTP/1.0
+// request's is ignored (that version has no expectations).
+static bool expectation_met(http_ctx *h, wsr_server *srv, conn *c, const hs_parser *hs) {
+    hs_span v;
+    if (hs->http.http_major == 1 && hs->http.http_minor == 0) return true;
+    if (!hs_header_find(hs, "Expect", &v) || (v.len == 12 && strncasecmp(hs_span_ptr(hs, v), "100-continue", 12) == 0))
+        return true;
+    fail(h, srv, c, 417, "unsupported expectation", false);
+    return false;
+}
+
 // After a complete head on an HTTP route: whether its body can be read. Refuses what
 // is too long before reading any of it, and tells a client that waits for it
 // (Expect: 100-continue) to send the body.
@@ -386,11 +422,8 @@ static bool body_start(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs) {
         return false;
     }
     hs_span v;
-    if (hs_header_find(hs, "Expect", &v)) {
-        if (v.len != 12 || strncasecmp(hs_span_ptr(hs, v), "100-continue", 12) != 0) {
-            fail(h, srv, c, 417, "unsupported expectation", false);
-            return false;
-        }
+    bool http10 = hs->http.http_major == 1 && hs->http.http_minor == 0;
+    if (!http10 && hs_header_find(hs, "Expect", &v)) { // 100-continue: checked before
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = {(void *)cont, sizeof cont - 1};
         conn_write(srv, c, &iov, 1);
@@ -403,26 +436,30 @@ static bool body_start(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs) {
 // --- the request loop ----------------------------------------------------------------
 
 // A PROXY header first, on listeners that expect one. False while it is incomplete or
-// after it failed; *data and *n then point past it.
-static bool proxy_header(http_ctx *h, wsr_server *srv, conn *c, uint8_t **data, size_t *n, bool *buffered) {
-    *buffered = false;
+// after it failed; *data and *n then point past it. A header split across reads is
+// gathered in msg (it is at most PROXY_MAX_HEADER bytes); the bytes after it are never
+// copied.
+static bool proxy_header(http_ctx *h, wsr_server *srv, conn *c, uint8_t **data, size_t *n) {
+    size_t had = c->msg_len;
     const uint8_t *p = *data;
     size_t pn = *n;
-    if (c->msg_len) { // the start of it came in an earlier read
-        if (!conn_buffer(srv, c, *data, *n)) return false;
+    if (had) {
+        size_t take = *n < PROXY_MAX_HEADER - had ? *n : PROXY_MAX_HEADER - had;
+        if (!conn_buffer(srv, c, *data, take, PROXY_MAX_HEADER)) return false;
         p = c->msg;
         pn = c->msg_len;
     }
     proxy_result pr;
     proxy_status st = proxy_parse(p, pn, &pr);
     if (st == PROXY_NEED_MORE) {
-        if (!c->msg_len) conn_buffer(srv, c, *data, *n);
+        // Every byte so far is a prefix of a header, so fewer than PROXY_MAX_HEADER.
+        if (!had) conn_buffer(srv, c, *data, *n, PROXY_MAX_HEADER);
         return false;
     }
     if (st == PROXY_ERROR) {
-        fail(h, srv, c, 400, "this port expects a PROXY protocol header", false);
         char peer[64];
         log_info("PROXY header from %s: %s", addr_text(srv, c, peer, sizeof peer), pr.error);
+        fail(h, srv, c, 400, "this port expects a PROXY protocol header", false);
         return false;
     }
     c->http.flags = (uint8_t)((c->http.flags & ~HF_PROXY) | HF_PROXIED);
@@ -430,28 +467,18 @@ static bool proxy_header(http_ctx *h, wsr_server *srv, conn *c, uint8_t **data, 
         conn_cut(srv, c, "out of memory");
         return false;
     }
-    // What follows in this read is the request; a header split across reads leaves
-    // the rest in the buffer, which the caller feeds and then frees.
-    *buffered = c->msg_len != 0;
-    *data = (uint8_t *)p + pr.header_len;
-    *n = pn - pr.header_len;
+    size_t skip = pr.header_len - had; // the header's bytes in this read
+    if (had) conn_buffer_free(srv, c);
+    *data += skip;
+    *n -= skip;
     return true;
 }
 
 static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget);
 
 void http_feed(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget) {
-    if (!(c->http.flags & HF_PROXY)) return feed_requests(h, srv, c, data, n, budget);
-    bool buffered;
-    if (!proxy_header(h, srv, c, &data, &n, &buffered)) return;
-    if (!buffered) return feed_requests(h, srv, c, data, n, budget);
-    // The header and what followed it sit in msg: take it out, so that the request
-    // path can hold its own input there.
-    size_t cap;
-    size_t len;
-    uint8_t *buf = conn_buffer_take(srv, c, &len, &cap);
+    if ((c->http.flags & HF_PROXY) && !proxy_header(h, srv, c, &data, &n)) return;
     feed_requests(h, srv, c, data, n, budget);
-    conn_buffer_drop(srv, buf, cap);
 }
 
 static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget) {
@@ -461,12 +488,16 @@ static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, 
             if (!n) return;
             hs = &h->scratch;
             hs_parser_reset(hs);
-            // A new request on a kept-alive connection: it has the request deadline.
-            if (c->timer_kind[0] == TK_KEEPALIVE) conn_deadline(srv, c, TK_HANDSHAKE);
+            // A new request (the first, or the next on a kept-alive connection): it has
+            // the request deadline of its own, and counts as a handshake again.
+            conn_http_idle(srv, c, false);
+            conn_deadline(srv, c, TK_HANDSHAKE);
         }
         size_t used = 0;
         if (!(c->http.flags & HF_BODY)) {
+            uint32_t cap0 = hs->cap;
             hs_state st = hs_parser_feed(hs, data, n, &used);
+            if (hs == c->aux.hs && hs->cap != cap0) server_mem_take(srv, hs->cap - cap0); // bounded by max_header
             if (st == HS_NEED_MORE) {
                 own_parser(h, srv, c);
                 return;
@@ -494,6 +525,7 @@ static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, 
                 return fail(h, srv, c, bit ? 405 : 501, bit ? "method not allowed" : "method not implemented", false,
                             allow);
             }
+            if (!expectation_met(h, srv, c, hs)) return;
             if (hs_parser_has_body(hs)) {
                 // A body is read into the connection's own parser: it may span reads,
                 // and the scratch parser serves the next connection.
@@ -521,7 +553,10 @@ static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, 
         if (c->flags & CF_DEAD || c->state != CONN_HANDSHAKE) return;
         if (!(c->http.flags & HF_ANSWERED)) return defer(h, srv, c, data, n);
         request_done(h, srv, c);
-        if (!n) return conn_deadline(srv, c, TK_KEEPALIVE);
+        if (!n) {
+            conn_deadline(srv, c, TK_KEEPALIVE);
+            return conn_http_idle(srv, c, true);
+        }
         // Pipelined requests: one per round at least, more while the budget lasts and
         // while the client reads its answers (reading pauses when they pile up).
         if (!*budget || (c->flags & CF_READ_PAUSED)) {
@@ -536,7 +571,7 @@ void http_on_timeout(http_ctx *h, wsr_server *srv, conn *c) {
     if (c->flags2 & CF2_AWAITING) {
         log_warn("request from %s: the application did not answer in time", addr_text(srv, c, peer, sizeof peer));
         static const char body[] = "the server did not decide in time\n";
-        http_respond(h, srv, c, 503, "Retry-After: 1\r\nContent-Type: text/plain\r\n", body, sizeof body - 1);
+        answer(h, srv, c, 503, "Retry-After: 1\r\nContent-Type: text/plain\r\n", body, sizeof body - 1, false);
         return;
     }
     if (c->timer_kind[0] == TK_KEEPALIVE) return conn_cut(srv, c, nullptr); // idle between requests
@@ -559,12 +594,17 @@ static hs_parser *pending(http_ctx *h, conn *c, bool *upgrade) {
     return c->aux.hs;
 }
 
-int http_respond(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const char *headers, const void *body,
-                 size_t len) {
+// The answer to the pending request: the application's (by_app), or the server's own
+// when the application did not answer in time or the server filled up meanwhile.
+static int answer(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const char *headers, const void *body,
+                  size_t len, bool by_app) {
     bool upgrade = false;
     hs_parser *hs = pending(h, c, &upgrade);
     if (!hs) return WSR_ESTATE;
-    if (status < (upgrade ? 300 : 200) || status > 599 || !hs_headers_valid(headers) || (status == 204 && len))
+    // 204 and 304 have no body (RFC 9110 §6.4.1): bytes after the head would be read as
+    // the next response.
+    if (status < (upgrade ? 300 : 200) || status > 599 || !hs_headers_valid(headers) ||
+        ((status == 204 || status == 304) && len))
         return WSR_EINVAL;
     bool in_call = h->current && h->current->c == c;
     c->http.requests++;
@@ -580,7 +620,7 @@ int http_respond(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const c
                            {(void *)body, hs->http.method == HTTP_HEAD ? 0 : len}};
     c->http.flags |= HF_ANSWERED;
     if (!upgrade) h->requests++;
-    if (upgrade) {
+    if (upgrade && by_app) {
         char peer[64];
         log_info("upgrade from %s refused by the application: %u", addr_text(srv, c, peer, sizeof peer), status);
         h->refused++;
@@ -588,6 +628,8 @@ int http_respond(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const c
         // not a malformed request).
         int bucket = stats_hs_bucket_exact(status);
         if (bucket >= 0) h->stats->handshakes_failed[bucket]++;
+    } else if (upgrade) {
+        h->stats->handshakes_failed[status == 503 && (c->flags2 & CF2_AWAITING) ? STATS_HS_TIMEOUT : stats_hs_bucket(status)]++;
     }
     // Inside the request's callback its views stay valid until it returns: the
     // connection ends after that.
@@ -603,24 +645,33 @@ int http_respond(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const c
     // one get their round from the loop, not from inside this call.
     request_done(h, srv, c);
     conn_deadline(srv, c, TK_KEEPALIVE);
+    conn_http_idle(srv, c, true);
     conn_await(srv, c, false);
     return WSR_OK;
+}
+
+int http_respond(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const char *headers, const void *body,
+                 size_t len) {
+    return answer(h, srv, c, status, headers, body, len, true);
 }
 
 int http_accept(http_ctx *h, wsr_server *srv, conn *c, void *user, const char *subprotocol) {
     bool upgrade = false;
     hs_parser *hs = pending(h, c, &upgrade);
     if (!hs || !upgrade) return WSR_ESTATE;
-    if (subprotocol) {
-        if (!offered(hs, subprotocol)) return WSR_EINVAL;
-        uint8_t idx = intern_name(h, subprotocol, strlen(subprotocol));
-        if (!idx) return WSR_ENOMEM;
-        c->subproto = idx;
+    if (subprotocol && !offered(hs, subprotocol)) return WSR_EINVAL;
+    // The server may have filled up (or begun to shut down) while the application
+    // decided: the client gets the 503 it would have got before the hook.
+    if (const char *why = server_refuses_upgrade(srv)) {
+        answer(h, srv, c, 503, "Retry-After: 1\r\nContent-Type: text/plain\r\n", why, strlen(why), false);
+        return WSR_ECLOSING;
     }
+    if (subprotocol && !set_subprotocol(h, c, subprotocol)) return WSR_ENOMEM;
     c->user = user;
     c->http.flags |= HF_ANSWERED | HF_ACCEPTED;
     if (h->current && h->current->c == c) return WSR_OK; // completed when the hook returns
     c->state = CONN_UPGRADING;
+    h->upgrading++;
     conn_await(srv, c, false);
     return WSR_OK;
 }

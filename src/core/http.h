@@ -30,9 +30,9 @@ struct http_route {
     void *user;
 };
 
-// Past this many distinct subprotocol names chosen by hooks, a new one is refused
-// (conn.subproto is one byte).
-enum { HTTP_MAX_NAMES = 255 };
+// conn.subproto: 0 none, 1 + an index into wsr_options.subprotocols (at most
+// WSR_MAX_SUBPROTOCOLS), or this: a name the application chose, kept by slot.
+enum { HTTP_SUBPROTO_OWN = 255 };
 
 struct http_ctx {
     ws_endpoint *eps;
@@ -43,10 +43,11 @@ struct http_ctx {
     uint16_t norigins;
     net_cidr *trusted; // proxies whose forwarding headers are believed
     uint16_t ntrusted;
-    // Subprotocol names a connection can have agreed (conn.subproto - 1): first the
-    // server's own list (the application's strings), then copies of names hooks chose.
-    const char **names;
-    uint16_t nnames, nnames_own, names_cap;
+    // Subprotocol names hooks chose that are not in wsr_options.subprotocols, by slot
+    // (allocated when the first is): each connection's own copy.
+    char **own_names;
+    uint32_t own_names_cap;
+    uint32_t upgrading; // connections accepted later whose 101 is not out yet
     hs_config hs_cfg;
     hs_parser scratch; // parses every request that arrives whole in one read
     uint64_t max_body;
@@ -79,6 +80,8 @@ void http_finish_upgrade(http_ctx *h, wsr_server *srv, conn *c, size_t *budget);
 void http_on_timeout(http_ctx *h, wsr_server *srv, conn *c);
 // Releases what a connection in CONN_HANDSHAKE or CONN_UPGRADING holds.
 void http_conn_free(http_ctx *h, wsr_server *srv, conn *c);
+// A connection is being destroyed, in any state: what HTTP kept for it goes.
+void http_conn_closed(http_ctx *h, conn *c);
 // The subprotocol name of conn.subproto, or NULL.
 const char *http_subprotocol(const http_ctx *h, const conn *c);
 
@@ -86,29 +89,10 @@ int http_respond(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const c
                  size_t len);
 int http_accept(http_ctx *h, wsr_server *srv, conn *c, void *user, const char *subprotocol);
 
-// --- services of the connection and the server that HTTP uses --------------------------
+// --- what the server provides to this module -------------------------------------------
+// Implemented in core/server.cpp and declared here, with the connection services in
+// core/conn.h, so that this module never needs struct wsr_server.
 
-// Writes bytes at once when nothing is queued ahead; queues the rest (core/conn.cpp).
-void conn_write(wsr_server *srv, conn *c, const struct iovec *iov, int n);
-// The last response is queued: close once it is out, without waiting for the peer.
-void conn_end_after_output(wsr_server *srv, conn *c);
-// Keeps input for the connection's next round (CF2_HELD). False when it failed.
-bool conn_hold(wsr_server *srv, conn *c, const uint8_t *data, size_t n);
-// Appends to the connection's msg buffer within the memory budget (false: failed).
-bool conn_buffer(wsr_server *srv, conn *c, const uint8_t *data, size_t n);
-// Takes the msg buffer out of the connection (its length and capacity); drop it after.
-uint8_t *conn_buffer_take(wsr_server *srv, conn *c, size_t *len, size_t *cap);
-void conn_buffer_drop(wsr_server *srv, uint8_t *buf, size_t cap);
-// The 101 was written: the connection is a WebSocket now. Runs on_open, then parses
-// the frames that came with the request.
-void conn_upgraded(wsr_server *srv, conn *c, uint16_t endpoint, const uint8_t *data, size_t n, size_t *budget);
-// Arms one of the connection's HTTP deadlines (TK_HANDSHAKE, TK_KEEPALIVE).
-void conn_deadline(wsr_server *srv, conn *c, uint8_t kind);
-// Waits for the application (CF2_AWAITING: watched only for the peer leaving), or
-// reads again; held input then gets a round from the backlog pass.
-void conn_await(wsr_server *srv, conn *c, bool on);
-// Marks a connection dead; the flush pass destroys it. why (may be NULL) is logged.
-void conn_cut(wsr_server *srv, conn *c, const char *why);
 // 503 and why, when the server takes no more WebSocket connections now; else NULL.
 const char *server_refuses_upgrade(wsr_server *srv);
 // Shutting down: no request gets another after it.

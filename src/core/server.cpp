@@ -63,8 +63,12 @@ void server_want_flush(wsr_server *srv, conn *c) {
 
 void server_update_events(wsr_server *srv, conn *c) {
     uint32_t ev = (c->flags & CF_READ_PAUSED ? 0 : POLLER_IN) | (c->flags & CF_WANT_WRITE ? POLLER_OUT : 0);
-    // Waiting for the application's answer: not read, but a peer that leaves is seen.
-    if (c->flags2 & CF2_AWAITING) ev = (c->flags & CF_WANT_WRITE ? POLLER_OUT : 0) | POLLER_HUP;
+    // Waiting for the application's answer: not read. A WebSocket client that closes its
+    // side has left (it cannot half-close and still want the upgrade); an HTTP client
+    // may half-close after its request and still read the answer, so only a failed
+    // connection (reported whatever the mask) ends it.
+    if (c->flags2 & CF2_AWAITING)
+        ev = (c->flags & CF_WANT_WRITE ? POLLER_OUT : 0) | (c->http.flags & HF_UPGRADE ? POLLER_HUP : 0);
     poller_mod(&srv->poll, c->fd, conn_id(c), ev);
 }
 
@@ -858,7 +862,7 @@ uint64_t wsr_conn_opened_ms(wsr_server *srv, wsr_conn_id id) {
 
 const char *server_refuses_upgrade(wsr_server *srv) {
     if (srv->shutting_down) return "server is shutting down";
-    if (srv->table_open >= srv->max_conns) return "too many connections";
+    if (srv->table_open + srv->http.upgrading >= srv->max_conns) return "too many connections";
     return nullptr;
 }
 

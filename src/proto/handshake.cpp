@@ -525,7 +525,9 @@ bool hs_headers_valid(const char *h) {
 size_t hs_write_head(char *out, size_t cap, uint16_t status, const char *date_line, uint64_t content_length,
                      hs_connection connection) {
     char length[48] = "";
-    if (status >= 200 && status != 204)
+    // 1xx and 204 never carry one (RFC 9110 §8.6); a 304's would describe the
+    // representation it stands for, which the server does not know here.
+    if (status >= 200 && status != 204 && status != 304)
         snprintf(length, sizeof length, "Content-Length: %llu\r\n", (unsigned long long)content_length);
     static const char *const conn_line[] = {"", "Connection: close\r\n", "Connection: keep-alive\r\n"};
     int n = snprintf(out, cap, "HTTP/1.1 %u %s\r\n%s%s%s", status, hs_status_text(status), date_line ? date_line : "",

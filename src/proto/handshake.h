@@ -122,8 +122,8 @@ bool hs_headers_valid(const char *headers);
 
 enum hs_connection : uint8_t { HS_CONN_NONE, HS_CONN_CLOSE, HS_CONN_KEEP_ALIVE };
 // Writes a response head up to (not including) the blank line: status line, date_line
-// (may be NULL; a complete header line), Content-Length unless the status forbids one
-// (1xx, 204), and a Connection header. Returns bytes written, or 0 if cap is too small.
+// (may be NULL; a complete header line), Content-Length unless the status has no body
+// (1xx, 204, 304), and a Connection header. Returns bytes written, or 0 if cap is too small.
 size_t hs_write_head(char *out, size_t cap, uint16_t status, const char *date_line, uint64_t content_length,
                      hs_connection connection);
 

@@ -60,7 +60,7 @@ async def try_without_token(url):
 
 async def stream_with_token(url, seconds):
     received = 0
-    async with websockets.connect(url, extra_headers={"Authorization": TOKEN}, max_size=None) as ws:
+    async with websockets.connect(url, extra_headers={"Authorization": TOKEN}, max_size=None, close_timeout=0.5) as ws:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             received += len(await asyncio.wait_for(ws.recv(), 5))
