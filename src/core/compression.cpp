@@ -75,15 +75,7 @@ static pmd_conn *streams_of(const wsr_server *srv, const conn *c) {
 
 static pmd_conn *conn_streams(wsr_server *srv, conn *c) {
     if (pmd_conn *z = streams_of(srv, c)) return z;
-    if (c->idx >= srv->zs_cap) {
-        uint32_t cap = srv->zs_cap ? srv->zs_cap : 256;
-        while (cap <= c->idx) cap *= 2;
-        pmd_conn **nz = (pmd_conn **)mem_realloc(srv->zs, cap * sizeof *nz);
-        if (!nz) return nullptr;
-        memset(nz + srv->zs_cap, 0, (cap - srv->zs_cap) * sizeof *nz);
-        srv->zs = nz;
-        srv->zs_cap = cap;
-    }
+    if (!conn_table_side_fit((void **)&srv->zs, &srv->zs_cap, c->idx, sizeof *srv->zs)) return nullptr;
     return srv->zs[c->idx] = (pmd_conn *)mem_calloc(1, sizeof(pmd_conn));
 }
 

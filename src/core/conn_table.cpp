@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mem.h"
+
 static const uint32_t NONE = UINT32_MAX;
 
 void conn_table_init(conn_table *t) {
@@ -66,4 +68,16 @@ conn *conn_table_lookup(const conn_table *t, wsr_conn_id id) {
     conn *c = conn_table_at(t, idx);
     if (c->gen != gen || c->state == CONN_FREE) return nullptr;
     return c;
+}
+
+bool conn_table_side_fit(void **arr, uint32_t *cap, uint32_t idx, size_t elem) {
+    if (idx < *cap) return true;
+    uint32_t n = *cap ? *cap : (uint32_t)CONN_BLOCK;
+    while (n <= idx) n *= 2;
+    char *na = (char *)mem_realloc(*arr, (size_t)n * elem);
+    if (!na) return false;
+    memset(na + (size_t)*cap * elem, 0, (size_t)(n - *cap) * elem);
+    *arr = na;
+    *cap = n;
+    return true;
 }

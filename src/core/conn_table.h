@@ -27,3 +27,10 @@ static inline conn *conn_table_at(const conn_table *t, uint32_t idx) {
 conn *conn_table_lookup(const conn_table *t, wsr_conn_id id);
 // Slots allocated so far (live or free): the bound for iterating over every slot.
 static inline uint32_t conn_table_slots(const conn_table *t) { return t->nblocks * CONN_BLOCK; }
+
+// Facts few connections have (a proxied client's address, their own zlib streams, a
+// subprotocol name of their own) live in arrays beside the table, indexed by slot, so
+// that struct conn does not grow for everyone. Makes *arr (of elem-byte entries, *cap
+// of them) hold index idx: zero-filled, doubling, so that growing leaves no trail of
+// freed copies. False when out of memory (the array is unchanged).
+bool conn_table_side_fit(void **arr, uint32_t *cap, uint32_t idx, size_t elem);

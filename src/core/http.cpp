@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "core/compression.h"
+#include "core/conn_table.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "core/timers.h"
@@ -298,15 +299,7 @@ static bool set_subprotocol(http_ctx *h, conn *c, const char *name) {
             return true;
         }
     }
-    if (c->idx >= h->own_names_cap) {
-        uint32_t cap = h->own_names_cap ? h->own_names_cap : 256;
-        while (cap <= c->idx) cap *= 2;
-        char **nn = (char **)realloc(h->own_names, cap * sizeof *nn);
-        if (!nn) return false;
-        memset(nn + h->own_names_cap, 0, (cap - h->own_names_cap) * sizeof *nn);
-        h->own_names = nn;
-        h->own_names_cap = cap;
-    }
+    if (!conn_table_side_fit((void **)&h->own_names, &h->own_names_cap, c->idx, sizeof *h->own_names)) return false;
     if (!(h->own_names[c->idx] = strdup(name))) return false;
     c->subproto = HTTP_SUBPROTO_OWN;
     return true;

@@ -884,17 +884,7 @@ bool server_set_address(wsr_server *srv, const conn *c, const net_addr *a) {
         if (c->idx < srv->addrs_cap) srv->addrs[c->idx].family = 0;
         return true;
     }
-    if (c->idx >= srv->addrs_cap) {
-        // Doubling: an array regrown for every block of the table would leave a trail
-        // of freed copies behind in the heap.
-        uint32_t cap = srv->addrs_cap ? srv->addrs_cap : 256;
-        while (cap <= c->idx) cap *= 2;
-        net_addr *na = (net_addr *)mem_realloc(srv->addrs, cap * sizeof *na);
-        if (!na) return false;
-        memset(na + srv->addrs_cap, 0, (cap - srv->addrs_cap) * sizeof *na);
-        srv->addrs = na;
-        srv->addrs_cap = cap;
-    }
+    if (!conn_table_side_fit((void **)&srv->addrs, &srv->addrs_cap, c->idx, sizeof *srv->addrs)) return false;
     srv->addrs[c->idx] = *a;
     return true;
 }
