@@ -97,6 +97,14 @@ FLOOD_ARGS ?=
 bench-flood: build
 	bash bench/run-flood.sh -b $(RELEASE_DIR) $(FLOOD_ARGS)
 
+# GET /healthz over HTTP/1.1 keep-alive (wrk -t1 -c1 and -c50) against HAProxy answering the
+# same response itself: medians of 5 runs, wsreactor/HAProxy ratios. About 2 minutes.
+# Options of bench/run-http.sh go in HTTP_ARGS, e.g. HTTP_ARGS="-n 3 -d 10".
+.PHONY: bench-http
+HTTP_ARGS ?=
+bench-http: build
+	bash bench/run-http.sh -b $(RELEASE_DIR) $(HTTP_ARGS)
+
 install: build
 	$(MESON) install -C $(RELEASE_DIR) --destdir "$(DESTDIR)"
 

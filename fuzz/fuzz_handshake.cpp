@@ -16,7 +16,7 @@
 // error status line (400, 404, 405, 426, 431 or 503) whose Content-Length matches its
 // body. hs_validate is checked against the RFC 6455 §4.2.1 rules written out here: it
 // accepts exactly the requests that satisfy all of them. LeakSanitizer (on in libFuzzer
-// and in the ASan replay build) checks that hs_parser_free returns everything.
+// and in the ASan replay build) checks that h1_parser_free returns everything.
 #include <llhttp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,29 +46,29 @@ static uint32_t max_from(const uint8_t *s) {
 }
 
 struct feed_result {
-    hs_state state;
+    h1_state state;
     size_t consumed; // request bytes consumed over all feeds
 };
 
 // Feeds req[0..n) in chunks until the parser stops needing more. Checks the feed contract
 // on every call: consumed <= given; NEED_MORE consumes everything; a finished parser
 // consumes nothing more.
-static feed_result feed(hs_parser *p, const uint8_t *req, size_t n, fuzz_splitter *split) {
-    feed_result r = {HS_NEED_MORE, 0};
+static feed_result feed(h1_parser *p, const uint8_t *req, size_t n, fuzz_splitter *split) {
+    feed_result r = {H1_NEED_MORE, 0};
     size_t pos = 0;
     do {
         size_t c = split ? fuzz_splitter_next(split, n - pos) : n - pos;
         size_t used = (size_t)-1;
-        r.state = hs_parser_feed(p, req + pos, c, &used);
+        r.state = h1_parser_feed(p, req + pos, c, &used);
         FUZZ_CHECK(used <= c, "consumed %zu of %zu bytes", used, c);
-        if (r.state == HS_NEED_MORE) FUZZ_CHECK(used == c, "NEED_MORE after consuming %zu of %zu bytes", used, c);
+        if (r.state == H1_NEED_MORE) FUZZ_CHECK(used == c, "NEED_MORE after consuming %zu of %zu bytes", used, c);
         pos += used;
-        if (r.state != HS_NEED_MORE) break;
+        if (r.state != H1_NEED_MORE) break;
     } while (pos < n);
     r.consumed = pos;
-    if (r.state != HS_NEED_MORE) {
+    if (r.state != H1_NEED_MORE) {
         size_t used = (size_t)-1;
-        hs_state again = hs_parser_feed(p, req, n, &used);
+        h1_state again = h1_parser_feed(p, req, n, &used);
         FUZZ_CHECK(again == r.state && used == 0, "a finished parser took more input (state %d, %zu bytes)", again,
                    used);
     }
@@ -80,35 +80,35 @@ static const char g_other_request[] =
     "GET /previous/connection?with=a-query HTTP/1.1\r\nHost: previous.example\r\n"
     "Sec-WebSocket-Protocol: stale, values\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
 
-static void feed_other(hs_parser *p) {
+static void feed_other(h1_parser *p) {
     size_t used;
-    hs_parser_reset(p);
-    hs_parser_feed(p, (const uint8_t *)g_other_request, sizeof g_other_request - 1, &used);
+    h1_parser_reset(p);
+    h1_parser_feed(p, (const uint8_t *)g_other_request, sizeof g_other_request - 1, &used);
 }
 
 // The split run feeds the request the way src/core/conn.cpp does: one loop-wide scratch
 // parser, reset for each connection, takes the first read; a request that spans reads
 // moves to a heap clone, and the scratch goes on to the next connection (here: parses
 // another request into the same buffer, which the clone must not share). Returns the
-// parser that holds the result: the scratch, or the clone (free it with hs_parser_free
+// parser that holds the result: the scratch, or the clone (free it with h1_parser_free
 // and free).
-static hs_parser *feed_like_server(hs_parser *scratch, const uint8_t *req, size_t n, fuzz_splitter *split,
+static h1_parser *feed_like_server(h1_parser *scratch, const uint8_t *req, size_t n, fuzz_splitter *split,
                                    feed_result *r) {
-    hs_parser_reset(scratch);
+    h1_parser_reset(scratch);
     size_t first = fuzz_splitter_next(split, n);
     size_t used = (size_t)-1;
-    hs_state st = hs_parser_feed(scratch, req, first, &used);
+    h1_state st = h1_parser_feed(scratch, req, first, &used);
     FUZZ_CHECK(used <= first, "consumed %zu of %zu bytes", used, first);
-    if (st != HS_NEED_MORE || first == n) {
+    if (st != H1_NEED_MORE || first == n) {
         // Same contract checks as feed(), on the rest of the input.
-        feed_result rest = feed(scratch, req + used, st == HS_NEED_MORE ? 0 : n - used, nullptr);
-        r->state = st == HS_NEED_MORE ? rest.state : st;
+        feed_result rest = feed(scratch, req + used, st == H1_NEED_MORE ? 0 : n - used, nullptr);
+        r->state = st == H1_NEED_MORE ? rest.state : st;
         r->consumed = used;
         return scratch;
     }
     FUZZ_CHECK(used == first, "NEED_MORE after consuming %zu of %zu bytes", used, first);
-    hs_parser *clone = hs_parser_clone(scratch);
-    FUZZ_CHECK(clone != nullptr, "hs_parser_clone failed");
+    h1_parser *clone = h1_parser_clone(scratch);
+    FUZZ_CHECK(clone != nullptr, "h1_parser_clone failed");
     feed_other(scratch);
     feed_result rest = feed(clone, req + first, n - first, split);
     r->state = rest.state;
@@ -138,7 +138,7 @@ struct text {
     size_t n;
 };
 
-static text span_text(const hs_parser *p, hs_span s) { return text{p->buf + s.off, s.len}; }
+static text span_text(const h1_parser *p, h1_span s) { return text{p->buf + s.off, s.len}; }
 
 static text trim_ows(text t) {
     while (t.n && (t.s[0] == ' ' || t.s[0] == '\t')) t.s++, t.n--;
@@ -160,7 +160,7 @@ static bool list_has(text v, const char *tok, bool case_fold) {
     return false;
 }
 
-static int count_headers(const hs_parser *p, const char *name) {
+static int count_headers(const h1_parser *p, const char *name) {
     int c = 0;
     for (uint16_t i = 0; i < p->nheaders; i++) {
         text t = span_text(p, p->headers[i].name);
@@ -170,7 +170,7 @@ static int count_headers(const hs_parser *p, const char *name) {
 }
 
 // The first header with this name, trimmed; false if absent.
-static bool first_header(const hs_parser *p, const char *name, text *out) {
+static bool first_header(const h1_parser *p, const char *name, text *out) {
     for (uint16_t i = 0; i < p->nheaders; i++) {
         text t = span_text(p, p->headers[i].name);
         if (ieq(t.s, t.n, name)) {
@@ -187,7 +187,7 @@ static bool is_b64(char c) {
 
 // RFC 9110 §5.3: field lines with the same name form one comma-separated list, so a
 // token may be in any of them.
-static bool combined_list_has(const hs_parser *p, const char *name, const char *tok) {
+static bool combined_list_has(const h1_parser *p, const char *name, const char *tok) {
     for (uint16_t i = 0; i < p->nheaders; i++) {
         text n = span_text(p, p->headers[i].name);
         if (ieq(n.s, n.n, name) && list_has(span_text(p, p->headers[i].value), tok, true)) return true;
@@ -196,7 +196,7 @@ static bool combined_list_has(const hs_parser *p, const char *name, const char *
 }
 
 // RFC 6455 §4.2.1 item by item, with RFC 9112 §3.2 on Host.
-static bool request_acceptable(const hs_parser *p) {
+static bool request_acceptable(const h1_parser *p) {
     if (p->http.method != HTTP_GET) return false;
     if (p->http.http_major != 1 || p->http.http_minor < 1) return false;
     text v;
@@ -223,7 +223,7 @@ static bool request_acceptable(const hs_parser *p) {
 }
 
 // The first protocol in the client's order that the server supports.
-static const char *expected_subprotocol(const hs_parser *p) {
+static const char *expected_subprotocol(const h1_parser *p) {
     for (uint16_t i = 0; i < p->nheaders; i++) {
         text name = span_text(p, p->headers[i].name);
         if (!ieq(name.s, name.n, "Sec-WebSocket-Protocol")) continue;
@@ -243,12 +243,12 @@ static const char *expected_subprotocol(const hs_parser *p) {
 
 // --- checks on a completed head -------------------------------------------------
 
-static void check_span(const hs_parser *p, hs_span s, const char *what) {
+static void check_span(const h1_parser *p, h1_span s, const char *what) {
     FUZZ_CHECK((uint32_t)s.off + s.len <= p->head_end, "%s span %u+%u past the head (%u)", what, s.off, s.len,
                p->head_end);
 }
 
-static void check_head(const hs_parser *p, size_t consumed) {
+static void check_head(const h1_parser *p, size_t consumed) {
     FUZZ_CHECK(p->head_end == consumed, "head_end %u but %zu bytes consumed", p->head_end, consumed);
     FUZZ_CHECK(p->head_end >= 2 && p->head_end <= p->len && p->head_end <= p->max, "head_end %u, len %u, max %u",
                p->head_end, p->len, p->max);
@@ -258,7 +258,7 @@ static void check_head(const hs_parser *p, size_t consumed) {
     // strict mode, which the build enables).
     if (p->http.http_major > 0)
         FUZZ_CHECK(p->buf[p->head_end - 1] == '\n', "the head does not end with a line feed");
-    FUZZ_CHECK(p->nheaders <= HS_MAX_HEADERS, "%u headers", p->nheaders);
+    FUZZ_CHECK(p->nheaders <= H1_MAX_HEADERS, "%u headers", p->nheaders);
     check_span(p, p->url, "url");
     for (uint16_t i = 0; i < p->url.len; i++) {
         uint8_t c = (uint8_t)p->buf[p->url.off + i];
@@ -266,7 +266,7 @@ static void check_head(const hs_parser *p, size_t consumed) {
         FUZZ_CHECK(c > ' ' && c != 0x7F, "url byte 0x%02x", c);
     }
     for (uint16_t h = 0; h < p->nheaders; h++) {
-        const hs_header *hd = &p->headers[h];
+        const h1_header *hd = &p->headers[h];
         check_span(p, hd->name, "name");
         check_span(p, hd->value, "value");
         // RFC 9110 §5.1: a field name is a token, so never empty (llhttp reports ": value"
@@ -283,41 +283,41 @@ static void check_head(const hs_parser *p, size_t consumed) {
             uint8_t c = (uint8_t)p->buf[hd->value.off + i];
             FUZZ_CHECK(c != '\r' && c != '\n' && c != 0, "header %u value byte 0x%02x at %u", h, c, i);
         }
-        // hs_list_has_token against the list walker above, on every header value.
+        // h1_list_has_token against the list walker above, on every header value.
         text v = span_text(p, hd->value);
         static const char *const toks[] = {"websocket", "Upgrade", "permessage-deflate", "x"};
         for (const char *tok : toks)
-            FUZZ_CHECK(hs_list_has_token(v.s, v.n, tok) == list_has(v, tok, true), "hs_list_has_token(\"%.*s\", %s)",
+            FUZZ_CHECK(h1_list_has_token(v.s, v.n, tok) == list_has(v, tok, true), "h1_list_has_token(\"%.*s\", %s)",
                        (int)v.n, v.s, tok);
-        // hs_header_find returns the first header of that name, trimmed.
+        // h1_header_find returns the first header of that name, trimmed.
         text name = span_text(p, hd->name);
         char nm[64];
         if (name.n < sizeof nm) {
             memcpy(nm, name.s, name.n);
             nm[name.n] = 0;
-            hs_span found;
+            h1_span found;
             text want;
-            FUZZ_CHECK(hs_header_find(p, nm, &found) && first_header(p, nm, &want), "hs_header_find(%s)", nm);
-            FUZZ_CHECK(hs_span_ptr(p, found) == want.s && found.len == want.n, "hs_header_find(%s) span", nm);
-            // hs_header_next visits exactly the headers of that name, in order, trimmed.
+            FUZZ_CHECK(h1_header_find(p, nm, &found) && first_header(p, nm, &want), "h1_header_find(%s)", nm);
+            FUZZ_CHECK(h1_span_ptr(p, found) == want.s && found.len == want.n, "h1_header_find(%s) span", nm);
+            // h1_header_next visits exactly the headers of that name, in order, trimmed.
             uint16_t pos = 0, j = 0;
-            hs_span next;
-            while (hs_header_next(p, nm, &pos, &next)) {
+            h1_span next;
+            while (h1_header_next(p, nm, &pos, &next)) {
                 while (j < p->nheaders && !ieq(p->buf + p->headers[j].name.off, p->headers[j].name.len, nm)) j++;
-                FUZZ_CHECK(j < p->nheaders, "hs_header_next(%s) returned an extra header", nm);
+                FUZZ_CHECK(j < p->nheaders, "h1_header_next(%s) returned an extra header", nm);
                 text v = trim_ows(span_text(p, p->headers[j].value));
-                FUZZ_CHECK(hs_span_ptr(p, next) == v.s && next.len == v.n, "hs_header_next(%s) value %u", nm, j);
+                FUZZ_CHECK(h1_span_ptr(p, next) == v.s && next.len == v.n, "h1_header_next(%s) value %u", nm, j);
                 j++;
             }
             while (j < p->nheaders && !ieq(p->buf + p->headers[j].name.off, p->headers[j].name.len, nm)) j++;
-            FUZZ_CHECK(j == p->nheaders, "hs_header_next(%s) missed header %u", nm, j);
+            FUZZ_CHECK(j == p->nheaders, "h1_header_next(%s) missed header %u", nm, j);
         }
     }
-    hs_span path = hs_request_path(p), query = hs_request_query(p);
+    h1_span path = h1_request_path(p), query = h1_request_query(p);
     FUZZ_CHECK(path.off >= p->url.off && path.off + path.len <= p->url.off + p->url.len, "path outside the url");
     FUZZ_CHECK(query.off >= p->url.off && query.off + query.len <= p->url.off + p->url.len, "query outside the url");
-    FUZZ_CHECK(!memchr(hs_span_ptr(p, path), '?', path.len), "path contains '?'");
-    const char *q = (const char *)memchr(hs_span_ptr(p, p->url), '?', p->url.len);
+    FUZZ_CHECK(!memchr(h1_span_ptr(p, path), '?', path.len), "path contains '?'");
+    const char *q = (const char *)memchr(h1_span_ptr(p, p->url), '?', p->url.len);
     if (q) FUZZ_CHECK(query.off == (uint16_t)(q + 1 - p->buf), "query does not start after the first '?'");
     else FUZZ_CHECK(query.len == 0, "query without '?'");
 }
@@ -396,11 +396,11 @@ static void check_error(uint16_t status, const char *body, const char *extra) {
                "unexpected status %u", status);
     FUZZ_CHECK(body && body[0] && !strpbrk(body, "\r\n"), "bad error text for status %u", status);
     char out[OUT_CAP];
-    size_t n = hs_write_error(out, sizeof out, status, body, extra);
-    FUZZ_CHECK(n > 0 && n < sizeof out, "hs_write_error wrote %zu", n);
+    size_t n = h1_write_error(out, sizeof out, status, body, extra);
+    FUZZ_CHECK(n > 0 && n < sizeof out, "h1_write_error wrote %zu", n);
     char line[64];
-    int ln = snprintf(line, sizeof line, "HTTP/1.1 %u %s\r\n", status, hs_status_text(status));
-    FUZZ_CHECK(strcmp(hs_status_text(status), "Error") != 0, "status %u has no reason phrase", status);
+    int ln = snprintf(line, sizeof line, "HTTP/1.1 %u %s\r\n", status, h1_status_text(status));
+    FUZZ_CHECK(strcmp(h1_status_text(status), "Error") != 0, "status %u has no reason phrase", status);
     FUZZ_CHECK((size_t)ln < n && memcmp(out, line, (size_t)ln) == 0, "bad status line for %u", status);
     size_t pos = (size_t)ln;
     text names[16], values[16];
@@ -418,18 +418,18 @@ static void check_error(uint16_t status, const char *body, const char *extra) {
     FUZZ_CHECK(memcmp(out + pos, body, strlen(body)) == 0, "body differs from the error text");
     if (extra) FUZZ_CHECK(memmem(out, pos, extra, strlen(extra)) != nullptr, "extra headers missing");
     char small[OUT_CAP];
-    FUZZ_CHECK(hs_write_error(small, n, status, body, extra) == 0, "truncated error response accepted");
+    FUZZ_CHECK(h1_write_error(small, n, status, body, extra) == 0, "truncated error response accepted");
 }
 
 // --- the target -------------------------------------------------------------------
 
-static bool same_span(hs_span a, hs_span b) { return a.off == b.off && a.len == b.len; }
+static bool same_span(h1_span a, h1_span b) { return a.off == b.off && a.len == b.len; }
 
-static void check_same(const hs_parser *a, const hs_parser *b, const feed_result *ra, const feed_result *rb) {
+static void check_same(const h1_parser *a, const h1_parser *b, const feed_result *ra, const feed_result *rb) {
     FUZZ_CHECK(ra->state == rb->state, "whole run ends in state %d, split run in %d", ra->state, rb->state);
     FUZZ_CHECK(a->status == b->status && a->error == b->error, "whole run fails with %u (%s), split run with %u (%s)",
                a->status, a->error ? a->error : "-", b->status, b->error ? b->error : "-");
-    if (ra->state != HS_COMPLETE) return;
+    if (ra->state != H1_COMPLETE) return;
     FUZZ_CHECK(ra->consumed == rb->consumed && a->head_end == b->head_end, "heads end at %u and %u", a->head_end,
                b->head_end);
     FUZZ_CHECK(memcmp(a->buf, b->buf, a->head_end) == 0, "different head bytes");
@@ -467,22 +467,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *req = data + SETTINGS_LEN;
     size_t n = size - SETTINGS_LEN;
 
-    hs_parser a, scratch;
-    hs_parser_init(&a, max);
-    hs_parser_init(&scratch, max);
+    h1_parser a, scratch;
+    h1_parser_init(&a, max);
+    h1_parser_init(&scratch, max);
     FUZZ_CHECK(a.max <= 65535 && a.max == (max > 65535 ? 65535 : max), "limit %u for %u", a.max, max);
     feed_other(&scratch); // the scratch parser has served a connection before
     feed_result ra = feed(&a, req, n, nullptr);
     feed_result rb;
-    hs_parser *bp = feed_like_server(&scratch, req, n, &split, &rb);
-    const hs_parser &b = *bp;
+    h1_parser *bp = feed_like_server(&scratch, req, n, &split, &rb);
+    const h1_parser &b = *bp;
     check_same(&a, &b, &ra, &rb);
     FUZZ_CHECK(a.len <= a.max && a.cap <= a.max && b.len <= b.max && b.cap <= b.max, "buffer over the limit");
 
-    if (ra.state == HS_FAILED) {
+    if (ra.state == H1_FAILED) {
         FUZZ_CHECK(a.status == 400 || a.status == 431 || a.status == 503, "parse failure status %u", a.status);
         check_error(a.status, a.error, nullptr);
-    } else if (ra.state == HS_COMPLETE) {
+    } else if (ra.state == H1_COMPLETE) {
         check_head(&a, ra.consumed);
         check_head(&b, rb.consumed);
         hs_result r;
@@ -500,8 +500,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             hs_accept_key(key.s, key.n, acc);
             FUZZ_CHECK(strlen(r.accept) == HS_ACCEPT_LEN && strcmp(acc, r.accept) == 0, "accept key");
             FUZZ_CHECK(r.subprotocol == (cfg.subprotocols ? expected_subprotocol(&a) : nullptr), "subprotocol choice");
-            hs_span path = hs_request_path(&a);
-            if (only_chat && !(path.len == 5 && memcmp(hs_span_ptr(&a, path), "/chat", 5) == 0)) {
+            h1_span path = h1_request_path(&a);
+            if (only_chat && !(path.len == 5 && memcmp(h1_span_ptr(&a, path), "/chat", 5) == 0)) {
                 check_error(404, "no WebSocket endpoint at this path", nullptr);
             } else {
                 check_accept(&r, ext);
@@ -513,12 +513,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
 
-    hs_parser_free(&a);
+    h1_parser_free(&a);
     if (bp != &scratch) {
-        hs_parser_free(bp);
+        h1_parser_free(bp);
         free(bp);
     }
-    hs_parser_free(&scratch);
-    FUZZ_CHECK(a.buf == nullptr && a.len == 0 && a.cap == 0, "hs_parser_free left a buffer");
+    h1_parser_free(&scratch);
+    FUZZ_CHECK(a.buf == nullptr && a.len == 0 && a.cap == 0, "h1_parser_free left a buffer");
     return 0;
 }

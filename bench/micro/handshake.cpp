@@ -1,5 +1,5 @@
 // Handshake parsing (RFC 6455 §4.2): a browser's upgrade request, as Chrome sends it,
-// through hs_parser_feed + hs_validate + hs_write_accept (the work a server does per
+// through h1_parser_feed + hs_validate + hs_write_accept (the work a server does per
 // accepted connection: parse, check, SHA-1 + base64, write the 101), with and without
 // the permessage-deflate negotiation the server adds when compression is on, and
 // parsing alone. The reference, and the floor, is llhttp alone on the same bytes with
@@ -41,10 +41,10 @@ struct hs_case {
 // One request the way the server takes it: a parser reused from connection to
 // connection (reset, no allocation), the whole head in one read. Returns the response
 // length (0 on any failure); for HS_PARSE, the head length.
-static size_t handle(hs_parser *p, int work, char *resp, size_t cap) {
-    hs_parser_reset(p);
+static size_t handle(h1_parser *p, int work, char *resp, size_t cap) {
+    h1_parser_reset(p);
     size_t used = 0;
-    if (hs_parser_feed(p, (const uint8_t *)CHROME_REQUEST, REQ_LEN, &used) != HS_COMPLETE || used != REQ_LEN) return 0;
+    if (h1_parser_feed(p, (const uint8_t *)CHROME_REQUEST, REQ_LEN, &used) != H1_COMPLETE || used != REQ_LEN) return 0;
     if (work == HS_PARSE) return used;
     hs_result r;
     hs_validate(p, &HS_CFG, &r);
@@ -53,17 +53,17 @@ static size_t handle(hs_parser *p, int work, char *resp, size_t cap) {
     pmd_params pp;
     memset(&pp, 0, sizeof pp);
     uint16_t pos = 0;
-    hs_span v;
-    while (!pp.enabled && hs_header_next(p, "Sec-WebSocket-Extensions", &pos, &v))
-        pmd_negotiate(&PMD_CFG, hs_span_ptr(p, v), v.len, &pp);
+    h1_span v;
+    while (!pp.enabled && h1_header_next(p, "Sec-WebSocket-Extensions", &pos, &v))
+        pmd_negotiate(&PMD_CFG, h1_span_ptr(p, v), v.len, &pp);
     char ext[128];
     if (!pp.enabled || !pmd_write_response(&pp, ext, sizeof ext)) return 0;
     return hs_write_accept(resp, cap, &r, ext);
 }
 
 static void bm_hs(benchmark::State &st, const hs_case *c) {
-    hs_parser p;
-    hs_parser_init(&p, 8192);
+    h1_parser p;
+    h1_parser_init(&p, 8192);
     char resp[512];
     for (auto _ : st) {
         size_t n = handle(&p, c->work, resp, sizeof resp);
@@ -71,7 +71,7 @@ static void bm_hs(benchmark::State &st, const hs_case *c) {
         benchmark::DoNotOptimize(n);
         benchmark::ClobberMemory();
     }
-    hs_parser_free(&p);
+    h1_parser_free(&p);
     st.SetItemsProcessed((int64_t)st.iterations());
     st.SetBytesProcessed((int64_t)(st.iterations() * REQ_LEN));
 }
@@ -102,8 +102,8 @@ static bool check(void) {
     llhttp_t h;
     llhttp_errno_t e = bare_parse(&h);
     if (e != HPE_OK && e != HPE_PAUSED_UPGRADE) return micro_fail("llhttp rejects the request");
-    hs_parser p;
-    hs_parser_init(&p, 8192);
+    h1_parser p;
+    h1_parser_init(&p, 8192);
     char resp[512];
     bool ok = handle(&p, HS_PARSE, resp, sizeof resp) == REQ_LEN;
     size_t n = handle(&p, HS_ACCEPT, resp, sizeof resp);
@@ -112,7 +112,7 @@ static bool check(void) {
     n = handle(&p, HS_ACCEPT_PMD, resp, sizeof resp);
     resp[n < sizeof resp ? n : sizeof resp - 1] = '\0';
     ok = ok && n && strstr(resp, EXPECTED_ACCEPT) && strstr(resp, "Sec-WebSocket-Extensions: permessage-deflate");
-    hs_parser_free(&p);
+    h1_parser_free(&p);
     return ok || micro_fail("the handshake path does not accept the browser request");
 }
 
@@ -122,7 +122,7 @@ bool micro_register_handshake(void) {
     if (!check()) return false;
     micro_add("handshake", "chrome", "parse_validate_accept", bm_hs, &CASES[0]);
     micro_add("handshake", "chrome", "parse_validate_accept_pmd", bm_hs, &CASES[1]);
-    micro_add("handshake", "chrome", "hs_parser_feed", bm_hs, &CASES[2]);
+    micro_add("handshake", "chrome", "h1_parser_feed", bm_hs, &CASES[2]);
     micro_add("handshake", "chrome", "ref_llhttp_bare", bm_ref_llhttp, &CASES[0]);
     return true;
 }

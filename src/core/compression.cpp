@@ -40,13 +40,13 @@ static int effective_bits(int bits) { return bits < 9 ? 9 : bits; }
 static uint8_t server_bits(const conn *c) { return c->pmd_bits & 15; }
 static uint8_t client_bits(const conn *c) { return c->pmd_bits >> 4; }
 
-bool compression_negotiate(wsr_server *srv, conn *c, const hs_parser *hs, char *ext, size_t cap) {
+bool compression_negotiate(wsr_server *srv, conn *c, const h1_parser *hs, char *ext, size_t cap) {
     if (srv->pmd_cfg.mode == PMD_OFF) return false;
     pmd_params p = {};
     uint16_t pos = 0;
-    hs_span v;
-    while (!p.enabled && hs_header_next(hs, "Sec-WebSocket-Extensions", &pos, &v))
-        pmd_negotiate(&srv->pmd_cfg, hs_span_ptr(hs, v), v.len, &p);
+    h1_span v;
+    while (!p.enabled && h1_header_next(hs, "Sec-WebSocket-Extensions", &pos, &v))
+        pmd_negotiate(&srv->pmd_cfg, h1_span_ptr(hs, v), v.len, &p);
     if (!p.enabled || !pmd_write_response(&p, ext, cap)) return false;
     c->pmd = (uint8_t)(CP_ON | (p.server_no_context_takeover ? CP_SRV_NCT : 0) |
                        (p.client_no_context_takeover ? CP_CLI_NCT : 0));

@@ -8,13 +8,13 @@
 
 struct wsr_server;
 struct conn;
-struct hs_parser;
+struct h1_parser;
 struct buf;
 
 // Negotiates from the request's Sec-WebSocket-Extensions headers; on agreement sets
 // the connection's parameters and writes the response value into ext (NUL-terminated).
 // Returns false when compression is off for this connection.
-bool compression_negotiate(wsr_server *srv, conn *c, const hs_parser *hs, char *ext, size_t cap);
+bool compression_negotiate(wsr_server *srv, conn *c, const h1_parser *hs, char *ext, size_t cap);
 // The agreement of an open connection as Sec-WebSocket-Extensions text; 0 for none.
 size_t compression_describe(const conn *c, char *out, size_t cap);
 

@@ -13,7 +13,7 @@
 #include "proto/frame.h"
 #include "wsr/wsr.h"
 
-struct hs_parser;
+struct h1_parser;
 
 enum conn_state : uint8_t {
     CONN_FREE,      // slot unused
@@ -110,7 +110,7 @@ struct conn {
     outq out;
     uint8_t *msg;        // assembly of a message that spans frames or reads
     union {
-        hs_parser *hs;   // CONN_HANDSHAKE only
+        h1_parser *hs;   // CONN_HANDSHAKE only
         uint8_t *ctl;    // otherwise: payload of a control frame split across reads
     } aux;
     void *user;

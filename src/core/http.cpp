@@ -27,7 +27,7 @@ static void fail(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const c
 struct wsr_request {
     wsr_server *srv;
     conn *c;
-    hs_parser *hs;
+    h1_parser *hs;
     bool upgrade;
 };
 
@@ -35,7 +35,7 @@ struct wsr_request {
 
 void http_init(http_ctx *h, const wsr_options *opts, wsr_stats *stats) {
     memset(h, 0, sizeof *h);
-    hs_parser_init(&h->scratch, opts->max_header);
+    h1_parser_init(&h->scratch, opts->max_header);
     h->hs_cfg.subprotocols = opts->subprotocols;
     h->stats = stats;
     h->max_body = 1u << 20;
@@ -53,7 +53,7 @@ void http_free(http_ctx *h) {
     free(h->origins);
     free(h->trusted);
     free(h->own_names);
-    hs_parser_free(&h->scratch);
+    h1_parser_free(&h->scratch);
 }
 
 // Grows an array by one element; false when out of memory or at max.
@@ -124,12 +124,12 @@ void http_start(conn *c, uint16_t li, bool proxy) {
 }
 
 // What a parser of its own costs, for the memory account.
-static uint64_t parser_bytes(const hs_parser *p) { return sizeof *p + p->cap; }
+static uint64_t parser_bytes(const h1_parser *p) { return sizeof *p + p->cap; }
 
 void http_conn_free(http_ctx *, wsr_server *srv, conn *c) {
     if (c->aux.hs) {
-        server_mem_give(srv, hs_parser_body_free(c->aux.hs) + parser_bytes(c->aux.hs));
-        hs_parser_free(c->aux.hs);
+        server_mem_give(srv, h1_parser_body_free(c->aux.hs) + parser_bytes(c->aux.hs));
+        h1_parser_free(c->aux.hs);
         free(c->aux.hs);
         c->aux.hs = nullptr;
     }
@@ -178,7 +178,7 @@ static const char *date_line(http_ctx *h) {
 // gets a parser of its own; the scratch one serves the next connection.
 static bool own_parser(http_ctx *h, wsr_server *srv, conn *c) {
     if (c->aux.hs) return true;
-    if ((c->aux.hs = hs_parser_clone(&h->scratch))) {
+    if ((c->aux.hs = h1_parser_clone(&h->scratch))) {
         if (server_mem_take(srv, parser_bytes(c->aux.hs))) return true;
         fail(h, srv, c, 503, "server memory budget exhausted", false, "Retry-After: 1\r\n");
         return false;
@@ -202,7 +202,7 @@ static void fail(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const c
     char head[256];
     snprintf(head, sizeof head, "%s%s", date_line(h), extra ? extra : "");
     char resp[768];
-    size_t n = hs_write_error(resp, sizeof resp, status, why, head);
+    size_t n = h1_write_error(resp, sizeof resp, status, why, head);
     conn_end_after_output(srv, c);
     struct iovec iov = {resp, n};
     conn_write(srv, c, &iov, 1);
@@ -263,21 +263,21 @@ static void allow_header(const http_route *r, char *out, size_t cap) {
 
 // X-Forwarded-For or Forwarded from a trusted proxy names the client. On a PROXY
 // listener the PROXY header said who the client is, and is not overridden.
-static void forwarded_address(http_ctx *h, wsr_server *srv, conn *c, const hs_parser *hs) {
+static void forwarded_address(http_ctx *h, wsr_server *srv, conn *c, const h1_parser *hs) {
     if (!h->ntrusted || (c->http.flags & HF_PROXIED)) return;
     net_addr peer;
     server_set_address(srv, c, nullptr); // each request speaks for itself
     server_conn_address(srv, c, &peer);
     if (!net_cidr_match(h->trusted, h->ntrusted, &peer)) return;
     // Every line: the one the nearest proxy added is the last, and the walk reads from
-    // the right. A request can hold no more lines than HS_MAX_HEADERS.
-    net_span xff[HS_MAX_HEADERS], fwd[HS_MAX_HEADERS];
+    // the right. A request can hold no more lines than H1_MAX_HEADERS.
+    net_span xff[H1_MAX_HEADERS], fwd[H1_MAX_HEADERS];
     size_t nx = 0, nf = 0;
     uint16_t pos = 0;
-    hs_span v;
-    while (hs_header_next(hs, "X-Forwarded-For", &pos, &v)) xff[nx++] = net_span{hs_span_ptr(hs, v), v.len};
+    h1_span v;
+    while (h1_header_next(hs, "X-Forwarded-For", &pos, &v)) xff[nx++] = net_span{h1_span_ptr(hs, v), v.len};
     pos = 0;
-    while (hs_header_next(hs, "Forwarded", &pos, &v)) fwd[nf++] = net_span{hs_span_ptr(hs, v), v.len};
+    while (h1_header_next(hs, "Forwarded", &pos, &v)) fwd[nf++] = net_span{h1_span_ptr(hs, v), v.len};
     // With both, which one the proxy wrote is unknown, and the other may be the
     // client's own invention: neither is believed, and the proxy's address stands.
     net_addr client;
@@ -305,18 +305,18 @@ static bool set_subprotocol(http_ctx *h, conn *c, const char *name) {
     return true;
 }
 
-static bool offered(const hs_parser *hs, const char *name) {
+static bool offered(const h1_parser *hs, const char *name) {
     uint16_t pos = 0;
-    hs_span v;
-    while (hs_header_next(hs, "Sec-WebSocket-Protocol", &pos, &v))
-        if (hs_list_has_token(hs_span_ptr(hs, v), v.len, name)) return true;
+    h1_span v;
+    while (h1_header_next(hs, "Sec-WebSocket-Protocol", &pos, &v))
+        if (h1_list_has_token(h1_span_ptr(hs, v), v.len, name)) return true;
     return false;
 }
 
 // --- the upgrade ---------------------------------------------------------------------
 
 // Writes the 101 and hands the connection to the WebSocket byte path.
-static void complete_upgrade(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs, uint16_t ep, const uint8_t *rest,
+static void complete_upgrade(http_ctx *h, wsr_server *srv, conn *c, h1_parser *hs, uint16_t ep, const uint8_t *rest,
                              size_t rest_len, size_t *budget) {
     hs_result res;
     hs_validate(hs, &h->hs_cfg, &res);
@@ -339,12 +339,12 @@ static void complete_upgrade(http_ctx *h, wsr_server *srv, conn *c, hs_parser *h
 // it), input behind it is held, and the socket is only watched for the peer leaving.
 static void defer(http_ctx *h, wsr_server *srv, conn *c, const uint8_t *rest, size_t rest_len) {
     if (!own_parser(h, srv, c)) return;
-    server_mem_give(srv, hs_parser_body_free(c->aux.hs)); // its view was for the call
+    server_mem_give(srv, h1_parser_body_free(c->aux.hs)); // its view was for the call
     if (rest_len && !conn_hold(srv, c, rest, rest_len)) return;
     conn_await(srv, c, true);
 }
 
-static void upgrade_request(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs, uint16_t ep_idx, const uint8_t *rest,
+static void upgrade_request(http_ctx *h, wsr_server *srv, conn *c, h1_parser *hs, uint16_t ep_idx, const uint8_t *rest,
                             size_t rest_len, size_t *budget) {
     hs_result res;
     hs_validate(hs, &h->hs_cfg, &res);
@@ -354,10 +354,10 @@ static void upgrade_request(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs
         if (res.status == 405) extra = "Allow: GET\r\n";
         return fail(h, srv, c, res.status, res.error, true, extra);
     }
-    hs_span origin;
-    if (h->norigins && hs_header_find(hs, "Origin", &origin)) {
+    h1_span origin;
+    if (h->norigins && h1_header_find(hs, "Origin", &origin)) {
         bool ok = false;
-        for (uint16_t i = 0; i < h->norigins && !ok; i++) ok = origin_match(h->origins[i], hs_span_ptr(hs, origin), origin.len);
+        for (uint16_t i = 0; i < h->norigins && !ok; i++) ok = origin_match(h->origins[i], h1_span_ptr(hs, origin), origin.len);
         if (!ok) return fail(h, srv, c, 403, "origin not allowed", true);
     }
     if (const char *why = server_refuses_upgrade(srv)) return fail(h, srv, c, 503, why, true, "Retry-After: 1\r\n");
@@ -386,7 +386,7 @@ void http_finish_upgrade(http_ctx *h, wsr_server *srv, conn *c, size_t *budget) 
 
 // --- plain HTTP ------------------------------------------------------------------------
 
-static void http_request(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs, const http_route *r) {
+static void http_request(http_ctx *h, wsr_server *srv, conn *c, h1_parser *hs, const http_route *r) {
     wsr_request req = {srv, c, hs, false};
     c->http.flags &= (uint8_t)~(HF_ANSWERED | HF_ACCEPTED);
     h->current = &req;
@@ -397,10 +397,10 @@ static void http_request(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs, c
 
 // RFC 9110 §10.1.1: an expectation other than 100-continue gets 417; an HTTP/1.0
 // request's is ignored (that version has no expectations).
-static bool expectation_met(http_ctx *h, wsr_server *srv, conn *c, const hs_parser *hs) {
-    hs_span v;
+static bool expectation_met(http_ctx *h, wsr_server *srv, conn *c, const h1_parser *hs) {
+    h1_span v;
     if (hs->http.http_major == 1 && hs->http.http_minor == 0) return true;
-    if (!hs_header_find(hs, "Expect", &v) || (v.len == 12 && strncasecmp(hs_span_ptr(hs, v), "100-continue", 12) == 0))
+    if (!h1_header_find(hs, "Expect", &v) || (v.len == 12 && strncasecmp(h1_span_ptr(hs, v), "100-continue", 12) == 0))
         return true;
     fail(h, srv, c, 417, "unsupported expectation", false);
     return false;
@@ -409,19 +409,19 @@ static bool expectation_met(http_ctx *h, wsr_server *srv, conn *c, const hs_pars
 // After a complete head on an HTTP route: whether its body can be read. Refuses what
 // is too long before reading any of it, and tells a client that waits for it
 // (Expect: 100-continue) to send the body.
-static bool body_start(http_ctx *h, wsr_server *srv, conn *c, hs_parser *hs) {
+static bool body_start(http_ctx *h, wsr_server *srv, conn *c, h1_parser *hs) {
     if ((hs->http.flags & F_CONTENT_LENGTH) && hs->http.content_length > h->max_body) {
         fail(h, srv, c, 413, "request body too large", false);
         return false;
     }
-    hs_span v;
+    h1_span v;
     bool http10 = hs->http.http_major == 1 && hs->http.http_minor == 0;
-    if (!http10 && hs_header_find(hs, "Expect", &v)) { // 100-continue: checked before
+    if (!http10 && h1_header_find(hs, "Expect", &v)) { // 100-continue: checked before
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = {(void *)cont, sizeof cont - 1};
         conn_write(srv, c, &iov, 1);
     }
-    hs_parser_body_begin(hs, (uint32_t)h->max_body);
+    h1_parser_body_begin(hs, (uint32_t)h->max_body);
     c->http.flags |= HF_BODY;
     return true;
 }
@@ -476,11 +476,11 @@ void http_feed(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, size_t n, s
 
 static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget) {
     while (c->state == CONN_HANDSHAKE && !(c->flags & CF_DEAD)) {
-        hs_parser *hs = c->aux.hs;
+        h1_parser *hs = c->aux.hs;
         if (!hs) {
             if (!n) return;
             hs = &h->scratch;
-            hs_parser_reset(hs);
+            h1_parser_reset(hs);
             // A new request (the first, or the next on a kept-alive connection): it has
             // the request deadline of its own, and counts as a handshake again.
             conn_http_idle(srv, c, false);
@@ -489,23 +489,23 @@ static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, 
         size_t used = 0;
         if (!(c->http.flags & HF_BODY)) {
             uint32_t cap0 = hs->cap;
-            hs_state st = hs_parser_feed(hs, data, n, &used);
+            h1_state st = h1_parser_feed(hs, data, n, &used);
             if (hs == c->aux.hs && hs->cap != cap0) server_mem_take(srv, hs->cap - cap0); // bounded by max_header
-            if (st == HS_NEED_MORE) {
+            if (st == H1_NEED_MORE) {
                 own_parser(h, srv, c);
                 return;
             }
-            if (st == HS_FAILED) return fail(h, srv, c, hs->status, hs->error, false);
+            if (st == H1_FAILED) return fail(h, srv, c, hs->status, hs->error, false);
             data += used;
             n -= used;
             forwarded_address(h, srv, c, hs);
-            hs_span ps = hs_request_path(hs);
-            const char *path = hs_span_ptr(hs, ps);
+            h1_span ps = h1_request_path(hs);
+            const char *path = h1_span_ptr(hs, ps);
             uint16_t ep_idx = 0;
             const ws_endpoint *ep = find_endpoint(h, path, ps.len, &ep_idx);
             const http_route *r = find_route(h, path, ps.len);
-            hs_span up;
-            bool wants_ws = hs_header_find(hs, "Upgrade", &up) && hs_list_has_token(hs_span_ptr(hs, up), up.len, "websocket");
+            h1_span up;
+            bool wants_ws = h1_header_find(hs, "Upgrade", &up) && h1_list_has_token(h1_span_ptr(hs, up), up.len, "websocket");
             if (ep && (wants_ws || !r)) {
                 *budget = *budget > REQUEST_COST ? *budget - REQUEST_COST : 0;
                 return upgrade_request(h, srv, c, hs, ep_idx, data, n, budget);
@@ -519,7 +519,7 @@ static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, 
                             allow);
             }
             if (!expectation_met(h, srv, c, hs)) return;
-            if (hs_parser_has_body(hs)) {
+            if (h1_parser_has_body(hs)) {
                 // A body is read into the connection's own parser: it may span reads,
                 // and the scratch parser serves the next connection.
                 if (!own_parser(h, srv, c)) return;
@@ -529,18 +529,18 @@ static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, 
         }
         if (c->http.flags & HF_BODY) {
             uint32_t cap0 = hs->body_cap;
-            hs_state st = hs_parser_feed_body(hs, data, n, &used);
+            h1_state st = h1_parser_feed_body(hs, data, n, &used);
             // Taken even past the budget, so that freeing the body gives it all back.
             if (hs->body_cap != cap0 && !server_mem_take(srv, hs->body_cap - cap0))
                 return fail(h, srv, c, 503, "server memory budget exhausted", false, "Retry-After: 1\r\n");
-            if (st == HS_FAILED) return fail(h, srv, c, hs->status, hs->error, false);
+            if (st == H1_FAILED) return fail(h, srv, c, hs->status, hs->error, false);
             data += used;
             n -= used;
-            if (st == HS_NEED_MORE) return;
+            if (st == H1_NEED_MORE) return;
             c->http.flags &= (uint8_t)~HF_BODY;
         }
-        hs_span ps = hs_request_path(hs);
-        const http_route *r = find_route(h, hs_span_ptr(hs, ps), ps.len);
+        h1_span ps = h1_request_path(hs);
+        const http_route *r = find_route(h, h1_span_ptr(hs, ps), ps.len);
         *budget = *budget > REQUEST_COST ? *budget - REQUEST_COST : 0;
         http_request(h, srv, c, hs, r);
         if (c->flags & CF_DEAD || c->state != CONN_HANDSHAKE) return;
@@ -576,7 +576,7 @@ void http_on_timeout(http_ctx *h, wsr_server *srv, conn *c) {
 // --- answers -------------------------------------------------------------------------
 
 // The request on c that an answer is for, or NULL (none is waiting).
-static hs_parser *pending(http_ctx *h, conn *c, bool *upgrade) {
+static h1_parser *pending(http_ctx *h, conn *c, bool *upgrade) {
     if (c->state != CONN_HANDSHAKE || (c->http.flags & HF_ANSWERED)) return nullptr;
     if (h->current && h->current->c == c) {
         *upgrade = h->current->upgrade;
@@ -592,21 +592,21 @@ static hs_parser *pending(http_ctx *h, conn *c, bool *upgrade) {
 static int answer(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const char *headers, const void *body,
                   size_t len, bool by_app) {
     bool upgrade = false;
-    hs_parser *hs = pending(h, c, &upgrade);
+    h1_parser *hs = pending(h, c, &upgrade);
     if (!hs) return WSR_ESTATE;
     // 204 and 304 have no body (RFC 9110 §6.4.1): bytes after the head would be read as
     // the next response.
-    if (status < (upgrade ? 300 : 200) || status > 599 || !hs_headers_valid(headers) ||
+    if (status < (upgrade ? 300 : 200) || status > 599 || !h1_headers_valid(headers) ||
         ((status == 204 || status == 304) && len))
         return WSR_EINVAL;
     bool in_call = h->current && h->current->c == c;
     c->http.requests++;
-    bool keep = !upgrade && status < 500 && hs_parser_keep_alive(hs) && c->http.requests < h->max_requests &&
+    bool keep = !upgrade && status < 500 && h1_parser_keep_alive(hs) && c->http.requests < h->max_requests &&
                 !server_stopping(srv);
     bool http10 = hs->http.http_major == 1 && hs->http.http_minor == 0;
     char head[256];
-    size_t hn = hs_write_head(head, sizeof head, status, date_line(h), len,
-                              !keep ? HS_CONN_CLOSE : http10 ? HS_CONN_KEEP_ALIVE : HS_CONN_NONE);
+    size_t hn = h1_write_head(head, sizeof head, status, date_line(h), len,
+                              !keep ? H1_CONN_CLOSE : http10 ? H1_CONN_KEEP_ALIVE : H1_CONN_NONE);
     struct iovec iov[4] = {{head, hn},
                            {(void *)(headers ? headers : ""), headers ? strlen(headers) : 0},
                            {(void *)"\r\n", 2},
@@ -650,7 +650,7 @@ int http_respond(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const c
 
 int http_accept(http_ctx *h, wsr_server *srv, conn *c, void *user, const char *subprotocol) {
     bool upgrade = false;
-    hs_parser *hs = pending(h, c, &upgrade);
+    h1_parser *hs = pending(h, c, &upgrade);
     if (!hs || !upgrade) return WSR_ESTATE;
     if (subprotocol && !offered(hs, subprotocol)) return WSR_EINVAL;
     // The server may have filled up (or begun to shut down) while the application
@@ -671,7 +671,7 @@ int http_accept(http_ctx *h, wsr_server *srv, conn *c, void *user, const char *s
 
 // --- the request, as the application sees it --------------------------------------------
 
-static wsr_str span_str(const hs_parser *hs, hs_span s) { return wsr_str{hs_span_ptr(hs, s), s.len}; }
+static wsr_str span_str(const h1_parser *hs, h1_span s) { return wsr_str{h1_span_ptr(hs, s), s.len}; }
 
 wsr_conn_id wsr_request_id(const wsr_request *req) { return conn_id(req->c); }
 
@@ -680,12 +680,12 @@ wsr_str wsr_request_method(const wsr_request *req) {
     return wsr_str{m, strlen(m)};
 }
 
-wsr_str wsr_request_path(const wsr_request *req) { return span_str(req->hs, hs_request_path(req->hs)); }
-wsr_str wsr_request_query(const wsr_request *req) { return span_str(req->hs, hs_request_query(req->hs)); }
+wsr_str wsr_request_path(const wsr_request *req) { return span_str(req->hs, h1_request_path(req->hs)); }
+wsr_str wsr_request_query(const wsr_request *req) { return span_str(req->hs, h1_request_query(req->hs)); }
 
 int wsr_request_header(const wsr_request *req, const char *name, wsr_str *value) {
-    hs_span v;
-    if (!hs_header_find(req->hs, name, &v)) return 0;
+    h1_span v;
+    if (!h1_header_find(req->hs, name, &v)) return 0;
     *value = span_str(req->hs, v);
     return 1;
 }
@@ -693,7 +693,7 @@ int wsr_request_header(const wsr_request *req, const char *name, wsr_str *value)
 int wsr_request_header_at(const wsr_request *req, size_t i, wsr_str *name, wsr_str *value) {
     if (i >= req->hs->nheaders) return 0;
     *name = span_str(req->hs, req->hs->headers[i].name);
-    *value = span_str(req->hs, hs_header_value(req->hs, (uint16_t)i));
+    *value = span_str(req->hs, h1_header_value(req->hs, (uint16_t)i));
     return 1;
 }
 

@@ -49,7 +49,7 @@ struct http_ctx {
     uint32_t own_names_cap;
     uint32_t upgrading; // connections accepted later whose 101 is not out yet
     hs_config hs_cfg;
-    hs_parser scratch; // parses every request that arrives whole in one read
+    h1_parser scratch; // parses every request that arrives whole in one read
     uint64_t max_body;
     uint32_t max_requests;
     wsr_stats *stats;  // the server's: handshake figures

@@ -189,7 +189,7 @@ conn *server_adopt_from(wsr_server *srv, int fd, uint16_t li) {
 // crowd of clients that connect and say nothing cannot fill the table.
 static void shed(wsr_server *srv, int fd) {
     char resp[256];
-    size_t n = hs_write_error(resp, sizeof resp, 503, "too many connections in their handshake; try again later",
+    size_t n = h1_write_error(resp, sizeof resp, 503, "too many connections in their handshake; try again later",
                               "Retry-After: 1\r\n");
     ssize_t w = send(fd, resp, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) srv->stats.bytes_out += (uint64_t)w;

@@ -29,7 +29,9 @@ OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 
 IO_TIMEOUT = 5.0        # every socket read/write is bounded by this
-START_TIMEOUT = 5.0     # wait for the "listening on" line
+# Wait for the "listening on" line; WSR_START_TIMEOUT raises it for slow runs (the
+# daemon under valgrind starts in seconds).
+START_TIMEOUT = float(os.environ.get("WSR_START_TIMEOUT", "5"))
 STOP_TIMEOUT = 10.0     # wait for the process to exit after SIGTERM
 
 # Close codes a server may put on the wire (RFC 6455 §7.4.1, §7.4.2 and the IANA registry).

@@ -38,79 +38,79 @@ static const char FIRST_FRAME[] = "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
 enum { BIG = 8192 };
 
 struct fed {
-    hs_state state;
+    h1_state state;
     size_t consumed; // sum of *consumed over the calls
 };
 
 // Feeds req[0..n) in chunks ending at cuts (the last ends at n); stops once the state
 // is final, as a server stops handing bytes to the handshake.
-static fed feed_cuts(hs_parser *p, const char *req, size_t n, const size_t *cuts, size_t ncuts) {
-    fed f = {HS_NEED_MORE, 0};
+static fed feed_cuts(h1_parser *p, const char *req, size_t n, const size_t *cuts, size_t ncuts) {
+    fed f = {H1_NEED_MORE, 0};
     size_t start = 0;
-    for (size_t c = 0; c <= ncuts && f.state == HS_NEED_MORE; c++) {
+    for (size_t c = 0; c <= ncuts && f.state == H1_NEED_MORE; c++) {
         size_t end = c < ncuts ? cuts[c] : n, used = 12345;
-        f.state = hs_parser_feed(p, (const uint8_t *)req + start, end - start, &used);
+        f.state = h1_parser_feed(p, (const uint8_t *)req + start, end - start, &used);
         if (used > end - start) fail_msg("consumed %zu of %zu", used, end - start);
-        if (f.state == HS_NEED_MORE && used != end - start) fail_msg("NEED_MORE left %zu bytes", end - start - used);
+        if (f.state == H1_NEED_MORE && used != end - start) fail_msg("NEED_MORE left %zu bytes", end - start - used);
         f.consumed += used;
         start = end;
     }
     return f;
 }
 
-static fed feed_whole(hs_parser *p, const char *req, size_t n) { return feed_cuts(p, req, n, nullptr, 0); }
+static fed feed_whole(h1_parser *p, const char *req, size_t n) { return feed_cuts(p, req, n, nullptr, 0); }
 
-static fed feed_bytewise(hs_parser *p, const char *req, size_t n) {
-    fed f = {HS_NEED_MORE, 0};
-    for (size_t i = 0; i < n && f.state == HS_NEED_MORE; i++) {
+static fed feed_bytewise(h1_parser *p, const char *req, size_t n) {
+    fed f = {H1_NEED_MORE, 0};
+    for (size_t i = 0; i < n && f.state == H1_NEED_MORE; i++) {
         size_t used;
-        f.state = hs_parser_feed(p, (const uint8_t *)req + i, 1, &used);
+        f.state = h1_parser_feed(p, (const uint8_t *)req + i, 1, &used);
         f.consumed += used;
     }
     return f;
 }
 
-static bool span_is(const hs_parser *p, hs_span s, const char *want) {
-    return s.len == strlen(want) && memcmp(hs_span_ptr(p, s), want, s.len) == 0;
+static bool span_is(const h1_parser *p, h1_span s, const char *want) {
+    return s.len == strlen(want) && memcmp(h1_span_ptr(p, s), want, s.len) == 0;
 }
 
 static const char *const SUBPROTOCOLS[] = {"chat", "superchat", "json.v2", nullptr};
 static const hs_config CFG = {SUBPROTOCOLS};
 
 // Everything a server reads from the good request, checked after any chunking.
-static void check_good(const hs_parser *p, fed f, const char *how) {
-    if (f.state != HS_COMPLETE) fail_msg("%s: state %d (status %u %s)", how, f.state, p->status, p->error);
+static void check_good(const h1_parser *p, fed f, const char *how) {
+    if (f.state != H1_COMPLETE) fail_msg("%s: state %d (status %u %s)", how, f.state, p->status, p->error);
     if (f.consumed != sizeof GOOD_HEAD - 1) fail_msg("%s: consumed %zu, head is %zu", how, f.consumed, sizeof GOOD_HEAD - 1);
     hs_result r;
     hs_validate(p, &CFG, &r);
     if (r.status != 101) fail_msg("%s: status %u (%s)", how, r.status, r.error);
     if (strcmp(r.accept, RFC_ACCEPT) != 0) fail_msg("%s: accept %s", how, r.accept);
     if (r.subprotocol != SUBPROTOCOLS[0]) fail_msg("%s: subprotocol %s", how, r.subprotocol);
-    hs_span v;
-    if (!hs_header_find(p, "host", &v) || !span_is(p, v, "server.example.com")) fail_msg("%s: Host", how);
-    if (!hs_header_find(p, "ORIGIN", &v) || !span_is(p, v, "http://example.com")) fail_msg("%s: Origin", how);
-    if (!span_is(p, hs_request_path(p), "/chat") || !span_is(p, hs_request_query(p), "room=1")) fail_msg("%s: URL", how);
+    h1_span v;
+    if (!h1_header_find(p, "host", &v) || !span_is(p, v, "server.example.com")) fail_msg("%s: Host", how);
+    if (!h1_header_find(p, "ORIGIN", &v) || !span_is(p, v, "http://example.com")) fail_msg("%s: Origin", how);
+    if (!span_is(p, h1_request_path(p), "/chat") || !span_is(p, h1_request_query(p), "room=1")) fail_msg("%s: URL", how);
 }
 
 static void test_good_request_any_chunking(void **) {
     char req[sizeof GOOD_HEAD + sizeof FIRST_FRAME];
     size_t n = (size_t)snprintf(req, sizeof req, "%s%s", GOOD_HEAD, FIRST_FRAME);
-    hs_parser p;
+    h1_parser p;
 
-    hs_parser_init(&p, BIG);
+    h1_parser_init(&p, BIG);
     check_good(&p, feed_whole(&p, req, n), "whole");
-    hs_parser_free(&p);
+    h1_parser_free(&p);
 
-    hs_parser_init(&p, BIG);
+    h1_parser_init(&p, BIG);
     check_good(&p, feed_bytewise(&p, req, n), "byte at a time");
-    hs_parser_free(&p);
+    h1_parser_free(&p);
 
     char how[64];
     for (size_t cut = 0; cut <= n; cut++) {
-        hs_parser_init(&p, BIG);
+        h1_parser_init(&p, BIG);
         snprintf(how, sizeof how, "split at %zu", cut);
         check_good(&p, feed_cuts(&p, req, n, &cut, 1), how);
-        hs_parser_free(&p);
+        h1_parser_free(&p);
     }
 }
 
@@ -120,35 +120,35 @@ static void test_bytes_after_head_are_left(void **) {
     char req[sizeof GOOD_HEAD + sizeof FIRST_FRAME];
     size_t head = sizeof GOOD_HEAD - 1;
     size_t n = (size_t)snprintf(req, sizeof req, "%s%s", GOOD_HEAD, FIRST_FRAME);
-    hs_parser p;
-    hs_parser_init(&p, BIG);
+    h1_parser p;
+    h1_parser_init(&p, BIG);
     size_t used;
-    assert_int_equal(hs_parser_feed(&p, (const uint8_t *)req, n, &used), HS_COMPLETE);
+    assert_int_equal(h1_parser_feed(&p, (const uint8_t *)req, n, &used), H1_COMPLETE);
     assert_int_equal(used, head);
     assert_memory_equal(req + used, FIRST_FRAME, sizeof FIRST_FRAME - 1);
     // Once complete, later bytes are not taken either.
-    assert_int_equal(hs_parser_feed(&p, (const uint8_t *)"xyz", 3, &used), HS_COMPLETE);
+    assert_int_equal(h1_parser_feed(&p, (const uint8_t *)"xyz", 3, &used), H1_COMPLETE);
     assert_int_equal(used, 0);
-    hs_parser_free(&p);
+    h1_parser_free(&p);
 
     // The head's last byte alone in a read: consumed counts just that byte.
-    hs_parser_init(&p, BIG);
-    assert_int_equal(hs_parser_feed(&p, (const uint8_t *)req, head - 1, &used), HS_NEED_MORE);
+    h1_parser_init(&p, BIG);
+    assert_int_equal(h1_parser_feed(&p, (const uint8_t *)req, head - 1, &used), H1_NEED_MORE);
     assert_int_equal(used, head - 1);
-    assert_int_equal(hs_parser_feed(&p, (const uint8_t *)req + head - 1, n - head + 1, &used), HS_COMPLETE);
+    assert_int_equal(h1_parser_feed(&p, (const uint8_t *)req + head - 1, n - head + 1, &used), H1_COMPLETE);
     assert_int_equal(used, 1);
-    hs_parser_free(&p);
+    h1_parser_free(&p);
 
     // A body announced by Content-Length is not read as part of the head either.
     static const char with_body[] = GET HOST UPG CONN KEY VER "Content-Length: 5\r\n\r\nhello";
-    hs_parser_init(&p, BIG);
-    assert_int_equal(hs_parser_feed(&p, (const uint8_t *)with_body, sizeof with_body - 1, &used), HS_COMPLETE);
+    h1_parser_init(&p, BIG);
+    assert_int_equal(h1_parser_feed(&p, (const uint8_t *)with_body, sizeof with_body - 1, &used), H1_COMPLETE);
     assert_int_equal(used, sizeof with_body - 1 - 5);
-    hs_parser_free(&p);
+    h1_parser_free(&p);
 }
 
 // ---------------------------------------------------------------------------------
-// Every request and the status it gets, from the parser (HS_FAILED) or hs_validate.
+// Every request and the status it gets, from the parser (H1_FAILED) or hs_validate.
 
 struct status_case {
     const char *name;
@@ -213,22 +213,22 @@ static const status_case status_cases[] = {
 
 // Runs a request through the parser and validation; the status a server answers with.
 static uint16_t status_of(const char *req, size_t n, bool bytewise, const char **error) {
-    hs_parser p;
-    hs_parser_init(&p, BIG);
+    h1_parser p;
+    h1_parser_init(&p, BIG);
     fed f = bytewise ? feed_bytewise(&p, req, n) : feed_whole(&p, req, n);
     uint16_t status = 0;
     *error = nullptr;
-    if (f.state == HS_FAILED) {
+    if (f.state == H1_FAILED) {
         status = p.status;
         *error = p.error;
-    } else if (f.state == HS_COMPLETE) {
+    } else if (f.state == H1_COMPLETE) {
         hs_result r;
         hs_validate(&p, &CFG, &r);
         status = r.status;
         *error = r.error;
         if (status == 101 && strcmp(r.accept, RFC_ACCEPT) != 0) status = 0;
     }
-    hs_parser_free(&p);
+    h1_parser_free(&p);
     return status;
 }
 
@@ -248,15 +248,15 @@ static void test_request_statuses(void **) {
 
 // Once failed, the parser stays failed and takes nothing more.
 static void test_failure_is_final(void **) {
-    hs_parser p;
-    hs_parser_init(&p, BIG);
+    h1_parser p;
+    h1_parser_init(&p, BIG);
     size_t used;
     static const char bad[] = "GET / HTTP/1.1 x\r\n";
-    assert_int_equal(hs_parser_feed(&p, (const uint8_t *)bad, sizeof bad - 1, &used), HS_FAILED);
-    assert_int_equal(hs_parser_feed(&p, (const uint8_t *)REST, sizeof REST - 1, &used), HS_FAILED);
+    assert_int_equal(h1_parser_feed(&p, (const uint8_t *)bad, sizeof bad - 1, &used), H1_FAILED);
+    assert_int_equal(h1_parser_feed(&p, (const uint8_t *)REST, sizeof REST - 1, &used), H1_FAILED);
     assert_int_equal(used, 0);
     assert_int_equal(p.status, 400);
-    hs_parser_free(&p);
+    h1_parser_free(&p);
 }
 
 // ---------------------------------------------------------------------------------
@@ -278,58 +278,58 @@ static void test_header_size_limit(void **) {
     enum { MAX = 400 };
     static char req[2 * MAX];
     for (int bytewise = 0; bytewise <= 1; bytewise++) {
-        hs_parser p;
+        h1_parser p;
         // Exactly at the limit: accepted.
         size_t n = padded_request(req, MAX);
-        hs_parser_init(&p, MAX);
+        h1_parser_init(&p, MAX);
         fed f = bytewise ? feed_bytewise(&p, req, n) : feed_whole(&p, req, n);
-        if (f.state != HS_COMPLETE) fail_msg("head of exactly %d bytes: state %d status %u", MAX, f.state, p.status);
-        hs_parser_free(&p);
+        if (f.state != H1_COMPLETE) fail_msg("head of exactly %d bytes: state %d status %u", MAX, f.state, p.status);
+        h1_parser_free(&p);
 
         // One byte over: 431.
         n = padded_request(req, MAX + 1);
-        hs_parser_init(&p, MAX);
+        h1_parser_init(&p, MAX);
         f = bytewise ? feed_bytewise(&p, req, n) : feed_whole(&p, req, n);
-        if (f.state != HS_FAILED || p.status != 431) fail_msg("head of %d bytes: state %d status %u", MAX + 1, f.state, p.status);
-        hs_parser_free(&p);
+        if (f.state != H1_FAILED || p.status != 431) fail_msg("head of %d bytes: state %d status %u", MAX + 1, f.state, p.status);
+        h1_parser_free(&p);
 
         // A never-ending head: 431, not a hang or unbounded growth.
         memset(req, 'a', sizeof req);
         memcpy(req, "GET / HTTP/1.1\r\nX: ", 19);
-        hs_parser_init(&p, MAX);
+        h1_parser_init(&p, MAX);
         f = bytewise ? feed_bytewise(&p, req, sizeof req) : feed_whole(&p, req, sizeof req);
-        if (f.state != HS_FAILED || p.status != 431) fail_msg("endless head: state %d status %u", f.state, p.status);
-        hs_parser_free(&p);
+        if (f.state != H1_FAILED || p.status != 431) fail_msg("endless head: state %d status %u", f.state, p.status);
+        h1_parser_free(&p);
     }
     // A read that fills the limit without ending the head fails at once: the server
     // answers now rather than waiting for bytes it would refuse anyway.
     padded_request(req, MAX + 4);
-    hs_parser p;
-    hs_parser_init(&p, MAX);
+    h1_parser p;
+    h1_parser_init(&p, MAX);
     size_t used;
-    assert_int_equal(hs_parser_feed(&p, (const uint8_t *)req, MAX, &used), HS_FAILED);
+    assert_int_equal(h1_parser_feed(&p, (const uint8_t *)req, MAX, &used), H1_FAILED);
     assert_int_equal(p.status, 431);
-    hs_parser_free(&p);
+    h1_parser_free(&p);
 
     // Frame bytes in the same read do not count against the head's limit.
     size_t n = padded_request(req, MAX - 10);
     memset(req + n, 0x82, 100);
-    hs_parser_init(&p, MAX);
+    h1_parser_init(&p, MAX);
     fed f = feed_whole(&p, req, n + 100);
-    assert_int_equal(f.state, HS_COMPLETE);
+    assert_int_equal(f.state, H1_COMPLETE);
     assert_int_equal(f.consumed, n);
-    hs_parser_free(&p);
+    h1_parser_free(&p);
 }
 
 static void test_header_count_limit(void **) {
     // The five required headers plus padding headers up to `total`.
     static char req[BIG];
-    for (int total = HS_MAX_HEADERS; total <= HS_MAX_HEADERS + 1; total++) {
+    for (int total = H1_MAX_HEADERS; total <= H1_MAX_HEADERS + 1; total++) {
         size_t n = (size_t)snprintf(req, sizeof req, "%s", GET HOST UPG CONN KEY VER);
         for (int i = 5; i < total; i++) n += (size_t)snprintf(req + n, sizeof req - n, "X-H%d: %d\r\n", i, i);
         n += (size_t)snprintf(req + n, sizeof req - n, "\r\n");
         const char *error;
-        uint16_t want = total <= HS_MAX_HEADERS ? 101 : 431;
+        uint16_t want = total <= H1_MAX_HEADERS ? 101 : 431;
         for (int bytewise = 0; bytewise <= 1; bytewise++) {
             uint16_t got = status_of(req, n, bytewise, &error);
             if (got != want) fail_msg("%d headers: status %u, want %u", total, got, want);
@@ -361,17 +361,17 @@ static void test_subprotocol_selection(void **) {
     char req[1024];
     for (const auto &c : cases) {
         int n = snprintf(req, sizeof req, GET HOST UPG CONN KEY VER "%s\r\n", c.headers);
-        hs_parser p;
-        hs_parser_init(&p, BIG);
+        h1_parser p;
+        h1_parser_init(&p, BIG);
         fed f = feed_whole(&p, req, (size_t)n);
-        assert_int_equal(f.state, HS_COMPLETE);
+        assert_int_equal(f.state, H1_COMPLETE);
         hs_result r;
         hs_validate(&p, c.cfg ? c.cfg : &no_protocols, &r);
         if (r.status != 101) fail_msg("%s: status %u", c.name, r.status);
         const char *want = c.want < 0 ? nullptr : SUBPROTOCOLS[c.want];
         // The result points at the server's own string, which outlives the parser.
         if (r.subprotocol != want) fail_msg("%s: got %s, want %s", c.name, r.subprotocol, want);
-        hs_parser_free(&p);
+        h1_parser_free(&p);
     }
 }
 
@@ -430,7 +430,7 @@ static void test_write_error(void **) {
                                   "Sec-WebSocket-Version: 13\r\n"
                                   "\r\n"
                                   "unsupported WebSocket version: 13 is\n";
-    size_t n = hs_write_error(out, sizeof out, 426, "unsupported WebSocket version: 13 is",
+    size_t n = h1_write_error(out, sizeof out, 426, "unsupported WebSocket version: 13 is",
                               "Sec-WebSocket-Version: 13\r\n");
     assert_int_equal(n, sizeof want426 - 1);
     assert_memory_equal(out, want426, n);
@@ -450,7 +450,7 @@ static void test_write_error(void **) {
                  {431, "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
                  {503, "HTTP/1.1 503 Service Unavailable\r\n"}};
     for (const auto &l : lines) {
-        n = hs_write_error(out, sizeof out, l.status, "nope", nullptr);
+        n = h1_write_error(out, sizeof out, l.status, "nope", nullptr);
         assert_true(n > 0);
         out[n] = '\0';
         if (strncmp(out, l.line, strlen(l.line)) != 0) fail_msg("status %u: %s", l.status, out);
@@ -462,7 +462,7 @@ static void test_write_error(void **) {
                                                                atoi(cl + 16), strlen(body + 4));
         assert_non_null(strstr(out, "\r\nConnection: close\r\n"));
     }
-    assert_int_equal(hs_write_error(out, 20, 400, "nope", nullptr), 0);
+    assert_int_equal(h1_write_error(out, 20, 400, "nope", nullptr), 0);
 }
 
 // ---------------------------------------------------------------------------------
@@ -489,14 +489,14 @@ static void test_path_and_query(void **) {
     char req[512];
     for (const auto &c : cases) {
         int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\n" REST, c.target);
-        hs_parser p;
-        hs_parser_init(&p, BIG);
-        assert_int_equal(feed_whole(&p, req, (size_t)n).state, HS_COMPLETE);
-        hs_span path = hs_request_path(&p), query = hs_request_query(&p);
+        h1_parser p;
+        h1_parser_init(&p, BIG);
+        assert_int_equal(feed_whole(&p, req, (size_t)n).state, H1_COMPLETE);
+        h1_span path = h1_request_path(&p), query = h1_request_query(&p);
         if (!span_is(&p, path, c.path) || !span_is(&p, query, c.query))
-            fail_msg("%s: path \"%.*s\" query \"%.*s\", want \"%s\" \"%s\"", c.target, path.len, hs_span_ptr(&p, path),
-                     query.len, hs_span_ptr(&p, query), c.path, c.query);
-        hs_parser_free(&p);
+            fail_msg("%s: path \"%.*s\" query \"%.*s\", want \"%s\" \"%s\"", c.target, path.len, h1_span_ptr(&p, path),
+                     query.len, h1_span_ptr(&p, query), c.path, c.query);
+        h1_parser_free(&p);
     }
 }
 
@@ -516,17 +516,17 @@ static void test_list_has_token(void **) {
         {"Upgr ade", "Upgrade", false},
     };
     for (const auto &c : cases)
-        if (hs_list_has_token(c.value, strlen(c.value), c.token) != c.want) fail_msg("\"%s\" has %s", c.value, c.token);
+        if (h1_list_has_token(c.value, strlen(c.value), c.token) != c.want) fail_msg("\"%s\" has %s", c.value, c.token);
     // Only the given length is read: "Upgrade" hidden past it is not seen.
-    assert_false(hs_list_has_token("close, Upgrade", 5, "Upgrade"));
+    assert_false(h1_list_has_token("close, Upgrade", 5, "Upgrade"));
 }
 
 // Servers may start on several threads at once, and every parser points at the same
 // llhttp settings: they must never be written at run time (lazily filled in, they were a
 // race). Constant-initialised, they sit in memory the process cannot write.
 static void test_settings_are_read_only(void **) {
-    hs_parser p;
-    hs_parser_init(&p, 8192);
+    h1_parser p;
+    h1_parser_init(&p, 8192);
     uintptr_t at = (uintptr_t)p.http.settings;
     FILE *maps = fopen("/proc/self/maps", "r");
     assert_non_null(maps);
@@ -536,7 +536,7 @@ static void test_settings_are_read_only(void **) {
     while (!found && fgets(line, sizeof line, maps))
         found = sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && at >= lo && at < hi;
     fclose(maps);
-    hs_parser_free(&p);
+    h1_parser_free(&p);
     assert_true(found);
     assert_int_equal(perms[1], '-');
 }
