@@ -457,6 +457,8 @@ static void hold_over(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
 }
 
 bool conn_hold(wsr_server *srv, conn *c, const uint8_t *data, size_t n) {
+    // Past the budget the caller decides: answers already queued still go out.
+    if (srv->mem_held + n > srv->max_memory / 4 * 3) return false;
     hold_over(srv, c, data, n);
     return !(c->flags & (CF_DEAD | CF_FAILING));
 }

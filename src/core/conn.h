@@ -82,6 +82,7 @@ struct http_state {
     uint32_t requests;  // requests answered on this connection (keep-alive)
     uint16_t listener;  // index of the listener that accepted it
     uint8_t flags;      // http_flag
+    bool last;          // input behind the waiting request was dropped: its answer is the last
 };
 
 struct conn {
@@ -158,7 +159,9 @@ void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind);
 void conn_write(wsr_server *srv, conn *c, const struct iovec *iov, int n);
 // The last response is queued: close once it is out, without waiting for the peer.
 void conn_end_after_output(wsr_server *srv, conn *c);
-// Keeps input for the connection's next round (CF2_HELD). False when it failed.
+// Keeps input for the connection's next round (CF2_HELD). False when it could not: past
+// the memory budget (nothing changed, the caller ends the connection), or out of memory
+// (the connection failed).
 bool conn_hold(wsr_server *srv, conn *c, const uint8_t *data, size_t n);
 // Appends to the connection's msg buffer, at most max bytes in all, within the memory
 // budget (false: the connection failed).

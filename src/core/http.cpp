@@ -340,7 +340,12 @@ static void complete_upgrade(http_ctx *h, wsr_server *srv, conn *c, h1_parser *h
 static void defer(http_ctx *h, wsr_server *srv, conn *c, const uint8_t *rest, size_t rest_len) {
     if (!own_parser(h, srv, c)) return;
     server_mem_give(srv, h1_parser_body_free(c->aux.hs)); // its view was for the call
-    if (rest_len && !conn_hold(srv, c, rest, rest_len)) return;
+    if (rest_len && !conn_hold(srv, c, rest, rest_len)) {
+        if (c->flags & CF_DEAD) return;
+        // No memory to keep what was pipelined behind it: that is dropped, and the
+        // answer, when it comes, closes the connection (clients retry such requests).
+        c->http.last = true;
+    }
     conn_await(srv, c, true);
 }
 
@@ -511,6 +516,8 @@ static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, 
                 return upgrade_request(h, srv, c, hs, ep_idx, data, n, budget);
             }
             if (!r) return fail(h, srv, c, 404, wants_ws ? "no WebSocket endpoint at this path" : "not found", wants_ws);
+            // RFC 9112 §3.2 (the upgrade checks apply the same in proto/handshake).
+            if (!h1_host_valid(hs)) return fail(h, srv, c, 400, "exactly one valid Host header is required", false);
             unsigned bit = method_bit(hs->http.method);
             if (!allows(r, bit)) {
                 char allow[96];
@@ -553,7 +560,8 @@ static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, 
         // Pipelined requests: one per round at least, more while the budget lasts and
         // while the client reads its answers (reading pauses when they pile up).
         if (!*budget || (c->flags & CF_READ_PAUSED)) {
-            conn_hold(srv, c, data, n);
+            // Without memory to keep them, the answers given so far are the last.
+            if (!conn_hold(srv, c, data, n) && !(c->flags & CF_DEAD)) conn_end_after_output(srv, c);
             return;
         }
     }
@@ -602,7 +610,7 @@ static int answer(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const 
     bool in_call = h->current && h->current->c == c;
     c->http.requests++;
     bool keep = !upgrade && status < 500 && h1_parser_keep_alive(hs) && c->http.requests < h->max_requests &&
-                !server_stopping(srv);
+                !c->http.last && !server_stopping(srv);
     bool http10 = hs->http.http_major == 1 && hs->http.http_minor == 0;
     char head[256];
     size_t hn = h1_write_head(head, sizeof head, status, date_line(h), len,

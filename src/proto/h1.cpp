@@ -32,6 +32,7 @@ static int on_url(llhttp_t *h, const char *at, size_t len) {
 // complete, so the answer to too many headers does not depend on how the bytes arrive.
 static int on_field(llhttp_t *h, const char *at, size_t len) {
     h1_parser *p = parser_of(h);
+    if (p->in_body) return 0; // a chunked body's trailer fields: discarded (RFC 9112 §7.1.2)
     if (p->nheaders < H1_MAX_HEADERS)
         span_extend(&p->headers[p->nheaders].name, p->last_cb != CB_FIELD, (uint16_t)(at - p->buf), len);
     p->last_cb = CB_FIELD;
@@ -46,6 +47,7 @@ static int fail_cb(h1_parser *p, uint16_t status, const char *error) {
 
 static int on_field_complete(llhttp_t *h) {
     h1_parser *p = parser_of(h);
+    if (p->in_body) return 0;
     if (p->nheaders == H1_MAX_HEADERS) return fail_cb(p, 431, "too many header fields");
     h1_header *cur = &p->headers[p->nheaders];
     if (p->last_cb != CB_FIELD || cur->name.len == 0) return fail_cb(p, 400, "empty header name");
@@ -61,6 +63,7 @@ static int on_field_complete(llhttp_t *h) {
 
 static int on_value(llhttp_t *h, const char *at, size_t len) {
     h1_parser *p = parser_of(h);
+    if (p->in_body) return 0;
     // Within one value llhttp's pieces are contiguous, except across an obs-fold
     // (CRLF + whitespace), which it reports as a second piece after a gap. RFC 9112
     // §5.2 lets a server reject obs-fold with 400; splicing the pieces would not.
@@ -405,4 +408,24 @@ size_t h1_write_head(char *out, size_t cap, uint16_t status, const char *date_li
     int n = snprintf(out, cap, "HTTP/1.1 %u %s\r\n%s%s%s", status, h1_status_text(status), date_line ? date_line : "",
                      length, conn_line[connection]);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+bool h1_host_valid(const h1_parser *p) {
+    uint16_t pos = 0;
+    h1_span v;
+    int n = 0;
+    bool ok = true;
+    while (h1_header_next(p, "Host", &pos, &v)) {
+        n++;
+        // uri-host [ ":" port ]: reg-name, IPv4 or a bracketed IP literal; no spaces,
+        // no controls, nothing a proxy could read as a second value.
+        const char *s = h1_span_ptr(p, v);
+        for (uint16_t i = 0; i < v.len && ok; i++) {
+            char c = s[i];
+            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 strchr("-._~%!$&'()*+,;=:[]", c);
+        }
+    }
+    bool http11 = p->http.http_major == 1 && p->http.http_minor >= 1;
+    return ok && n <= 1 && (n == 1 || !http11);
 }

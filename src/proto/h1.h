@@ -91,6 +91,9 @@ h1_span h1_request_path(const h1_parser *p);
 // The query string after '?', empty when there is none.
 h1_span h1_request_query(const h1_parser *p);
 
+// RFC 9112 §3.2: at most one Host header, exactly one in HTTP/1.1, and a valid value.
+bool h1_host_valid(const h1_parser *p);
+
 // Case-insensitive comparison of a span with a literal.
 bool h1_span_is(const h1_parser *p, h1_span s, const char *lit);
 

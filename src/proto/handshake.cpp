@@ -89,7 +89,7 @@ void hs_validate(const h1_parser *p, const hs_config *cfg, hs_result *r) {
     if ((p->http.flags & (F_CHUNKED | F_TRANSFER_ENCODING)) ||
         ((p->http.flags & F_CONTENT_LENGTH) && p->http.content_length > 0))
         return reject(r, 400, "an upgrade request has no body");
-    if (header_count(p, "Host") != 1) return reject(r, 400, "exactly one Host header is required");
+    if (header_count(p, "Host") != 1 || !h1_host_valid(p)) return reject(r, 400, "exactly one valid Host header is required");
     if (!h1_header_find(p, "Upgrade", &v)) return reject(r, 426, "this endpoint speaks WebSocket only");
     if (!any_header_has_token(p, "Upgrade", "websocket")) return reject(r, 400, "Upgrade must be websocket");
     if (!any_header_has_token(p, "Connection", "Upgrade"))
