@@ -874,6 +874,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     wsr_options_default(&o);
     o.listen = "127.0.0.1:0";
     o.max_message = max_msg[s[1] & 3];
+    // FUZZ_AVOID_PROXY_OVERFLOW=1 steers around an open finding so that a run goes on
+    // past it: a PROXY header split across reads overflows its buffer once more than
+    // max_message bytes are buffered (fuzz/regression/connection/README.md, finding 4).
+    // With 64 KiB, 255-byte chunks cannot get there.
+    static const bool avoid_proxy_overflow = getenv("FUZZ_AVOID_PROXY_OVERFLOW") != nullptr;
+    if (avoid_proxy_overflow && proxy_mode) o.max_message = 64 * 1024;
     o.max_backpressure = max_bp[(s[1] >> 2) & 3];
     o.slow_policy = (s[1] & 16) ? WSR_SLOW_DROP : WSR_SLOW_CLOSE;
     o.deflate_threshold = thresholds[(s[1] >> 5) & 3];
