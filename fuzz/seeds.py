@@ -390,3 +390,4 @@ http_seed("proxy-raw-v2-local", C_EOF,
           b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00" + hreq(b"GET", b"/echo", WS) + cframe(1, b"hi"), modes=M_PROXY,
           chunk=4)
 http_seed("proxy-missing-400", C_EOF, hreq(b"GET", b"/healthz"), modes=M_HTTP | M_PROXY, chunk=6)
+http_seed("http-pipelined-past-round-budget", C_EOF, b"GET /ws HTTP/1.1\r\nHost: a\r\n\r\n" * 12, chunk=255)
