@@ -93,7 +93,8 @@
 // on a plain request is WSR_ESTATE; on_open runs only after an accept, with the user
 // pointer given there, and on_close once for each on_open. Views: the request's listener
 // is the one the harness adopted it from, its address the canned PROXY header's source,
-// a body never longer than WSR_OPT_MAX_BODY, an upgrade's Origin one that is allowed.
+// a body never longer than WSR_OPT_MAX_BODY, an upgrade's Origin one that is allowed, at
+// most one Host line (RFC 9112 §3.2); answers with bad arguments are WSR_EINVAL.
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
