@@ -63,7 +63,7 @@ for t in $targets; do
   # The file the target is named for, when there is one; else all of src/proto.
   case $t in
     inflate) srcs="$ROOT/src/proto/deflate.cpp" ;;
-    connection) srcs="$ROOT/src/core/conn.cpp $ROOT/src/core/server.cpp $ROOT/src/core/compression.cpp" ;;
+    connection) srcs="$ROOT/src/core/conn.cpp $ROOT/src/core/http.cpp $ROOT/src/core/server.cpp $ROOT/src/core/compression.cpp $ROOT/src/proto/proxy.cpp $ROOT/src/proto/origin.cpp" ;;
     *) srcs="$ROOT/src/proto/$t.cpp" ;;
   esac
   [ -e "${srcs%% *}" ] || srcs="$ROOT/src/proto/*.cpp"

@@ -356,3 +356,96 @@ conn_seed("raw-handshake", C_DEDICATED | C_EOF | C_SUBPROTO, REQ + cframe(1, b"h
 conn_seed("raw-handshake-404", C_EOF, req(target=b"/nowhere"), chunk=20)
 conn_seed("raw-handshake-bad", C_EOF, b"GET / HTTP/1.0\r\n\r\n")
 conn_seed("raw-handshake-split", 0, REQ + cframe(9, b"ping"), chunk=1, pressure=90)
+
+# HTTP mode (b) and PROXY mode (c): bit5 / bit6 of settings byte [7], then two more
+# settings bytes [8] and [9] (see fuzz_connection.cpp).
+M_HTTP, M_PROXY = 0x20, 0x40
+HOOK_ACCEPT, HOOK_REFUSE, HOOK_DEFER_ACCEPT, HOOK_DEFER_REFUSE = 0, 1, 2, 3
+API_NOW, API_LATER, API_ALT_NOW, API_ALT_LATER = 0, 4, 8, 12
+X8_MAX_BODY_64, X8_ORIGIN, X8_LATE, X8_SUBPROTO = 16, 32, 64, 128
+PX_V1, PX_V2_TCP4, PX_V2_TCP6 = 1, 2, 3
+CANNED_GET, CANNED_POST, CANNED_HEAD_CHUNKED = 4, 8, 12
+X9_TRUSTED, X9_MAX_REQUESTS_2, X9_MIN_MEMORY = 16, 32, 64
+
+
+def http_seed(name, flags, stream, modes=M_HTTP, x8=0, x9=0, limits=0, deflate=0x3F, chunk=0, seed=0, pressure=0,
+              mem=7):
+    write("connection", name,
+          bytes([flags, limits, deflate, chunk, seed & 0xFF, seed >> 8, pressure, mem | modes, x8, x9]) + stream)
+
+
+def hreq(method, target, headers=(), body=b"", version=b"HTTP/1.1"):
+    lines = [method + b" " + target + b" " + version, b"Host: fuzz"] + [k + b": " + v for k, v in headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+WS = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"), (b"Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+      (b"Sec-WebSocket-Version", b"13")]
+ECHO_FRAMES = cframe(1, b"Hello") + cframe(2, b"\x00\x01\x02") + cframe(8, close_body(1000))
+
+http_seed("http-healthz-keepalive-404", C_EOF,
+          hreq(b"GET", b"/healthz") + hreq(b"HEAD", b"/healthz") + hreq(b"GET", b"/ws") + hreq(b"GET", b"/nowhere"),
+          chunk=9)
+http_seed("http-api-bodies-now", C_EOF,
+          hreq(b"POST", b"/api/echo?q=1", [(b"Content-Length", b"5")], b"hello")
+          + hreq(b"POST", b"/api/chunked", [(b"Transfer-Encoding", b"chunked")], b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+          + hreq(b"GET", b"/api/x") + hreq(b"POST", b"/api/e", [(b"Content-Length", b"1")], b"#"), chunk=17)
+http_seed("http-api-later-pipelined", C_EOF,
+          b"".join(hreq(b"POST", b"/api/%d" % i, [(b"Content-Length", b"2")], b"%02d" % i) for i in range(6)),
+          x8=API_LATER, chunk=40)
+http_seed("http-api-alternate-small-rounds", 0,
+          b"".join(hreq(b"GET", b"/api/r%d" % i) for i in range(12)), x8=API_ALT_LATER, chunk=255, pressure=100)
+http_seed("http-api-500-closes", C_EOF,
+          hreq(b"POST", b"/api/fail", [(b"Content-Length", b"3")], b"!no") + hreq(b"GET", b"/healthz"), chunk=30)
+http_seed("http-max-body-413", C_EOF,
+          hreq(b"POST", b"/api/big", [(b"Content-Length", b"100")], b"x" * 100), x8=X8_MAX_BODY_64, chunk=50)
+http_seed("http-max-body-chunked-413", C_EOF,
+          hreq(b"POST", b"/api/big", [(b"Transfer-Encoding", b"chunked")], b"50\r\n" + b"y" * 80 + b"\r\n0\r\n\r\n"),
+          x8=X8_MAX_BODY_64 | API_LATER, chunk=20)
+http_seed("http-expect-100-then-417", C_EOF,
+          hreq(b"POST", b"/api/c", [(b"Expect", b"100-continue"), (b"Content-Length", b"4")], b"data")
+          + hreq(b"POST", b"/api/c", [(b"Expect", b"something-else"), (b"Content-Length", b"4")], b"data"), chunk=11)
+http_seed("http-405-allow", C_EOF, hreq(b"GET", b"/healthz") + hreq(b"DELETE", b"/api/x"), chunk=13)
+http_seed("http-501-unknown-method", C_EOF, hreq(b"PURGE", b"/api/x"), chunk=7)
+http_seed("http-10-keepalive", C_EOF,
+          hreq(b"GET", b"/healthz", [(b"Connection", b"keep-alive")], version=b"HTTP/1.0") + hreq(b"GET", b"/api/a",
+                                                                                                  version=b"HTTP/1.0"),
+          chunk=5)
+http_seed("http-max-requests-2", C_EOF, hreq(b"GET", b"/healthz") * 3, x9=X9_MAX_REQUESTS_2, chunk=100)
+http_seed("http-min-memory-body", C_EOF,
+          hreq(b"POST", b"/api/m", [(b"Content-Length", b"200")], b"z" * 200), limits=1, x9=X9_MIN_MEMORY, chunk=64)
+http_seed("ws-hook-accept-now", C_CANNED | C_BROADCAST | C_EOF, ECHO_FRAMES, x8=HOOK_ACCEPT, chunk=9)
+http_seed("ws-hook-refuse-now", C_CANNED | C_BROADCAST | C_EOF, ECHO_FRAMES, x8=HOOK_REFUSE, chunk=9)
+http_seed("ws-hook-defer-accept", C_CANNED | C_BROADCAST | C_EOF, ECHO_FRAMES, x8=HOOK_DEFER_ACCEPT, chunk=4)
+http_seed("ws-hook-defer-refuse", C_CANNED | C_BROADCAST | C_EOF, ECHO_FRAMES, x8=HOOK_DEFER_REFUSE, chunk=4)
+http_seed("ws-hook-defer-left-at-eof", C_CANNED | C_BROADCAST | C_EOF, cframe(1, b"x"), x8=HOOK_DEFER_ACCEPT | X8_LATE,
+          chunk=200)
+http_seed("ws-hook-defer-late-no-eof", C_CANNED | C_BROADCAST, cframe(1, b"after the answer"),
+          x8=HOOK_DEFER_ACCEPT | X8_LATE, chunk=200)
+http_seed("ws-subprotocol-x-fuzz", C_CANNED | C_BROADCAST | C_EOF | C_SUBPROTO, ECHO_FRAMES,
+          x8=HOOK_DEFER_ACCEPT | X8_SUBPROTO, chunk=30)
+http_seed("ws-origin-allowed-default-port", C_EOF,
+          hreq(b"GET", b"/ws", WS + [(b"Origin", b"HTTPS://app.example.com:443")]) + cframe(1, b"ok")
+          + cframe(8, b""), x8=X8_ORIGIN, chunk=25)
+http_seed("ws-origin-refused-403", C_EOF, hreq(b"GET", b"/ws", WS + [(b"Origin", b"https://evil.example")]),
+          x8=X8_ORIGIN, chunk=25)
+http_seed("ws-after-keepalive-requests", C_CANNED | C_BROADCAST | C_EOF | C_DEDICATED | ext_flags(1),
+          cframe(1, b"\xf2\x48\xcd\xc9\xc9\x07\x00", rsv1=True) + cframe(8, b""), x8=HOOK_DEFER_ACCEPT | API_LATER,
+          x9=CANNED_HEAD_CHUNKED, chunk=21)
+http_seed("ws-echo-after-get", C_CANNED | C_EOF, ECHO_FRAMES, x9=CANNED_GET, chunk=33)
+http_seed("ws-echo-after-post-body", C_CANNED | C_BROADCAST | C_EOF, ECHO_FRAMES, x8=HOOK_ACCEPT | API_LATER,
+          x9=CANNED_POST, chunk=6)
+http_seed("proxy-v1-echo", C_CANNED | C_EOF, ECHO_FRAMES, modes=M_PROXY, x9=PX_V1, chunk=7)
+http_seed("proxy-v2-ws-defer", C_CANNED | C_BROADCAST | C_EOF, ECHO_FRAMES, modes=M_HTTP | M_PROXY,
+          x8=HOOK_DEFER_ACCEPT, x9=PX_V2_TCP4 | X9_TRUSTED, chunk=5)
+http_seed("proxy-v2-tcp6-tlv-api", C_EOF,
+          hreq(b"GET", b"/api/who", [(b"X-Forwarded-For", b"203.0.113.9")]) + hreq(b"GET", b"/healthz"),
+          modes=M_HTTP | M_PROXY, x9=PX_V2_TCP6 | X9_TRUSTED, chunk=3)
+http_seed("proxy-raw-v1-split", C_EOF,
+          b"PROXY TCP6 2001:db8::1 2001:db8::2 4000 443\r\n" + hreq(b"GET", b"/healthz"), modes=M_HTTP | M_PROXY,
+          chunk=0)
+http_seed("proxy-raw-v2-local", C_EOF,
+          b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00" + hreq(b"GET", b"/echo", WS) + cframe(1, b"hi"), modes=M_PROXY,
+          chunk=4)
+http_seed("proxy-missing-400", C_EOF, hreq(b"GET", b"/healthz"), modes=M_HTTP | M_PROXY, chunk=6)
+http_seed("http-pipelined-past-round-budget", C_EOF, b"GET /ws HTTP/1.1\r\nHost: a\r\n\r\n" * 12, chunk=255)
