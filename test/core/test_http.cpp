@@ -1515,6 +1515,350 @@ static void test_short_endpoint_struct(void **) {
     fx_stop(f);
 }
 
+// --- 14. found in review ---------------------------------------------------------------------
+
+// Answers GET requests from a timer, LATE_MS later, with "late".
+static uv_timer_t LATE_TIMER;
+static unsigned LATE_MS;
+static int LATE_RC;
+
+static void late_answer(uv_timer_t *t) {
+    in_callback g;
+    LATE_RC = wsr_respond((wsr_server *)t->data, R.pending, 200, nullptr, "late", 4);
+}
+
+static void late_route(wsr_server *srv, wsr_request *req, void *) {
+    in_callback g;
+    R.http_calls++;
+    R.pending = wsr_request_id(req);
+    LATE_TIMER.data = srv;
+    uv_timer_start(&LATE_TIMER, late_answer, LATE_MS, 0);
+}
+
+static fixture *late_server(wsr_options *o, unsigned late_ms) {
+    fixture *f = fx_new(o, nullptr);
+    assert_int_equal(wsr_server_http(f->srv, "/late", WSR_HTTP_GET, late_route, nullptr), WSR_OK);
+    assert_int_equal(wsr_server_http(f->srv, "/now", WSR_HTTP_GET, named_route, (void *)"now"), WSR_OK);
+    fx_listen(f);
+    uv_timer_init(&f->loop, &LATE_TIMER);
+    LATE_MS = late_ms;
+    LATE_RC = -100;
+    return f;
+}
+
+static void late_done(fixture *f) {
+    uv_close((uv_handle_t *)&LATE_TIMER, nullptr);
+    fx_stop(f);
+}
+
+// A sender told WSR_QUEUED hears on_drain once its queue empties, wherever the write
+// that empties it happens: here inside a later send (a ping), after the client read
+// everything while the loop did not run.
+static void test_drain_when_a_send_empties_the_queue(void **) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    wsr_endpoint ep = endpoint(nullptr);
+    fixture *f = fx_new(&o, &ep);
+    assert_int_equal(wsr_server_set_option(f->srv, WSR_OPT_DRAIN_BYTES, 0), WSR_OK); // on_drain only when empty
+    fx_listen(f);
+    client *c = open_client(f);
+    wsr_conn_id id = R.open_id;
+    seen s = no_frames();
+    saturate(f, id);
+    // 100 KB sends, the loop not running, until one stays queued for the most part:
+    // the kernel's buffers are full.
+    int drains = R.drains;
+    static uint8_t big[100 * 1000];
+    int rc = WSR_OK;
+    for (int i = 0; i < 100 && wsr_conn_buffered(f->srv, id) < 64 * 1024; i++) {
+        rc = wsr_send(f->srv, id, WSR_BINARY, big, sizeof big);
+        assert_true(rc == WSR_OK || rc == WSR_QUEUED);
+    }
+    assert_int_equal(rc, WSR_QUEUED);
+    size_t queued = wsr_conn_buffered(f->srv, id);
+    // The client reads all the kernel holds; the server's loop does not run meanwhile.
+    uint64_t before = c->total, got = c->total;
+    for (double quiet = now_s() + 0.1; now_s() < quiet;) {
+        scan(c, &s);
+        if (c->total != got) {
+            got = c->total;
+            quiet = now_s() + 0.1;
+        }
+        usleep(1000);
+    }
+    assert_int_equal(wsr_ping(f->srv, id, "hb", 2), WSR_OK);
+    // Large output is written at once: the ping's write takes the whole queue.
+    print_message("queued %zu bytes; the client read %llu; after the ping %zu queued\n", queued,
+                  (unsigned long long)(got - before), wsr_conn_buffered(f->srv, id));
+    assert_true(await(f, c, [&] {
+        scan(c, &s);
+        return wsr_conn_buffered(f->srv, id) == 0 && R.drains > drains;
+    }));
+    run_for(f, 0.2);
+    scan(c, &s);
+    assert_int_equal(R.drains, drains + 1);
+    assert_int_equal(R.closes, 0);
+    hangup(c);
+    fx_stop(f);
+}
+
+// max_connections counts the upgrades accepted later whose 101 is not out yet: the
+// accept that would pass it answers 503 itself and says so.
+static wsr_conn_id HELD[4];
+static int NHELD;
+
+static void hold_hook(wsr_server *, wsr_request *req, void *) {
+    in_callback g;
+    R.upgrades++;
+    HELD[NHELD++] = wsr_request_id(req);
+}
+
+static void test_late_accepts_respect_max_connections(void **) {
+    reset();
+    NHELD = 0;
+    wsr_options o;
+    wsr_options_default(&o);
+    o.max_connections = 2;
+    wsr_endpoint ep = endpoint(hold_hook);
+    fixture *f = fx_start(&o, &ep);
+    client *c[3];
+    for (int i = 0; i < 3; i++) { // one at a time: HELD[i] is c[i]'s request
+        c[i] = dial(f->port);
+        send_upgrade(c[i], "/ws");
+        assert_true(pump(f, [&] { return R.upgrades == i + 1; }));
+    }
+    assert_int_equal(wsr_upgrade_accept(f->srv, HELD[0], nullptr, nullptr), WSR_OK);
+    assert_int_equal(wsr_upgrade_accept(f->srv, HELD[1], nullptr, nullptr), WSR_OK);
+    assert_int_equal(wsr_upgrade_accept(f->srv, HELD[2], nullptr, nullptr), WSR_ECLOSING);
+    response r;
+    for (int i = 0; i < 2; i++) {
+        assert_true(read_response(f, c[i], &r));
+        assert_int_equal(r.status, 101);
+    }
+    assert_true(read_response(f, c[2], &r));
+    assert_int_equal(r.status, 503);
+    assert_true(await(f, c[2], [&] { return c[2]->eof; }));
+    assert_true(pump(f, [] { return R.opens == 2; }));
+    run_for(f, 0.1);
+    assert_int_equal(R.opens, 2);
+    assert_int_equal(wsr_upgrade_accept(f->srv, HELD[2], nullptr, nullptr), WSR_ENOCONN);
+    for (client *x : c) hangup(x);
+    fx_stop(f);
+}
+
+// Subprotocol names the hook chooses (a token per client) are each connection's own:
+// no table of names that fills up, no connection reading another's.
+enum { NTOK = 300 };
+static wsr_conn_id TOK_ID[NTOK];
+static int TOK_RC[NTOK];
+
+static void token_hook(wsr_server *srv, wsr_request *req, void *) {
+    in_callback g;
+    R.upgrades++;
+    wsr_str v;
+    assert_true(wsr_request_header(req, "Sec-WebSocket-Protocol", &v));
+    char name[32];
+    snprintf(name, sizeof name, "%.*s", (int)v.len, v.ptr);
+    int n = atoi(name + 4);
+    assert_true(n >= 0 && n < NTOK);
+    wsr_conn_id id = wsr_request_id(req);
+    TOK_ID[n] = id;
+    TOK_RC[n] = wsr_upgrade_accept(srv, id, nullptr, name);
+    if (TOK_RC[n] != WSR_OK) assert_int_equal(wsr_respond(srv, id, 500, nullptr, nullptr, 0), WSR_OK);
+}
+
+static void test_300_subprotocols_chosen_by_the_hook(void **) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    wsr_endpoint ep = endpoint(token_hook);
+    fixture *f = fx_start(&o, &ep);
+    static client *c[NTOK];
+    static response r[NTOK];
+    static bool done[NTOK];
+    for (int i = 0; i < NTOK; i++) {
+        TOK_RC[i] = -100;
+        done[i] = false;
+        c[i] = dial(f->port);
+        char line[64];
+        snprintf(line, sizeof line, "Sec-WebSocket-Protocol: tok.%d\r\n", i);
+        send_upgrade(c[i], "/ws", line);
+        if (i % 50 == 49) run_for(f, 0.01);
+    }
+    int answered = 0;
+    assert_true(pump(
+        f,
+        [&] {
+            for (int i = 0; i < NTOK; i++) {
+                if (done[i]) continue;
+                client_read(c[i]);
+                if (take_response(c[i], &r[i], false)) done[i] = true, answered++;
+            }
+            return answered == NTOK;
+        },
+        20));
+    assert_true(pump(f, [] { return R.opens == NTOK; }, 10));
+    for (int i = 0; i < NTOK; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "\r\nSec-WebSocket-Protocol: tok.%d\r\n", i);
+        if (TOK_RC[i] != WSR_OK || r[i].status != 101 || !strstr(r[i].head, want))
+            fail_msg("client %d: accept %d, status %d", i, TOK_RC[i], r[i].status);
+    }
+    // All open at once: each still has its own.
+    static const int some[] = {0, 1, 127, 254, 255, 256, NTOK - 1};
+    for (int i : some) {
+        char want[32];
+        snprintf(want, sizeof want, "tok.%d", i);
+        const char *sp = wsr_conn_subprotocol(f->srv, TOK_ID[i]);
+        assert_non_null(sp);
+        assert_string_equal(sp, want);
+    }
+    for (int i = 0; i < NTOK; i++) hangup(c[i]);
+    assert_true(pump(f, [] { return R.closes == NTOK; }, 10));
+    fx_stop(f);
+}
+
+// An HTTP client may close its sending side after its request and still read the
+// answer, given later.
+static void test_deferred_answer_after_client_half_close(void **) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    fixture *f = late_server(&o, 100);
+    client *c = dial(f->port);
+    send_text(c, "GET /late HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
+    response r;
+    assert_true(read_response(f, c, &r));
+    assert_int_equal(LATE_RC, WSR_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "late");
+    assert_true(await(f, c, [&] { return c->eof; }));
+    assert_int_equal(c->len, 0);
+    hangup(c);
+    late_done(f);
+}
+
+// 304 has no body (RFC 9110 §15.4.5): one given is refused, and none is announced.
+static int NM_BODY_RC, NM_RC;
+
+static void not_modified_route(wsr_server *srv, wsr_request *req, void *) {
+    in_callback g;
+    R.http_calls++;
+    wsr_conn_id id = wsr_request_id(req);
+    NM_BODY_RC = wsr_respond(srv, id, 304, nullptr, "XYZ", 3);
+    NM_RC = wsr_respond(srv, id, 304, "ETag: \"v1\"\r\n", nullptr, 0);
+}
+
+static void test_304_has_no_body_and_no_content_length(void **) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    fixture *f = fx_new(&o, nullptr);
+    assert_int_equal(wsr_server_http(f->srv, "/nm", WSR_HTTP_GET, not_modified_route, nullptr), WSR_OK);
+    fx_listen(f);
+    client *c = dial(f->port);
+    NM_BODY_RC = NM_RC = -100;
+    send_text(c, "GET /nm HTTP/1.1\r\nHost: x\r\n\r\nGET /nm HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 2; i++) {
+        response r;
+        assert_true(read_response(f, c, &r));
+        assert_int_equal(NM_BODY_RC, WSR_EINVAL);
+        assert_int_equal(NM_RC, WSR_OK);
+        assert_int_equal(r.status, 304);
+        assert_non_null(strstr(r.head, "\r\nETag: \"v1\"\r\n"));
+        assert_null(strstr(r.head, "Content-Length"));
+    }
+    run_for(f, 0.1);
+    client_read(c);
+    assert_int_equal(c->len, 0); // nothing after the second head
+    assert_false(c->eof);        // and still kept alive
+    hangup(c);
+    fx_stop(f);
+}
+
+// The 503 the handshake timeout gives for the application is a timeout, not a refusal.
+static void test_handshake_timeout_counts_as_timeout(void **) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    o.handshake_timeout_ms = 200;
+    wsr_endpoint ep = endpoint(defer_hook);
+    fixture *f = fx_start(&o, &ep);
+    client *c = dial(f->port);
+    send_upgrade(c, "/ws");
+    response r;
+    assert_true(read_response(f, c, &r));
+    assert_int_equal(r.status, 503);
+    int timeout = -1, b503 = -1;
+    for (int i = 0; i < WSR_HS_BUCKETS; i++) {
+        if (strcmp(wsr_stats_hs_labels[i], "timeout") == 0) timeout = i;
+        if (strcmp(wsr_stats_hs_labels[i], "503") == 0) b503 = i;
+    }
+    assert_true(timeout >= 0 && b503 >= 0);
+    wsr_stats st;
+    wsr_server_stats(f->srv, &st);
+    assert_int_equal(st.handshakes_failed[timeout], 1);
+    assert_int_equal(st.handshakes_failed[b503], 0);
+    assert_int_equal(wsr_server_counter(f->srv, WSR_COUNTER_UPGRADES_REFUSED), 0);
+    hangup(c);
+    fx_stop(f);
+}
+
+// Each request has a deadline of its own: a request pipelined behind another does not
+// inherit the earlier one's, which here had run for 0.5 s of its 1 s already.
+static void test_pipelined_request_gets_its_own_deadline(void **) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    o.handshake_timeout_ms = 1000;
+    fixture *f = late_server(&o, 700);
+    client *c = dial(f->port);
+    send_text(c, "GET /now HTTP/1.1\r\nHost: x\r\n"); // the first request's head, not yet whole
+    run_for(f, 0.5);
+    // Its end, and the second request, answered 0.7 s later: 1.2 s after the first began.
+    send_text(c, "\r\nGET /late HTTP/1.1\r\nHost: x\r\n\r\n");
+    response a, b;
+    assert_true(read_response(f, c, &a));
+    assert_int_equal(a.status, 200);
+    assert_string_equal(a.body, "now");
+    assert_true(read_response(f, c, &b));
+    assert_int_equal(b.status, 200);
+    assert_string_equal(b.body, "late");
+    assert_int_equal(LATE_RC, WSR_OK);
+    hangup(c);
+    late_done(f);
+}
+
+// An endpoint size that ends inside a callback pointer: that callback is absent, not
+// half copied and called.
+static void test_endpoint_size_inside_a_pointer(void **) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    fixture *f = fx_new(&o, nullptr);
+    wsr_endpoint full = endpoint(nullptr);
+    size_t size = offsetof(wsr_endpoint, on_open) + 4;
+    wsr_endpoint *cut = (wsr_endpoint *)malloc(size);
+    memcpy(cut, &full, size);
+    cut->size = size;
+    assert_int_equal(wsr_server_endpoint(f->srv, "/ws", cut, nullptr), WSR_OK);
+    free(cut);
+    fx_listen(f);
+    client *c = dial(f->port);
+    send_upgrade(c, "/ws");
+    response r;
+    assert_true(read_response(f, c, &r));
+    assert_int_equal(r.status, 101);
+    send_frame(c, 0x81, "x", 1);
+    run_for(f, 0.1);
+    assert_int_equal(R.opens, 0);
+    assert_int_equal(R.messages, 0);
+    hangup(c);
+    fx_stop(f);
+}
+
 // --- the list --------------------------------------------------------------------------------
 
 #define REENTRY(s, a) {"test_reentry_" #s "_" #a, test_reentry<s, a>, nullptr, nullptr, nullptr}
@@ -1561,6 +1905,14 @@ int main(void) {
         cmocka_unit_test(test_reuseport_shares_a_port),
         cmocka_unit_test(test_old_handlers_api),
         cmocka_unit_test(test_short_endpoint_struct),
+        cmocka_unit_test(test_drain_when_a_send_empties_the_queue),
+        cmocka_unit_test(test_late_accepts_respect_max_connections),
+        cmocka_unit_test(test_300_subprotocols_chosen_by_the_hook),
+        cmocka_unit_test(test_deferred_answer_after_client_half_close),
+        cmocka_unit_test(test_304_has_no_body_and_no_content_length),
+        cmocka_unit_test(test_handshake_timeout_counts_as_timeout),
+        cmocka_unit_test(test_pipelined_request_gets_its_own_deadline),
+        cmocka_unit_test(test_endpoint_size_inside_a_pointer), // last: on older code it crashes
     };
     return unit_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -119,6 +119,18 @@ class Healthz(HttpCase):
         self.assert_eof(c)
         self.stop_ok(srv)
 
+    def test_idle_keep_alive_connections_do_not_count_against_max_handshakes(self):
+        srv = self.start_server("--max-handshakes", "2")
+        idle = [self.client(srv) for _ in range(2)]
+        for c in idle:
+            self.assert_healthz(self.get(c))
+        ws = self.client(srv)
+        ws.handshake()
+        ws.echo(OP_TEXT, b"past two idle keep-alive connections")
+        for c in idle:
+            self.assert_healthz(self.get(c))
+        self.stop_ok(srv)
+
     def test_idle_timeout_closes_an_idle_keep_alive_connection(self):
         srv = self.start_server("--http-idle-timeout", "300")
         c = self.client(srv)
@@ -382,6 +394,28 @@ class Bodies(HttpCase):
         self.assert_serves(srv)
         self.stop_ok(srv)
 
+
+    def test_unknown_expectation_without_a_body_gets_417(self):
+        srv = self.start_server()
+        c = self.client(srv)
+        c.send(http_request("GET", "/healthz", headers=[("Expect", "foo")]))
+        r = read_response(c)
+        self.assertEqual(r.status, 417, r.raw)
+        self.assert_eof(c)
+        self.assert_serves(srv)
+        self.stop_ok(srv)
+
+    def test_http10_expect_100_continue_gets_no_100(self):
+        # HTTP/1.0 has no expectations: the header is ignored, the answer comes alone.
+        srv = self.start_server("--max-body", "1024")
+        c = self.client(srv)
+        c.send(http_request("GET", "/healthz", version="HTTP/1.0",
+                            headers=[("Content-Length", "10"), ("Expect", "100-continue")],
+                            body=b"0123456789"))
+        r = read_response(c)
+        self.assert_healthz(r, closes=True)
+        self.assert_eof(c)
+        self.stop_ok(srv)
 
 # ========================================================================================
 # 5. request smuggling shapes

@@ -180,6 +180,21 @@ class TrustedProxy(HttpCase):
         self.assertEqual(who, "203.0.113.9")
         self.stop_ok(self.srv)
 
+    def test_xff_17_lines_the_last_ones_are_the_proxys(self):
+        # The client wrote 16 lines of its own; the trusted proxy appended the last one.
+        headers = ([("X-Forwarded-For", "198.51.100.66")] * 16
+                   + [("X-Forwarded-For", "198.51.100.77, 203.0.113.9")])
+        who, _ = self.refused_from(["--trusted-proxy", "127.0.0.1"], headers)
+        self.assertEqual(who, "203.0.113.9")
+        self.stop_ok(self.srv)
+
+    def test_xff_and_forwarded_together_neither_is_believed(self):
+        # Which of the two the proxy wrote is unknown: the peer's own address stands.
+        who, port = self.refused_from(["--trusted-proxy", "127.0.0.1"],
+                                      [("X-Forwarded-For", "198.51.100.66"), ("Forwarded", "for=203.0.113.9")])
+        self.assertEqual(who, f"127.0.0.1:{port}")
+        self.stop_ok(self.srv)
+
     def test_forwarded_header_names_the_client(self):
         who, _ = self.refused_from(["--trusted-proxy", "127.0.0.1"],
                                    [("Forwarded", 'for="[2001:db8::9]:4711";proto=https')])

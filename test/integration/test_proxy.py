@@ -221,6 +221,40 @@ class ByHand(ProxyCase):
         self.assert_named(srv, GOOD_V2_WHO)
         self.stop_ok(srv)
 
+    def test_v1_header_split_with_a_tiny_max_message(self):
+        # The header is gathered within its own limit, whatever --max-message says.
+        srv = self.start("--max-message", "16")
+        c = self.proxy_client(srv)
+        self.assertTrue(c.send(b"PROXY TCP4 203.0.113.7"))
+        time.sleep(0.2)
+        self.assertTrue(c.send(b" 10.0.0.1 5123 80"))
+        time.sleep(0.2)
+        c.send(b"\r\n" + http_request("GET", "/healthz") + http_request("GET", "/nope"))
+        self.assert_healthz(read_response(c))
+        self.assertEqual(read_response(c).status, 404)
+        self.assert_eof(c)
+        self.assert_named(srv, "203.0.113.7:5123")
+        self.assert_proxy_serves(srv)
+        self.stop_ok(srv)
+
+    def test_v2_length_0xffff_in_pieces_with_a_tiny_max_message(self):
+        srv = self.start("--max-message", "16")
+        c = self.proxy_client(srv)
+        h = V2_SIG + b"\x21\x11\xff\xff" + bytes(100)  # declares 65535 bytes of addresses and TLVs
+        self.assertTrue(c.send(h[:10]))
+        time.sleep(0.2)
+        c.send(h[10:])
+        try:
+            rest = c.read_until_eof(timeout=10)
+        except socket.timeout:
+            self.fail("no answer and still open after 10 s")
+        self.assertTrue(rest.startswith(b"HTTP/1.1 400 "), rest[:200])
+        self.assertIsNotNone(self.wait_log(srv, r"refused: 400 "), srv.log_tail())
+        with RawClient(srv.host, srv.port, timeout=10) as p:
+            self.assert_healthz(self.get(p))
+        self.assert_proxy_serves(srv)
+        self.stop_ok(srv)
+
     def test_client_leaves_in_the_middle_of_a_header(self):
         srv = self.start()
         for cut in (1, 8, 15, 20):
