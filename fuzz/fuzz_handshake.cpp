@@ -17,6 +17,7 @@
 // body. hs_validate is checked against the RFC 6455 §4.2.1 rules written out here: it
 // accepts exactly the requests that satisfy all of them. LeakSanitizer (on in libFuzzer
 // and in the ASan replay build) checks that h1_parser_free returns everything.
+#include <ctype.h>
 #include <llhttp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -209,6 +210,14 @@ static bool request_acceptable(const h1_parser *p) {
     // RFC 9112 §3.2: "MUST respond with 400 to any request ... that contains more than
     // one Host header field line".
     if (count_headers(p, "Host") != 1) return false;
+    // ... "or a Host header field with an invalid field-value": uri-host [":" port] of
+    // RFC 3986 is made of unreserved, pct-encoded and sub-delims characters, ':' and the
+    // brackets of an IP literal.
+    first_header(p, "Host", &v);
+    for (size_t i = 0; i < v.n; i++) {
+        unsigned char ch = (unsigned char)v.s[i];
+        if (!isalnum(ch) && !(ch && strchr("-._~%!$&'()*+,;=:[]", ch))) return false;
+    }
     if (!combined_list_has(p, "Upgrade", "websocket")) return false;
     if (!combined_list_has(p, "Connection", "upgrade")) return false;
     if (count_headers(p, "Sec-WebSocket-Version") != 1) return false;

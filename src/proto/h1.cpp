@@ -372,7 +372,7 @@ size_t h1_write_error(char *out, size_t cap, uint16_t status, const char *body, 
 }
 
 static bool is_tchar(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c);
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 bool h1_headers_valid(const char *h) {
@@ -423,7 +423,7 @@ bool h1_host_valid(const h1_parser *p) {
         for (uint16_t i = 0; i < v.len && ok; i++) {
             char c = s[i];
             ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 strchr("-._~%!$&'()*+,;=:[]", c);
+                 (c && strchr("-._~%!$&'()*+,;=:[]", c));
         }
     }
     bool http11 = p->http.http_major == 1 && p->http.http_minor >= 1;
