@@ -154,7 +154,7 @@ static uint32_t next_rand() {
     return x;
 }
 
-static ssize_t fake_read(conn *, void *buf, size_t len) {
+static ssize_t fake_read(wsr_server *, conn *, void *buf, size_t len) {
     if (g.left == 0) return g.eof ? 0 : -EAGAIN;
     size_t n = len < g.left ? len : g.left;
     memcpy(buf, g.chunk, n);
@@ -163,7 +163,7 @@ static ssize_t fake_read(conn *, void *buf, size_t len) {
     return (ssize_t)n;
 }
 
-static ssize_t fake_writev(conn *, const struct iovec *iov, int iovcnt) {
+static ssize_t fake_writev(wsr_server *, conn *, const struct iovec *iov, int iovcnt) {
     size_t want = 0;
     for (int i = 0; i < iovcnt; i++) want += iov[i].iov_len;
     FUZZ_CHECK(!g.shut, "writev of %zu bytes after the transport was shut down", want);
@@ -187,10 +187,10 @@ static ssize_t fake_writev(conn *, const struct iovec *iov, int iovcnt) {
     return (ssize_t)take;
 }
 
-static void fake_shutdown(conn *) { g.shut = true; }
-static size_t fake_pending(conn *) { return g.left; }
+static void fake_shutdown(wsr_server *, conn *) { g.shut = true; }
+static size_t fake_pending(wsr_server *, conn *) { return g.left; }
 
-static const transport_ops fake_transport = {fake_read, fake_writev, fake_shutdown, fake_pending};
+static const transport_ops fake_transport = {fake_read, fake_writev, fake_shutdown, fake_pending, nullptr, nullptr};
 
 static int g_done_calls;
 

@@ -16,14 +16,23 @@ struct daemon_state {
     wsr_server *srv;
     broadcast_room room;
     ops_state ops;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     bool stopping;
 };
 
-static void on_shutdown_done(wsr_server *srv, uint32_t, uint32_t) {
-    daemon_state *d = (daemon_state *)wsr_server_user(srv);
+static void close_signals(daemon_state *d) {
     uv_close((uv_handle_t *)&d->sigterm, nullptr);
     uv_close((uv_handle_t *)&d->sigint, nullptr);
+    uv_close((uv_handle_t *)&d->sighup, nullptr);
+}
+
+static void on_shutdown_done(wsr_server *srv, uint32_t, uint32_t) { close_signals((daemon_state *)wsr_server_user(srv)); }
+
+// SIGHUP: certificates renewed on disk (certbot and the like) are taken up by new
+// handshakes; a broken file is logged and the ones in use stay.
+static void on_reload(uv_signal_t *h, int) {
+    daemon_state *d = (daemon_state *)h->data;
+    wsr_server_reload_certificates(d->srv);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -68,14 +77,15 @@ int main(int argc, char **argv) {
     // as soon as they read it.
     uv_signal_init(loop, &d.sigterm);
     uv_signal_init(loop, &d.sigint);
-    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_init(loop, &d.sighup);
+    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_start(&d.sighup, on_reload, SIGHUP);
     r = wsr_server_listen(d.srv);
     if (r != WSR_OK) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
-        uv_close((uv_handle_t *)&d.sigterm, nullptr);
-        uv_close((uv_handle_t *)&d.sigint, nullptr);
+        close_signals(&d);
         wsr_server_free(d.srv);
         uv_run(loop, UV_RUN_DEFAULT);
         return 1;

@@ -285,11 +285,22 @@ enum {
     WSR_LISTEN_PROXY = 1 << 1,     /* every connection starts with a PROXY protocol v1 or v2
                                       header (HAProxy send-proxy / send-proxy-v2, cloud load
                                       balancers); one without it is closed */
+    WSR_LISTEN_TLS = 1 << 2,       /* TLS (wss://, https://) with the certificates added by
+                                      wsr_server_add_certificate; not with WSR_LISTEN_PROXY */
 };
 /* Adds a listening address ("HOST:PORT", "[V6]:PORT") with WSR_LISTEN_* flags, before
  * wsr_server_listen. Returns the listener's index (>= 0), or an error. When no listener
  * was added, wsr_server_listen listens on wsr_options.listen as listener 0. */
 int wsr_server_add_listener(wsr_server *srv, const char *addr, unsigned flags);
+/* Loads a certificate (PEM: the certificate, then its chain) and its private key for the
+ * TLS listeners. Several can be added: a client's SNI name picks the first that is valid
+ * for it, the first serves every other client. TLS 1.2 and 1.3, ALPN http/1.1, session
+ * tickets. WSR_EINVAL (the log says why) when a file cannot be used. */
+int wsr_server_add_certificate(wsr_server *srv, const char *cert_file, const char *key_file);
+/* Reads every certificate and key again (after a renewal): new handshakes use them, open
+ * connections keep theirs. All or nothing: WSR_EINVAL, with the reason in the log, leaves
+ * the certificates in use. */
+int wsr_server_reload_certificates(wsr_server *srv);
 /* Binds and listens on every listener; none is left open when one fails. */
 int wsr_server_listen(wsr_server *srv);
 /* The bound port of listener 0 (useful after listening on port 0). */
@@ -372,6 +383,9 @@ typedef enum wsr_counter {
     WSR_COUNTER_HTTP_REQUESTS = 7,   /* plain HTTP requests answered by routes */
     WSR_COUNTER_UPGRADES_REFUSED = 8, /* upgrades the application refused (any status; those
                                          with a bucket are in handshakes_failed too) */
+    WSR_COUNTER_TLS_HANDSHAKES = 9,  /* TLS handshakes completed */
+    WSR_COUNTER_TLS_FAILURES = 10,   /* TLS connections that failed: bad handshakes or records,
+                                        plaintext on a TLS port */
 } wsr_counter;
 /* The counter's value; 0 for an unknown one. */
 uint64_t wsr_server_counter(const wsr_server *srv, wsr_counter which);

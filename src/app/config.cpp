@@ -37,6 +37,12 @@ static const option_def OPTIONS[] = {
      "address to listen on; IPv6 as [::1]:8080; repeat for several (default 127.0.0.1:8080)"},
     {"listen-proxy", "WSR_LISTEN_PROXY", K_LIST, LIST(listen_proxy), "HOST:PORT",
      "address to listen on for a load balancer that sends the PROXY protocol (v1 or v2) first; repeatable"},
+    {"listen-tls", "WSR_LISTEN_TLS", K_LIST, LIST(listen_tls), "HOST:PORT",
+     "address to listen on with TLS (wss://, https://); repeatable; needs --tls-cert and --tls-key"},
+    {"tls-cert", "WSR_TLS_CERTS", K_LIST, LIST(tls_certs), "FILE",
+     "certificate chain (PEM) for TLS listeners; repeat with --tls-key for several, chosen by SNI; "
+     "re-read on SIGHUP"},
+    {"tls-key", "WSR_TLS_KEYS", K_LIST, LIST(tls_keys), "FILE", "private key (PEM) of the --tls-cert in the same place"},
     {"reuseport", "WSR_REUSEPORT", K_BOOL, NONE, "yes|no",
      "SO_REUSEPORT on every listener, so several processes share the port (default no)"},
     {"allowed-origin", "WSR_ALLOWED_ORIGINS", K_LIST, LIST(origins), "ORIGIN",
@@ -292,6 +298,19 @@ int config_apply(const config *cfg, wsr_server *srv) {
     for (int i = 0; i < cfg->listen.n; i++) {
         int r = wsr_server_add_listener(srv, cfg->listen.items[i], flags);
         if (r < 0) return r;
+    }
+    for (int i = 0; i < cfg->listen_tls.n; i++) {
+        int r = wsr_server_add_listener(srv, cfg->listen_tls.items[i], flags | WSR_LISTEN_TLS);
+        if (r < 0) return r;
+    }
+    if (cfg->tls_certs.n != cfg->tls_keys.n) {
+        fprintf(stderr, "wsreactor: %d --tls-cert but %d --tls-key: give them in pairs\n", cfg->tls_certs.n,
+                cfg->tls_keys.n);
+        return WSR_EINVAL;
+    }
+    for (int i = 0; i < cfg->tls_certs.n; i++) {
+        int r = wsr_server_add_certificate(srv, cfg->tls_certs.items[i], cfg->tls_keys.items[i]);
+        if (r != WSR_OK) return r;
     }
     for (int i = 0; i < cfg->listen_proxy.n; i++) {
         int r = wsr_server_add_listener(srv, cfg->listen_proxy.items[i], flags | WSR_LISTEN_PROXY);

@@ -18,6 +18,9 @@ struct config {
     config_list listen_proxy; // listeners whose clients start with a PROXY header
     config_list origins;      // allowed Origin patterns
     config_list trusted;      // trusted proxies
+    config_list listen_tls;   // TLS listeners
+    config_list tls_certs;    // certificate files, paired in order with tls_keys
+    config_list tls_keys;
     bool reuseport;
     // Keyed options (wsr_server_set_option), indexed by wsr_option; applied when set.
     uint64_t keyed[CONFIG_KEYS];

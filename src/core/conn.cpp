@@ -239,7 +239,7 @@ void conn_write(wsr_server *srv, conn *c, const struct iovec *iov, int n) {
     if (c->flags & CF_DEAD) return;
     size_t skip = 0;
     if (!c->out.head) {
-        ssize_t w = srv->io->writev(c, iov, n);
+        ssize_t w = conn_io(srv, c)->writev(srv, c, iov, n);
         if (w < 0 && w != -EAGAIN) {
             c->flags |= CF_DEAD;
             server_want_flush(srv, c);
@@ -290,7 +290,7 @@ static bool write_out(wsr_server *srv, conn *c) {
         int n = outq_iov(&c->out, iov, IOV_BATCH);
         size_t want = 0;
         for (int i = 0; i < n; i++) want += iov[i].iov_len;
-        ssize_t w = srv->io->writev(c, iov, n);
+        ssize_t w = conn_io(srv, c)->writev(srv, c, iov, n);
         if (w == -EAGAIN) {
             set_want_write(srv, c, true);
             return true;
@@ -345,8 +345,8 @@ void conn_flush(wsr_server *srv, conn *c) {
     if (c->state != CONN_CLOSING || !(c->flags & (CF_CLOSE_RECV | CF_FAILING))) return;
     // Our close is on the wire and nothing else is owed. The server ends TCP first
     // (RFC 6455 §7.1.1), so it, not the client, holds TIME_WAIT.
-    srv->io->shutdown(c);
-    if (!(c->flags & CF_FAILING) && srv->io->pending(c) == 0) return conn_destroy(srv, c, true);
+    conn_io(srv, c)->shutdown(srv, c);
+    if (!(c->flags & CF_FAILING) && conn_io(srv, c)->pending(srv, c) == 0) return conn_destroy(srv, c, true);
     // A failed peer may still be sending: closing with unread input would send a reset
     // that can destroy our close frame in flight, so read until its FIN (bounded by
     // the close timeout).
@@ -678,8 +678,10 @@ void conn_on_readable(wsr_server *srv, conn *c) {
         return;
     }
     while (budget) {
-        ssize_t n = srv->io->read(c, srv->rbuf, srv->read_size);
+        const transport_ops *io = conn_io(srv, c);
+        ssize_t n = io->read(srv, c, srv->rbuf, srv->read_size);
         if (n == -EAGAIN) return;
+        if (n == TRANSPORT_WANT_WRITE) return set_want_write(srv, c, true);
         if (n <= 0) {
             if (n < 0) log_debug("read from fd %d failed: %s", c->fd, strerror((int)-n));
             // A peer may send its close and FIN together: our answer, already queued,
@@ -704,9 +706,9 @@ void conn_on_readable(wsr_server *srv, conn *c) {
         } else {
             frames_feed(srv, c, srv->rbuf, (size_t)n, &budget);
         }
-        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (c->flags2 & CF2_AWAITING) || conn_waits(c) ||
-            (size_t)n < srv->read_size)
-            return;
+        if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (c->flags2 & CF2_AWAITING) || conn_waits(c)) return;
+        // A short read drained the socket, unless the transport holds more itself.
+        if ((size_t)n < srv->read_size && !(io->buffered && io->buffered(srv, c))) return;
     }
 }
 
@@ -819,6 +821,7 @@ void conn_destroy(wsr_server *srv, conn *c, bool clean) {
     c->flags2 &= (uint8_t)~CF2_INFLATING;
     compression_conn_free(srv, c);
     drop_output(srv, c);
+    if (const transport_ops *io = conn_io(srv, c); io->close) io->close(srv, c);
     close(c->fd); // also leaves the epoll set
     c->fd = -1;
     bool opened = c->flags & CF_OPENED;

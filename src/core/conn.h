@@ -63,6 +63,7 @@ enum conn_flag2 : uint8_t {
                              // watched for the peer leaving
     CF2_DRAIN_DUE = 1 << 6,  // a write brought the unsent bytes to the drain mark: on_drain
                              // runs in the flush pass
+    CF2_TLS = 1 << 7,        // from a TLS listener: its bytes go through the TLS transport
 };
 
 // What a connection in CONN_HANDSHAKE keeps, in the room the frame parser takes once

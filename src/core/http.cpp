@@ -484,6 +484,13 @@ static void feed_requests(http_ctx *h, wsr_server *srv, conn *c, uint8_t *data, 
         h1_parser *hs = c->aux.hs;
         if (!hs) {
             if (!n) return;
+            // A TLS ClientHello (a handshake record, TLS 1.x) on a plain port: no HTTP
+            // answer would mean anything to that client.
+            if (n >= 2 && data[0] == 0x16 && data[1] == 0x03 && !c->http.requests) {
+                char peer[64];
+                log_info("connection from %s: a TLS handshake on a plain port; closed", addr_text(srv, c, peer, sizeof peer));
+                return conn_cut(srv, c, nullptr);
+            }
             hs = &h->scratch;
             h1_parser_reset(hs);
             // A new request (the first, or the next on a kept-alive connection): it has

@@ -171,8 +171,14 @@ conn *server_adopt_from(wsr_server *srv, int fd, uint16_t li) {
         close(fd);
         return nullptr;
     }
-    bool proxy = li < srv->nlisteners && (srv->listeners[li].flags & WSR_LISTEN_PROXY);
-    conn_start(c, fd, li, proxy);
+    unsigned lflags = li < srv->nlisteners ? srv->listeners[li].flags : 0;
+    conn_start(c, fd, li, lflags & WSR_LISTEN_PROXY);
+    if ((lflags & WSR_LISTEN_TLS) && !tls_conn_start(srv, c)) {
+        log_error("out of memory for a TLS session");
+        conn_destroy(srv, c, false);
+        return nullptr;
+    }
+    if (lflags & WSR_LISTEN_TLS) c->flags2 |= CF2_TLS;
     srv->handshakes++;
     int r = poller_add(&srv->poll, fd, conn_id(c), POLLER_IN);
     if (r != 0) {
@@ -267,8 +273,10 @@ static void on_event(void *ctx, uint64_t tag, uint32_t events) {
         conn_flush(srv, c);
         if (!conn_table_lookup(&srv->table, tag)) return;
     }
-    // A connection holding input over gets its round from the backlog pass, in order.
-    if ((events & POLLER_IN) && !(c->flags & CF_DEAD) && !conn_waits(c)) conn_on_readable(srv, c);
+    // A connection holding input over gets its round from the backlog pass, in order. A
+    // TLS read may have waited for writability (a handshake with bytes to send).
+    bool tls_retry = (events & POLLER_OUT) && (c->flags2 & CF2_TLS) && !(c->flags & CF_READ_PAUSED);
+    if ((events & POLLER_IN || tls_retry) && !(c->flags & CF_DEAD) && !conn_waits(c)) conn_on_readable(srv, c);
 }
 
 // --- rounds -------------------------------------------------------------------------
@@ -438,7 +446,12 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
 int wsr_server_add_listener(wsr_server *srv, const char *addr, unsigned flags) {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (srv->listening || (flags & ~(unsigned)(WSR_LISTEN_REUSEPORT | WSR_LISTEN_PROXY))) return WSR_EINVAL;
+    if (srv->listening || (flags & ~(unsigned)(WSR_LISTEN_REUSEPORT | WSR_LISTEN_PROXY | WSR_LISTEN_TLS)))
+        return WSR_EINVAL;
+    if ((flags & WSR_LISTEN_PROXY) && (flags & WSR_LISTEN_TLS)) {
+        log_error("listener %s: the PROXY protocol in front of TLS is not supported", addr ? addr : "(null)");
+        return WSR_EINVAL;
+    }
     if (!addr || parse_listen(addr, &ss, &len) != 0) {
         log_error("cannot parse listen address '%s' (want HOST:PORT or [V6]:PORT)", addr ? addr : "(null)");
         return WSR_EADDR;
@@ -486,8 +499,9 @@ static int listen_one(wsr_server *srv, uint16_t li) {
         return WSR_ESYS;
     }
     l->fd = fd;
-    log_info("listening on %.*s:%d%s%s", (int)(strrchr(l->addr, ':') - l->addr), l->addr, l->port,
-             l->flags & WSR_LISTEN_PROXY ? " (PROXY protocol)" : "", l->flags & WSR_LISTEN_REUSEPORT ? " (reuseport)" : "");
+    log_info("listening on %.*s:%d%s%s%s", (int)(strrchr(l->addr, ':') - l->addr), l->addr, l->port,
+             l->flags & WSR_LISTEN_TLS ? " (TLS)" : "", l->flags & WSR_LISTEN_PROXY ? " (PROXY protocol)" : "",
+             l->flags & WSR_LISTEN_REUSEPORT ? " (reuseport)" : "");
     return WSR_OK;
 }
 
@@ -496,6 +510,12 @@ int wsr_server_listen(wsr_server *srv) {
     if (srv->nlisteners == 0) {
         int r = wsr_server_add_listener(srv, srv->opts.listen, 0);
         if (r < 0) return r;
+    }
+    for (uint16_t i = 0; i < srv->nlisteners; i++) {
+        if ((srv->listeners[i].flags & WSR_LISTEN_TLS) && !srv->tls.ncerts) {
+            log_error("TLS listener %s has no certificate (wsr_server_add_certificate)", srv->listeners[i].addr);
+            return WSR_EINVAL;
+        }
     }
     for (uint16_t i = 0; i < srv->nlisteners; i++) {
         int r = listen_one(srv, i);
@@ -557,6 +577,8 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     }
     srv->loop = loop;
     srv->io = &transport_tcp;
+    srv->tls_io = &transport_tls;
+    tls_init(&srv->tls);
     http_init(&srv->http, &srv->opts, &srv->stats);
     srv->rbuf_size = READ_BUFFER;
     srv->round_budget = CONN_ROUND_BUDGET;
@@ -722,6 +744,7 @@ void wsr_server_free(wsr_server *srv) {
     if (srv->spare_fd >= 0) close(srv->spare_fd);
     poller_free(&srv->poll);
     http_free(&srv->http);
+    tls_free(&srv->tls);
     free(srv->backlog);
     free(srv->zs);
     free(srv->addrs);
@@ -895,3 +918,9 @@ bool server_mem_take(wsr_server *srv, uint64_t n) {
 }
 
 void server_mem_give(wsr_server *srv, uint64_t n) { server_mem_change(srv, -(int64_t)n); }
+
+int wsr_server_add_certificate(wsr_server *srv, const char *cert_file, const char *key_file) {
+    return tls_add_cert(&srv->tls, cert_file, key_file);
+}
+
+int wsr_server_reload_certificates(wsr_server *srv) { return tls_reload(&srv->tls); }

@@ -9,6 +9,7 @@
 #include "core/poller.h"
 #include "core/stats.h"
 #include "core/timers.h"
+#include "core/tls.h"
 #include "core/transport.h"
 #include "proto/deflate.h"
 #include "proto/extensions.h"
@@ -46,7 +47,9 @@ struct wsr_server {
     pmd_stream z_deflate;    // resets per message: sends and broadcasts without takeover
     pmd_buf z_in, z_out;     // inflate and deflate output scratch
     http_ctx http;           // endpoints, routes and the request parser
-    const transport_ops *io; // how connections read and write: TCP unless replaced
+    const transport_ops *io;     // how plain connections read and write: TCP unless replaced
+    const transport_ops *tls_io; // how connections from TLS listeners do
+    tls_state tls;               // certificates and each TLS connection's session
     poller poll;
     timers tm;
     uv_prepare_t flush_prepare;
@@ -113,3 +116,7 @@ void server_mem_change(wsr_server *srv, int64_t delta);
 static inline uint32_t server_conns_alive(const wsr_server *srv) { return srv->table.live - srv->held_slots; }
 void server_update_events(wsr_server *srv, conn *c);
 
+
+static inline const transport_ops *conn_io(const wsr_server *srv, const conn *c) {
+    return (c->flags2 & CF2_TLS) ? srv->tls_io : srv->io;
+}

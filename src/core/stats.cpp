@@ -42,6 +42,8 @@ uint64_t wsr_server_counter(const wsr_server *srv, wsr_counter which) {
     case WSR_COUNTER_HANDSHAKES: return srv->handshakes;
     case WSR_COUNTER_HTTP_REQUESTS: return srv->http.requests;
     case WSR_COUNTER_UPGRADES_REFUSED: return srv->http.refused;
+    case WSR_COUNTER_TLS_HANDSHAKES: return srv->tls.handshakes;
+    case WSR_COUNTER_TLS_FAILURES: return srv->tls.failures;
     }
     return 0;
 }

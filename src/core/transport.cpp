@@ -6,14 +6,14 @@
 
 #include "core/conn.h"
 
-static ssize_t tcp_read(conn *c, void *buf, size_t len) {
+static ssize_t tcp_read(wsr_server *, conn *c, void *buf, size_t len) {
     ssize_t n;
     do n = recv(c->fd, buf, len, 0);
     while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : n;
 }
 
-static ssize_t tcp_writev(conn *c, const struct iovec *iov, int iovcnt) {
+static ssize_t tcp_writev(wsr_server *, conn *c, const struct iovec *iov, int iovcnt) {
     struct msghdr m = {};
     m.msg_iov = (struct iovec *)iov;
     m.msg_iovlen = (size_t)iovcnt;
@@ -24,11 +24,11 @@ static ssize_t tcp_writev(conn *c, const struct iovec *iov, int iovcnt) {
     return n < 0 ? -errno : n;
 }
 
-static void tcp_shutdown(conn *c) { shutdown(c->fd, SHUT_WR); }
+static void tcp_shutdown(wsr_server *, conn *c) { shutdown(c->fd, SHUT_WR); }
 
-static size_t tcp_pending(conn *c) {
+static size_t tcp_pending(wsr_server *, conn *c) {
     int n = 0;
     return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0 ? (size_t)n : 0;
 }
 
-const transport_ops transport_tcp = {tcp_read, tcp_writev, tcp_shutdown, tcp_pending};
+const transport_ops transport_tcp = {tcp_read, tcp_writev, tcp_shutdown, tcp_pending, nullptr, nullptr};

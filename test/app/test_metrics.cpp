@@ -236,6 +236,8 @@ static const struct {
     {"wsreactor_broadcast_compressions_total", true},
     {"wsreactor_bytes_received_total", true},
     {"wsreactor_bytes_sent_total", true},
+    {"wsreactor_tls_handshakes_total", true},
+    {"wsreactor_tls_failures_total", true},
     {"wsreactor_memory_held_bytes", false},
     {"wsreactor_memory_closes_total", true},
     {"wsreactor_log_lines_suppressed_total", true},

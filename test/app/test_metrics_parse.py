@@ -22,7 +22,7 @@ COUNTERS = [  # family names: the parser takes _total off a counter's name
     "wsreactor_messages_compressed_received", "wsreactor_messages_compressed_sent",
     "wsreactor_broadcast_sends", "wsreactor_broadcast_compressions", "wsreactor_bytes_received",
     "wsreactor_bytes_sent", "wsreactor_memory_closes", "wsreactor_log_lines_suppressed",
-    "wsreactor_http_requests", "wsreactor_upgrades_refused",
+    "wsreactor_http_requests", "wsreactor_upgrades_refused", "wsreactor_tls_handshakes", "wsreactor_tls_failures",
 ]
 GAUGES = [
     "wsreactor_connections_open", "wsreactor_handshakes_in_progress", "wsreactor_memory_held_bytes",

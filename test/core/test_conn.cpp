@@ -50,7 +50,7 @@ struct pipe_state {
 };
 static pipe_state io;
 
-static ssize_t pipe_read(conn *, void *buf, size_t len) {
+static ssize_t pipe_read(wsr_server *, conn *, void *buf, size_t len) {
     size_t left = io.in.len - io.in_off;
     if (!left) return -EAGAIN;
     size_t n = len < left ? len : left;
@@ -59,7 +59,7 @@ static ssize_t pipe_read(conn *, void *buf, size_t len) {
     return (ssize_t)n;
 }
 
-static ssize_t pipe_writev(conn *, const struct iovec *iov, int iovcnt) {
+static ssize_t pipe_writev(wsr_server *, conn *, const struct iovec *iov, int iovcnt) {
     if (io.writes_left == 0) return -EPIPE;
     if (io.writes_left > 0) io.writes_left--;
     size_t take = io.room;
@@ -73,10 +73,10 @@ static ssize_t pipe_writev(conn *, const struct iovec *iov, int iovcnt) {
     return done || !iovcnt ? (ssize_t)done : -EAGAIN;
 }
 
-static void pipe_shutdown(conn *) {}
-static size_t pipe_pending(conn *) { return io.in.len - io.in_off; }
+static void pipe_shutdown(wsr_server *, conn *) {}
+static size_t pipe_pending(wsr_server *, conn *) { return io.in.len - io.in_off; }
 
-static const transport_ops pipe_transport = {pipe_read, pipe_writev, pipe_shutdown, pipe_pending};
+static const transport_ops pipe_transport = {pipe_read, pipe_writev, pipe_shutdown, pipe_pending, nullptr, nullptr};
 
 // --- a server with one connection on it ----------------------------------------------
 
