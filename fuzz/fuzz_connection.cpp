@@ -509,7 +509,7 @@ static void client_messages(const uint8_t *stream, size_t n, const pmd_params *p
     uint8_t *d = (uint8_t *)malloc(n ? n : 1);
     FUZZ_CHECK(d != nullptr, "out of memory");
     if (n) memcpy(d, stream, n);
-    frame_limits lim = {max_message, pmd->enabled, true};
+    frame_limits lim = {max_message, pmd->enabled, true, frame_max_compressed(max_message)};
     frame_parser p;
     frame_parser_init(&p);
     pmd_stream inf = {};
@@ -552,7 +552,7 @@ static void client_messages(const uint8_t *stream, size_t n, const pmd_params *p
 }
 
 static void check_frames(uint8_t *d, size_t n, const pmd_params *pmd, fuzz_trace *sent) {
-    frame_limits lim = {UINT64_MAX, pmd->enabled, false};
+    frame_limits lim = {UINT64_MAX, pmd->enabled, false, 0};
     frame_parser p;
     frame_parser_init(&p);
     pmd_stream inf = {};

@@ -10,7 +10,7 @@
 #include "micro.h"
 #include "proto/frame.h"
 
-static const frame_limits LIMITS = {64ull << 20, false, true};
+static const frame_limits LIMITS = {64ull << 20, false, true, 0};
 
 struct frame_case {
     uint8_t *buf;

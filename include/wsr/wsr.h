@@ -353,7 +353,7 @@ typedef struct wsr_stats {
     uint64_t closes[WSR_CLOSE_BUCKETS]; /* by the code reported to on_close */
     uint64_t protocol_errors;         /* connections failed with 1002/1007/1009 */
     uint64_t messages_in, messages_out;
-    uint64_t bytes_in, bytes_out;     /* on the wire, handshakes included */
+    uint64_t bytes_in, bytes_out;     /* on the wire (plaintext on TLS), handshakes included */
     uint64_t pings_sent;              /* heartbeats */
     uint64_t stale_cuts;              /* silent past the pong timeout */
     uint64_t idle_closes;

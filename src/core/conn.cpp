@@ -438,9 +438,12 @@ static bool buffer_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n, 
     return true;
 }
 
-// A message's data (the frame parser keeps a message within max_message).
+// A message's data, as the frame parser bounds it (a compressed one on the wire may be a
+// little longer than max_message).
 static bool message_append(wsr_server *srv, conn *c, const uint8_t *d, size_t n) {
-    return buffer_append(srv, c, d, n, (size_t)srv->limits.max_message);
+    bool compressed = (c->pmd & CP_ON) && c->fp.msg_rsv1;
+    return buffer_append(srv, c, d, n,
+                         (size_t)(compressed ? srv->limits_pmd.max_compressed : srv->limits.max_message));
 }
 
 // The connection has no budget left for this round: it joins the backlog pass, and
@@ -679,7 +682,9 @@ void conn_on_readable(wsr_server *srv, conn *c) {
     }
     while (budget) {
         const transport_ops *io = conn_io(srv, c);
-        ssize_t n = io->read(srv, c, srv->rbuf, srv->read_size);
+        size_t want = srv->read_size;
+        if ((c->flags2 & CF2_TLS) && want < TLS_RECORD_MAX) want = TLS_RECORD_MAX; // see TLS_RECORD_MAX
+        ssize_t n = io->read(srv, c, srv->rbuf, want);
         if (n == -EAGAIN) return;
         if (n == TRANSPORT_WANT_WRITE) return set_want_write(srv, c, true);
         if (n <= 0) {
@@ -708,7 +713,7 @@ void conn_on_readable(wsr_server *srv, conn *c) {
         }
         if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (c->flags2 & CF2_AWAITING) || conn_waits(c)) return;
         // A short read drained the socket, unless the transport holds more itself.
-        if ((size_t)n < srv->read_size && !(io->buffered && io->buffered(srv, c))) return;
+        if ((size_t)n < want && !(io->buffered && io->buffered(srv, c))) return;
     }
 }
 
@@ -773,6 +778,12 @@ void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
     char peer[64];
     switch (kind) {
     case TK_HANDSHAKE:
+        if ((c->flags2 & CF2_TLS) && !tls_conn_ready(srv, c)) {
+            log_info("TLS handshake from %s timed out", peer_name(srv, c, peer, sizeof peer));
+            srv->tls.failures++;
+            return conn_destroy(srv, c, false);
+        }
+        [[fallthrough]];
     case TK_KEEPALIVE:
         // An upgrade accepted later completes in its round, which is already due.
         if (c->state == CONN_HANDSHAKE) http_on_timeout(&srv->http, srv, c);

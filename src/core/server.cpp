@@ -173,13 +173,20 @@ conn *server_adopt_from(wsr_server *srv, int fd, uint16_t li) {
     }
     unsigned lflags = li < srv->nlisteners ? srv->listeners[li].flags : 0;
     conn_start(c, fd, li, lflags & WSR_LISTEN_PROXY);
-    if ((lflags & WSR_LISTEN_TLS) && !tls_conn_start(srv, c)) {
-        log_error("out of memory for a TLS session");
-        conn_destroy(srv, c, false);
-        return nullptr;
+    srv->handshakes++; // before anything that may destroy it
+    if (lflags & WSR_LISTEN_TLS) {
+        c->flags2 |= CF2_TLS;
+        if (!tls_conn_start(srv, c)) {
+            log_error("out of memory for a TLS connection");
+            conn_destroy(srv, c, false);
+            return nullptr;
+        }
+        // Kept now: when a TLS peer fails it has often reset the connection already,
+        // and its address could no longer be asked of the socket for the log line.
+        net_addr a;
+        server_conn_address(srv, c, &a);
+        if (a.family) server_set_address(srv, c, &a);
     }
-    if (lflags & WSR_LISTEN_TLS) c->flags2 |= CF2_TLS;
-    srv->handshakes++;
     int r = poller_add(&srv->poll, fd, conn_id(c), POLLER_IN);
     if (r != 0) {
         log_error("epoll_ctl: %s", strerror(-r));
@@ -192,12 +199,13 @@ conn *server_adopt_from(wsr_server *srv, int fd, uint16_t li) {
 }
 
 // Past max_handshakes a connection gets its 503 at once and costs nothing afterwards: a
-// crowd of clients that connect and say nothing cannot fill the table.
-static void shed(wsr_server *srv, int fd) {
+// crowd of clients that connect and say nothing cannot fill the table. A TLS client
+// could not read a plaintext answer: it is just closed.
+static void shed(wsr_server *srv, int fd, bool tls) {
     char resp[256];
     size_t n = h1_write_error(resp, sizeof resp, 503, "too many connections in their handshake; try again later",
                               "Retry-After: 1\r\n");
-    ssize_t w = send(fd, resp, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t w = tls ? 0 : send(fd, resp, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) srv->stats.bytes_out += (uint64_t)w;
     close(fd);
     srv->stats.connections_total++;
@@ -207,7 +215,7 @@ static void shed(wsr_server *srv, int fd) {
 }
 
 static void accept_one(wsr_server *srv, int fd, uint16_t li) {
-    if (srv->handshakes >= srv->max_handshakes) return shed(srv, fd);
+    if (srv->handshakes >= srv->max_handshakes) return shed(srv, fd, srv->listeners[li].flags & WSR_LISTEN_TLS);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     server_adopt_from(srv, fd, li);
@@ -513,7 +521,8 @@ int wsr_server_listen(wsr_server *srv) {
     }
     for (uint16_t i = 0; i < srv->nlisteners; i++) {
         if ((srv->listeners[i].flags & WSR_LISTEN_TLS) && !srv->tls.ncerts) {
-            log_error("TLS listener %s has no certificate (wsr_server_add_certificate)", srv->listeners[i].addr);
+            log_error("TLS listener %s has no certificate (--tls-cert and --tls-key; wsr_server_add_certificate)",
+                      srv->listeners[i].addr);
             return WSR_EINVAL;
         }
     }
@@ -600,6 +609,8 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->limits.expect_masked = true;
     srv->limits_pmd = srv->limits;
     srv->limits_pmd.allow_rsv1 = true;
+    // The inflated message is held to max_message all the same.
+    srv->limits_pmd.max_compressed = frame_max_compressed(srv->opts.max_message);
     static const uint8_t modes[] = {PMD_SHARED, PMD_OFF, PMD_DEDICATED};
     srv->pmd_cfg.mode = modes[srv->opts.deflate];
     srv->pmd_cfg.server_window_bits = srv->opts.deflate_window_bits;

@@ -90,7 +90,11 @@ static SSL_CTX *make_ctx(tls_state *t, const tls_cert *cert) {
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, nullptr);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx, t);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert->cert_file) != 1) {
+    if (access(cert->cert_file, R_OK) != 0) {
+        log_error("TLS: certificate %s: %s", cert->cert_file, strerror(errno));
+    } else if (access(cert->key_file, R_OK) != 0) {
+        log_error("TLS: key %s: %s", cert->key_file, strerror(errno));
+    } else if (SSL_CTX_use_certificate_chain_file(ctx, cert->cert_file) != 1) {
         log_error("TLS: certificate %s: %s", cert->cert_file, ssl_reason());
     } else if (SSL_CTX_use_PrivateKey_file(ctx, cert->key_file, SSL_FILETYPE_PEM) != 1) {
         log_error("TLS: key %s: %s", cert->key_file, ssl_reason());
@@ -163,17 +167,81 @@ int tls_reload(tls_state *t) {
     return WSR_OK;
 }
 
+// --- the socket under OpenSSL ------------------------------------------------------------
+
+// OpenSSL's own socket BIO writes with write(2), which raises SIGPIPE when the peer has
+// gone; a library must not kill the program that embeds it (the TCP transport sends with
+// MSG_NOSIGNAL for the same reason). This BIO is the socket with send/recv flags.
+static int sock_write(BIO *b, const char *buf, int len) {
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    ssize_t n;
+    do n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    BIO_clear_retry_flags(b);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_write(b);
+    return (int)n;
+}
+
+static int sock_read(BIO *b, char *buf, int len) {
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    ssize_t n;
+    do n = recv(fd, buf, (size_t)len, 0);
+    while (n < 0 && errno == EINTR);
+    BIO_clear_retry_flags(b);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
+    // The end of the stream, as OpenSSL's socket BIO marks it: OpenSSL then reports a
+    // peer that closed without close_notify as such.
+    if (n == 0) BIO_set_flags(b, BIO_FLAGS_IN_EOF);
+    return (int)n;
+}
+
+static long sock_ctrl(BIO *b, int cmd, long, void *) {
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_EOF: return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+    default: return 0;
+    }
+}
+
+static int sock_create(BIO *b) {
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+// Made once per process (all servers share it), never freed: OpenSSL owns it.
+static BIO_METHOD *sock_method(void) {
+    static BIO_METHOD *m = [] {
+        BIO_METHOD *bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "wsreactor socket");
+        if (bm) {
+            BIO_meth_set_write(bm, sock_write);
+            BIO_meth_set_read(bm, sock_read);
+            BIO_meth_set_ctrl(bm, sock_ctrl);
+            BIO_meth_set_create(bm, sock_create);
+        }
+        return bm;
+    }();
+    return m;
+}
+
 bool tls_conn_start(wsr_server *srv, conn *c) {
     tls_state *t = &srv->tls;
     if (!conn_table_side_fit((void **)&t->ssl, &t->ssl_cap, c->idx, sizeof *t->ssl)) return false;
-    SSL *ssl = SSL_new(t->ctxs[0]);
-    if (!ssl || SSL_set_fd(ssl, c->fd) != 1) {
+    BIO_METHOD *m = sock_method();
+    SSL *ssl = m ? SSL_new(t->ctxs[0]) : nullptr;
+    BIO *bio = ssl ? BIO_new(m) : nullptr;
+    if (!bio) {
         SSL_free(ssl);
         return false;
     }
+    BIO_set_data(bio, (void *)(intptr_t)c->fd);
+    SSL_set_bio(ssl, bio, bio); // the session owns the BIO from here
     SSL_set_accept_state(ssl);
     t->ssl[c->idx] = ssl;
     return true;
+}
+
+bool tls_conn_ready(const wsr_server *srv, const conn *c) {
+    return c->idx < srv->tls.ssl_cap && srv->tls.ssl[c->idx] && SSL_is_init_finished(srv->tls.ssl[c->idx]);
 }
 
 // --- the transport ----------------------------------------------------------------------
@@ -203,9 +271,9 @@ static void refuse_plaintext(conn *c) {
 // line peers cause), counted; the connection is then destroyed by the caller.
 static ssize_t failed(wsr_server *srv, conn *c, const char *what) {
     char peer[64];
-    srv->tls.failures++;
     unsigned long e = ERR_peek_last_error();
     int reason = ERR_GET_REASON(e);
+    if (reason != SSL_R_UNEXPECTED_EOF_WHILE_READING) srv->tls.failures++;
     if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST) {
         log_info("TLS from %s: a plaintext HTTP request on a TLS port; answered 400", peer_text(srv, c, peer, sizeof peer));
         refuse_plaintext(c);
@@ -246,7 +314,14 @@ static ssize_t tls_writev(wsr_server *srv, conn *c, const struct iovec *iov, int
     char gather[WRITE_GATHER];
     size_t done = 0, off = 0; // off: into iov[i]
     int i = 0;
-    while (i < iovcnt) {
+    for (;;) {
+        // An empty iovec (a response without a body) has nothing to write: SSL_write of
+        // 0 bytes succeeds with 0 written, and the loop would not move.
+        while (i < iovcnt && iov[i].iov_len == off) {
+            i++;
+            off = 0;
+        }
+        if (i == iovcnt) break;
         const char *p = (const char *)iov[i].iov_base + off;
         size_t len = iov[i].iov_len - off;
         if (len < WRITE_GATHER && i + 1 < iovcnt) {

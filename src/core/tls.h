@@ -16,6 +16,11 @@ struct conn;
 struct ssl_st;
 struct ssl_ctx_st;
 
+// The most plaintext one TLS record carries. A TLS connection reads at least this much
+// at a time, so that a record never leaves decrypted bytes behind in OpenSSL when the
+// read stops (a paused reader, a used-up round), where no readiness event would find them.
+enum { TLS_RECORD_MAX = 16384 };
+
 struct tls_cert {
     char *cert_file; // PEM: the certificate, then its chain
     char *key_file;  // PEM private key
@@ -41,6 +46,8 @@ int tls_add_cert(tls_state *t, const char *cert_file, const char *key_file);
 int tls_reload(tls_state *t);
 // Starts a server-side session on an accepted connection. False when out of memory.
 bool tls_conn_start(wsr_server *srv, conn *c);
+// Whether the connection's TLS handshake has completed.
+bool tls_conn_ready(const wsr_server *srv, const conn *c);
 
 // Reads and writes through the connection's session.
 extern const transport_ops transport_tls;

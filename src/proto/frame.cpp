@@ -78,9 +78,10 @@ static size_t header_done(frame_parser *p, const frame_limits *lim, frame_event 
     if (lim->expect_masked) memcpy(p->mask, h + 2 + ext, 4);
     if (!ws_opcode_is_control(op)) {
         uint64_t so_far = op == WS_OP_CONT ? p->msg_len : 0;
+        bool compressed = op == WS_OP_CONT ? p->msg_rsv1 : (h[0] & 0x40) != 0;
+        uint64_t cap = compressed && lim->max_compressed ? lim->max_compressed : lim->max_message;
         // Checked from the header, before any payload is buffered (RFC 6455 §10.4).
-        if (len > lim->max_message || so_far + len > lim->max_message)
-            return fail(p, ev, WS_CLOSE_TOO_BIG, "message exceeds the size limit");
+        if (len > cap || so_far + len > cap) return fail(p, ev, WS_CLOSE_TOO_BIG, "message exceeds the size limit");
         if (op != WS_OP_CONT) {
             p->msg_opcode = op;
             p->msg_rsv1 = (h[0] & 0x40) != 0;

@@ -58,7 +58,20 @@ struct frame_limits {
     uint64_t max_message; // data bytes per message, summed over fragments; over it: 1009
     bool allow_rsv1;      // permessage-deflate was negotiated
     bool expect_masked;   // true on the server (client frames are masked), false on a client
+    // Bytes on the wire of a compressed (RSV1) message, 0: max_message. Incompressible
+    // data grows a little when deflated, and the limit a user sets is on what the
+    // message is, not on how it travels: the inflater holds it to max_message.
+    uint64_t max_compressed;
 };
+
+// The max_compressed that goes with a max_message: deflate's own framing makes
+// incompressible data a little longer (stored blocks: 5 bytes per 64 KiB; a poor
+// encoder's fixed Huffman codes: up to about 1/8 more). Kept within what a 32-bit
+// message length holds.
+static inline uint64_t frame_max_compressed(uint64_t max_message) {
+    uint64_t c = max_message + max_message / 8 + 1024;
+    return c < 0xFFFFFFBFull ? c : 0xFFFFFFBFull;
+}
 
 struct frame_parser {
     uint64_t remaining; // payload bytes still to come in the current frame

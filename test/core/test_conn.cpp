@@ -412,7 +412,7 @@ struct frame_rec {
 static int split_frames(uint8_t *p, size_t n, frame_rec *out, int max, bool *partial) {
     frame_parser fp;
     frame_parser_init(&fp);
-    frame_limits lim = {1ull << 32, false, false};
+    frame_limits lim = {1ull << 32, false, false, 0};
     frame_event ev;
     int k = 0;
     size_t pos = 0, start = 0;

@@ -735,7 +735,9 @@ class Errors(TlsCase):
         self.assertEqual(rest, b"")
         self.assertGreaterEqual(waited, 0.4, "closed before --handshake-timeout")
         port = c.sock.getsockname()[1]
-        self.assert_logged(srv, rf"request from 127\.0\.0\.1:{port} timed out", "the timeout")
+        self.assert_logged(srv, rf"TLS handshake from 127\.0\.0\.1:{port} timed out", "the timeout")
+        # A TLS handshake that never finished is a TLS failure, not a refused upgrade.
+        self.assertEqual(tls_counters(srv)[1], 1.0)
         self.finish()
 
     def test_silent_client_closed_after_handshake_timeout(self):

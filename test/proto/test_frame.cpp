@@ -10,9 +10,9 @@
 
 #include "proto/frame.h"
 
-static const frame_limits SERVER = {1 << 20, false, true};
-static const frame_limits SERVER_DEFLATE = {1 << 20, true, true};
-static const frame_limits CLIENT = {1 << 20, false, false};
+static const frame_limits SERVER = {1 << 20, false, true, 0};
+static const frame_limits SERVER_DEFLATE = {1 << 20, true, true, 0};
+static const frame_limits CLIENT = {1 << 20, false, false, 0};
 
 // ---------------------------------------------------------------------------------
 // Feeding driver: runs a fresh parser over the input cut into chunks and writes every
@@ -303,7 +303,7 @@ static void test_first_byte_errors_need_no_more_input(void **) {
 // Message size limit (§10.4): 1009, decided from the header, never by taking payload.
 
 static void test_message_limit(void **) {
-    static const frame_limits LIM100 = {100, false, true};
+    static const frame_limits LIM100 = {100, false, true, 0};
     stream s;
 
     // Exactly at the limit, single frame and summed over fragments, then a new message
