@@ -223,6 +223,7 @@ struct http_harness {
     int in_callback;     // inside one of the harness's callbacks
     unsigned accepts, opens, closes;
     bool has_pending;    // an answer given later: kept until the next chunk arrived
+    bool dropped_input;  // FUZZ_AVOID_OPEN_FINDINGS: a late accept after pipelined input was dropped
     wsr_conn_id pending_id;
     answer pending;
     answer *log;         // the answers that returned WSR_OK, in order
@@ -292,8 +293,19 @@ static void keep_pending(wsr_conn_id id, const answer *a) {
     H.pending = *a;
 }
 
+// FUZZ_AVOID_OPEN_FINDINGS=1 steers a run around open findings
+// (fuzz/regression/connection/README.md): a deferred upgrade whose pipelined frames the
+// memory budget could not hold (conn_hold refused; the server drops them and sets
+// http.last) is still accepted with a 101, and the server reads frames from wherever the
+// next read starts (finding 8). The echo is then not compared; frames are still checked.
+static const bool g_avoid_open = getenv("FUZZ_AVOID_OPEN_FINDINGS") != nullptr;
+
 static void answer_pending(wsr_server *srv) {
     H.has_pending = false;
+    if (g_avoid_open && H.pending.kind == ANS_ACCEPT) {
+        conn *c = conn_table_lookup(&srv->table, H.pending_id);
+        if (c && c->http.last) H.dropped_input = true;
+    }
     give_answer(srv, H.pending_id, &H.pending, false);
 }
 
@@ -762,7 +774,7 @@ static void check_http_output(int deflate_mode, const fuzz_trace *stream, uint64
             // Where the upgrade request's frames start in the client's stream: known when
             // it was the first request after the canned ones.
             size_t ws_start = SIZE_MAX;
-            if (k == canned_http) {
+            if (k == canned_http && !H.dropped_input) {
                 ws_start = canned_end != SIZE_MAX ? canned_end : request_head_end(stream, http_start);
                 FUZZ_CHECK(ws_start != SIZE_MAX, "101 without a complete request head");
             }
