@@ -198,8 +198,8 @@ unsigned wsr_request_listener(const wsr_request *req);
  * wsr_options.subprotocols the client offers is chosen.
  * WSR_ENOCONN: the client left, or the handshake timeout answered for you;
  * WSR_ESTATE: not an upgrade, or answered already; WSR_EINVAL: subprotocol not offered;
- * WSR_ECLOSING: the server filled up (max_connections) or began shutting down while you
- * decided, and answered 503 itself: on_open will not come. */
+ * WSR_ECLOSING: the server filled up (max_connections or its memory budget) or began
+ * shutting down while you decided, and answered 503 itself: on_open will not come. */
 int wsr_upgrade_accept(wsr_server *srv, wsr_conn_id id, void *user, const char *subprotocol);
 /* Answers a request. For an upgrade this is the refusal: status 300..599 (400, 401 with
  * a WWW-Authenticate header, 403, 429, 503, ...), after which the connection closes. For

@@ -669,8 +669,11 @@ int http_accept(http_ctx *h, wsr_server *srv, conn *c, void *user, const char *s
     if (!hs || !upgrade) return WSR_ESTATE;
     if (subprotocol && !offered(hs, subprotocol)) return WSR_EINVAL;
     // The server may have filled up (or begun to shut down) while the application
-    // decided: the client gets the 503 it would have got before the hook.
-    if (const char *why = server_refuses_upgrade(srv)) {
+    // decided: the client gets the 503 it would have got before the hook. The same when
+    // frames that came behind the request were dropped for want of memory (defer): the
+    // WebSocket would start in the middle of the client's stream.
+    const char *why = c->http.last ? "server memory budget exhausted" : server_refuses_upgrade(srv);
+    if (why) {
         answer(h, srv, c, 503, "Retry-After: 1\r\nContent-Type: text/plain\r\n", why, strlen(why), false);
         return WSR_ECLOSING;
     }
