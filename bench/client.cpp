@@ -1,12 +1,16 @@
 // The pieces of a WebSocket client that wsbench and flood share (see client.h).
 #include "client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/random.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 enum : uint32_t { ERRORS_PRINTED = 10 };
 
@@ -34,7 +38,7 @@ void bc_signals() {
 
 // --- errors -----------------------------------------------------------------------------
 
-const char *const bc_err_names[BC_ERR_COUNT] = {"connect", "handshake", "protocol", "payload", "utf8", "closed", "timeout"};
+const char *const bc_err_names[BC_ERR_COUNT] = {"connect", "handshake", "protocol", "payload", "utf8", "closed", "timeout", "tls"};
 
 void bc_error(bc_errors *e, long conn, bc_err_kind k, const char *fmt, ...) {
     e->count[k]++;
@@ -112,14 +116,19 @@ const char *bc_option(const char *arg, char *name, size_t n) {
     return eq + 1;
 }
 
-bool bc_parse_url(const char *url, bool allow_tcp, bc_url *o) {
+bool bc_parse_url(const char *url, unsigned schemes, bc_url *o) {
     const char *u = url;
-    if (strncmp(u, "ws://", 5) == 0)
+    o->tls = false;
+    if ((schemes & BC_URL_WS) && strncmp(u, "ws://", 5) == 0) {
         u += 5;
-    else if (allow_tcp && strncmp(u, "tcp://", 6) == 0)
+    } else if ((schemes & BC_URL_WSS) && strncmp(u, "wss://", 6) == 0) {
         u += 6;
-    else
+        o->tls = true;
+    } else if ((schemes & BC_URL_TCP) && strncmp(u, "tcp://", 6) == 0) {
+        u += 6;
+    } else {
         return false;
+    }
     const char *p;
     if (*u == '[') {
         const char *host_end = strchr(u, ']');
@@ -138,7 +147,7 @@ bool bc_parse_url(const char *url, bool allow_tcp, bc_url *o) {
         snprintf(o->port, sizeof o->port, "%.*s", (int)n, p);
         p += n;
     } else {
-        snprintf(o->port, sizeof o->port, "80");
+        snprintf(o->port, sizeof o->port, "%s", o->tls ? "443" : "80");
     }
     if (*p && *p != '/') return false;
     snprintf(o->path, sizeof o->path, "%s", *p ? p : "/");
@@ -149,6 +158,168 @@ bool bc_parse_url(const char *url, bool allow_tcp, bc_url *o) {
     o->addr_len = res->ai_addrlen;
     freeaddrinfo(res);
     return true;
+}
+
+// --- TLS ----------------------------------------------------------------------------------
+
+enum : uint32_t {
+    TLS_READ_BUFFER = 64 * 1024, // with read-ahead, one recv takes up to this many bytes of records
+};
+
+static bool host_is_ip(const char *host) {
+    uint8_t a[16];
+    return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+}
+
+// With resume: the session the server just issued (TLS 1.3: a ticket after the
+// handshake; TLS 1.2: at its end) replaces the slot's previous one.
+static int on_new_session(SSL *ssl, SSL_SESSION *sess) {
+    SSL_SESSION **slot = (SSL_SESSION **)SSL_get_app_data(ssl);
+    if (!slot) return 0;
+    if (*slot) SSL_SESSION_free(*slot);
+    *slot = sess;
+    return 1; // the reference is ours now
+}
+
+SSL_CTX *bc_tls_ctx_new(const bc_tls_opts *o, const bc_url *u, char *err, size_t errlen) {
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    const char *why = nullptr;
+    if (!ctx) {
+        snprintf(err, errlen, "cannot create a TLS context");
+        return nullptr;
+    }
+    int v = o->tls12 ? TLS1_2_VERSION : TLS1_3_VERSION;
+    SSL_CTX_set_min_proto_version(ctx, v);
+    SSL_CTX_set_max_proto_version(ctx, v);
+    // Partial writes, as send() makes them: bc_tls_write reports the records taken, and
+    // the rest is offered again from wherever the caller's buffer now holds it.
+    long mode = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
+    if (o->lean) mode |= SSL_MODE_RELEASE_BUFFERS;
+    SSL_CTX_set_mode(ctx, mode);
+    // An EOF without close_notify reads as the end of the stream; the WebSocket close
+    // handshake, checked above TLS, says whether the session ended properly.
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx, TLS_READ_BUFFER);
+    if (o->resume) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    static const unsigned char alpn[] = "\x08http/1.1";
+    if (SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1) != 0) why = "cannot set ALPN";
+    if (!why && !o->insecure) {
+        if (o->ca ? SSL_CTX_load_verify_locations(ctx, o->ca, nullptr) != 1 : SSL_CTX_set_default_verify_paths(ctx) != 1)
+            why = o->ca ? "cannot load the CA file" : "cannot load the system's CA certificates";
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+        X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(ctx);
+        int ok = host_is_ip(u->host) ? X509_VERIFY_PARAM_set1_ip_asc(vp, u->host)
+                                     : X509_VERIFY_PARAM_set1_host(vp, u->host, 0);
+        if (!why && ok != 1) why = "cannot set the name to verify";
+    }
+    if (!why) return ctx;
+    unsigned long e = ERR_peek_last_error();
+    char reason[160] = "";
+    if (e) ERR_error_string_n(e, reason, sizeof reason);
+    snprintf(err, errlen, "%s%s%s", why, e ? ": " : "", reason);
+    SSL_CTX_free(ctx);
+    return nullptr;
+}
+
+SSL *bc_tls_new(SSL_CTX *ctx, int fd, const bc_url *u, SSL_SESSION **slot) {
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl) return nullptr;
+    // SNI names hosts, never addresses (RFC 6066 §3).
+    if (SSL_set_fd(ssl, fd) != 1 || (!host_is_ip(u->host) && SSL_set_tlsext_host_name(ssl, u->host) != 1)) {
+        SSL_free(ssl);
+        return nullptr;
+    }
+    if (slot) {
+        SSL_set_app_data(ssl, slot);
+        if (*slot) SSL_set_session(ssl, *slot);
+    }
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+
+int bc_tls_connect(SSL *ssl, bool *want_write) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl);
+    if (r == 1) return 1;
+    switch (SSL_get_error(ssl, r)) {
+    case SSL_ERROR_WANT_READ: *want_write = false; return 0;
+    case SSL_ERROR_WANT_WRITE: *want_write = true; return 0;
+    default: return -1;
+    }
+}
+
+const char *bc_tls_error(SSL *ssl) {
+    static char buf[256];
+    long v = SSL_get_verify_result(ssl);
+    unsigned long e = ERR_peek_last_error();
+    if (v != X509_V_OK)
+        snprintf(buf, sizeof buf, "certificate: %s", X509_verify_cert_error_string(v));
+    else if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    else
+        snprintf(buf, sizeof buf, "%s", errno ? strerror(errno) : "connection closed");
+    return buf;
+}
+
+void bc_tls_describe(SSL *ssl, const char **version, const char **cipher, const char **group) {
+    *version = SSL_get_version(ssl);
+    *cipher = SSL_get_cipher_name(ssl);
+    int nid = SSL_get_negotiated_group(ssl);
+    const char *g = nid > 0 ? OBJ_nid2sn(nid) : nullptr;
+    *group = g ? g : "-";
+}
+
+ssize_t bc_tls_read(SSL *ssl, void *buf, size_t len) {
+    size_t n = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(ssl, buf, len, &n) == 1) return (ssize_t)n;
+    switch (SSL_get_error(ssl, 0)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: // (TLS 1.3 never writes for a read without a key update)
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        // The server's close_notify: answered with ours, as a browser does; a session
+        // shut down properly also stays resumable.
+        SSL_shutdown(ssl);
+        ERR_clear_error();
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (!errno) return 0;
+        return -1;
+    default: errno = EPROTO; return -1;
+    }
+}
+
+ssize_t bc_tls_write(SSL *ssl, const void *buf, size_t len) {
+    // With partial writes SSL_write_ex returns after each record: go on while the socket
+    // takes them, so that a buffer of several records costs no extra wakeup.
+    size_t done = 0;
+    while (done < len) {
+        size_t n = 0;
+        ERR_clear_error();
+        if (SSL_write_ex(ssl, (const uint8_t *)buf + done, len - done, &n) == 1) {
+            done += n;
+            continue;
+        }
+        if (done) return (ssize_t)done; // what failed is tried again, and reported, next time
+        switch (SSL_get_error(ssl, 0)) {
+        case SSL_ERROR_WANT_WRITE:
+        case SSL_ERROR_WANT_READ: errno = EAGAIN; return -1;
+        case SSL_ERROR_SYSCALL:
+            if (!errno) errno = EPIPE;
+            return -1;
+        default: errno = EPROTO; return -1;
+        }
+    }
+    return (ssize_t)done;
 }
 
 // --- the upgrade ------------------------------------------------------------------------

@@ -1,14 +1,16 @@
 // What the benchmark clients share: wsbench (many connections on epoll) and flood (one
 // connection on poll) differ in how they wait, not in what a WebSocket client does.
 //
-//   - the command line: numbers, seconds, "--name=value" options, ws:// URLs;
+//   - the command line: numbers, seconds, "--name=value" options, ws:// and wss:// URLs;
 //   - time, CPU time, the stop signals, and the xorshift generator that draws nonces and
 //     masking keys;
 //   - errors counted by kind, the first few printed;
 //   - the upgrade: the request, the nonce and the accept it implies, the check of the
 //     server's answer;
 //   - frames out masked with a fresh key each (RFC 6455 §5.3); frames in read in place
-//     with the project's frame parser, control frames collected whole, the close checked.
+//     with the project's frame parser, control frames collected whole, the close checked;
+//   - TLS for wss:// (OpenSSL on the non-blocking socket): bc_recv and bc_send are recv
+//     and send when a connection has no SSL, so plain connections pay one pointer test.
 //
 // Names carry the prefix bc_ (bench client). What runs once per message is inline here;
 // the rest is in client.cpp, compiled into both programs.
@@ -24,6 +26,7 @@
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "proto/frame.h"
 
@@ -76,6 +79,7 @@ enum bc_err_kind : uint8_t {
     BC_ERR_UTF8,      // a text message that is not UTF-8 (wsbench sends text, flood does not)
     BC_ERR_CLOSED,    // the server closed or reset the connection during the run
     BC_ERR_TIMEOUT,   // no handshake, reply or close answer within its bound
+    BC_ERR_TLS,       // the TLS handshake failed (certificate, version, alert) or a TLS record was bad
     BC_ERR_COUNT
 };
 extern const char *const bc_err_names[BC_ERR_COUNT];
@@ -108,6 +112,7 @@ bool bc_parse_double(const char *s, double *out);
 const char *bc_option(const char *arg, char *name, size_t n);
 
 struct bc_url {
+    bool tls; // wss://
     char host[256];
     char port[8];
     char path[512];
@@ -115,9 +120,70 @@ struct bc_url {
     socklen_t addr_len;
 };
 
-// ws://HOST:PORT/PATH (with allow_tcp also tcp://HOST:PORT); [v6] hosts in brackets; the
-// port defaults to 80 and the path to /. Resolves the address; false when it cannot.
-bool bc_parse_url(const char *url, bool allow_tcp, bc_url *u);
+enum : unsigned {
+    BC_URL_WS = 1,  // ws://
+    BC_URL_WSS = 2, // wss:// (u->tls)
+    BC_URL_TCP = 4, // tcp://HOST:PORT
+};
+
+// A URL of one of the schemes (BC_URL_*): ws://HOST:PORT/PATH, wss://HOST:PORT/PATH or
+// tcp://HOST:PORT; [v6] hosts in brackets; the port defaults to 80 (wss: 443) and the
+// path to /. Resolves the address; false when it cannot.
+bool bc_parse_url(const char *url, unsigned schemes, bc_url *u);
+
+// --- TLS (wss://) ----------------------------------------------------------------------
+
+struct bc_tls_opts {
+    bool tls12;    // TLS 1.2 only; else TLS 1.3 only
+    bool insecure; // no certificate verification
+    bool resume;   // offer the session of the slot's previous connection (bc_tls_new)
+    bool lean;     // release OpenSSL's record buffers while empty (many idle connections)
+    const char *ca; // trust these PEM certificates instead of the system's
+};
+
+// A client context for u: the version, verification (the certificate must name u's host
+// or IP address, unless insecure), ALPN http/1.1 as browsers send for WebSocket, reading
+// ahead (a recv takes several records). Without resume no session is offered, so every
+// handshake is a full one. nullptr, with the reason in err, when it cannot be made.
+SSL_CTX *bc_tls_ctx_new(const bc_tls_opts *o, const bc_url *u, char *err, size_t errlen);
+
+// A client session on the connected socket fd, with SNI for a host name. With resume,
+// *slot is the session offered (nullptr: none yet) and receives the one the server
+// issues (tickets); the caller frees it with SSL_SESSION_free. nullptr when out of memory.
+SSL *bc_tls_new(SSL_CTX *ctx, int fd, const bc_url *u, SSL_SESSION **slot);
+
+// Advances the handshake: 1 done, 0 not yet (*want_write: wait for writability, else for
+// readability), -1 failed (bc_tls_error says why).
+int bc_tls_connect(SSL *ssl, bool *want_write);
+
+// Why the last TLS operation on ssl failed: the certificate check or OpenSSL's reason.
+const char *bc_tls_error(SSL *ssl);
+
+// What the handshake agreed: "TLSv1.3", the cipher, the key exchange group.
+void bc_tls_describe(SSL *ssl, const char **version, const char **cipher, const char **group);
+
+// Out of line: the TLS halves of bc_recv and bc_send.
+ssize_t bc_tls_read(SSL *ssl, void *buf, size_t len);
+ssize_t bc_tls_write(SSL *ssl, const void *buf, size_t len);
+
+// recv(fd, buf, len, 0), or over TLS when ssl is set: bytes read, 0 at the end of the
+// stream (TLS: the server's close_notify, which is answered, or an EOF without one), -1
+// with errno: EAGAIN to wait for readiness, EPROTO for a TLS error (bc_tls_error).
+static inline ssize_t bc_recv(SSL *ssl, int fd, void *buf, size_t len) {
+    if (!ssl) return recv(fd, buf, len, 0);
+    return bc_tls_read(ssl, buf, len);
+}
+
+// send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT), or over TLS: bytes taken (TLS: whole
+// records; what is left must be offered again, it may have grown), -1 with errno as
+// bc_recv's. Over TLS the retry may come from another address (the buffer moves).
+static inline ssize_t bc_send(SSL *ssl, int fd, const void *buf, size_t len) {
+    if (!ssl) return send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return bc_tls_write(ssl, buf, len);
+}
+
+// Plaintext OpenSSL holds that no readiness event will announce.
+static inline bool bc_tls_pending(SSL *ssl) { return ssl && SSL_has_pending(ssl); }
 
 // --- the upgrade ----------------------------------------------------------------------
 

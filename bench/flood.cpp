@@ -674,7 +674,7 @@ static int parse_args(flood_opts *o, int argc, char **argv) {
         }
         if (!ok) return bc_usage_error("flood", "invalid value '%s' for --%s", val, name);
     }
-    if (!bc_parse_url(o->url, false, &o->u))
+    if (!bc_parse_url(o->url, BC_URL_WS, &o->u))
         return bc_usage_error("flood", "cannot use URL '%s' (ws://HOST:PORT/PATH)", o->url);
     return 0;
 }

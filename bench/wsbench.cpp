@@ -13,6 +13,11 @@
 //   - frames are masked with a fresh 4-byte key each (RFC 6455 §5.3) drawn from a
 //     xorshift generator, and masked a vector at a time by frame_mask().
 //
+// wss:// runs the same scenarios over TLS (OpenSSL on the same non-blocking sockets;
+// TLS 1.3, or 1.2 with --tls12). connect then makes full handshakes, no session offered,
+// unless --resume: each connection slot offers the session its previous cycle got. A
+// plain connection's only extra cost is a test of its SSL pointer per recv and send.
+//
 // Every server frame is checked: unmasked, known opcode, minimal lengths (the parser),
 // the opcode we sent, the exact length and bytes we sent (each payload carries its
 // sequence number, so a reordered or duplicated echo is caught), UTF-8 for text. Errors
@@ -68,6 +73,7 @@ static const char *const SCENARIO_NAMES[] = {"echo", "latency", "connect", "idle
 enum conn_state : uint8_t {
     CS_IDLE,       // slot unused
     CS_CONNECTING, // TCP connect in progress
+    CS_TLS,        // wss: TLS handshake in progress
     CS_HANDSHAKE,  // upgrade request sent, waiting for the 101
     CS_OPEN,       // messages flow
     CS_CLOSING,    // our close frame (raw: our FIN) is out; waiting for the server's answer
@@ -97,6 +103,7 @@ struct bench_opts {
     bool quiet;
     bool json;
     bool raw;
+    bc_tls_opts tls; // wss://
 };
 
 // --- connection ---------------------------------------------------------------------
@@ -122,6 +129,8 @@ struct bconn {
     uint32_t hs_len;
     uint64_t t_state;  // when the current state began
     char accept[32];   // the Sec-WebSocket-Accept we expect
+    SSL *ssl;          // wss: the TLS session; nullptr for ws://
+    SSL_SESSION *sess; // wss --resume: the session this slot offers next
     bc_rx rx;          // server frames; control frames collected whole
 };
 
@@ -173,6 +182,10 @@ struct bench {
     bc_errors err;
     cpu_snap cpu0, cpu1;
     long clk_tck;
+    // wss
+    SSL_CTX *tls_ctx;
+    uint64_t tls_handshakes, tls_resumed; // in the measured window (idle: while opening)
+    const char *tls_version, *tls_cipher, *tls_group; // of the first handshake
 };
 
 // --- CPU and memory of both processes -----------------------------------------------
@@ -263,6 +276,8 @@ static void conn_set_events(bench *b, bconn *c, bool want_out) {
 }
 
 static void conn_close_fd(bench *b, bconn *c, uint64_t now) {
+    if (c->ssl) SSL_free(c->ssl);
+    c->ssl = nullptr;
     if (c->fd >= 0) close(c->fd); // also leaves the epoll set
     c->fd = -1;
     free(c->hs);
@@ -310,14 +325,17 @@ static void conn_flush(bench *b, bconn *c, uint64_t now) {
                    (!b->fan_count || c->sent - b->fan_done < FAN_RING))
                 conn_write_message(b, c, now);
         if (c->out_len == 0) break;
-        ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = bc_send(c->ssl, c->fd, c->out, c->out_len);
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) {
                 conn_set_events(b, c, true);
                 return;
             }
-            if (c->state < CS_CLOSING) bc_error(&b->err, c->idx, BC_ERR_CLOSED, "send: %s", strerror(errno));
+            if (errno == EPROTO && c->ssl)
+                bc_error(&b->err, c->idx, BC_ERR_TLS, "send: %s", bc_tls_error(c->ssl));
+            else if (c->state < CS_CLOSING)
+                bc_error(&b->err, c->idx, BC_ERR_CLOSED, "send: %s", strerror(errno));
             conn_fail(b, c, now);
             return;
         }
@@ -380,6 +398,9 @@ static int conn_start(bench *b, bconn *c, uint64_t now) {
 
 static void scenario_on_open(bench *b, bconn *c, uint64_t now, uint64_t started);
 
+static void conn_upgrade(bench *b, bconn *c, uint64_t now);
+static void conn_tls_step(bench *b, bconn *c, uint64_t now);
+
 static void conn_connected(bench *b, bconn *c, uint64_t now) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -396,6 +417,22 @@ static void conn_connected(bench *b, bconn *c, uint64_t now) {
         conn_flush(b, c, now);
         return;
     }
+    if (b->tls_ctx) {
+        c->ssl = bc_tls_new(b->tls_ctx, c->fd, &b->o.u, b->o.tls.resume ? &c->sess : nullptr);
+        if (!c->ssl) {
+            bc_error(&b->err, c->idx, BC_ERR_TLS, "cannot create a TLS session");
+            conn_fail(b, c, now);
+            return;
+        }
+        conn_set_state(b, c, CS_TLS, c->t_state); // keep the connect start time
+        conn_tls_step(b, c, now);
+        return;
+    }
+    conn_upgrade(b, c, now);
+}
+
+// Sends the upgrade request.
+static void conn_upgrade(bench *b, bconn *c, uint64_t now) {
     // A fresh nonce per connection, and the answer it implies.
     char key[32];
     bc_nonce(&b->rng, b->sha1, key, c->accept);
@@ -407,16 +444,41 @@ static void conn_connected(bench *b, bconn *c, uint64_t now) {
     conn_flush(b, c, now);
 }
 
-static void conn_on_ws_bytes(bench *b, bconn *c, uint8_t *data, size_t len, uint64_t now);
-
-static void conn_read_handshake(bench *b, bconn *c, uint64_t now) {
-    ssize_t n = recv(c->fd, c->hs + c->hs_len, BC_HS_MAX - c->hs_len, 0);
-    if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-        bc_error(&b->err, c->idx, BC_ERR_HANDSHAKE, "connection ended during the handshake%s%s", n ? ": " : "",
-                 n ? strerror(errno) : "");
+// wss: the TLS handshake goes on as the socket allows; once done, the upgrade request.
+static void conn_tls_step(bench *b, bconn *c, uint64_t now) {
+    bool want_write = false;
+    int r = bc_tls_connect(c->ssl, &want_write);
+    if (r == 0) {
+        conn_set_events(b, c, want_write);
+        return;
+    }
+    if (r < 0) {
+        bc_error(&b->err, c->idx, BC_ERR_TLS, "handshake: %s", bc_tls_error(c->ssl));
         conn_fail(b, c, now);
         return;
+    }
+    if (!b->tls_version) bc_tls_describe(c->ssl, &b->tls_version, &b->tls_cipher, &b->tls_group);
+    if (b->measuring) {
+        b->tls_handshakes++;
+        b->tls_resumed += SSL_session_reused(c->ssl) == 1;
+    }
+    conn_upgrade(b, c, now);
+}
+
+static void conn_on_ws_bytes(bench *b, bconn *c, uint8_t *data, size_t len, uint64_t now);
+
+// Reads the upgrade answer. Returns whether bytes came (TLS may hold more).
+static bool conn_read_handshake(bench *b, bconn *c, uint64_t now) {
+    ssize_t n = bc_recv(c->ssl, c->fd, c->hs + c->hs_len, BC_HS_MAX - c->hs_len);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
+        if (n < 0 && errno == EPROTO && c->ssl)
+            bc_error(&b->err, c->idx, BC_ERR_TLS, "during the upgrade: %s", bc_tls_error(c->ssl));
+        else
+            bc_error(&b->err, c->idx, BC_ERR_HANDSHAKE, "connection ended during the handshake%s%s", n ? ": " : "",
+                     n ? strerror(errno) : "");
+        conn_fail(b, c, now);
+        return false;
     }
     c->hs_len += (uint32_t)n;
     long head_len = bc_response_head(c->hs, c->hs_len);
@@ -425,14 +487,14 @@ static void conn_read_handshake(bench *b, bconn *c, uint64_t now) {
             bc_error(&b->err, c->idx, BC_ERR_HANDSHAKE, "no end of the response head in %u bytes", c->hs_len);
             conn_fail(b, c, now);
         }
-        return;
+        return head_len == 0;
     }
     char status[64];
     const char *why = bc_handshake_check(c->hs, c->accept, nullptr, nullptr, status, sizeof status);
     if (why) {
         bc_error(&b->err, c->idx, BC_ERR_HANDSHAKE, "%s (%s)", why, status);
         conn_fail(b, c, now);
-        return;
+        return false;
     }
     char *hs = c->hs;
     size_t rest = c->hs_len - (size_t)head_len;
@@ -444,6 +506,7 @@ static void conn_read_handshake(bench *b, bconn *c, uint64_t now) {
     if (rest && c->fd >= 0) conn_on_ws_bytes(b, c, (uint8_t *)hs + head_len, rest, now);
     free(hs);
     conn_mark(b, c);
+    return true;
 }
 
 // --- receiving ----------------------------------------------------------------------
@@ -631,31 +694,40 @@ static void conn_on_raw_bytes(bench *b, bconn *c, const uint8_t *data, size_t le
     }
 }
 
-static void conn_on_readable(bench *b, bconn *c) {
-    if (c->state == CS_HANDSHAKE) {
-        conn_read_handshake(b, c, bc_mono_ns());
-        return;
-    }
-    ssize_t n = recv(c->fd, b->rbuf, RBUF_SIZE, 0);
+// One read. Returns whether bytes came (TLS may hold more).
+static bool conn_read(bench *b, bconn *c) {
+    if (c->state == CS_HANDSHAKE) return conn_read_handshake(b, c, bc_mono_ns());
+    ssize_t n = bc_recv(c->ssl, c->fd, b->rbuf, RBUF_SIZE);
     uint64_t now = bc_mono_ns(); // the reply is here now; everything after is our own cost
     if (n > 0) {
         if (b->o.raw)
             conn_on_raw_bytes(b, c, b->rbuf, (size_t)n, now);
         else if (c->state == CS_OPEN || c->state == CS_CLOSING)
             conn_on_ws_bytes(b, c, b->rbuf, (size_t)n, now);
-        return;
+        return true;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    // The server ended the TCP stream: expected once the close handshake is done (raw:
-    // once we sent our FIN); otherwise the session was cut.
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
+    // The server ended the TCP stream (wss: its close_notify): expected once the close
+    // handshake is done (raw: once we sent our FIN); otherwise the session was cut.
     bool expected = c->state == CS_CLOSED_WS || (b->o.raw && c->state == CS_CLOSING);
-    if (!expected) {
+    if (n < 0 && errno == EPROTO && c->ssl)
+        bc_error(&b->err, c->idx, BC_ERR_TLS, "recv: %s", bc_tls_error(c->ssl));
+    else if (!expected) {
         if (n == 0)
             bc_error(&b->err, c->idx, BC_ERR_CLOSED, "server ended the connection without a close frame");
         else
             bc_error(&b->err, c->idx, BC_ERR_CLOSED, "recv: %s", strerror(errno));
     }
     conn_close_fd(b, c, now);
+    return false;
+}
+
+// Reads what the socket has. Over TLS one read takes one record's plaintext, and
+// OpenSSL may already hold the next records (it reads ahead): no readiness event will
+// come for those, so they are read now.
+static void conn_on_readable(bench *b, bconn *c) {
+    while (conn_read(b, c) && bc_tls_pending(c->ssl)) {
+    }
 }
 
 // --- the loop -------------------------------------------------------------------------
@@ -676,6 +748,10 @@ static void bench_poll(bench *b, uint64_t timeout_ns) {
         uint32_t e = evs[i].events;
         if (c->state == CS_CONNECTING) {
             if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) conn_connected(b, c, bc_mono_ns());
+            continue;
+        }
+        if (c->state == CS_TLS) {
+            conn_tls_step(b, c, bc_mono_ns());
             continue;
         }
         if (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) conn_on_readable(b, c);
@@ -703,7 +779,8 @@ static void bench_flush(bench *b) {
 static void bench_sweep(bench *b, uint64_t now) {
     for (uint32_t i = 0; i < b->nconns; i++) {
         bconn *c = &b->conns[i];
-        if ((c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) && now - c->t_state > HANDSHAKE_TIMEOUT_NS) {
+        if ((c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_HANDSHAKE) &&
+            now - c->t_state > HANDSHAKE_TIMEOUT_NS) {
             bc_error(&b->err, c->idx, BC_ERR_TIMEOUT, "no upgrade answer within %llu s",
                      (unsigned long long)(HANDSHAKE_TIMEOUT_NS / NS));
             conn_fail(b, c, now);
@@ -711,7 +788,9 @@ static void bench_sweep(bench *b, uint64_t now) {
     }
 }
 
-static uint32_t pending_count(const bench *b) { return b->state_count[CS_CONNECTING] + b->state_count[CS_HANDSHAKE]; }
+static uint32_t pending_count(const bench *b) {
+    return b->state_count[CS_CONNECTING] + b->state_count[CS_TLS] + b->state_count[CS_HANDSHAKE];
+}
 
 static void fmt_us(char *out, size_t n, uint64_t ns) {
     double us = (double)ns / 1000.0;
@@ -804,7 +883,7 @@ static void bench_close_all(bench *b) {
         if (c->fd < 0) continue;
         if (c->state == CS_OPEN)
             conn_send_close(b, c, WS_CLOSE_NORMAL, now);
-        else if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE)
+        else if (c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_HANDSHAKE)
             conn_close_fd(b, c, now);
     }
     uint64_t limit = CLOSE_TIMEOUT_NS + (uint64_t)b->nconns * CLOSE_PER_CONN_NS;
@@ -1045,7 +1124,7 @@ struct result_field {
 };
 
 struct result {
-    result_field f[48];
+    result_field f[56];
     int n;
 };
 
@@ -1134,6 +1213,14 @@ static void bench_report(bench *b, const idle_result *idle) {
                         (double)hdr_percentile(&b->slow_hist, 0.99) / 1e3, (double)hdr_percentile(&b->slow_hist, 0.999) / 1e3,
                         (double)b->slow_hist.max / 1e3);
         }
+        if (b->tls_ctx) {
+            fprintf(h, "  tls          %s %s %s", b->tls_version ? b->tls_version : "-", b->tls_cipher ? b->tls_cipher : "-",
+                    b->tls_group ? b->tls_group : "-");
+            if (o->sc == SC_CONNECT || is_idle)
+                fprintf(h, ", %llu handshakes, %llu resumed", (unsigned long long)b->tls_handshakes,
+                        (unsigned long long)b->tls_resumed);
+            fprintf(h, "\n");
+        }
         fprintf(h, "  cpu          client %.1f %%", client_pct);
         if (have_server)
             fprintf(h, ", server %.1f %% of one core\n", server_pct);
@@ -1145,7 +1232,7 @@ static void bench_report(bench *b, const idle_result *idle) {
 
     result r = {};
     res_str(&r, "scenario", SCENARIO_NAMES[o->sc]);
-    res_str(&r, "mode", o->raw ? "raw" : "ws");
+    res_str(&r, "mode", o->raw ? "raw" : o->u.tls ? "wss" : "ws");
     res_str(&r, "url", o->url);
     res_num(&r, "conns", o->conns, 0);
     if (o->sc == SC_ECHO || o->sc == SC_LATENCY || o->sc == SC_FANOUT) {
@@ -1171,6 +1258,13 @@ static void bench_report(bench *b, const idle_result *idle) {
             snprintf(names[i], sizeof names[i], "errors_%s", bc_err_names[i]);
             res_num(&r, names[i], (double)b->err.count[i], 0);
         }
+    if (b->tls_ctx) {
+        res_str(&r, "tls_version", b->tls_version ? b->tls_version : "-");
+        res_str(&r, "tls_cipher", b->tls_cipher ? b->tls_cipher : "-");
+        res_str(&r, "tls_group", b->tls_group ? b->tls_group : "-");
+        res_num(&r, "tls_handshakes", (double)b->tls_handshakes, 0);
+        res_num(&r, "tls_resumed", (double)b->tls_resumed, 0);
+    }
     res_num(&r, "client_cpu_pct", client_pct, 1);
     if (have_server) res_num(&r, "server_cpu_pct", server_pct, 1);
     if (o->sc == SC_FANOUT) {
@@ -1214,7 +1308,8 @@ static void usage(FILE *f) {
             "            (D messages not yet at every subscriber) or open loop with --rate\n"
             "\n"
             "Options (defaults in brackets):\n"
-            "  --url URL           ws://HOST:PORT/PATH [ws://127.0.0.1:8080/echo; fanout: .../broadcast]\n"
+            "  --url URL           ws://HOST:PORT/PATH or wss://HOST:PORT/PATH (TLS)\n"
+            "                      [ws://127.0.0.1:8080/echo; fanout: .../broadcast]\n"
             "  --conns C           connections [100; idle: 10000]\n"
             "  --depth D           echo: messages in flight per connection; fanout: in flight in all [1]\n"
             "  --size S            payload bytes; k/m suffix for KiB/MiB [32]\n"
@@ -1228,19 +1323,24 @@ static void usage(FILE *f) {
             "  --concurrency N     connections being opened at once [200]\n"
             "  --per-source N      connections per 127.0.0.x source address [idle: 20000; else: kernel picks]\n"
             "  --raw               echo, latency: plain TCP, the same bytes unframed, for a raw echo server\n"
+            "  --tls12             wss: TLS 1.2 only [TLS 1.3 only]\n"
+            "  --ca FILE           wss: trust the PEM certificates in FILE [the system's]\n"
+            "  --insecure          wss: do not verify the server's certificate\n"
+            "  --resume            wss: each connection slot offers the session (ticket) its previous\n"
+            "                      connection got [full handshakes, no session offered]\n"
             "  --quiet             no progress, no human summary\n"
             "  --json              print one JSON object instead of the key=value line\n"
             "  --help\n"
             "\n"
             "Output: progress each second on stderr (runs over 2 s), a summary, then one line\n"
             "key=value ... (scenario conns depth size msgs_per_s mb_per_s p50_us p90_us p99_us\n"
-            "p999_us max_us errors client_cpu_pct [server_cpu_pct] ...). Exit status 1 if any\n"
+            "p999_us max_us errors [tls_version ...] client_cpu_pct [server_cpu_pct] ...). Exit status 1 if any\n"
             "server frame was invalid or any other error was counted, 2 for bad usage.\n");
 }
 
-// ws://HOST:PORT/PATH (also tcp://HOST:PORT for --raw).
+// ws://HOST:PORT/PATH, wss://HOST:PORT/PATH (also tcp://HOST:PORT for --raw).
 static bool parse_url(bench_opts *o) {
-    if (!bc_parse_url(o->url, true, &o->u)) return false;
+    if (!bc_parse_url(o->url, BC_URL_WS | BC_URL_WSS | BC_URL_TCP, &o->u)) return false;
     o->addr_loopback4 = o->u.addr.ss_family == AF_INET &&
                         (ntohl(((sockaddr_in *)&o->u.addr)->sin_addr.s_addr) >> 24) == 127;
     return true;
@@ -1289,6 +1389,12 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
             o->quiet = true;
         } else if (strcmp(name, "json") == 0) {
             o->json = true;
+        } else if (strcmp(name, "tls12") == 0) {
+            o->tls.tls12 = true;
+        } else if (strcmp(name, "insecure") == 0) {
+            o->tls.insecure = true;
+        } else if (strcmp(name, "resume") == 0) {
+            o->tls.resume = true;
         } else if (strcmp(name, "help") == 0) {
             usage(stdout);
             return 1;
@@ -1308,6 +1414,8 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
         bool ok = true;
         if (strcmp(name, "url") == 0) {
             o->url = val;
+        } else if (strcmp(name, "ca") == 0) {
+            o->tls.ca = val;
         } else if (strcmp(name, "conns") == 0) {
             ok = bc_parse_u64(val, false, &u) && u >= 1 && u <= 10000000;
             o->conns = (uint32_t)u;
@@ -1354,6 +1462,11 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
     if (o->size == 0 && o->sc != SC_CONNECT && o->sc != SC_IDLE)
         return bc_usage_error("wsbench", "--size must be at least 1");
     if (!parse_url(o)) return bc_usage_error("wsbench", "cannot use URL '%s' (ws://HOST:PORT/PATH)", o->url);
+    bool tls_opt = o->tls.tls12 || o->tls.insecure || o->tls.resume || o->tls.ca;
+    if (tls_opt && !o->u.tls) return bc_usage_error("wsbench", "--tls12, --ca, --insecure and --resume need a wss:// URL");
+    if (o->u.tls && o->raw) return bc_usage_error("wsbench", "--raw speaks plain TCP, not wss://");
+    if (o->tls.ca && o->tls.insecure) return bc_usage_error("wsbench", "--ca and --insecure contradict each other");
+    o->tls.lean = o->sc == SC_IDLE; // thousands of idle sessions: no record buffers while empty
     return 0;
 }
 
@@ -1368,6 +1481,14 @@ static int bench_init(bench *b) {
     if (!b->sha1) {
         fprintf(stderr, "wsbench: OpenSSL has no SHA-1\n");
         return -1;
+    }
+    if (o->u.tls) {
+        char err[256];
+        b->tls_ctx = bc_tls_ctx_new(&o->tls, &o->u, err, sizeof err);
+        if (!b->tls_ctx) {
+            fprintf(stderr, "wsbench: TLS: %s\n", err);
+            return -1;
+        }
     }
     b->lim.max_message = UINT64_MAX >> 2; // length is checked against what we sent
     b->lim.allow_rsv1 = false;
@@ -1458,6 +1579,8 @@ static int bench_init(bench *b) {
 static void bench_free(bench *b) {
     for (uint32_t i = 0; i < b->nconns; i++) {
         bconn *c = &b->conns[i];
+        if (c->ssl) SSL_free(c->ssl);
+        if (c->sess) SSL_SESSION_free(c->sess);
         if (c->fd >= 0) close(c->fd);
         free(c->out);
         free(c->stamps);
@@ -1471,6 +1594,7 @@ static void bench_free(bench *b) {
     free(b->fan_count);
     free(b->fan_sent);
     EVP_MD_free(b->sha1);
+    SSL_CTX_free(b->tls_ctx);
     if (b->ep >= 0) close(b->ep);
 }
 
