@@ -105,6 +105,14 @@ HTTP_ARGS ?=
 bench-http: build
 	bash bench/run-http.sh -b $(RELEASE_DIR) $(HTTP_ARGS)
 
+# TLS: plain ws:// vs wss:// on one daemon (bench/run-tls.sh): echo, connect (server CPU per
+# handshake, full and resumed), idle bytes per TLS connection; about 5 minutes.
+# Options of bench/run-tls.sh go in TLS_BENCH_ARGS, e.g. TLS_BENCH_ARGS="-n 5 -q".
+.PHONY: bench-tls
+TLS_BENCH_ARGS ?=
+bench-tls: build
+	bash bench/run-tls.sh -b $(RELEASE_DIR) $(TLS_BENCH_ARGS)
+
 install: build
 	$(MESON) install -C $(RELEASE_DIR) --destdir "$(DESTDIR)"
 

@@ -85,7 +85,7 @@ done
 
 # The server core and the two handlers, for fuzz_connection only.
 UV_CFLAGS=$(pkg-config --cflags libuv 2>/dev/null || true)
-UV_LIBS=$(pkg-config --libs libuv 2>/dev/null || echo -luv)
+UV_LIBS="$(pkg-config --libs libuv 2>/dev/null || echo -luv) -lssl" # the core has TLS
 core_objs=""
 for src in "$ROOT"/src/core/*.cpp "$ROOT"/src/app/echo.cpp "$ROOT"/src/app/broadcast.cpp; do
   o="$OBJ/$(basename "$(dirname "$src")")_$(basename "$src" .cpp).o"

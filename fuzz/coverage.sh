@@ -45,7 +45,7 @@ for t in $targets; do
   extra_libs=""
   if [ "$t" = connection ]; then
     extra="$ROOT/src/core/*.cpp $ROOT/src/app/echo.cpp $ROOT/src/app/broadcast.cpp"
-    extra_libs=$(pkg-config --libs libuv 2>/dev/null || echo -luv)
+    extra_libs="$(pkg-config --libs libuv 2>/dev/null || echo -luv) -lssl"
   fi
   # shellcheck disable=SC2086 # flag lists
   $CXX $CXXF $COV "$ROOT/fuzz/fuzz_$t.cpp" "$ROOT/fuzz/replay_main.cpp" "$ROOT"/src/proto/*.cpp $extra $llhttp \
