@@ -187,7 +187,10 @@ static ssize_t fake_writev(wsr_server *, conn *, const struct iovec *iov, int io
     return (ssize_t)take;
 }
 
-static void fake_shutdown(wsr_server *, conn *) { g.shut = true; }
+static bool fake_shutdown(wsr_server *, conn *) {
+    g.shut = true;
+    return true;
+}
 static size_t fake_pending(wsr_server *, conn *) { return g.left; }
 
 static const transport_ops fake_transport = {fake_read, fake_writev, fake_shutdown, fake_pending, nullptr, nullptr};

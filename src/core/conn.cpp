@@ -345,7 +345,7 @@ void conn_flush(wsr_server *srv, conn *c) {
     if (c->state != CONN_CLOSING || !(c->flags & (CF_CLOSE_RECV | CF_FAILING))) return;
     // Our close is on the wire and nothing else is owed. The server ends TCP first
     // (RFC 6455 §7.1.1), so it, not the client, holds TIME_WAIT.
-    conn_io(srv, c)->shutdown(srv, c);
+    if (!conn_io(srv, c)->shutdown(srv, c)) return set_want_write(srv, c, true); // again when writable
     if (!(c->flags & CF_FAILING) && conn_io(srv, c)->pending(srv, c) == 0) return conn_destroy(srv, c, true);
     // A failed peer may still be sending: closing with unread input would send a reset
     // that can destroy our close frame in flight, so read until its FIN (bounded by

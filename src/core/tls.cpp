@@ -366,14 +366,22 @@ static ssize_t tls_writev(wsr_server *srv, conn *c, const struct iovec *iov, int
     return (ssize_t)done;
 }
 
-// close_notify, then the FIN. Our output is all written when this runs, so the alert
-// nearly always fits the socket; when it does not, the FIN alone ends the stream.
-static void tls_shutdown(wsr_server *srv, conn *c) {
+// close_notify, then the FIN. Our output is all in the socket when this runs, but a
+// slow reader may have left no room for the alert: OpenSSL keeps it, and the next call
+// (once the socket is writable) sends it before the FIN.
+static bool tls_shutdown(wsr_server *srv, conn *c) {
     SSL *ssl = ssl_of(srv, c);
     ERR_clear_error();
-    if (SSL_is_init_finished(ssl)) SSL_shutdown(ssl);
+    if (SSL_is_init_finished(ssl)) {
+        int r = SSL_shutdown(ssl);
+        if (r < 0 && SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE) {
+            ERR_clear_error();
+            return false;
+        }
+    }
     ERR_clear_error();
     shutdown(c->fd, SHUT_WR);
+    return true;
 }
 
 static size_t tls_pending(wsr_server *, conn *c) {

@@ -24,7 +24,10 @@ static ssize_t tcp_writev(wsr_server *, conn *c, const struct iovec *iov, int io
     return n < 0 ? -errno : n;
 }
 
-static void tcp_shutdown(wsr_server *, conn *c) { shutdown(c->fd, SHUT_WR); }
+static bool tcp_shutdown(wsr_server *, conn *c) {
+    shutdown(c->fd, SHUT_WR);
+    return true;
+}
 
 static size_t tcp_pending(wsr_server *, conn *c) {
     int n = 0;

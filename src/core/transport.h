@@ -24,7 +24,8 @@ struct transport_ops {
     // Bytes written, or -errno (-EAGAIN when the peer cannot take more now).
     ssize_t (*writev)(wsr_server *srv, conn *c, const struct iovec *iov, int iovcnt);
     // Ends our direction of the stream (TLS close_notify, TCP FIN) while still reading.
-    void (*shutdown)(wsr_server *srv, conn *c);
+    // False when it could not finish for a full socket: call again once it is writable.
+    bool (*shutdown)(wsr_server *srv, conn *c);
     // Bytes received on the socket and not yet read (0 when unknown).
     size_t (*pending)(wsr_server *srv, conn *c);
     // Optional. Bytes the transport already holds for read: they are read now, as no

@@ -73,7 +73,7 @@ static ssize_t pipe_writev(wsr_server *, conn *, const struct iovec *iov, int io
     return done || !iovcnt ? (ssize_t)done : -EAGAIN;
 }
 
-static void pipe_shutdown(wsr_server *, conn *) {}
+static bool pipe_shutdown(wsr_server *, conn *) { return true; }
 static size_t pipe_pending(wsr_server *, conn *) { return io.in.len - io.in_off; }
 
 static const transport_ops pipe_transport = {pipe_read, pipe_writev, pipe_shutdown, pipe_pending, nullptr, nullptr};
