@@ -572,6 +572,10 @@ X7_LOG_SINK = 8
 tls_seed("tls13-reload-certificates-sni-localhost", T13 | T_FRAMES | T_CLOSE | SNI_LOCALHOST, TECHO,
          x7=X7_RELOAD_AT_ADOPT | X7_RELOAD_AFTER_HANDSHAKE)
 tls_seed("tls12-garbage-record-logged", T_FRAMES, ttext(b"one") + tgarbage_record(b"junk" * 7), x7=X7_LOG_SINK)
+# Five 4111-byte echoes queue up behind a slow reader: tls_writev gathers more than one
+# record's worth from several iovecs and writes it in 16 KiB records.
+tls_seed("tls13-queued-echoes-gathered", T13 | T_FRAMES | T_CLOSE,
+         b"".join(tbin(bytes([i]) * (31 + 16 * 255)) for i in range(5)), alpn_buf=ALPN_HTTP11 | sndbuf(3, 0), read=4)
 tls_seed("tls12-plaintext-http-first-logged", T_FRAMES | T_PLAIN_FIRST, ttext(b"never"), x7=X7_LOG_SINK)
 
 # Reproducers of the findings (fuzz/regression/tls/README.md): hand-made, replayed by
