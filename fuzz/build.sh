@@ -15,8 +15,9 @@
 #
 # The protocol sources are every src/proto/*.cpp; llhttp's C sources come from
 # LLHTTP_SRC (default /usr/share/llhttp) and its header from LLHTTP_INC. fuzz_connection
-# (the whole server read path) also links src/core/*.cpp, the echo and broadcast
-# handlers of src/app and libuv (-luv; pkg-config libuv when it is there).
+# (the whole server read path) and fuzz_tls (the same through real TLS) also link
+# src/core/*.cpp, the echo and broadcast handlers of src/app, libuv (-luv; pkg-config
+# libuv when it is there) and libssl.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -85,7 +86,9 @@ done
 
 # The server core and the two handlers, for fuzz_connection only.
 UV_CFLAGS=$(pkg-config --cflags libuv 2>/dev/null || true)
-UV_LIBS="$(pkg-config --libs libuv 2>/dev/null || echo -luv) -lssl" # the core has TLS
+UV_LIBS=$(pkg-config --libs libuv 2>/dev/null || echo -luv)
+# src/core/tls.cpp: OpenSSL's libssl (libcrypto is in LIBS already).
+SSL_LIBS=$(pkg-config --libs libssl 2>/dev/null || echo -lssl)
 core_objs=""
 for src in "$ROOT"/src/core/*.cpp "$ROOT"/src/app/echo.cpp "$ROOT"/src/app/broadcast.cpp; do
   o="$OBJ/$(basename "$(dirname "$src")")_$(basename "$src" .cpp).o"
@@ -99,9 +102,9 @@ for h in "$ROOT"/fuzz/fuzz_*.cpp; do
   short=${name#fuzz_}                # frame
   extra=""
   extra_libs=""
-  if [ "$short" = connection ]; then
+  if [ "$short" = connection ] || [ "$short" = tls ]; then
     extra=$core_objs
-    extra_libs=$UV_LIBS
+    extra_libs="$UV_LIBS $SSL_LIBS"
   fi
   # shellcheck disable=SC2086
   $CXX $CXXFLAGS $PROJ_CXX $UV_CFLAGS -c "$h" -o "$OBJ/$name.o"

@@ -40,12 +40,13 @@ for f in llhttp api http; do
 done
 
 for t in $targets; do
-  # fuzz_connection runs the server core and the echo/broadcast handlers on libuv.
+  # fuzz_connection and fuzz_tls run the server core and the echo/broadcast handlers on
+  # libuv (and OpenSSL's libssl, for src/core/tls.cpp).
   extra=""
   extra_libs=""
-  if [ "$t" = connection ]; then
+  if [ "$t" = connection ] || [ "$t" = tls ]; then
     extra="$ROOT/src/core/*.cpp $ROOT/src/app/echo.cpp $ROOT/src/app/broadcast.cpp"
-    extra_libs="$(pkg-config --libs libuv 2>/dev/null || echo -luv) -lssl"
+    extra_libs="$(pkg-config --libs libuv 2>/dev/null || echo -luv) $(pkg-config --libs libssl 2>/dev/null || echo -lssl)"
   fi
   # shellcheck disable=SC2086 # flag lists
   $CXX $CXXF $COV "$ROOT/fuzz/fuzz_$t.cpp" "$ROOT/fuzz/replay_main.cpp" "$ROOT"/src/proto/*.cpp $extra $llhttp \
@@ -63,6 +64,7 @@ for t in $targets; do
   # The file the target is named for, when there is one; else all of src/proto.
   case $t in
     inflate) srcs="$ROOT/src/proto/deflate.cpp" ;;
+    tls) srcs="$ROOT/src/core/tls.cpp $ROOT/src/core/conn.cpp $ROOT/src/core/server.cpp" ;;
     connection) srcs="$ROOT/src/core/conn.cpp $ROOT/src/core/http.cpp $ROOT/src/core/server.cpp $ROOT/src/core/compression.cpp $ROOT/src/proto/proxy.cpp $ROOT/src/proto/origin.cpp" ;;
     *) srcs="$ROOT/src/proto/$t.cpp" ;;
   esac

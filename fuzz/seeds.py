@@ -449,3 +449,148 @@ http_seed("proxy-raw-v2-local", C_EOF,
           chunk=4)
 http_seed("proxy-missing-400", C_EOF, hreq(b"GET", b"/healthz"), modes=M_HTTP | M_PROXY, chunk=6)
 http_seed("http-pipelined-past-round-budget", C_EOF, b"GET /ws HTTP/1.1\r\nHost: a\r\n\r\n" * 12, chunk=255)
+
+
+# --- tls -----------------------------------------------------------------------
+# Settings prefix (fuzz_tls.cpp): [0] flags, [1] ALPN and SO_SNDBUF of each end, [2] client
+# read size, [3] largest SSL_write, [4..5] seed, [6] server limits, [7] events first,
+# certificate reloads, log sink.
+T13 = 0x01             # TLS 1.3 (else 1.2)
+T_FRAMES = 0x02        # the harness builds masked frames from the script's data commands
+T_CLOSE = 0x04         # a close frame at the end of the script
+T_END_NOTIFY = 1 << 3  # end action: close_notify, then FIN
+T_END_FIN = 2 << 3     # end action: FIN without close_notify
+T_END_CLOSE = 3 << 3   # end action: close the socket
+T_PLAIN_FIRST = 0x20   # a plaintext HTTP request before the ClientHello
+SNI_LOCALHOST = 0x40
+SNI_DEFAULT = 0x80
+ALPN_HTTP11 = 1
+ALPN_H2 = 2
+ALPN_BOTH = 3
+
+
+def sndbuf(server=0, client=0):
+    """Indexes into default, 1, 2048, 4096, 8192, 16384, 32768, 65536."""
+    return server << 2 | client << 5
+
+
+def tcmd(op, payload=b""):
+    """One script command: op in the low 3 bits, the length above (31: 31 + 16 * next byte)."""
+    n = len(payload)
+    if n < 31:
+        return bytes([n << 3 | op]) + payload
+    assert (n - 31) % 16 == 0 and n <= 31 + 16 * 255, n
+    return bytes([31 << 3 | op, (n - 31) // 16]) + payload
+
+
+def ttext(s):
+    return tcmd(0, s)
+
+
+def tbin(b):
+    return tcmd(1, b)
+
+
+def tfrag(b):
+    return tcmd(2, b)
+
+
+def tping(b):
+    return tcmd(3, b)
+
+
+def tgarbage_record(b):
+    return tcmd(4, b)
+
+
+def tgarbage_raw(b):
+    return tcmd(5, b)
+
+
+def tkey_update(requested):
+    return bytes([(8 if requested else 0) | 6])
+
+
+def ttruncate(cut, rest):
+    """Ends the script: the rest as one more record, cut after 1 + cut % (record - 1) bytes, then FIN."""
+    return bytes([(cut & 0x1E) << 3 | 7]) + rest
+
+
+def tabort(rest=b""):
+    return bytes([8 | 7]) + rest
+
+
+def tls_input(flags, script, alpn_buf=ALPN_HTTP11, read=0, wmax=0, seed=1, limits=0, x7=0):
+    return bytes([flags, alpn_buf, read, wmax, seed & 0xFF, seed >> 8, limits, x7]) + script
+
+
+def tls_seed(name, flags, script, **kw):
+    write("tls", name, tls_input(flags, script, **kw))
+
+
+TECHO = ttext(b"hello") + tbin(bytes(range(47))) + tfrag("κόσμε over TLS".encode()) + tping(b"p1")
+
+tls_seed("tls13-echo-close", T13 | T_FRAMES | T_CLOSE | SNI_LOCALHOST, TECHO)
+tls_seed("tls12-echo-close", T_FRAMES | T_CLOSE, TECHO, alpn_buf=ALPN_BOTH, wmax=5)
+tls_seed("tls13-sni-default-h2-only", T13 | T_FRAMES | T_END_NOTIFY | SNI_DEFAULT, TECHO, alpn_buf=ALPN_H2)
+tls_seed("tls12-sni-unknown-fin", T_FRAMES | T_END_FIN | 0xC0, TECHO, alpn_buf=0)
+tls_seed("tls13-one-byte-records", T13 | T_FRAMES | T_CLOSE, ttext(b"tiny records") + tping(b""), wmax=0x01)
+tls_seed("tls13-big-message-many-records", T13 | T_FRAMES | T_CLOSE, tbin(bytes(i & 0xFF for i in range(31 + 16 * 200))),
+         wmax=0)
+tls_seed("tls12-small-buffers-slow-reader", T_FRAMES | T_CLOSE,
+         tbin(b"\xa5" * (31 + 16 * 250)) + ttext(b"after"), alpn_buf=sndbuf(1, 1) | ALPN_HTTP11, read=2, wmax=40)
+tls_seed("tls13-small-buffers-1byte-reads", T13 | T_FRAMES | T_END_NOTIFY,
+         tbin(b"\x5a" * (31 + 16 * 100)), alpn_buf=sndbuf(1, 1), read=1, wmax=20)
+tls_seed("tls13-key-update-requested", T13 | T_FRAMES | T_CLOSE,
+         ttext(b"before") + tkey_update(True) + ttext(b"after") + tkey_update(False) + ttext(b"again"))
+tls_seed("tls13-key-update-full-socket", T13 | T_FRAMES | T_END_NOTIFY,
+         tbin(b"\x11" * (31 + 16 * 250)) + tkey_update(True) + ttext(b"after"), alpn_buf=sndbuf(1, 1), read=3, wmax=60)
+tls_seed("tls13-garbage-record-after-echo", T13 | T_FRAMES, ttext(b"one") + tgarbage_record(b"\x00" * 24) + ttext(b"lost"))
+tls_seed("tls12-garbage-record-after-echo", T_FRAMES, ttext(b"one") + tgarbage_record(b"junk") + ttext(b"lost"))
+tls_seed("tls13-garbage-record-in-handshake", T13 | T_FRAMES, tgarbage_record(b"\x17" * 30) + ttext(b"never"), x7=1)
+tls_seed("tls12-garbage-record-in-handshake", T_FRAMES, tgarbage_record(b"\x01" * 5) + ttext(b"never"), x7=1)
+tls_seed("tls13-garbage-raw-half-header", T13 | T_FRAMES | T_END_FIN, ttext(b"one") + tgarbage_raw(b"\x17\x03"))
+tls_seed("tls12-garbage-raw-ccs-in-handshake", T_FRAMES | T_END_NOTIFY, tgarbage_raw(b"\x14\x03\x03\x00\x01\x01"), x7=1)
+tls_seed("tls13-truncated-record-fin", T13 | T_FRAMES, ttext(b"whole") + ttruncate(9, b"cut short" * 4))
+tls_seed("tls12-truncated-header-fin", T_FRAMES, ttext(b"whole") + ttruncate(2, b"cut"))
+tls_seed("tls13-plaintext-http-first", T13 | T_FRAMES | T_PLAIN_FIRST, ttext(b"never"))
+tls_seed("tls12-raw-unmasked-frame", 0, tcmd(0, b"\x81\x02hi"))
+tls_seed("tls13-raw-masked-then-close", T13 | T_END_NOTIFY,
+         tcmd(0, b"\x82\x83\x01\x02\x03\x04\x01\x02\x03" + b"\x88\x80\x00\x00\x00\x00"))
+# Read size 512 (max_backpressure 1024) and 2 KiB rounds, with records of at most 485 bytes
+# (larger ones run into finding 2 of fuzz/regression/tls/README.md).
+tls_seed("tls13-small-read-size-budget", T13 | T_FRAMES, tbin(b"\x42" * (31 + 16 * 250)) + ttext(b"next"),
+         wmax=22, limits=0 | 1 << 2)
+tls_seed("tls12-backpressure-drop", T_FRAMES | T_CLOSE,
+         tbin(b"\x33" * (31 + 16 * 120)) + tbin(b"\x44" * (31 + 16 * 120)) + ttext(b"x"),
+         alpn_buf=sndbuf(1, 1), read=1, wmax=40, limits=2 << 2 | 16)
+
+X7_EVENTS_FIRST = 1
+X7_RELOAD_AT_ADOPT = 2
+X7_RELOAD_AFTER_HANDSHAKE = 4
+X7_LOG_SINK = 8
+tls_seed("tls13-reload-certificates-sni-localhost", T13 | T_FRAMES | T_CLOSE | SNI_LOCALHOST, TECHO,
+         x7=X7_RELOAD_AT_ADOPT | X7_RELOAD_AFTER_HANDSHAKE)
+tls_seed("tls12-garbage-record-logged", T_FRAMES, ttext(b"one") + tgarbage_record(b"junk" * 7), x7=X7_LOG_SINK)
+# Five 4111-byte echoes queue up behind a slow reader: tls_writev gathers more than one
+# record's worth from several iovecs and writes it in 16 KiB records.
+tls_seed("tls13-queued-echoes-gathered", T13 | T_FRAMES | T_CLOSE,
+         b"".join(tbin(bytes([i]) * (31 + 16 * 255)) for i in range(5)), alpn_buf=ALPN_HTTP11 | sndbuf(3, 0), read=4)
+tls_seed("tls12-plaintext-http-first-logged", T_FRAMES | T_PLAIN_FIRST, ttext(b"never"), x7=X7_LOG_SINK)
+
+# Reproducers of the findings (fuzz/regression/tls/README.md): hand-made, replayed by
+# `make test` like the rest of fuzz/regression.
+def tls_regression(name, flags, script, **kw):
+    d = os.path.join(ROOT, "regression", "tls")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(tls_input(flags, script, **kw))
+
+
+tls_regression("sigpipe-echo-to-closed-peer", T13 | T_FRAMES, ttext(b"hello") * 3 + tabort())
+# max_backpressure 1024 (read size 512), production round budget: one record holds a
+# 607-byte message (its echo pauses reading) and the start of the next.
+tls_regression("held-decrypted-input-after-pause-stalls", T13 | T_FRAMES,
+               tbin(b"\x01" * 607) + tbin(b"\x02" * 2015), limits=1 | 1 << 2)
+tls_regression("close-notify-dropped-socket-full", T13 | T_FRAMES | T_CLOSE, tbin(b"\x11" * (31 + 16 * 250)),
+               alpn_buf=ALPN_HTTP11 | sndbuf(1, 1), read=2)
