@@ -86,10 +86,7 @@
 //     steps; wsr_server_shutdown completes (callback once, no connection left) and
 //     uv_loop_close returns 0; no write after the transport was shut down.
 //
-// Environment: FUZZ_TLS_STEER=sigpipe,buffered,notify steers around the open findings
-// (see steer() and fuzz/regression/tls/README.md; those reproducers fail without it,
-// and fuzz/run.sh passes them as seeds); FUZZ_TLS_TRACE=1 prints every pump step and
-// transport call; FUZZ_DUMP_OUTPUT=1 the client's view at the end; FUZZ_LOG_DEBUG=1
+// Environment: FUZZ_TLS_TRACE=1 prints every pump step and transport call; FUZZ_DUMP_OUTPUT=1 the client's view at the end; FUZZ_LOG_DEBUG=1
 // the server's log.
 #include <errno.h>
 #include <poll.h>
@@ -180,20 +177,6 @@ static X509 *make_cert(EVP_PKEY *pk, const char *name, long serial) {
     return x;
 }
 
-// FUZZ_TLS_STEER=name,...: steer around open findings (fuzz/regression/tls/README.md) so
-// that a fuzzing run can look for others: "sigpipe" ignores SIGPIPE (finding 1),
-// "buffered" gives a quiet connection whose decrypted input OpenSSL holds one more
-// round, as the client's next bytes would (finding 2), "notify" accepts the end of a
-// close handshake without close_notify when the records are whole (finding 3).
-static bool steer(const char *name) {
-    const char *v = getenv("FUZZ_TLS_STEER");
-    if (!v) return false;
-    size_t n = strlen(name);
-    for (const char *p = v; (p = strstr(p, name)); p += n)
-        if ((p == v || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return true;
-    return false;
-}
-
 static void on_sigpipe(int) {
     // Our client sends with MSG_NOSIGNAL: this came from a write of the server's.
     static const char msg[] = "fuzz_tls: check failed: SIGPIPE raised by a server write to a closed peer "
@@ -205,8 +188,7 @@ static void on_sigpipe(int) {
 static void init_once() {
     if (F.owner) return;
     F.owner = getpid();
-    // FUZZ_TLS_STEER=sigpipe ignores it, as an embedding program could.
-    signal(SIGPIPE, steer("sigpipe") ? SIG_IGN : on_sigpipe);
+    signal(SIGPIPE, on_sigpipe);
     snprintf(F.dir, sizeof F.dir, "/tmp/fuzz_tls.XXXXXX");
     FUZZ_CHECK(mkdtemp(F.dir) != nullptr, "mkdtemp: %s", strerror(errno));
     atexit(remove_files);
@@ -723,10 +705,11 @@ static ssize_t watch_writev(wsr_server *srv, conn *c, const struct iovec *iov, i
     return r;
 }
 
-static void watch_shutdown(wsr_server *srv, conn *c) {
+static bool watch_shutdown(wsr_server *srv, conn *c) {
     if (g_trace) fprintf(stderr, "  server shutdown\n");
-    g_shut = true;
-    transport_tls.shutdown(srv, c);
+    bool done = transport_tls.shutdown(srv, c);
+    if (done) g_shut = true;
+    return done;
 }
 
 static size_t watch_pending(wsr_server *srv, conn *c) { return transport_tls.pending(srv, c); }
@@ -827,7 +810,6 @@ static void drop_log_line(wsr_log_level, const char *, void *) {}
 // FUZZ_TLS_TRACE=1: one line per pump step on stderr.
 // Both sides until neither moves (two quiet steps in a row); at most STEP_LIMIT steps.
 static void pump(wsr_server *srv, wsr_conn_id id, int sfd, tls_client *k, bool plaintext_allowed, const char *phase) {
-    static const bool steer_buffered = steer("buffered");
     int quiet = 0;
     for (unsigned step = 0;; step++) {
         if (g_reload_after_handshake && k->handshake_checked) {
@@ -852,11 +834,7 @@ static void pump(wsr_server *srv, wsr_conn_id id, int sfd, tls_client *k, bool p
         if (p) {
             quiet = 0;
         } else if (++quiet >= 2) {
-            c = lookup(srv, id);
-            SSL *ssl = c ? srv->tls.ssl[c->idx] : nullptr;
-            if (!(ssl && SSL_pending(ssl) > 0 && !(c->flags & (CF_DEAD | CF_READ_PAUSED)) && steer_buffered)) break;
-            conn_on_readable(srv, c);
-            quiet = 0;
+            break;
         }
     }
 }
@@ -901,7 +879,7 @@ static const char *header_value(const char *head, size_t n, const char *name, si
 // close last. Data messages go to sent, pongs to pongs. complete: the stream must end on
 // a frame boundary. Returns whether a close frame came.
 static bool check_frames(uint8_t *d, size_t n, bool complete, fuzz_trace *sent, fuzz_trace *pongs) {
-    frame_limits lim = {UINT64_MAX, false, false};
+    frame_limits lim = {UINT64_MAX, false, false, 0};
     frame_parser p;
     frame_parser_init(&p);
     fuzz_trace payload;
@@ -951,7 +929,7 @@ static void client_messages(const uint8_t *stream, size_t n, uint64_t max_messag
     uint8_t *d = (uint8_t *)malloc(n ? n : 1);
     FUZZ_CHECK(d != nullptr, "out of memory");
     if (n) memcpy(d, stream, n);
-    frame_limits lim = {max_message, false, true};
+    frame_limits lim = {max_message, false, true, 0};
     frame_parser p;
     frame_parser_init(&p);
     fuzz_trace msg;
@@ -1048,8 +1026,7 @@ static void check_output(tls_client *k, const script *sc, bool frames, bool stri
     }
     if (strict && sc->close_sent) {
         FUZZ_CHECK(closed, "the client's close frame got no close frame back");
-        static const bool fin_only_ok = steer("notify");
-        FUZZ_CHECK(k->close_notify || (fin_only_ok && k->eof && k->rec_pos == k->raw_in.len),
+        FUZZ_CHECK(k->close_notify,
                    "no close_notify after the close handshake (%s; %zu of %zu bytes in whole records)",
                    k->fail_reason ? k->fail_reason : "no error", k->rec_pos, k->raw_in.len);
     }
