@@ -861,7 +861,9 @@ class BudgetExceeded(KeyboardInterrupt):
 
 def run_tap(module="__main__", budget=110):
     """Runs every TestCase in the module; prints TAP; exits 1 if anything failed.
-    budget: seconds after which the whole script is aborted (a hang is a failure)."""
+    budget: seconds after which the whole script is aborted (a hang is a failure);
+    WSR_BUDGET_SCALE multiplies it for slow runs (the daemon under valgrind)."""
+    budget = int(budget * float(os.environ.get("WSR_BUDGET_SCALE", "1")))
     def on_alarm(signum, frame):
         raise BudgetExceeded(f"script exceeded its {budget}s budget")
 
