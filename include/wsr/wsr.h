@@ -335,8 +335,11 @@ void *wsr_server_user(const wsr_server *srv);
 typedef struct wsr_msg wsr_msg;
 /* NULL when out of memory or op is not WSR_TEXT/WSR_BINARY. */
 wsr_msg *wsr_msg_new(wsr_opcode op, const void *data, size_t len);
-/* Drops the caller's reference; queues that still hold one keep the bytes alive. */
+/* Drops a reference; queues that still hold one keep the bytes alive. */
 void wsr_msg_free(wsr_msg *msg);
+/* Another reference to msg, for a holder that keeps it (a history of publications);
+ * each reference is dropped with wsr_msg_free. Returns msg. */
+wsr_msg *wsr_msg_ref(wsr_msg *msg);
 /* Queues a reference to msg. Same results as wsr_send. */
 int wsr_send_msg(wsr_server *srv, wsr_conn_id id, wsr_msg *msg);
 

@@ -57,4 +57,5 @@ struct wsr_msg {
     uint8_t z_state;    // 0 not tried, 1 built, 2 not worth it
     uint8_t z_bits;     // window bits deflated was made with
     uint8_t hdr_len;    // header bytes at the start of plain
+    uint32_t refs;      // the application's references (wsr_msg_ref / wsr_msg_free)
 };

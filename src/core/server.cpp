@@ -797,11 +797,17 @@ wsr_msg *wsr_msg_new(wsr_opcode op, const void *data, size_t len) {
     if (len) memcpy(b->data + b->len, data, len);
     b->len += (uint32_t)len;
     m->plain = b;
+    m->refs = 1;
     return m;
 }
 
+wsr_msg *wsr_msg_ref(wsr_msg *msg) {
+    msg->refs++;
+    return msg;
+}
+
 void wsr_msg_free(wsr_msg *msg) {
-    if (!msg) return;
+    if (!msg || --msg->refs) return;
     buf_unref(msg->plain);
     if (msg->deflated) buf_unref(msg->deflated);
     free(msg);

@@ -1,0 +1,234 @@
+#include "msg/channels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// FNV-1a: names are short, and an attacker who picks colliding names only makes one
+// probe sequence longer, bounded by max_channels.
+static uint64_t name_hash(const char *s, uint32_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (uint32_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+// Grows an array of elem-byte entries to hold at least need, doubling.
+static bool fit(void **arr, uint32_t *cap, uint32_t need, size_t elem) {
+    if (need <= *cap) return true;
+    uint32_t n = *cap ? *cap : 4;
+    while (n < need) n *= 2;
+    void *na = realloc(*arr, (size_t)n * elem);
+    if (!na) return false;
+    memset((char *)na + (size_t)*cap * elem, 0, (size_t)(n - *cap) * elem);
+    *arr = na;
+    *cap = n;
+    return true;
+}
+
+void channels_init(channels *cs, uint32_t max_channels, uint32_t hist_count, uint64_t hist_age_ms,
+                   uint64_t epoch_seed) {
+    memset(cs, 0, sizeof *cs);
+    cs->next_epoch = epoch_seed;
+    cs->free_head = CHANNELS_NONE;
+    cs->max_channels = max_channels;
+    cs->hist_count = hist_count;
+    cs->hist_age_ms = hist_age_ms;
+}
+
+static void channel_release(channel *c) {
+    history_free(&c->hist);
+    free(c->name);
+    free(c->members);
+}
+
+void channels_free(channels *cs) {
+    for (uint32_t i = 0; i < cs->nslots; i++)
+        if (cs->slots[i].name) channel_release(&cs->slots[i]);
+    for (uint32_t i = 0; i < cs->clients_cap; i++) free(cs->clients[i].chans);
+    free(cs->slots);
+    free(cs->index);
+    free(cs->clients);
+    channels_init(cs, cs->max_channels, cs->hist_count, cs->hist_age_ms, cs->next_epoch);
+}
+
+static bool same_name(const channel *c, const char *name, uint32_t len) {
+    return c->name_len == len && memcmp(c->name, name, len) == 0;
+}
+
+// Where the name is in the index, or the empty place where it would go.
+static uint32_t probe(const channels *cs, const char *name, uint32_t len) {
+    uint32_t mask = cs->index_cap - 1;
+    for (uint32_t i = (uint32_t)name_hash(name, len) & mask;; i = (i + 1) & mask) {
+        uint32_t e = cs->index[i];
+        if (!e || same_name(&cs->slots[e - 1], name, len)) return i;
+    }
+}
+
+uint32_t channels_find(const channels *cs, const char *name, uint32_t len) {
+    if (!cs->index_cap) return CHANNELS_NONE;
+    uint32_t e = cs->index[probe(cs, name, len)];
+    return e ? e - 1 : CHANNELS_NONE;
+}
+
+// Rebuilds the index at twice the size, so it stays at most half full.
+static bool index_grow(channels *cs) {
+    uint32_t cap = cs->index_cap ? cs->index_cap * 2 : 16;
+    uint32_t *old = cs->index, old_cap = cs->index_cap;
+    cs->index = (uint32_t *)calloc(cap, sizeof *cs->index);
+    if (!cs->index) {
+        cs->index = old;
+        return false;
+    }
+    cs->index_cap = cap;
+    for (uint32_t i = 0; i < old_cap; i++) {
+        if (!old[i]) continue;
+        const channel *c = &cs->slots[old[i] - 1];
+        cs->index[probe(cs, c->name, c->name_len)] = old[i];
+    }
+    free(old);
+    return true;
+}
+
+uint32_t channels_get(channels *cs, const char *name, uint32_t len) {
+    uint32_t found = channels_find(cs, name, len);
+    if (found != CHANNELS_NONE) return found;
+    if (cs->live >= cs->max_channels) return CHANNELS_NONE;
+    if ((cs->live + 1) * 2 > cs->index_cap && !index_grow(cs)) return CHANNELS_NONE;
+    uint32_t slot = cs->free_head;
+    if (slot == CHANNELS_NONE && !fit((void **)&cs->slots, &cs->nslots, cs->nslots + 1, sizeof *cs->slots))
+        return CHANNELS_NONE;
+    char *copy = (char *)malloc(len + 1u);
+    if (!copy) return CHANNELS_NONE;
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    if (slot == CHANNELS_NONE) {
+        // fit() grew nslots to its new capacity: thread the new slots onto the free list.
+        for (uint32_t i = cs->nslots; i-- > cs->live;) {
+            if (cs->slots[i].name) continue;
+            cs->slots[i].next_free = cs->free_head;
+            cs->free_head = i;
+        }
+        slot = cs->free_head;
+    }
+    channel *c = &cs->slots[slot];
+    cs->free_head = c->next_free;
+    memset(c, 0, sizeof *c);
+    c->name = copy;
+    c->name_len = len;
+    c->epoch = cs->next_epoch++;
+    history_init(&c->hist, cs->hist_count, cs->hist_age_ms);
+    cs->index[probe(cs, name, len)] = slot + 1;
+    cs->live++;
+    return slot;
+}
+
+// Removes a channel from the index (backward-shift deletion keeps linear probing
+// correct without tombstones) and frees its slot.
+static void channel_drop(channels *cs, uint32_t ch) {
+    channel *c = &cs->slots[ch];
+    uint32_t mask = cs->index_cap - 1, i = probe(cs, c->name, c->name_len);
+    cs->index[i] = 0;
+    for (uint32_t j = (i + 1) & mask; cs->index[j]; j = (j + 1) & mask) {
+        const channel *o = &cs->slots[cs->index[j] - 1];
+        uint32_t home = (uint32_t)name_hash(o->name, o->name_len) & mask;
+        // The entry at j may move to the hole at i unless its home lies in (i, j].
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays) continue;
+        cs->index[i] = cs->index[j];
+        cs->index[j] = 0;
+        i = j;
+    }
+    channel_release(c);
+    memset(c, 0, sizeof *c);
+    c->next_free = cs->free_head;
+    cs->free_head = ch;
+    cs->live--;
+}
+
+static void drop_if_empty(channels *cs, uint32_t ch) {
+    channel *c = &cs->slots[ch];
+    if (!c->nmembers && !c->hist.len) channel_drop(cs, ch);
+}
+
+static chan_client *client_of(channels *cs, uint32_t client) {
+    if (!fit((void **)&cs->clients, &cs->clients_cap, client + 1, sizeof *cs->clients)) return nullptr;
+    return &cs->clients[client];
+}
+
+bool channels_is_member(const channels *cs, uint32_t ch, uint32_t client) {
+    if (client >= cs->clients_cap) return false;
+    const chan_client *cl = &cs->clients[client];
+    for (uint32_t k = 0; k < cl->n; k++)
+        if (cl->chans[k].channel == ch) return true;
+    return false;
+}
+
+bool channels_subscribe(channels *cs, uint32_t ch, uint32_t client) {
+    if (channels_is_member(cs, ch, client)) return true;
+    chan_client *cl = client_of(cs, client);
+    channel *c = &cs->slots[ch];
+    if (!cl || !fit((void **)&cl->chans, &cl->cap, cl->n + 1, sizeof *cl->chans) ||
+        !fit((void **)&c->members, &c->members_cap, c->nmembers + 1, sizeof *c->members))
+        return false;
+    cl->chans[cl->n] = client_chan{ch, c->nmembers};
+    c->members[c->nmembers++] = chan_member{client, cl->n++};
+    return true;
+}
+
+// Removes entry k of a client's list and entry members[pos] of the channel's, each by
+// moving the last entry into the hole and fixing its back-reference.
+static void unlink_sub(channels *cs, uint32_t client, uint32_t k) {
+    chan_client *cl = &cs->clients[client];
+    client_chan cc = cl->chans[k];
+    channel *c = &cs->slots[cc.channel];
+    chan_member last_m = c->members[--c->nmembers];
+    if (cc.pos != c->nmembers) {
+        c->members[cc.pos] = last_m;
+        cs->clients[last_m.client].chans[last_m.pos].pos = cc.pos;
+    }
+    client_chan last_c = cl->chans[--cl->n];
+    if (k != cl->n) {
+        cl->chans[k] = last_c;
+        cs->slots[last_c.channel].members[last_c.pos].pos = k;
+    }
+}
+
+bool channels_unsubscribe(channels *cs, uint32_t ch, uint32_t client) {
+    if (client >= cs->clients_cap) return false;
+    chan_client *cl = &cs->clients[client];
+    for (uint32_t k = 0; k < cl->n; k++) {
+        if (cl->chans[k].channel != ch) continue;
+        unlink_sub(cs, client, k);
+        drop_if_empty(cs, ch);
+        return true;
+    }
+    return false;
+}
+
+void channels_client_gone(channels *cs, uint32_t client) {
+    if (client >= cs->clients_cap) return;
+    chan_client *cl = &cs->clients[client];
+    while (cl->n) {
+        uint32_t ch = cl->chans[cl->n - 1].channel;
+        unlink_sub(cs, client, cl->n - 1);
+        drop_if_empty(cs, ch);
+    }
+    free(cl->chans);
+    *cl = chan_client{};
+}
+
+uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg) {
+    channel *c = &cs->slots[ch];
+    uint64_t offset = ++c->last_offset;
+    history_expire(&c->hist, now_ms);
+    history_push(&c->hist, offset, now_ms, msg);
+    return offset;
+}
+
+void channels_expire(channels *cs, uint64_t now_ms) {
+    for (uint32_t i = 0; i < cs->nslots; i++) {
+        channel *c = &cs->slots[i];
+        if (!c->name) continue;
+        history_expire(&c->hist, now_ms);
+        drop_if_empty(cs, i);
+    }
+}

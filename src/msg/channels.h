@@ -1,0 +1,83 @@
+// Channels by name, who is subscribed to each, their offsets and histories, and each
+// client's subscriptions. Subscribe and unsubscribe are O(1); a client that leaves costs
+// O(its subscriptions). A subscription is 16 bytes: 8 in the channel's list (the client
+// and where the channel sits in the client's list) and 8 in the client's (the channel
+// and where the client sits in the channel's), so either side is removed by swapping in
+// the last entry and fixing one back-reference.
+//
+// Channel slots are stable (a freed one is reused), found by name through an
+// open-addressing table. A channel with no subscribers and no history is freed, so
+// names that come and go do not pile up.
+#pragma once
+
+#include <stdint.h>
+
+#include "msg/history.h"
+
+struct chan_member {
+    uint32_t client; // client slot
+    uint32_t pos;    // index of this channel in the client's list
+};
+
+struct client_chan {
+    uint32_t channel; // channel slot
+    uint32_t pos;     // index of this client in the channel's list
+};
+
+struct channel {
+    char *name;       // NULL: a free slot
+    uint32_t name_len;
+    uint32_t next_free; // free slots are linked through this
+    chan_member *members;
+    uint32_t nmembers, members_cap;
+    uint64_t last_offset; // of the newest publication; 0 before the first
+    // Names this incarnation of the channel: offsets restart when a channel is made
+    // again (or the server restarts), and a client's offset from before must not pass
+    // for one of the new sequence.
+    uint64_t epoch;
+    history hist;
+};
+
+struct chan_client {
+    client_chan *chans;
+    uint32_t n, cap;
+};
+
+struct channels {
+    channel *slots;
+    uint32_t nslots, live, free_head;
+    uint32_t *index;     // open addressing, linear probing: slot + 1, 0 empty
+    uint32_t index_cap;  // a power of two, at most half full
+    chan_client *clients; // by client slot
+    uint32_t clients_cap;
+    uint32_t max_channels;
+    uint32_t hist_count;  // history of a new channel
+    uint64_t hist_age_ms;
+    uint64_t next_epoch;  // the next channel's epoch
+};
+
+enum { CHANNELS_NONE = UINT32_MAX };
+
+// epoch_seed: where epochs start; random per process, so that they differ across restarts.
+void channels_init(channels *cs, uint32_t max_channels, uint32_t hist_count, uint64_t hist_age_ms,
+                   uint64_t epoch_seed);
+void channels_free(channels *cs);
+// The channel with this name, or CHANNELS_NONE.
+uint32_t channels_find(const channels *cs, const char *name, uint32_t len);
+// The channel with this name, made when missing. CHANNELS_NONE when max_channels are in
+// use or out of memory.
+uint32_t channels_get(channels *cs, const char *name, uint32_t len);
+static inline channel *channels_at(channels *cs, uint32_t ch) { return &cs->slots[ch]; }
+// Subscribes a client (idempotent). False when out of memory.
+bool channels_subscribe(channels *cs, uint32_t ch, uint32_t client);
+// True when the client was subscribed.
+bool channels_unsubscribe(channels *cs, uint32_t ch, uint32_t client);
+bool channels_is_member(const channels *cs, uint32_t ch, uint32_t client);
+// Drops every subscription of a client that leaves.
+void channels_client_gone(channels *cs, uint32_t client);
+// A publication: msg carries the channel's next offset (last_offset + 1), which this
+// takes, and the history keeps a reference to msg. Returns the offset. When the history
+// cannot keep it (out of memory) it is cleared, so recovery says "gone", never a gap.
+uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg);
+// Expires old history everywhere and frees channels left with nothing.
+void channels_expire(channels *cs, uint64_t now_ms);
