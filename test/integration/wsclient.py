@@ -13,6 +13,7 @@ import ctypes
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -222,6 +223,32 @@ class Server:
 def kill_all_servers():
     for s in list(_live_servers):
         s.kill()
+
+
+NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
+
+
+def run_node_client(test, *args, timeout=50):
+    """Runs the node `ws` interop client (node/ws_client.mjs) with args for a test case:
+    skips the test when node or node_modules/ws is missing, and asserts the client
+    exited 0 after a TAP plan with no failed case. Returns its TAP output."""
+    node = shutil.which("node")
+    if not node:
+        test.skipTest("node is not installed")
+    if not os.path.isfile(os.path.join(NODE_DIR, "node_modules", "ws", "package.json")):
+        test.skipTest("node_modules missing: run `npm ci --prefix test/integration/node`")
+    try:
+        p = subprocess.run([node, os.path.join(NODE_DIR, "ws_client.mjs"), *args],
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        test.fail(f"node client still running after {timeout} s:\n{(e.stdout or '')[-2000:]}")
+    out = p.stdout
+    bad = [ln for ln in out.splitlines() if ln.startswith("not ok") or ln.startswith("# ")]
+    test.assertEqual(p.returncode, 0, "node ws client failed:\n" + "\n".join(bad[:30])
+                     + "\n" + p.stderr[-2000:])
+    test.assertRegex(out, r"(?m)^1\.\.\d+$")
+    test.assertNotIn("not ok", out)
+    return out
 
 
 # ----------------------------------------------------------------------------------------
