@@ -18,8 +18,7 @@ import sys
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from httputil import (Daemon, HttpCase, _logs_to_remove, free_port, http_request,  # noqa: E402
-                      read_response)
+from httputil import HttpCase, free_port, http_request, read_response  # noqa: E402
 from wsclient import OP_BINARY, OP_TEXT, RawClient, add_cases, run_tap  # noqa: E402
 
 
@@ -106,9 +105,7 @@ class Listeners(HttpCase):
         port = free_port()
         addr = f"127.0.0.1:{port}"
         a = self.start_server(listen=[addr])
-        b = Daemon(listen=[addr])
-        _logs_to_remove.append(b)
-        self.addCleanup(b.kill)
+        b = self.new_server(listen=[addr])
         with self.assertRaises(RuntimeError, msg="a second daemon listens on a port in use") as cm:
             b.start()
         self.assertGreater(b.proc.returncode, 0, str(cm.exception))
@@ -120,9 +117,7 @@ class Listeners(HttpCase):
         port = free_port()
         addr = f"127.0.0.1:{port}"
         a = self.start_server(listen=[addr])
-        b = Daemon("--reuseport", "yes", listen=[addr])
-        _logs_to_remove.append(b)
-        self.addCleanup(b.kill)
+        b = self.new_server("--reuseport", "yes", listen=[addr])
         with self.assertRaises(RuntimeError) as cm:
             b.start()
         self.assertRegex(str(cm.exception), rf"cannot listen on {re.escape(addr)}")

@@ -49,8 +49,8 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import wsclient  # noqa: E402
-from httputil import (Daemon, HttpCase, _logs_to_remove, free_port, http_request,  # noqa: E402
-                      read_response, sample, scrape)
+from httputil import (Daemon, HttpCase, free_port, http_request, read_response, sample,  # noqa: E402
+                      scrape)
 from wsclient import (OP_BINARY, OP_TEXT, PmdClient, RawClient, run_node_client, run_tap,  # noqa: E402
                       wait_for)
 
@@ -184,42 +184,23 @@ class TlsDaemon(Daemon):
     """The daemon with one plain --listen and one --listen-tls; port is the plain one,
     tls_port the TLS one."""
 
+    listening_what = "its two listeners"
+
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.tls_port = None
 
-    def start(self):
-        binary = wsclient.server_binary()
-        argv = [binary, "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0"] + self.args
-        argv += ["--log-level", self.log_level or "info"]
-        self._log = tempfile.NamedTemporaryFile(prefix="wsr-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=daemon_env(),
-                                     preexec_fn=wsclient._die_with_parent)
-        wsclient._live_servers.append(self)
-        pat = re.compile(r"listening on 127\.0\.0\.1:(\d+)( \(TLS\))?")
-        deadline = time.monotonic() + wsclient.START_TIMEOUT
-        while time.monotonic() < deadline:
-            found = pat.findall(self.log())
-            if len(found) >= 2:
-                self.port = [int(p) for p, t in found if not t][0]
-                self.tls_port = [int(p) for p, t in found if t][0]
-                self.host = "127.0.0.1"
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode} before listening:\n"
-                                   + self.log_tail())
-            time.sleep(0.02)
-        tail = self.log_tail()
-        self.kill()
-        raise RuntimeError("server did not log its two listeners in time:\n" + tail)
+    def listen_args(self):
+        return ["--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0"]
 
-
-def daemon_env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WSR_")}
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-    return env
+    def listening(self, log):
+        found = re.findall(r"listening on 127\.0\.0\.1:(\d+)( \(TLS\))?", log)
+        if len(found) < 2:
+            return False
+        self.port = [int(p) for p, t in found if not t][0]
+        self.tls_port = [int(p) for p, t in found if t][0]
+        self.host = "127.0.0.1"
+        return True
 
 
 class TlsMixin:
@@ -335,12 +316,7 @@ class TlsCase(HttpCase):
         if certs is None:
             certs = [(p.path("localhost.pem"), p.path("localhost.key")),
                      (p.path("other.pem"), p.path("other.key"))]
-        srv = TlsDaemon(*(list(self.base_args) + cert_args(*certs) + list(args)), **kw)
-        self.server = srv
-        _logs_to_remove.append(srv)
-        self.addCleanup(srv.kill)
-        srv.start()
-        return srv
+        return self.start_server(*self.base_args, *cert_args(*certs), *args, cls=TlsDaemon, **kw)
 
     def tls(self, srv, cls=TlsClient, **kw):
         c = cls(srv.tls_port, **kw)
@@ -665,10 +641,7 @@ class Errors(TlsCase):
         _, fail0 = tls_counters(srv)
         c = self.client(srv, port=srv.tls_port)
         c.send(data)
-        try:
-            rest = c.read_until_eof(timeout=5)
-        except socket.timeout:
-            self.fail("no answer and still open after 5 s")
+        rest = self.read_to_eof(c, 5, "no answer, and the connection")
         self.assertTrue(rest.startswith(b"HTTP/1.1 400 "), rest[:200])
         head, _, body = rest.partition(b"\r\n\r\n")
         self.assertIn(b"\r\nConnection: close", head)
@@ -691,10 +664,7 @@ class Errors(TlsCase):
         srv = self.srv
         c = self.client(srv)
         c.send(client_hello())
-        try:
-            rest = c.read_until_eof(timeout=5)
-        except socket.timeout:
-            self.fail("a ClientHello on the plain port: still open after 5 s")
+        rest = self.read_to_eof(c, 5, "a ClientHello on the plain port")
         self.assertEqual(rest, b"", "a ClientHello on the plain port got an answer")
         port = c.sock.getsockname()[1]
         self.assert_logged(srv, rf"connection from 127\.0\.0\.1:{port}: a TLS handshake on a "
@@ -711,11 +681,7 @@ class Errors(TlsCase):
         t0 = time.monotonic()
         if data:
             c.send(data)
-        try:
-            rest = c.read_until_eof(timeout=5)
-        except socket.timeout:
-            self.fail(f"{len(data)} bytes of a ClientHello: still open after 5 s "
-                      "(--handshake-timeout 500)")
+        rest = self.read_to_eof(c, 5, f"{len(data)} bytes of a ClientHello (--handshake-timeout 500)")
         waited = time.monotonic() - t0
         self.assertEqual(rest, b"")
         self.assertGreaterEqual(waited, 0.4, "closed before --handshake-timeout")
@@ -922,7 +888,7 @@ class Startup(unittest.TestCase):
                 "--listen-tls", f"127.0.0.1:{port}", *args]
         try:
             p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                               env=daemon_env(), timeout=10, preexec_fn=wsclient._die_with_parent)
+                               env=wsclient.server_env(), timeout=10, preexec_fn=wsclient._die_with_parent)
         except subprocess.TimeoutExpired:
             self.fail(f"{argv}: still running after 10 s (expected to refuse to start)")
         out = p.stdout + p.stderr
