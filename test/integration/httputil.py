@@ -113,6 +113,19 @@ class HttpCase(OwnServerCase):
         self._clients.append(c)
         return c
 
+    def start_with_client(self, *args, **kw):
+        """start_server(*args, **kw), and one client of the daemon: (daemon, client)."""
+        srv = self.start_server(*args, **kw)
+        return srv, self.client(srv)
+
+    def end_closed(self, srv, c, serves=True):
+        """The daemon has closed c after its last answer; unless serves=False, a fresh
+        connection is still served; then the daemon exits 0 on SIGTERM."""
+        self.assert_eof(c)
+        if serves:
+            self.assert_serves(srv)
+        self.stop_ok(srv)
+
     def get(self, c, path="/healthz", method="GET", **kw):
         c.send(http_request(method, path, **kw))
         return read_response(c, head_only=(method == "HEAD"))
