@@ -252,11 +252,6 @@ def client_hello(ctx=None, server_hostname="localhost"):
     return hello
 
 
-def https_get(c, path="/healthz", **kw):
-    c.send(http_request("GET", path, **kw))
-    return read_response(c)
-
-
 def parse_metrics(body):
     from prometheus_client.parser import text_string_to_metric_families
     return {f.name: f for f in text_string_to_metric_families(body.decode("utf-8"))}
@@ -474,7 +469,7 @@ class Https(TlsCase):
                 c.send_close(1000)
                 c.expect_close(1000, reply=False)
             else:
-                r2 = https_get(c, "/healthz")
+                r2 = self.get(c, "/healthz")
                 self.assertEqual(r2.status, 200)
                 c.sock.unwrap()
             c.close()
@@ -507,21 +502,22 @@ class Https(TlsCase):
 
 
 class Protocol(TlsCase):
-    def test_tls13(self):
+    def start_echoing_over(self, version, **ctx):
+        """A daemon, and a wss echo over a connection that must have negotiated version
+        (ctx: the client context's limits, see Pki.ctx). Returns the daemon."""
         srv = self.start_tls()
-        c = self.tls(srv, ctx=pki().ctx(minv=ssl.TLSVersion.TLSv1_3))
-        self.assertEqual(c.sock.version(), "TLSv1.3")
+        c = self.tls(srv, ctx=pki().ctx(**ctx))
+        self.assertEqual(c.sock.version(), version)
         c.handshake()
         c.echo(OP_BINARY, os.urandom(200000))
-        self.stop_ok(srv)
+        return srv
+
+    def test_tls13(self):
+        self.stop_ok(self.start_echoing_over("TLSv1.3", minv=ssl.TLSVersion.TLSv1_3))
 
     def test_tls12(self):
-        srv = self.start_tls()
-        c = self.tls(srv, ctx=pki().ctx(maxv=ssl.TLSVersion.TLSv1_2))
-        self.assertEqual(c.sock.version(), "TLSv1.2")
-        c.handshake()
-        c.echo(OP_BINARY, os.urandom(200000))
-        self.assertEqual(https_get(self.tls(srv, ctx=pki().ctx(maxv=ssl.TLSVersion.TLSv1_2))).status, 200)
+        srv = self.start_echoing_over("TLSv1.2", maxv=ssl.TLSVersion.TLSv1_2)
+        self.assertEqual(self.get(self.tls(srv, ctx=pki().ctx(maxv=ssl.TLSVersion.TLSv1_2))).status, 200)
         self.stop_ok(srv)
 
     def test_tls11_refused(self):
@@ -545,7 +541,7 @@ class Protocol(TlsCase):
         srv = self.start_tls()
         c = self.tls(srv, ctx=pki().ctx(alpn=["h2", "http/1.1"]))
         self.assertEqual(c.sock.selected_alpn_protocol(), "http/1.1")
-        self.assert_healthz(https_get(c))
+        self.assert_healthz(self.get(c))
         c2 = self.tls(srv, ctx=pki().ctx(alpn=["http/1.1"]))
         self.assertEqual(c2.sock.selected_alpn_protocol(), "http/1.1")
         c2.handshake()
@@ -556,7 +552,7 @@ class Protocol(TlsCase):
         srv = self.start_tls()
         c = self.tls(srv, ctx=pki().ctx(alpn=["h2"]))
         self.assertIsNone(c.sock.selected_alpn_protocol())
-        self.assert_healthz(https_get(c))
+        self.assert_healthz(self.get(c))
         c.handshake()
         c.echo(OP_TEXT, b"no alpn, still HTTP/1.1")
         self.stop_ok(srv)
@@ -587,13 +583,13 @@ class Protocol(TlsCase):
         srv = self.start_tls()
         ctx = pki().ctx(minv=version, maxv=version)
         c1 = self.tls(srv, ctx=ctx)
-        self.assert_healthz(https_get(c1))     # a full read: the TLS 1.3 ticket has arrived
+        self.assert_healthz(self.get(c1))     # a full read: the TLS 1.3 ticket has arrived
         self.assertFalse(c1.sock.session_reused)
         sess = c1.sock.session
         self.assertIsNotNone(sess)
         self.assertTrue(sess.has_ticket, "the server sent no session ticket")
         c2 = self.tls(srv, ctx=ctx, session=sess)
-        self.assert_healthz(https_get(c2))
+        self.assert_healthz(self.get(c2))
         self.assertTrue(c2.sock.session_reused, "the second connection was a full handshake")
         c2.handshake()
         c2.echo(OP_TEXT, b"resumed")
@@ -635,6 +631,13 @@ class Errors(TlsCase):
         self.echoer.finish()
         self.assert_wss_serves(self.srv)
         self.stop_ok(self.srv)
+
+    def echoed_wss(self, text):
+        """A wss client of the daemon that has had text echoed."""
+        c = self.tls(self.srv)
+        c.handshake()
+        c.echo(OP_TEXT, text)
+        return c
 
     def check_plaintext_http(self, data):
         srv = self.srv
@@ -700,9 +703,7 @@ class Errors(TlsCase):
 
     def check_garbage(self, make_garbage, reason):
         srv = self.srv
-        c = self.tls(srv)
-        c.handshake()
-        c.echo(OP_TEXT, b"before the garbage")
+        c = self.echoed_wss(b"before the garbage")
         hs0, fail0 = tls_counters(srv)
         c.write_raw(make_garbage())
         # The server ends the connection (an alert may come first).
@@ -740,9 +741,7 @@ class Errors(TlsCase):
     def test_tcp_fin_without_close_notify_is_logged(self):
         # A half-close: the client's socket stays open while the server reads the FIN.
         srv = self.srv
-        c = self.tls(srv)
-        c.handshake()
-        c.echo(OP_TEXT, b"then a bare FIN")
+        c = self.echoed_wss(b"then a bare FIN")
         port = c.local_port
         raw = socket.socket(fileno=os.dup(c.sock.fileno()))
         self.addCleanup(raw.close)
@@ -752,7 +751,7 @@ class Errors(TlsCase):
         raw.close()
         # A peer that does send close_notify is not reported so.
         c2 = self.tls(srv)
-        self.assert_healthz(https_get(c2))
+        self.assert_healthz(self.get(c2))
         port2 = c2.local_port
         c2.sock.unwrap()
         c2.close()
@@ -765,9 +764,7 @@ class Errors(TlsCase):
         # without close_notify. OpenSSL answers the EOF with an alert, the closed socket
         # answers that with a reset, and the log line asks getpeername() only then.
         srv = self.srv
-        c = self.tls(srv)
-        c.handshake()
-        c.echo(OP_TEXT, b"then close()")
+        c = self.echoed_wss(b"then close()")
         port = c.local_port
         c.close()
         m = self.assert_logged(srv, r"TLS from (\S+): the peer closed without close_notify",
@@ -795,6 +792,17 @@ class Reload(TlsCase):
         with open(path, "wb") as f:
             f.write(data)
 
+    def put_localhost_pair(self, name):
+        """name.pem and name.key of the PKI become the files of the localhost pair."""
+        self.put(self.cert, pki().read(name + ".pem"))
+        self.put(self.key, pki().read(name + ".key"))
+
+    def assert_serves_certs(self, srv, localhost):
+        """New connections get the certificate localhost for "localhost", and "other"
+        for OTHER."""
+        self.assertEqual(self.peer_der(srv), pki().der(localhost))
+        self.assertEqual(self.peer_der(srv, OTHER), pki().der("other"))
+
     def sighup(self, srv, pattern):
         n = len(re.findall(pattern, srv.log()))
         srv.send_signal(signal.SIGHUP)
@@ -819,8 +827,7 @@ class Reload(TlsCase):
         a.echo(OP_TEXT, b"A before")
         self.assertEqual(a.sock.getpeercert(binary_form=True), p.der("localhost"))
 
-        self.put(self.cert, p.read("renewed.pem"))
-        self.put(self.key, p.read("renewed.key"))
+        self.put_localhost_pair("renewed")
         self.sighup(srv, r"TLS: 2 certificates reloaded")
         der = self.peer_der(srv)
         self.assertEqual(p.serial_of_der(der), Pki.SERIALS["renewed"])
@@ -831,8 +838,7 @@ class Reload(TlsCase):
         self.put(self.cert, CORRUPT_PEM)
         self.sighup(srv, r"TLS: reload failed; the certificates in use stay")
         self.assertRegex(srv.log(), re.escape(f"TLS: certificate {self.cert}:"))
-        self.assertEqual(self.peer_der(srv), p.der("renewed"))
-        self.assertEqual(self.peer_der(srv, OTHER), p.der("other"))
+        self.assert_serves_certs(srv, "renewed")
         a.echo(OP_TEXT, b"A after a failed reload")
         a.send_close(1000)
         a.expect_close(1000, reply=False)
@@ -842,17 +848,14 @@ class Reload(TlsCase):
         # The first pair is valid (the original again) but the second is broken: neither
         # is taken up.
         p = pki()
-        self.put(self.cert, p.read("renewed.pem"))
-        self.put(self.key, p.read("renewed.key"))
+        self.put_localhost_pair("renewed")
         srv = self.start_tls(certs=[(self.cert, self.key), (self.ocert, self.okey)])
         self.assertEqual(self.peer_der(srv), p.der("renewed"))
-        self.put(self.cert, p.read("localhost.pem"))
-        self.put(self.key, p.read("localhost.key"))
+        self.put_localhost_pair("localhost")
         self.put(self.okey, p.read("localhost.key"))   # does not match other.pem
         self.sighup(srv, r"TLS: reload failed")
         self.assertIn(self.okey, srv.log_tail(5))
-        self.assertEqual(self.peer_der(srv), p.der("renewed"))
-        self.assertEqual(self.peer_der(srv, OTHER), p.der("other"))
+        self.assert_serves_certs(srv, "renewed")
         # Fixed: both are taken up.
         self.put(self.okey, p.read("other.key"))
         self.sighup(srv, r"TLS: 2 certificates reloaded")
@@ -865,13 +868,12 @@ class Reload(TlsCase):
         srv = self.start_tls(certs=[(self.cert, self.key)])
         ctx = p.ctx()
         c1 = self.tls(srv, ctx=ctx)
-        self.assert_healthz(https_get(c1))
+        self.assert_healthz(self.get(c1))
         sess = c1.sock.session
-        self.put(self.cert, p.read("renewed.pem"))
-        self.put(self.key, p.read("renewed.key"))
+        self.put_localhost_pair("renewed")
         self.sighup(srv, r"TLS: 1 certificate reloaded")
         c2 = self.tls(srv, ctx=ctx, session=sess)
-        self.assert_healthz(https_get(c2))
+        self.assert_healthz(self.get(c2))
         if not c2.sock.session_reused:
             self.assertEqual(c2.sock.getpeercert(binary_form=True), p.der("renewed"))
         self.stop_ok(srv)
