@@ -139,14 +139,8 @@ typedef void (*hook_fn)(wsr_server *, wsr_request *, void *);
 
 // An endpoint whose every callback records; hook answers upgrades (NULL: the server does).
 static wsr_endpoint endpoint(hook_fn hook) {
-    wsr_endpoint ep = WSR_ENDPOINT_INIT;
-    ep.on_upgrade = hook;
-    ep.on_open = rec_open;
-    ep.on_message = rec_message;
-    ep.on_close = rec_close;
-    ep.on_drain = rec_drain;
-    ep.on_pong = rec_pong;
-    return ep;
+    return {.size = sizeof(wsr_endpoint), .on_upgrade = hook, .on_open = rec_open, .on_message = rec_message,
+            .on_close = rec_close, .on_drain = rec_drain, .on_pong = rec_pong};
 }
 
 // --- the server under test ----------------------------------------------------------------
@@ -214,6 +208,42 @@ static void fx_stop(fixture *f) {
     assert_int_equal(R.done_inside, 0);
     assert_int_equal(R.closes, R.opens);
     assert_int_equal(R.nested, 0);
+}
+
+// Where every test begins: what the callbacks saw is forgotten, and the default options
+// are returned for the test to change before it starts its server.
+static wsr_options begin_test(void) {
+    reset();
+    wsr_options o;
+    wsr_options_default(&o);
+    return o;
+}
+
+// A listening server whose "/ws" endpoint records every callback; hook answers upgrades.
+static fixture *fx_start_ws(wsr_options *o, hook_fn hook) {
+    wsr_endpoint ep = endpoint(hook);
+    return fx_start(o, &ep);
+}
+
+// A listening server with no endpoint and one GET route.
+static fixture *fx_start_route(wsr_options *o, const char *path, wsr_http_fn route, void *user) {
+    fixture *f = fx_new(o, nullptr);
+    assert_int_equal(wsr_server_http(f->srv, path, WSR_HTTP_GET, route, user), WSR_OK);
+    fx_listen(f);
+    return f;
+}
+
+// Registers the recording endpoint (hook: none) at "/ws" as an application compiled
+// against a shorter wsr_endpoint passes it: a copy allocated to exactly size bytes, so
+// that AddressSanitizer sees any read past it.
+static int endpoint_of_size(fixture *f, size_t size) {
+    wsr_endpoint full = endpoint(nullptr); // on_drain and on_pong set: past size they must not run
+    wsr_endpoint *cut = (wsr_endpoint *)malloc(size);
+    memcpy(cut, &full, size);
+    cut->size = size;
+    int rc = wsr_server_endpoint(f->srv, "/ws", cut, nullptr);
+    free(cut); // the server keeps its own copy
+    return rc;
 }
 
 // --- a raw client -------------------------------------------------------------------------
@@ -429,14 +459,54 @@ static void scan(client *c, seen *s) {
 
 static seen no_frames(void) { return seen{0, 0, 0, -1}; }
 
+// A client that has sent an upgrade request for /ws (nothing read yet).
+static client *dial_upgrade(fixture *f, const char *extra = "") {
+    client *c = dial(f->port);
+    send_upgrade(c, "/ws", extra);
+    return c;
+}
+
+// A client whose upgrade request the hook has seen (and, with defer_hook, kept).
+static client *dial_held_upgrade(fixture *f) {
+    int upgrades = R.upgrades;
+    client *c = dial_upgrade(f);
+    assert_true(pump(f, [&] { return R.upgrades == upgrades + 1; }));
+    return c;
+}
+
+// Reads the next whole response into *r and checks its status.
+static void expect_status(fixture *f, client *c, response *r, int status, bool head_only = false) {
+    assert_true(read_response(f, c, r, head_only));
+    assert_int_equal(r->status, status);
+}
+
+// Runs the loop until the server has closed the connection.
+static void await_eof(fixture *f, client *c) {
+    assert_true(await(f, c, [&] { return c->eof; }));
+}
+
+// Everything c holds, as a string without its Date line (which must be there).
+static void received_without_date(client *c, char *got, size_t cap) {
+    assert_true(c->len < cap);
+    memcpy(got, c->buf, c->len);
+    got[c->len] = 0;
+    assert_true(strip_date(got));
+}
+
+// Runs the loop, reading and taking every frame c gets (into *s), until pred holds.
+template <typename P> static bool scan_until(fixture *f, client *c, seen *s, P pred) {
+    return await(f, c, [&] {
+        scan(c, s);
+        return pred();
+    });
+}
+
 // A client whose upgrade to /ws completed: the 101 taken (into *out), on_open run.
 static client *open_client(fixture *f, const char *extra = "", response *out = nullptr) {
-    client *c = dial(f->port);
     int opens = R.opens;
-    send_upgrade(c, "/ws", extra);
+    client *c = dial_upgrade(f, extra);
     response r;
-    assert_true(read_response(f, c, &r));
-    assert_int_equal(r.status, 101);
+    expect_status(f, c, &r, 101);
     assert_true(pump(f, [&] { return R.opens > opens; }));
     if (out) *out = r;
     return c;
@@ -519,12 +589,9 @@ static void inspect_hook(wsr_server *srv, wsr_request *req, void *) {
 }
 
 static void test_hook_sees_the_request(void **) {
-    reset();
+    wsr_options o = begin_test();
     memset(&SEEN, 0, sizeof SEEN);
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(inspect_hook);
-    fixture *f = fx_start(&o, &ep);
+    fixture *f = fx_start_ws(&o, inspect_hook);
     client *c = dial(f->port);
     static const char req[] = "GET /ws?room=7&x=%20y HTTP/1.1\r\n"
                               "Host: localhost\r\n"
@@ -539,8 +606,7 @@ static void test_hook_sees_the_request(void **) {
                               "\r\n";
     send_text(c, req);
     response r;
-    assert_true(read_response(f, c, &r));
-    assert_int_equal(r.status, 101);
+    expect_status(f, c, &r, 101);
     assert_int_equal(R.upgrades, 1);
     assert_string_equal(SEEN.method, "GET");
     assert_string_equal(SEEN.path, "/ws");
@@ -592,11 +658,8 @@ static void choose_hook(wsr_server *srv, wsr_request *req, void *) {
 }
 
 static void test_accept_with_user_and_subprotocol(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(choose_hook);
-    fixture *f = fx_start(&o, &ep);
+    wsr_options o = begin_test();
+    fixture *f = fx_start_ws(&o, choose_hook);
 
     CHOOSE = "superchat"; // offered, and not the first
     response r;
@@ -661,19 +724,15 @@ static void refuse_hook(wsr_server *srv, wsr_request *req, void *) {
 }
 
 static void test_refuse_in_hook(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(refuse_hook);
-    fixture *f = fx_start(&o, &ep);
+    wsr_options o = begin_test();
+    fixture *f = fx_start_ws(&o, refuse_hook);
     for (const refusal &rf : REFUSALS) {
         print_message("refusing with %u\n", rf.status);
         REFUSE = &rf;
         memset(&RF, 0, sizeof RF);
-        client *c = dial(f->port);
-        send_upgrade(c, "/ws");
+        client *c = dial_upgrade(f);
         // The whole answer, then the end of the connection.
-        assert_true(await(f, c, [&] { return c->eof; }));
+        await_eof(f, c);
         assert_int_equal(RF.s101, WSR_EINVAL);
         assert_int_equal(RF.s200, WSR_EINVAL);
         assert_int_equal(RF.s299, WSR_EINVAL);
@@ -688,10 +747,7 @@ static void test_refuse_in_hook(void **) {
         assert_int_equal(RF.accept, WSR_ESTATE);
         // Byte for byte, but for the Date line.
         char got[4096];
-        assert_true(c->len < sizeof got);
-        memcpy(got, c->buf, c->len);
-        got[c->len] = 0;
-        assert_true(strip_date(got));
+        received_without_date(c, got, sizeof got);
         char want[4096];
         snprintf(want, sizeof want, "%sContent-Length: %zu\r\nConnection: close\r\n%s\r\n%s", rf.line, strlen(rf.body),
                  rf.headers ? rf.headers : "", rf.body);
@@ -737,14 +793,9 @@ static void accept_later(uv_timer_t *t) {
 }
 
 static void test_accept_later(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(defer_hook);
-    fixture *f = fx_start(&o, &ep);
-    client *c = dial(f->port);
-    send_upgrade(c, "/ws");
-    assert_true(pump(f, [] { return R.upgrades == 1; }));
+    wsr_options o = begin_test();
+    fixture *f = fx_start_ws(&o, defer_hook);
+    client *c = dial_held_upgrade(f);
     assert_int_not_equal(R.pending, 0);
     // Undecided: nothing goes to the client, however long the loop runs.
     run_for(f, 0.2);
@@ -759,9 +810,8 @@ static void test_accept_later(void **) {
     LATER_RC = -100;
     uv_timer_start(&t, accept_later, 10, 0);
     response r;
-    assert_true(read_response(f, c, &r));
+    expect_status(f, c, &r, 101);
     assert_int_equal(LATER_RC, WSR_OK);
-    assert_int_equal(r.status, 101);
     assert_non_null(strstr(r.head, ACCEPT_LINE));
     assert_true(pump(f, [] { return R.opens == 1; }));
     assert_int_equal(R.open_inside, 0); // from the loop, not inside wsr_upgrade_accept
@@ -791,14 +841,9 @@ static void test_accept_later(void **) {
 static int WORK_RC = -100;
 
 static void test_refuse_later_from_work(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(defer_hook);
-    fixture *f = fx_start(&o, &ep);
-    client *c = dial(f->port);
-    send_upgrade(c, "/ws");
-    assert_true(pump(f, [] { return R.upgrades == 1; }));
+    wsr_options o = begin_test();
+    fixture *f = fx_start_ws(&o, defer_hook);
+    client *c = dial_held_upgrade(f);
     run_for(f, 0.1);
     client_read(c);
     assert_int_equal(c->total, 0);
@@ -817,13 +862,10 @@ static void test_refuse_later_from_work(void **) {
                                                    "who are you", 11);
                          }),
                      0);
-    assert_true(await(f, c, [&] { return c->eof; }));
+    await_eof(f, c);
     assert_int_equal(WORK_RC, WSR_OK);
     char got[1024];
-    assert_true(c->len < sizeof got);
-    memcpy(got, c->buf, c->len);
-    got[c->len] = 0;
-    assert_true(strip_date(got));
+    received_without_date(c, got, sizeof got);
     assert_string_equal(got, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 11\r\nConnection: close\r\n"
                              "WWW-Authenticate: Bearer realm=\"x\"\r\n\r\nwho are you");
     assert_int_equal(R.opens, 0);
@@ -835,14 +877,9 @@ static void test_refuse_later_from_work(void **) {
 // --- 5 and 6. the client leaves, or the application never answers ---------------------------------
 
 static void test_accept_after_client_left(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(defer_hook);
-    fixture *f = fx_start(&o, &ep);
-    client *c = dial(f->port);
-    send_upgrade(c, "/ws");
-    assert_true(pump(f, [] { return R.upgrades == 1; }));
+    wsr_options o = begin_test();
+    fixture *f = fx_start_ws(&o, defer_hook);
+    client *c = dial_held_upgrade(f);
     assert_int_equal(wsr_server_counter(f->srv, WSR_COUNTER_HANDSHAKES), 1);
     hangup(c);
     // The server notices while the request waits (it watches the socket for the hangup).
@@ -854,22 +891,22 @@ static void test_accept_after_client_left(void **) {
     fx_stop(f); // LeakSanitizer checks the kept request's memory went with it
 }
 
-static void test_handshake_timeout_answers_503(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+// Begins a test on a server whose hook keeps every upgrade request and never answers:
+// the handshake timeout (200 ms) answers 503 in its place.
+static fixture *fx_start_never_answering(void) {
+    wsr_options o = begin_test();
     o.handshake_timeout_ms = 200;
-    wsr_endpoint ep = endpoint(defer_hook);
-    fixture *f = fx_start(&o, &ep);
-    client *c = dial(f->port);
-    send_upgrade(c, "/ws");
-    assert_true(pump(f, [] { return R.upgrades == 1; }));
+    return fx_start_ws(&o, defer_hook);
+}
+
+static void test_handshake_timeout_answers_503(void **) {
+    fixture *f = fx_start_never_answering();
+    client *c = dial_held_upgrade(f);
     response r;
-    assert_true(read_response(f, c, &r));
-    assert_int_equal(r.status, 503);
+    expect_status(f, c, &r, 503);
     assert_memory_equal(r.head, "HTTP/1.1 503 Service Unavailable\r\n", 34);
     assert_non_null(strstr(r.head, "\r\nRetry-After: 1\r\n"));
-    assert_true(await(f, c, [&] { return c->eof; }));
+    await_eof(f, c);
     assert_int_equal(c->len, 0); // nothing after the answer
     assert_int_equal(R.opens, 0);
     // The header: "WSR_ENOCONN: the client left, or the handshake timeout answered for you".
@@ -895,12 +932,10 @@ static void re_route(wsr_server *srv, wsr_request *req, void *) {
 }
 
 template <source S, action A> static void test_reentry(void **) {
-    reset();
+    wsr_options o = begin_test();
     RE.src = S;
     RE.act = A;
     RE.rc = -100;
-    wsr_options o;
-    wsr_options_default(&o);
     o.max_backpressure = 64 * 1024;
     o.shutdown_timeout_ms = 1000;
     o.close_timeout_ms = 1000;
@@ -908,26 +943,21 @@ template <source S, action A> static void test_reentry(void **) {
     fixture *f = fx_new(&o, &ep);
     assert_int_equal(wsr_server_http(f->srv, "/h", WSR_HTTP_GET, re_route, nullptr), WSR_OK);
     fx_listen(f);
-    client *c = dial(f->port);
     seen s = no_frames();
     bool ws = S != FROM_UPGRADE && S != FROM_HTTP; // the source runs on an open connection
-    if (S == FROM_HTTP)
-        send_text(c, "GET /h HTTP/1.1\r\nHost: x\r\n\r\n");
-    else
-        send_upgrade(c, "/ws");
+    client *c;
     if (ws) {
-        response r;
-        assert_true(read_response(f, c, &r));
-        assert_int_equal(r.status, 101);
-        assert_true(pump(f, [] { return R.opens == 1; }));
+        c = open_client(f);
         if (S == FROM_MESSAGE) send_frame(c, 0x81, "m", 1);
         if (S == FROM_PONG) send_frame(c, 0x8a, "p", 1);
         if (S == FROM_DRAIN) fill_until_queued(f, R.open_id);
-        assert_true(await(f, c, [&] {
-            scan(c, &s);
-            return RE.fired == 1;
-        }));
+        assert_true(scan_until(f, c, &s, [&] { return RE.fired == 1; }));
     } else {
+        c = dial(f->port);
+        if (S == FROM_HTTP)
+            send_text(c, "GET /h HTTP/1.1\r\nHost: x\r\n\r\n");
+        else
+            send_upgrade(c, "/ws");
         assert_true(pump(f, [] { return RE.fired == 1; }));
     }
 
@@ -936,19 +966,15 @@ template <source S, action A> static void test_reentry(void **) {
         int want_code = A == DO_CLOSE ? 1000 : A == DO_SHUTDOWN ? 1001 : -1;
         if (A == DO_CLOSE) assert_int_equal(RE.rc, WSR_OK);
         if (A == DO_SEND) assert_true(RE.rc >= 0);
-        assert_true(await(f, c, [&] {
-            scan(c, &s);
-            return A == DO_SEND ? s.his == 1 : s.close_code == want_code;
-        }));
+        assert_true(scan_until(f, c, &s, [&] { return A == DO_SEND ? s.his == 1 : s.close_code == want_code; }));
     } else if (A == DO_SEND) {
         assert_int_equal(RE.rc, WSR_ESTATE); // no WebSocket yet: nothing to send on
         response r;
-        assert_true(read_response(f, c, &r));
-        assert_int_equal(r.status, S == FROM_HTTP ? 200 : 101);
+        expect_status(f, c, &r, S == FROM_HTTP ? 200 : 101);
         if (S == FROM_UPGRADE) assert_true(pump(f, [] { return R.opens == 1; }));
     } else {
         // Closed (or shut down) before it was answered: the connection ends unanswered.
-        assert_true(await(f, c, [&] { return c->eof; }));
+        await_eof(f, c);
         assert_int_equal(c->total, 0);
         assert_int_equal(R.opens, 0);
     }
@@ -959,9 +985,7 @@ template <source S, action A> static void test_reentry(void **) {
 // --- 8. drain ------------------------------------------------------------------------------
 
 static void test_drain(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     o.max_backpressure = 64 * 1024;
     wsr_endpoint ep = endpoint(nullptr);
     fixture *f = fx_new(&o, &ep);
@@ -985,10 +1009,7 @@ static void test_drain(void **) {
         assert_int_equal(R.drains, drains);
         assert_true(wsr_conn_buffered(f->srv, id) > 0);
         // The client reads everything: one drain, and nothing left queued.
-        assert_true(await(f, c, [&] {
-            scan(c, &s);
-            return wsr_conn_buffered(f->srv, id) == 0 && R.drains > drains;
-        }));
+        assert_true(scan_until(f, c, &s, [&] { return wsr_conn_buffered(f->srv, id) == 0 && R.drains > drains; }));
         run_for(f, 0.1);
         scan(c, &s);
         assert_int_equal(R.drains, drains + 1);
@@ -1004,10 +1025,7 @@ static void test_drain(void **) {
     wsr_stats st;
     wsr_server_stats(f->srv, &st);
     sent = st.messages_out;
-    assert_true(await(f, c, [&] {
-        scan(c, &s);
-        return (uint64_t)s.data_frames == sent;
-    }));
+    assert_true(scan_until(f, c, &s, [&] { return (uint64_t)s.data_frames == sent; }));
     assert_int_equal(s.data_bytes, (sent - 2) * 8192 + 2 * 3);
     assert_int_equal(R.closes, 0);
     hangup(c);
@@ -1017,11 +1035,8 @@ static void test_drain(void **) {
 // --- 9. ping and pong -------------------------------------------------------------------------
 
 static void test_ping_pong(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(nullptr);
-    fixture *f = fx_start(&o, &ep);
+    wsr_options o = begin_test();
+    fixture *f = fx_start_ws(&o, nullptr);
     client *c = open_client(f);
     uint8_t payload[126];
     for (int i = 0; i < 126; i++) payload[i] = (uint8_t)(i * 7 + 1);
@@ -1060,20 +1075,26 @@ static uint64_t wall_ms(void) {
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void test_connection_facts(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(nullptr);
-    fixture *f = fx_start(&o, &ep);
-
+// Opens a client between two readings of the wall clock: wsr_conn_opened_ms ("since
+// the Unix epoch, to the second") must fall in the second of one of them or between.
+static client *open_client_timed(fixture *f) {
     uint64_t before = wall_ms();
-    client *a = open_client(f);
+    client *c = open_client(f);
     uint64_t after = wall_ms();
-    wsr_conn_id plain = R.open_id;
-    uint64_t at = wsr_conn_opened_ms(f->srv, plain);
+    uint64_t at = wsr_conn_opened_ms(f->srv, R.open_id);
+    print_message("opened between %llu and %llu; wsr_conn_opened_ms says %llu\n", (unsigned long long)before,
+                  (unsigned long long)after, (unsigned long long)at);
     assert_true(at / 1000 >= before / 1000);
     assert_true(at / 1000 <= after / 1000);
+    return c;
+}
+
+static void test_connection_facts(void **) {
+    wsr_options o = begin_test();
+    fixture *f = fx_start_ws(&o, nullptr);
+
+    client *a = open_client_timed(f);
+    wsr_conn_id plain = R.open_id;
     char ext[256];
     memset(ext, 'x', sizeof ext);
     assert_int_equal(wsr_conn_extensions(f->srv, plain, ext, sizeof ext), 0);
@@ -1119,11 +1140,8 @@ static void test_connection_facts(void **) {
 // (NUL-terminated) and the length it needed, like wsr_conn_address; never the "" that
 // means no compression was agreed.
 static void test_facts_cut_to_fit(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(nullptr);
-    fixture *f = fx_start(&o, &ep);
+    wsr_options o = begin_test();
+    fixture *f = fx_start_ws(&o, nullptr);
     client *c = open_client(f, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
     char full[256], small[8];
     size_t n = wsr_conn_address(f->srv, R.open_id, full, sizeof full);
@@ -1146,23 +1164,13 @@ static void test_facts_cut_to_fit(void **) {
 // server starts late in one wall-clock second and the connection opens early in the
 // next: its second must be the one it opened in.
 static void test_opened_ms_across_a_second(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(nullptr);
+    wsr_options o = begin_test();
     // Start at .70 .. .75 of a second.
     while (wall_ms() % 1000 < 700 || wall_ms() % 1000 >= 750) usleep(1000);
-    fixture *f = fx_start(&o, &ep);
+    fixture *f = fx_start_ws(&o, nullptr);
     // Open at about .15 .. .25 of the next one.
     usleep(450 * 1000);
-    uint64_t before = wall_ms();
-    client *a = open_client(f);
-    uint64_t after = wall_ms();
-    uint64_t at = wsr_conn_opened_ms(f->srv, R.open_id);
-    print_message("opened between %llu and %llu; wsr_conn_opened_ms says %llu\n", (unsigned long long)before,
-                  (unsigned long long)after, (unsigned long long)at);
-    assert_true(at / 1000 >= before / 1000);
-    assert_true(at / 1000 <= after / 1000);
+    client *a = open_client_timed(f);
     hangup(a);
     fx_stop(f);
 }
@@ -1170,9 +1178,7 @@ static void test_opened_ms_across_a_second(void **) {
 // The same when the loop was created a while before the server (the application read
 // its configuration first), without running in between.
 static void test_opened_ms_after_a_late_start(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     o.listen = "127.0.0.1:0";
     wsr_endpoint ep = endpoint(nullptr);
     fixture *f = (fixture *)calloc(1, sizeof *f);
@@ -1181,14 +1187,7 @@ static void test_opened_ms_after_a_late_start(void **) {
     assert_int_equal(wsr_server_new(&f->loop, &o, &f->srv), WSR_OK);
     assert_int_equal(wsr_server_endpoint(f->srv, "/ws", &ep, nullptr), WSR_OK);
     fx_listen(f);
-    uint64_t before = wall_ms();
-    client *a = open_client(f);
-    uint64_t after = wall_ms();
-    uint64_t at = wsr_conn_opened_ms(f->srv, R.open_id);
-    print_message("opened between %llu and %llu; wsr_conn_opened_ms says %llu\n", (unsigned long long)before,
-                  (unsigned long long)after, (unsigned long long)at);
-    assert_true(at / 1000 >= before / 1000);
-    assert_true(at / 1000 <= after / 1000);
+    client *a = open_client_timed(f);
     hangup(a);
     fx_stop(f);
 }
@@ -1226,9 +1225,10 @@ static void slow_route(uv_timer_t *t) {
     trace(rc == WSR_OK ? "ok" : "failed");
 }
 
+// Begins a test with a server of routes: GET /api/* ("prefix"), GET and POST /api/x
+// ("exact"), GET /api/long/* ("long"), and GET /slow, answered 50 ms later.
 static fixture *routes_server(void) {
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     fixture *f = fx_new(&o, nullptr);
     assert_int_equal(wsr_server_http(f->srv, "/api/*", WSR_HTTP_GET, named_route, (void *)"prefix"), WSR_OK);
     assert_int_equal(wsr_server_http(f->srv, "/api/x", WSR_HTTP_GET | WSR_HTTP_POST, named_route, (void *)"exact"),
@@ -1253,7 +1253,6 @@ static void get(client *c, const char *method, const char *path) {
 }
 
 static void test_routes_pick_the_best_match(void **) {
-    reset();
     fixture *f = routes_server();
     client *c = dial(f->port);
     // path -> route, all on one kept-alive connection
@@ -1266,8 +1265,7 @@ static void test_routes_pick_the_best_match(void **) {
         print_message("GET %s\n", tc[0]);
         get(c, "GET", tc[0]);
         response r;
-        assert_true(read_response(f, c, &r));
-        assert_int_equal(r.status, 200);
+        expect_status(f, c, &r, 200);
         assert_string_equal(r.body, tc[1]);
         assert_true(strip_date(r.head));
         char want[256];
@@ -1281,14 +1279,12 @@ static void test_routes_pick_the_best_match(void **) {
     c = dial(f->port);
     get(c, "GET", "/ap");
     response r;
-    assert_true(read_response(f, c, &r));
-    assert_int_equal(r.status, 404);
+    expect_status(f, c, &r, 404);
     hangup(c);
     routes_done(f);
 }
 
 static void test_method_not_allowed(void **) {
-    reset();
     fixture *f = routes_server();
     static const char *const cases[][3] = {
         {"POST", "/api/y", "Allow: GET, HEAD\r\n"},
@@ -1300,8 +1296,7 @@ static void test_method_not_allowed(void **) {
         snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", tc[0], tc[1]);
         send_text(c, req);
         response r;
-        assert_true(read_response(f, c, &r));
-        assert_int_equal(r.status, 405);
+        expect_status(f, c, &r, 405);
         assert_memory_equal(r.head, "HTTP/1.1 405 Method Not Allowed\r\n", 33);
         char line[64];
         snprintf(line, sizeof line, "\r\n%s", tc[2]);
@@ -1313,7 +1308,6 @@ static void test_method_not_allowed(void **) {
 }
 
 static void test_head_on_a_get_route(void **) {
-    reset();
     fixture *f = routes_server();
     client *c = dial(f->port);
     get(c, "GET", "/api/y");
@@ -1321,8 +1315,7 @@ static void test_head_on_a_get_route(void **) {
     assert_true(read_response(f, c, &g));
     get(c, "HEAD", "/api/y");
     response h;
-    assert_true(read_response(f, c, &h, true));
-    assert_int_equal(h.status, 200);
+    expect_status(f, c, &h, 200, true);
     assert_true(strip_date(g.head));
     assert_true(strip_date(h.head));
     assert_string_equal(h.head, g.head); // the same head, Content-Length: 6 included
@@ -1337,7 +1330,6 @@ static void test_head_on_a_get_route(void **) {
 }
 
 static void test_deferred_answer_keeps_pipelined_order(void **) {
-    reset();
     fixture *f = routes_server();
     client *c = dial(f->port);
     // Two requests in one write: the second waits for the first's answer.
@@ -1375,9 +1367,7 @@ static void ask(fixture *f, int port, response *r) {
 }
 
 static void test_several_listeners(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     fixture *f = fx_new(&o, nullptr);
     assert_int_equal(wsr_server_http(f->srv, "/which", WSR_HTTP_GET, which_route, nullptr), WSR_OK);
     assert_int_equal(wsr_server_add_listener(f->srv, "127.0.0.1:0", 0), 0);
@@ -1401,9 +1391,7 @@ static void test_several_listeners(void **) {
 static int SECOND_DONE;
 
 static void test_reuseport_shares_a_port(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     fixture *f = fx_new(&o, nullptr);
     assert_int_equal(wsr_server_http(f->srv, "/which", WSR_HTTP_GET, which_route, (void *)"A"), WSR_OK);
     assert_int_equal(wsr_server_add_listener(f->srv, "127.0.0.1:0", WSR_LISTEN_REUSEPORT), 0);
@@ -1450,9 +1438,7 @@ static void test_reuseport_shares_a_port(void **) {
 // --- 13. the older registration calls ------------------------------------------------------------
 
 static void test_old_handlers_api(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     fixture *f = fx_new(&o, nullptr);
     static const wsr_handlers h = {rec_open, rec_message, rec_close};
     assert_int_equal(wsr_server_route(f->srv, "/ws", &h, nullptr), WSR_OK);
@@ -1478,20 +1464,12 @@ static void test_old_handlers_api(void **) {
 // is that long and no longer (allocated to the byte, so that AddressSanitizer sees a
 // read past it), and what it does not know of must count as absent.
 static void test_short_endpoint_struct(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     o.max_backpressure = 64 * 1024;
     fixture *f = fx_new(&o, nullptr);
-    wsr_endpoint full = endpoint(nullptr); // on_drain and on_pong set: they must not run
-    size_t old_size = offsetof(wsr_endpoint, on_drain);
-    wsr_endpoint *old = (wsr_endpoint *)malloc(old_size);
-    memcpy(old, &full, old_size);
-    old->size = old_size;
-    assert_int_equal(wsr_server_endpoint(f->srv, "/ws", old, nullptr), WSR_OK);
-    free(old); // the server keeps its own copy
+    assert_int_equal(endpoint_of_size(f, offsetof(wsr_endpoint, on_drain)), WSR_OK);
     // Shorter than the first version: refused.
-    wsr_endpoint tiny = full;
+    wsr_endpoint tiny = endpoint(nullptr);
     tiny.size = offsetof(wsr_endpoint, on_upgrade) - 1;
     assert_int_equal(wsr_server_endpoint(f->srv, "/tiny", &tiny, nullptr), WSR_EINVAL);
     fx_listen(f);
@@ -1505,10 +1483,7 @@ static void test_short_endpoint_struct(void **) {
     // A queued send that drains: no on_drain either.
     seen s = no_frames();
     fill_until_queued(f, id);
-    assert_true(await(f, c, [&] {
-        scan(c, &s);
-        return wsr_conn_buffered(f->srv, id) == 0;
-    }));
+    assert_true(scan_until(f, c, &s, [&] { return wsr_conn_buffered(f->srv, id) == 0; }));
     run_for(f, 0.1);
     assert_int_equal(R.drains, 0);
     hangup(c);
@@ -1555,9 +1530,7 @@ static void late_done(fixture *f) {
 // that empties it happens: here inside a later send (a ping), after the client read
 // everything while the loop did not run.
 static void test_drain_when_a_send_empties_the_queue(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     wsr_endpoint ep = endpoint(nullptr);
     fixture *f = fx_new(&o, &ep);
     assert_int_equal(wsr_server_set_option(f->srv, WSR_OPT_DRAIN_BYTES, 0), WSR_OK); // on_drain only when empty
@@ -1591,10 +1564,7 @@ static void test_drain_when_a_send_empties_the_queue(void **) {
     // Large output is written at once: the ping's write takes the whole queue.
     print_message("queued %zu bytes; the client read %llu; after the ping %zu queued\n", queued,
                   (unsigned long long)(got - before), wsr_conn_buffered(f->srv, id));
-    assert_true(await(f, c, [&] {
-        scan(c, &s);
-        return wsr_conn_buffered(f->srv, id) == 0 && R.drains > drains;
-    }));
+    assert_true(scan_until(f, c, &s, [&] { return wsr_conn_buffered(f->srv, id) == 0 && R.drains > drains; }));
     run_for(f, 0.2);
     scan(c, &s);
     assert_int_equal(R.drains, drains + 1);
@@ -1615,30 +1585,19 @@ static void hold_hook(wsr_server *, wsr_request *req, void *) {
 }
 
 static void test_late_accepts_respect_max_connections(void **) {
-    reset();
+    wsr_options o = begin_test();
     NHELD = 0;
-    wsr_options o;
-    wsr_options_default(&o);
     o.max_connections = 2;
-    wsr_endpoint ep = endpoint(hold_hook);
-    fixture *f = fx_start(&o, &ep);
+    fixture *f = fx_start_ws(&o, hold_hook);
     client *c[3];
-    for (int i = 0; i < 3; i++) { // one at a time: HELD[i] is c[i]'s request
-        c[i] = dial(f->port);
-        send_upgrade(c[i], "/ws");
-        assert_true(pump(f, [&] { return R.upgrades == i + 1; }));
-    }
+    for (int i = 0; i < 3; i++) c[i] = dial_held_upgrade(f); // one at a time: HELD[i] is c[i]'s request
     assert_int_equal(wsr_upgrade_accept(f->srv, HELD[0], nullptr, nullptr), WSR_OK);
     assert_int_equal(wsr_upgrade_accept(f->srv, HELD[1], nullptr, nullptr), WSR_OK);
     assert_int_equal(wsr_upgrade_accept(f->srv, HELD[2], nullptr, nullptr), WSR_ECLOSING);
     response r;
-    for (int i = 0; i < 2; i++) {
-        assert_true(read_response(f, c[i], &r));
-        assert_int_equal(r.status, 101);
-    }
-    assert_true(read_response(f, c[2], &r));
-    assert_int_equal(r.status, 503);
-    assert_true(await(f, c[2], [&] { return c[2]->eof; }));
+    for (int i = 0; i < 2; i++) expect_status(f, c[i], &r, 101);
+    expect_status(f, c[2], &r, 503);
+    await_eof(f, c[2]);
     assert_true(pump(f, [] { return R.opens == 2; }));
     run_for(f, 0.1);
     assert_int_equal(R.opens, 2);
@@ -1669,21 +1628,17 @@ static void token_hook(wsr_server *srv, wsr_request *req, void *) {
 }
 
 static void test_300_subprotocols_chosen_by_the_hook(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    wsr_endpoint ep = endpoint(token_hook);
-    fixture *f = fx_start(&o, &ep);
+    wsr_options o = begin_test();
+    fixture *f = fx_start_ws(&o, token_hook);
     static client *c[NTOK];
     static response r[NTOK];
     static bool done[NTOK];
     for (int i = 0; i < NTOK; i++) {
         TOK_RC[i] = -100;
         done[i] = false;
-        c[i] = dial(f->port);
         char line[64];
         snprintf(line, sizeof line, "Sec-WebSocket-Protocol: tok.%d\r\n", i);
-        send_upgrade(c[i], "/ws", line);
+        c[i] = dial_upgrade(f, line);
         if (i % 50 == 49) run_for(f, 0.01);
     }
     int answered = 0;
@@ -1722,19 +1677,16 @@ static void test_300_subprotocols_chosen_by_the_hook(void **) {
 // An HTTP client may close its sending side after its request and still read the
 // answer, given later.
 static void test_deferred_answer_after_client_half_close(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     fixture *f = late_server(&o, 100);
     client *c = dial(f->port);
     send_text(c, "GET /late HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
     response r;
-    assert_true(read_response(f, c, &r));
+    expect_status(f, c, &r, 200);
     assert_int_equal(LATE_RC, WSR_OK);
-    assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "late");
-    assert_true(await(f, c, [&] { return c->eof; }));
+    await_eof(f, c);
     assert_int_equal(c->len, 0);
     hangup(c);
     late_done(f);
@@ -1752,12 +1704,8 @@ static void not_modified_route(wsr_server *srv, wsr_request *req, void *) {
 }
 
 static void test_304_has_no_body_and_no_content_length(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    fixture *f = fx_new(&o, nullptr);
-    assert_int_equal(wsr_server_http(f->srv, "/nm", WSR_HTTP_GET, not_modified_route, nullptr), WSR_OK);
-    fx_listen(f);
+    wsr_options o = begin_test();
+    fixture *f = fx_start_route(&o, "/nm", not_modified_route, nullptr);
     client *c = dial(f->port);
     NM_BODY_RC = NM_RC = -100;
     send_text(c, "GET /nm HTTP/1.1\r\nHost: x\r\n\r\nGET /nm HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -1780,17 +1728,10 @@ static void test_304_has_no_body_and_no_content_length(void **) {
 
 // The 503 the handshake timeout gives for the application is a timeout, not a refusal.
 static void test_handshake_timeout_counts_as_timeout(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
-    o.handshake_timeout_ms = 200;
-    wsr_endpoint ep = endpoint(defer_hook);
-    fixture *f = fx_start(&o, &ep);
-    client *c = dial(f->port);
-    send_upgrade(c, "/ws");
+    fixture *f = fx_start_never_answering();
+    client *c = dial_upgrade(f);
     response r;
-    assert_true(read_response(f, c, &r));
-    assert_int_equal(r.status, 503);
+    expect_status(f, c, &r, 503);
     int timeout = -1, b503 = -1;
     for (int i = 0; i < WSR_HS_BUCKETS; i++) {
         if (strcmp(wsr_stats_hs_labels[i], "timeout") == 0) timeout = i;
@@ -1809,9 +1750,7 @@ static void test_handshake_timeout_counts_as_timeout(void **) {
 // Each request has a deadline of its own: a request pipelined behind another does not
 // inherit the earlier one's, which here had run for 0.5 s of its 1 s already.
 static void test_pipelined_request_gets_its_own_deadline(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     o.handshake_timeout_ms = 1000;
     fixture *f = late_server(&o, 700);
     client *c = dial(f->port);
@@ -1820,11 +1759,9 @@ static void test_pipelined_request_gets_its_own_deadline(void **) {
     // Its end, and the second request, answered 0.7 s later: 1.2 s after the first began.
     send_text(c, "\r\nGET /late HTTP/1.1\r\nHost: x\r\n\r\n");
     response a, b;
-    assert_true(read_response(f, c, &a));
-    assert_int_equal(a.status, 200);
+    expect_status(f, c, &a, 200);
     assert_string_equal(a.body, "now");
-    assert_true(read_response(f, c, &b));
-    assert_int_equal(b.status, 200);
+    expect_status(f, c, &b, 200);
     assert_string_equal(b.body, "late");
     assert_int_equal(LATE_RC, WSR_OK);
     hangup(c);
@@ -1834,23 +1771,13 @@ static void test_pipelined_request_gets_its_own_deadline(void **) {
 // An endpoint size that ends inside a callback pointer: that callback is absent, not
 // half copied and called.
 static void test_endpoint_size_inside_a_pointer(void **) {
-    reset();
-    wsr_options o;
-    wsr_options_default(&o);
+    wsr_options o = begin_test();
     fixture *f = fx_new(&o, nullptr);
-    wsr_endpoint full = endpoint(nullptr);
-    size_t size = offsetof(wsr_endpoint, on_open) + 4;
-    wsr_endpoint *cut = (wsr_endpoint *)malloc(size);
-    memcpy(cut, &full, size);
-    cut->size = size;
-    assert_int_equal(wsr_server_endpoint(f->srv, "/ws", cut, nullptr), WSR_OK);
-    free(cut);
+    assert_int_equal(endpoint_of_size(f, offsetof(wsr_endpoint, on_open) + 4), WSR_OK);
     fx_listen(f);
-    client *c = dial(f->port);
-    send_upgrade(c, "/ws");
+    client *c = dial_upgrade(f);
     response r;
-    assert_true(read_response(f, c, &r));
-    assert_int_equal(r.status, 101);
+    expect_status(f, c, &r, 101);
     send_frame(c, 0x81, "x", 1);
     run_for(f, 0.1);
     assert_int_equal(R.opens, 0);

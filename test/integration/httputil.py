@@ -6,18 +6,12 @@ an explicit set of listeners (every "listening on" line is collected), a scrape 
 servers must exit 0 on SIGTERM. Stdlib only, apart from prometheus_client for /metrics.
 """
 
-import atexit
 import os
 import re
 import socket
-import subprocess
-import tempfile
-import time
-import unittest
 
 import wsclient
-from wsclient import (OP_BINARY, OP_TEXT, Closed, HttpResponse, ProtocolFailure, RawClient,
-                      Server, parse_http_head, wait_for)
+from wsclient import OP_BINARY, OP_TEXT, OwnServerCase, RawClient, Server, wait_for
 
 IMF_FIXDATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|"
                          r"Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$")
@@ -49,35 +43,16 @@ def http_request(method="GET", path="/healthz", version="HTTP/1.1", headers=(), 
 
 
 def read_response(c, head_only=False, limit=1 << 20):
-    """Reads one response from a RawClient: the head, then a body of Content-Length bytes
-    unless head_only (a response to HEAD) or the status has none (1xx, 204, 304)."""
-    while b"\r\n\r\n" not in c.buf:
-        if len(c.buf) > limit:
-            raise ProtocolFailure("response head too long")
-        try:
-            c._fill()
-        except Closed:
-            raise ProtocolFailure(f"connection closed before a complete response head: "
-                                  f"{bytes(c.buf)[:300]!r}")
-    i = c.buf.index(b"\r\n\r\n") + 4
-    head = bytes(c.buf[:i])
-    del c.buf[:i]
-    version, status, reason, headers = parse_http_head(head[:-4])
-    r = HttpResponse(status, reason, version, headers, b"", head)
-    cls = r.header_all("Content-Length")
-    if len(cls) > 1:
-        raise ProtocolFailure(f"{len(cls)} Content-Length headers: {head!r}")
-    if not head_only and cls and not (100 <= status < 200 or status in (204, 304)):
-        try:
-            r.body = c.recv_exact(int(cls[0]))
-        except Closed:
-            raise ProtocolFailure(f"body shorter than Content-Length {cls[0]}: {bytes(c.buf)!r}")
-        r.raw = head + r.body
-    return r
+    """Reads one response from a RawClient (see RawClient.read_http_response); a head
+    may be up to limit bytes long."""
+    return c.read_http_response(limit=limit, head_only=head_only)
 
 
 def conn_tokens(r):
     return [t.strip().lower() for t in (r.header("Connection") or "").split(",") if t.strip()]
+
+
+LISTENING_RE = re.compile(r"listening on (\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+)( \(PROXY protocol\))?")
 
 
 class Daemon(Server):
@@ -93,87 +68,63 @@ class Daemon(Server):
         self.listeners = []
         self.proxy_port = None
 
-    def start(self):
-        binary = wsclient.server_binary()
-        argv = [binary]
-        for a in self.listen:
-            argv += ["--listen", a]
-        for a in self.proxy:
-            argv += ["--listen-proxy", a]
-        argv += self.args
-        if self.log_level:
-            argv += ["--log-level", self.log_level]
-        self._log = tempfile.NamedTemporaryFile(prefix="wsr-", suffix=".log", delete=False)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WSR_")}
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        env.update(self.extra_env)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env,
-                                     preexec_fn=wsclient._die_with_parent)
-        wsclient._live_servers.append(self)
+    @property
+    def listening_what(self):
+        return f"{len(self.listen) + len(self.proxy)} 'listening on' lines"
+
+    def listen_args(self):
+        return [a for addr in self.listen for a in ("--listen", addr)] + \
+               [a for addr in self.proxy for a in ("--listen-proxy", addr)]
+
+    def listening(self, log):
         want = len(self.listen) + len(self.proxy)
-        pat = re.compile(r"listening on (\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+)( \(PROXY protocol\))?")
-        deadline = time.monotonic() + wsclient.START_TIMEOUT
-        while time.monotonic() < deadline:
-            found = pat.findall(self.log())
-            if len(found) >= want:
-                self.listeners = [(h.strip("[]"), int(p), bool(x)) for h, p, x in found[:want]]
-                plain = [p for _, p, x in self.listeners if not x]
-                prox = [p for _, p, x in self.listeners if x]
-                self.port = plain[0] if plain else None
-                self.proxy_port = prox[0] if prox else None
-                if plain:
-                    self.host = [h for h, _, x in self.listeners if not x][0]
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode} before listening:\n"
-                                   + self.log_tail())
-            time.sleep(0.02)
-        tail = self.log_tail()
-        self.kill()
-        raise RuntimeError(f"server did not log {want} 'listening on' lines within "
-                           f"{wsclient.START_TIMEOUT}s:\n" + tail)
+        found = LISTENING_RE.findall(log)
+        if len(found) < want:
+            return False
+        self.listeners = [(h.strip("[]"), int(p), bool(x)) for h, p, x in found[:want]]
+        plain = [(h, p) for h, p, x in self.listeners if not x]
+        prox = [p for _, p, x in self.listeners if x]
+        self.port = plain[0][1] if plain else None
+        self.proxy_port = prox[0] if prox else None
+        if plain:
+            self.host = plain[0][0]
+        return True
 
 
-_logs_to_remove = []
+class HttpCase(OwnServerCase):
+    """Each test starts its own daemon (a Daemon: explicit listeners) with start_server()
+    and ends with stop_ok()."""
 
-
-@atexit.register
-def _remove_logs():
-    # Logs outlive their test so that a failure's TAP diagnostics can show the tail.
-    for s in _logs_to_remove:
-        s.remove_log()
-
-
-class HttpCase(unittest.TestCase):
-    """Each test starts its own daemon with start_server() and ends with stop_ok()."""
+    server_class = Daemon
 
     def setUp(self):
         self._clients = []
-
-    def start_server(self, *args, **kw):
-        srv = Daemon(*args, **kw)
-        self.server = srv              # the TAP reporter prints its log tail on failure
-        _logs_to_remove.append(srv)
-        self.addCleanup(srv.kill)
-        srv.start()
-        return srv
 
     def stop_ok(self, srv):
         # Our clients go first: a connection the server has answered with "Connection:
         # close" is held (up to --close-timeout) until the peer closes its side too.
         for c in self._clients:
             c.close()
-        rc = srv.stop(timeout=10)
-        self.assertEqual(rc, 0, "exit status on SIGTERM (0 expected, negative: killed "
-                                "after 10 s):\n" + srv.log_tail(15))
+        super().stop_ok(srv)
 
     def client(self, srv, port=None, host=None, timeout=wsclient.IO_TIMEOUT):
         c = RawClient(host or srv.host, port or srv.port, timeout=timeout)
         self.addCleanup(c.close)
         self._clients.append(c)
         return c
+
+    def start_with_client(self, *args, **kw):
+        """start_server(*args, **kw), and one client of the daemon: (daemon, client)."""
+        srv = self.start_server(*args, **kw)
+        return srv, self.client(srv)
+
+    def end_closed(self, srv, c, serves=True):
+        """The daemon has closed c after its last answer; unless serves=False, a fresh
+        connection is still served; then the daemon exits 0 on SIGTERM."""
+        self.assert_eof(c)
+        if serves:
+            self.assert_serves(srv)
+        self.stop_ok(srv)
 
     def get(self, c, path="/healthz", method="GET", **kw):
         c.send(http_request(method, path, **kw))

@@ -15,7 +15,6 @@ on timing: waits are polls with generous bounds for a loaded 2-core machine runn
 server under ASan.
 """
 
-import atexit
 import os
 import resource
 import select
@@ -24,14 +23,13 @@ import struct
 import sys
 import threading
 import time
-import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import wsclient  # noqa: E402
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Closed,  # noqa: E402
-                      PmdClient, RawClient, Server, build_request,
+                      OwnServerCase, PmdClient, RawClient, build_request,
                       deflate_raw, encode_frame, parse_close, parse_http_head, run_tap, wait_for)
 
 MiB = 1 << 20
@@ -55,16 +53,6 @@ def log_bytes(srv):
 
 def count_lines(srv, needle):
     return sum(1 for line in log_bytes(srv).splitlines() if needle in line)
-
-
-_logs_to_remove = []
-
-
-@atexit.register
-def _remove_logs():
-    # Logs outlive their test so that a failure's TAP diagnostics can show the tail.
-    for s in _logs_to_remove:
-        s.remove_log()
 
 
 def limit_fds_64():
@@ -125,21 +113,8 @@ def status_line(data):
     return data.split(b"\r\n", 1)[0].decode("latin-1")
 
 
-class HardeningCase(unittest.TestCase):
+class HardeningCase(OwnServerCase):
     """Each test starts its own server with start_server() and ends with stop_ok()."""
-
-    def start_server(self, *args, **kw):
-        srv = Server(*args, **kw)
-        self.server = srv              # the TAP reporter prints its log tail on failure
-        _logs_to_remove.append(srv)
-        self.addCleanup(srv.kill)
-        srv.start()
-        return srv
-
-    def stop_ok(self, srv):
-        rc = srv.stop(timeout=10)
-        self.assertEqual(rc, 0, "exit status on SIGTERM (0 expected, negative: killed "
-                                "after 10 s):\n" + srv.log_tail(15))
 
     def client(self, srv, **kw):
         c = srv.connect(**kw)
@@ -361,9 +336,7 @@ class BadConfiguration(HardeningCase):
     def refused(self, args, names):
         """The server must exit non-zero without listening, naming the option."""
         shown = [a if len(a) <= 40 else f"<{len(a)} bytes: {a[:12]}...>" for a in args]
-        srv = Server(*args)
-        _logs_to_remove.append(srv)
-        self.addCleanup(srv.kill)
+        srv = self.new_server(*args)
         try:
             srv.start()
         except RuntimeError as e:

@@ -16,7 +16,6 @@ polls with generous bounds.
 
 import email.utils
 import os
-import socket
 import sys
 import time
 
@@ -42,10 +41,8 @@ def chunked(body, size):
 
 class Healthz(HttpCase):
     def test_status_headers_body(self):
-        srv = self.start_server()
-        c = self.client(srv)
-        c.send(http_request("GET", "/healthz"))
-        r = read_response(c)
+        srv, c = self.start_with_client()
+        r = self.get(c)
         self.assertTrue(r.raw.startswith(b"HTTP/1.1 200 OK\r\n"), r.raw[:100])
         self.assert_healthz(r)
         self.assertEqual(len(r.header_all("Content-Length")), 1, r.raw)
@@ -59,11 +56,9 @@ class Healthz(HttpCase):
         self.stop_ok(srv)
 
     def test_100_requests_on_one_connection(self):
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         for i in range(100):
-            c.send(http_request("GET", "/healthz"))
-            r = read_response(c)
+            r = self.get(c)
             self.assertEqual(r.status, 200, f"request {i}: {r.raw[:200]!r}")
             self.assertEqual(r.body, HEALTHZ_BODY, f"request {i}")
             self.assertNotIn("close", conn_tokens(r), f"request {i} closed: {r.raw[:200]!r}")
@@ -71,17 +66,14 @@ class Healthz(HttpCase):
         self.stop_ok(srv)
 
     def test_http10_without_keep_alive_closes(self):
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         c.send(b"GET /healthz HTTP/1.0\r\n\r\n")
         r = read_response(c)
         self.assert_healthz(r, closes=True)
-        self.assert_eof(c)
-        self.stop_ok(srv)
+        self.end_closed(srv, c, serves=False)
 
     def test_http10_with_keep_alive_stays_open(self):
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         for i in range(3):
             c.send(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
             r = read_response(c)
@@ -90,34 +82,27 @@ class Healthz(HttpCase):
         self.stop_ok(srv)
 
     def test_connection_close_closes_after_the_response(self):
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         self.assert_healthz(self.get(c))
         c.send(http_request("GET", "/healthz", headers=[("Connection", "close")]))
         self.assert_healthz(read_response(c), closes=True)
-        self.assert_eof(c)
-        self.stop_ok(srv)
+        self.end_closed(srv, c, serves=False)
 
     def test_max_requests_3_closes_after_the_third(self):
-        srv = self.start_server("--http-max-requests", "3")
-        c = self.client(srv)
+        srv, c = self.start_with_client("--http-max-requests", "3")
         self.assert_healthz(self.get(c))
         self.assert_healthz(self.get(c))
         self.assert_healthz(self.get(c), closes=True)
-        self.assert_eof(c)
-        self.assert_serves(srv)
-        self.stop_ok(srv)
+        self.end_closed(srv, c)
 
     def test_max_requests_3_pipelined_5_gets_3(self):
         # The two requests past the limit are not answered: the connection ends.
-        srv = self.start_server("--http-max-requests", "3")
-        c = self.client(srv)
+        srv, c = self.start_with_client("--http-max-requests", "3")
         c.send(http_request("GET", "/healthz") * 5)
         self.assert_healthz(read_response(c))
         self.assert_healthz(read_response(c))
         self.assert_healthz(read_response(c), closes=True)
-        self.assert_eof(c)
-        self.stop_ok(srv)
+        self.end_closed(srv, c, serves=False)
 
     def test_idle_keep_alive_connections_do_not_count_against_max_handshakes(self):
         srv = self.start_server("--max-handshakes", "2")
@@ -132,15 +117,10 @@ class Healthz(HttpCase):
         self.stop_ok(srv)
 
     def test_idle_timeout_closes_an_idle_keep_alive_connection(self):
-        srv = self.start_server("--http-idle-timeout", "300")
-        c = self.client(srv)
+        srv, c = self.start_with_client("--http-idle-timeout", "300")
         self.assert_healthz(self.get(c))
         t0 = time.monotonic()
-        try:
-            rest = c.read_until_eof(timeout=15)
-        except socket.timeout:
-            self.fail("an idle keep-alive connection (--http-idle-timeout 300) was still "
-                      "open after 15 s")
+        rest = self.read_to_eof(c, 15, "an idle keep-alive connection (--http-idle-timeout 300)")
         self.assertEqual(rest, b"", "bytes sent on an idle connection")
         self.assertGreater(time.monotonic() - t0, 0.2, "closed before the idle timeout")
         self.assert_serves(srv)
@@ -186,16 +166,14 @@ class Pipelining(HttpCase):
         self.assert_eof(c)
 
     def test_20_in_one_write_answered_in_order(self):
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         c.send(self.requests())
         self.check_answers(c)
         self.assert_serves(srv)
         self.stop_ok(srv)
 
     def test_20_split_at_odd_places_answered_in_order(self):
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         self.assertTrue(c.send_slowly(self.requests(), chunk=37, pause=0.002))
         self.check_answers(c)
         self.stop_ok(srv)
@@ -210,12 +188,10 @@ class Pipelining(HttpCase):
             self.assertEqual((r.status, r.body), (200, HEALTHZ_BODY), f"response {i}")
         c.send(http_request("GET", "/healthz", headers=[("Connection", "close")]))
         self.assert_healthz(read_response(c), closes=True)
-        self.assert_eof(c)
-        self.stop_ok(srv)
+        self.end_closed(srv, c, serves=False)
 
     def test_head_healthz_has_content_length_15_and_no_body(self):
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         # HEAD then GET in one write: the GET's status line must follow the HEAD's head
         # at once, with no body bytes between.
         c.send(http_request("HEAD", "/healthz") + http_request("GET", "/healthz"))
@@ -235,8 +211,7 @@ class Pipelining(HttpCase):
 
 class Methods(HttpCase):
     def check_405(self, method):
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         body = b"x=1" if method in ("POST", "PUT", "PATCH") else b""
         hdrs = [("Content-Length", str(len(body)))] if body else []
         c.send(http_request(method, "/healthz", headers=hdrs, body=body))
@@ -244,18 +219,12 @@ class Methods(HttpCase):
         self.assertEqual(r.status, 405, r.raw)
         self.assertEqual(r.header_all("Allow"), ["GET, HEAD"], r.raw)
         self.assertIn("close", conn_tokens(r), r.raw)
-        self.assert_eof(c)
-        self.assert_serves(srv)
-        self.stop_ok(srv)
+        self.end_closed(srv, c)
 
     def check_unknown(self, request):
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         c.send(request)
-        try:
-            data = c.read_until_eof(timeout=10)
-        except socket.timeout:
-            self.fail(f"{request[:40]!r}: connection still open after 10 s")
+        data = self.read_to_eof(c, 10, f"{request[:40]!r}: the connection")
         self.assertRegex(data[:13], rb"^HTTP/1\.1 [45]\d\d ", f"{request[:40]!r} got {data[:200]!r}")
         self.assertEqual(data.count(b"HTTP/1.1 "), 1, f"more than one response: {data!r}")
         self.assert_serves(srv)
@@ -280,30 +249,21 @@ add_cases(Methods, "unknown_method_4xx_or_5xx_and_close", [
 
 class Bodies(HttpCase):
     def test_content_length_over_max_body_413_before_the_body(self):
-        srv = self.start_server("--max-body", "1024")
-        c = self.client(srv)
+        srv, c = self.start_with_client("--max-body", "1024")
         # 100 MB announced, 10 bytes sent: the 413 must come without the rest.
-        c.send(http_request("GET", "/healthz", headers=[("Content-Length", "100000000")],
-                            body=b"0123456789"))
-        r = read_response(c)
+        r = self.get(c, headers=[("Content-Length", "100000000")], body=b"0123456789")
         self.assertEqual(r.status, 413, r.raw)
         self.assertIn("close", conn_tokens(r), r.raw)
-        self.assert_eof(c)
-        self.assert_serves(srv)
-        self.stop_ok(srv)
+        self.end_closed(srv, c)
 
     def test_content_length_1025_over_1024_gets_413(self):
-        srv = self.start_server("--max-body", "1024")
-        c = self.client(srv)
-        c.send(http_request("GET", "/healthz", headers=[("Content-Length", "1025")]))
-        r = read_response(c)
+        srv, c = self.start_with_client("--max-body", "1024")
+        r = self.get(c, headers=[("Content-Length", "1025")])
         self.assertEqual(r.status, 413, r.raw)
-        self.assert_eof(c)
-        self.stop_ok(srv)
+        self.end_closed(srv, c, serves=False)
 
     def test_body_of_exactly_max_body_is_read_and_keeps_alive(self):
-        srv = self.start_server("--max-body", "1024")
-        c = self.client(srv)
+        srv, c = self.start_with_client("--max-body", "1024")
         body = os.urandom(1024)
         # The body is consumed exactly: the request behind it is a request of its own.
         c.send(http_request("GET", "/healthz", headers=[("Content-Length", "1024")], body=body)
@@ -313,32 +273,26 @@ class Bodies(HttpCase):
         self.stop_ok(srv)
 
     def test_chunked_body_over_max_body_gets_413(self):
-        srv = self.start_server("--max-body", "1024")
-        c = self.client(srv)
+        srv, c = self.start_with_client("--max-body", "1024")
         c.send(http_request("GET", "/healthz", headers=[("Transfer-Encoding", "chunked")]))
         sent = c.send(chunked(os.urandom(4000), 500))
         r = read_response(c)
         self.assertEqual(r.status, 413, f"(body write ok: {sent}) {r.raw!r}")
         self.assertIn("close", conn_tokens(r), r.raw)
-        self.assert_eof(c)
-        self.assert_serves(srv)
-        self.stop_ok(srv)
+        self.end_closed(srv, c)
 
     def test_chunked_one_huge_chunk_gets_413_before_its_end(self):
         # A single chunk announcing 16 MiB, of which 4000 bytes come: the 413 must come
         # once the limit is passed, not after 16 MiB.
-        srv = self.start_server("--max-body", "1024")
-        c = self.client(srv)
+        srv, c = self.start_with_client("--max-body", "1024")
         c.send(http_request("GET", "/healthz", headers=[("Transfer-Encoding", "chunked")])
                + b"1000000\r\n" + b"a" * 4000)
         r = read_response(c)
         self.assertEqual(r.status, 413, r.raw)
-        self.assert_eof(c)
-        self.stop_ok(srv)
+        self.end_closed(srv, c, serves=False)
 
     def test_chunked_body_within_max_body_is_read_and_keeps_alive(self):
-        srv = self.start_server("--max-body", "1024")
-        c = self.client(srv)
+        srv, c = self.start_with_client("--max-body", "1024")
         c.send(http_request("GET", "/healthz", headers=[("Transfer-Encoding", "chunked")])
                + chunked(os.urandom(1000), 300) + http_request("GET", "/healthz"))
         self.assert_healthz(read_response(c))
@@ -348,23 +302,19 @@ class Bodies(HttpCase):
     def test_expect_100_continue_on_post_healthz_gets_405_not_100(self):
         # The daemon has no route taking POST: the 405 comes first, and no 100 Continue
         # invites a body that would not be read.
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         c.send(http_request("POST", "/healthz", headers=[("Content-Length", "10"),
                                                          ("Expect", "100-continue")]))
         r = read_response(c)
         self.assertEqual(r.status, 405, r.raw)
         self.assertTrue(r.raw.startswith(b"HTTP/1.1 405 "), r.raw)
         self.assertEqual(r.header("Allow"), "GET, HEAD", r.raw)
-        self.assert_eof(c)
-        self.assert_serves(srv)
-        self.stop_ok(srv)
+        self.end_closed(srv, c)
 
     def test_expect_100_continue_within_limits_gets_100_first(self):
         # GET /healthz takes a body (and ignores it): a client that waits for 100 Continue
         # gets it before the final answer, and only after sending the body the 200.
-        srv = self.start_server("--max-body", "1024")
-        c = self.client(srv)
+        srv, c = self.start_with_client("--max-body", "1024")
         c.send(http_request("GET", "/healthz", headers=[("Content-Length", "10"),
                                                         ("Expect", "100-continue")]))
         want = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -374,48 +324,32 @@ class Bodies(HttpCase):
         self.stop_ok(srv)
 
     def test_expect_100_continue_over_limit_gets_413_and_no_100(self):
-        srv = self.start_server("--max-body", "1024")
-        c = self.client(srv)
-        c.send(http_request("GET", "/healthz", headers=[("Content-Length", "5000"),
-                                                        ("Expect", "100-continue")]))
-        r = read_response(c)
+        srv, c = self.start_with_client("--max-body", "1024")
+        r = self.get(c, headers=[("Content-Length", "5000"), ("Expect", "100-continue")])
         self.assertTrue(r.raw.startswith(b"HTTP/1.1 413 "), r.raw)
-        self.assert_eof(c)
-        self.stop_ok(srv)
+        self.end_closed(srv, c, serves=False)
 
     def test_unknown_expectation_gets_417(self):
-        srv = self.start_server()
-        c = self.client(srv)
-        c.send(http_request("GET", "/healthz", headers=[("Content-Length", "3"),
-                                                        ("Expect", "200-ok")]))
-        r = read_response(c)
+        srv, c = self.start_with_client()
+        r = self.get(c, headers=[("Content-Length", "3"), ("Expect", "200-ok")])
         self.assertEqual(r.status, 417, r.raw)
-        self.assert_eof(c)
-        self.assert_serves(srv)
-        self.stop_ok(srv)
+        self.end_closed(srv, c)
 
 
     def test_unknown_expectation_without_a_body_gets_417(self):
-        srv = self.start_server()
-        c = self.client(srv)
-        c.send(http_request("GET", "/healthz", headers=[("Expect", "foo")]))
-        r = read_response(c)
+        srv, c = self.start_with_client()
+        r = self.get(c, headers=[("Expect", "foo")])
         self.assertEqual(r.status, 417, r.raw)
-        self.assert_eof(c)
-        self.assert_serves(srv)
-        self.stop_ok(srv)
+        self.end_closed(srv, c)
 
     def test_http10_expect_100_continue_gets_no_100(self):
         # HTTP/1.0 has no expectations: the header is ignored, the answer comes alone.
-        srv = self.start_server("--max-body", "1024")
-        c = self.client(srv)
-        c.send(http_request("GET", "/healthz", version="HTTP/1.0",
-                            headers=[("Content-Length", "10"), ("Expect", "100-continue")],
-                            body=b"0123456789"))
-        r = read_response(c)
+        srv, c = self.start_with_client("--max-body", "1024")
+        r = self.get(c, version="HTTP/1.0",
+                     headers=[("Content-Length", "10"), ("Expect", "100-continue")],
+                     body=b"0123456789")
         self.assert_healthz(r, closes=True)
-        self.assert_eof(c)
-        self.stop_ok(srv)
+        self.end_closed(srv, c, serves=False)
 
 # ========================================================================================
 # 5. request smuggling shapes
@@ -423,13 +357,9 @@ class Bodies(HttpCase):
 
 class Smuggling(HttpCase):
     def check_400(self, request):
-        srv = self.start_server()
-        c = self.client(srv)
+        srv, c = self.start_with_client()
         c.send(request)
-        try:
-            data = c.read_until_eof(timeout=10)
-        except socket.timeout:
-            self.fail("connection still open after 10 s")
+        data = self.read_to_eof(c, 10)
         # Exactly one answer, a 400: the request hidden behind the body is never answered.
         self.assertTrue(data.startswith(b"HTTP/1.1 400 "), data[:200])
         self.assertEqual(data.count(b"HTTP/1.1 "), 1, f"more than one response: {data!r}")

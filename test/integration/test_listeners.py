@@ -18,8 +18,7 @@ import sys
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from httputil import (Daemon, HttpCase, _logs_to_remove, free_port, http_request,  # noqa: E402
-                      read_response)
+from httputil import HttpCase, conn_tokens, free_port, http_request, read_response  # noqa: E402
 from wsclient import OP_BINARY, OP_TEXT, RawClient, add_cases, run_tap  # noqa: E402
 
 
@@ -33,8 +32,7 @@ ORIGIN_ARGS = ("--allowed-origin", "https://app.example", "--allowed-origin", "h
 class Origins(HttpCase):
     def check(self, case):
         origin, want = case
-        srv = self.start_server(*ORIGIN_ARGS)
-        c = self.client(srv)
+        srv, c = self.start_with_client(*ORIGIN_ARGS)
         hdrs = {"Origin": origin} if origin is not None else {}
         r = c.handshake(headers=hdrs, expect_status=None)
         self.assertEqual(r.status, want, f"Origin {origin!r}: {r.raw[:200]!r}")
@@ -43,8 +41,7 @@ class Origins(HttpCase):
             c.send_close(1000)
             c.expect_close(1000, reply=False)
         else:
-            self.assertIn("close", [t.strip().lower() for t in (r.header("Connection") or "").split(",")],
-                          r.raw[:200])
+            self.assertIn("close", conn_tokens(r), r.raw[:200])
             self.assert_eof(c)
             self.assert_serves(srv)
             line = self.wait_log(srv, r"refused: 403 origin not allowed")
@@ -102,32 +99,25 @@ class Listeners(HttpCase):
             self.assert_serves(b)
         self.stop_ok(b)
 
-    def test_same_port_without_reuseport_second_refuses_to_start(self):
-        port = free_port()
-        addr = f"127.0.0.1:{port}"
+    def check_second_refuses_to_start(self, second_args, error):
+        """A daemon on a free port, then a second one with second_args on the same port:
+        the second exits non-zero, with error (formatted with the address) in its message,
+        and the first still serves."""
+        addr = f"127.0.0.1:{free_port()}"
         a = self.start_server(listen=[addr])
-        b = Daemon(listen=[addr])
-        _logs_to_remove.append(b)
-        self.addCleanup(b.kill)
+        b = self.new_server(*second_args, listen=[addr])
         with self.assertRaises(RuntimeError, msg="a second daemon listens on a port in use") as cm:
             b.start()
         self.assertGreater(b.proc.returncode, 0, str(cm.exception))
-        self.assertRegex(str(cm.exception), rf"cannot listen on {re.escape(addr)}: Address already in use")
+        self.assertRegex(str(cm.exception), error.format(addr=re.escape(addr)))
         self.assert_serves(a)
         self.stop_ok(a)
 
+    def test_same_port_without_reuseport_second_refuses_to_start(self):
+        self.check_second_refuses_to_start((), "cannot listen on {addr}: Address already in use")
+
     def test_reuseport_on_one_side_only_second_refuses_to_start(self):
-        port = free_port()
-        addr = f"127.0.0.1:{port}"
-        a = self.start_server(listen=[addr])
-        b = Daemon("--reuseport", "yes", listen=[addr])
-        _logs_to_remove.append(b)
-        self.addCleanup(b.kill)
-        with self.assertRaises(RuntimeError) as cm:
-            b.start()
-        self.assertRegex(str(cm.exception), rf"cannot listen on {re.escape(addr)}")
-        self.assert_serves(a)
-        self.stop_ok(a)
+        self.check_second_refuses_to_start(("--reuseport", "yes"), "cannot listen on {addr}")
 
 
 # ========================================================================================
@@ -137,8 +127,7 @@ class Listeners(HttpCase):
 class TrustedProxy(HttpCase):
     def refused_from(self, args, headers, path="/nope", origin=None):
         """Starts a daemon, makes one refused request; returns (log line, client port)."""
-        srv = self.start_server(*args)
-        c = self.client(srv)
+        srv, c = self.start_with_client(*args)
         if origin:
             r = c.handshake(headers=dict(headers, Origin=origin), expect_status=403)
         else:
@@ -151,61 +140,51 @@ class TrustedProxy(HttpCase):
         self.srv = srv
         return m.group(1), c.sock.getsockname()[1]
 
-    def test_xff_from_trusted_peer_names_the_client(self):
-        who, _ = self.refused_from(["--trusted-proxy", "127.0.0.1"], [("X-Forwarded-For", "203.0.113.9")])
-        self.assertEqual(who, "203.0.113.9")
+    def check_named(self, args, headers, named=None, **kw):
+        """One refused request (see refused_from); its log line must name named (None:
+        the connecting client itself), and the daemon exit 0. Returns the daemon."""
+        who, port = self.refused_from(args, headers, **kw)
+        self.assertEqual(who, named or f"127.0.0.1:{port}")
         self.stop_ok(self.srv)
+        return self.srv
+
+    def test_xff_from_trusted_peer_names_the_client(self):
+        self.check_named(["--trusted-proxy", "127.0.0.1"], [("X-Forwarded-For", "203.0.113.9")], "203.0.113.9")
 
     def test_xff_without_trusted_proxy_names_the_peer(self):
-        who, port = self.refused_from([], [("X-Forwarded-For", "203.0.113.9")])
-        self.assertEqual(who, f"127.0.0.1:{port}")
-        self.assertNotIn("203.0.113.9", self.srv.log())
-        self.stop_ok(self.srv)
+        srv = self.check_named([], [("X-Forwarded-For", "203.0.113.9")])
+        self.assertNotIn("203.0.113.9", srv.log())
 
     def test_xff_from_untrusted_peer_is_ignored(self):
-        who, port = self.refused_from(["--trusted-proxy", "10.0.0.0/8"], [("X-Forwarded-For", "203.0.113.9")])
-        self.assertEqual(who, f"127.0.0.1:{port}")
-        self.stop_ok(self.srv)
+        self.check_named(["--trusted-proxy", "10.0.0.0/8"], [("X-Forwarded-For", "203.0.113.9")])
 
     def test_xff_spoofed_leftmost_entry_is_not_believed(self):
         # The client wrote 198.51.100.1 itself; the trusted proxy appended 203.0.113.9.
-        who, _ = self.refused_from(["--trusted-proxy", "127.0.0.1/32"],
-                                   [("X-Forwarded-For", "198.51.100.1, 203.0.113.9")])
-        self.assertEqual(who, "203.0.113.9")
-        self.stop_ok(self.srv)
+        self.check_named(["--trusted-proxy", "127.0.0.1/32"], [("X-Forwarded-For", "198.51.100.1, 203.0.113.9")],
+                         "203.0.113.9")
 
     def test_xff_through_two_trusted_proxies(self):
-        who, _ = self.refused_from(["--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8"],
-                                   [("X-Forwarded-For", "203.0.113.9, 10.1.2.3")])
-        self.assertEqual(who, "203.0.113.9")
-        self.stop_ok(self.srv)
+        self.check_named(["--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8"],
+                         [("X-Forwarded-For", "203.0.113.9, 10.1.2.3")], "203.0.113.9")
 
     def test_xff_17_lines_the_last_ones_are_the_proxys(self):
         # The client wrote 16 lines of its own; the trusted proxy appended the last one.
         headers = ([("X-Forwarded-For", "198.51.100.66")] * 16
                    + [("X-Forwarded-For", "198.51.100.77, 203.0.113.9")])
-        who, _ = self.refused_from(["--trusted-proxy", "127.0.0.1"], headers)
-        self.assertEqual(who, "203.0.113.9")
-        self.stop_ok(self.srv)
+        self.check_named(["--trusted-proxy", "127.0.0.1"], headers, "203.0.113.9")
 
     def test_xff_and_forwarded_together_neither_is_believed(self):
         # Which of the two the proxy wrote is unknown: the peer's own address stands.
-        who, port = self.refused_from(["--trusted-proxy", "127.0.0.1"],
-                                      [("X-Forwarded-For", "198.51.100.66"), ("Forwarded", "for=203.0.113.9")])
-        self.assertEqual(who, f"127.0.0.1:{port}")
-        self.stop_ok(self.srv)
+        self.check_named(["--trusted-proxy", "127.0.0.1"],
+                         [("X-Forwarded-For", "198.51.100.66"), ("Forwarded", "for=203.0.113.9")])
 
     def test_forwarded_header_names_the_client(self):
-        who, _ = self.refused_from(["--trusted-proxy", "127.0.0.1"],
-                                   [("Forwarded", 'for="[2001:db8::9]:4711";proto=https')])
-        self.assertEqual(who, "[2001:db8::9]:4711")
-        self.stop_ok(self.srv)
+        self.check_named(["--trusted-proxy", "127.0.0.1"], [("Forwarded", 'for="[2001:db8::9]:4711";proto=https')],
+                         "[2001:db8::9]:4711")
 
     def test_origin_refusal_names_the_forwarded_client(self):
-        who, _ = self.refused_from(["--trusted-proxy", "127.0.0.1", "--allowed-origin", "https://app.example"],
-                                   [("X-Forwarded-For", "203.0.113.9")], origin="https://evil.example")
-        self.assertEqual(who, "203.0.113.9")
-        self.stop_ok(self.srv)
+        self.check_named(["--trusted-proxy", "127.0.0.1", "--allowed-origin", "https://app.example"],
+                         [("X-Forwarded-For", "203.0.113.9")], "203.0.113.9", origin="https://evil.example")
 
 
 if __name__ == "__main__":

@@ -34,9 +34,8 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import wsclient  # noqa: E402
-from httputil import (Daemon, HttpCase, _logs_to_remove, free_port, http_request,  # noqa: E402
-                      read_response)
-from wsclient import OP_BINARY, OP_TEXT, RawClient, add_cases, run_tap, wait_for  # noqa: E402
+from httputil import Daemon, HttpCase, free_port, http_request, read_response  # noqa: E402
+from wsclient import OP_BINARY, OP_TEXT, RawClient, _logs_to_remove, add_cases, run_tap, wait_for  # noqa: E402
 
 HAPROXY = shutil.which("haproxy", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 

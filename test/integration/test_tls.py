@@ -7,8 +7,8 @@ a renewed localhost certificate with a new key and another serial. Clients trust
 
 1. python3-websockets over wss: text, 100 KiB and 1 MiB binary echoes, with and without
    permessage-deflate (and a raw client that sees RSV1 on the wire over TLS).
-2. node `ws` over wss with `ca` (node/wss_client.mjs; skipped if node or node_modules/ws
-   is missing).
+2. node `ws` over wss with `ca` (node/ws_client.mjs --ca --sni; skipped if node or
+   node_modules/ws is missing).
 3. https: /healthz and /metrics kept alive over one TLS connection; /metrics parsed by
    prometheus_client counts the TLS handshakes made.
 4. TLS 1.3 and 1.2 work, 1.1 is refused with a protocol_version alert; ALPN http/1.1 or
@@ -49,11 +49,11 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import wsclient  # noqa: E402
-from httputil import (Daemon, HttpCase, _logs_to_remove, free_port, http_request,  # noqa: E402
-                      read_response, sample, scrape)
-from wsclient import OP_BINARY, OP_TEXT, PmdClient, RawClient, run_tap, wait_for  # noqa: E402
+from httputil import (Daemon, HttpCase, free_port, http_request, read_response, sample,  # noqa: E402
+                      scrape)
+from wsclient import (OP_BINARY, OP_TEXT, PmdClient, RawClient, run_node_client, run_tap,  # noqa: E402
+                      wait_for)
 
-NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 OTHER = "other.test"
 MiB = 1 << 20
 
@@ -184,42 +184,23 @@ class TlsDaemon(Daemon):
     """The daemon with one plain --listen and one --listen-tls; port is the plain one,
     tls_port the TLS one."""
 
+    listening_what = "its two listeners"
+
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.tls_port = None
 
-    def start(self):
-        binary = wsclient.server_binary()
-        argv = [binary, "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0"] + self.args
-        argv += ["--log-level", self.log_level or "info"]
-        self._log = tempfile.NamedTemporaryFile(prefix="wsr-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=daemon_env(),
-                                     preexec_fn=wsclient._die_with_parent)
-        wsclient._live_servers.append(self)
-        pat = re.compile(r"listening on 127\.0\.0\.1:(\d+)( \(TLS\))?")
-        deadline = time.monotonic() + wsclient.START_TIMEOUT
-        while time.monotonic() < deadline:
-            found = pat.findall(self.log())
-            if len(found) >= 2:
-                self.port = [int(p) for p, t in found if not t][0]
-                self.tls_port = [int(p) for p, t in found if t][0]
-                self.host = "127.0.0.1"
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode} before listening:\n"
-                                   + self.log_tail())
-            time.sleep(0.02)
-        tail = self.log_tail()
-        self.kill()
-        raise RuntimeError("server did not log its two listeners in time:\n" + tail)
+    def listen_args(self):
+        return ["--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0"]
 
-
-def daemon_env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WSR_")}
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-    return env
+    def listening(self, log):
+        found = re.findall(r"listening on 127\.0\.0\.1:(\d+)( \(TLS\))?", log)
+        if len(found) < 2:
+            return False
+        self.port = [int(p) for p, t in found if not t][0]
+        self.tls_port = [int(p) for p, t in found if t][0]
+        self.host = "127.0.0.1"
+        return True
 
 
 class TlsMixin:
@@ -269,11 +250,6 @@ def client_hello(ctx=None, server_hostname="localhost"):
     hello = out.read()
     assert hello[:1] == b"\x16" and len(hello) > 100, hello[:20]
     return hello
-
-
-def https_get(c, path="/healthz", **kw):
-    c.send(http_request("GET", path, **kw))
-    return read_response(c)
 
 
 def parse_metrics(body):
@@ -335,12 +311,7 @@ class TlsCase(HttpCase):
         if certs is None:
             certs = [(p.path("localhost.pem"), p.path("localhost.key")),
                      (p.path("other.pem"), p.path("other.key"))]
-        srv = TlsDaemon(*(list(self.base_args) + cert_args(*certs) + list(args)), **kw)
-        self.server = srv
-        _logs_to_remove.append(srv)
-        self.addCleanup(srv.kill)
-        srv.start()
-        return srv
+        return self.start_server(*self.base_args, *cert_args(*certs), *args, cls=TlsDaemon, **kw)
 
     def tls(self, srv, cls=TlsClient, **kw):
         c = cls(srv.tls_port, **kw)
@@ -454,25 +425,10 @@ class WebsocketsClient(TlsCase):
 
 class NodeWs(TlsCase):
     def test_node_ws_over_wss(self):
-        node = shutil.which("node")
-        if not node:
-            self.skipTest("node is not installed")
-        if not os.path.isfile(os.path.join(NODE_DIR, "node_modules", "ws", "package.json")):
-            self.skipTest("node_modules missing: run `npm ci --prefix test/integration/node`")
         srv = self.start_tls()
-        try:
-            p = subprocess.run([node, os.path.join(NODE_DIR, "wss_client.mjs"),
-                                f"wss://127.0.0.1:{srv.tls_port}/echo", pki().ca, OTHER],
-                               capture_output=True, text=True, timeout=50)
-        except subprocess.TimeoutExpired as e:
-            self.fail(f"node client still running after 50 s:\n{(e.stdout or '')[-2000:]}")
-        out = p.stdout
-        bad = [ln for ln in out.splitlines() if ln.startswith("not ok") or ln.startswith("# ")]
-        self.assertEqual(p.returncode, 0, "node ws client failed:\n" + "\n".join(bad[:30])
-                         + "\n" + p.stderr[-2000:])
-        self.assertRegex(out, r"(?m)^1\.\.\d+$")
+        out = run_node_client(self, f"wss://127.0.0.1:{srv.tls_port}/echo", "--ca", pki().ca,
+                              "--sni", OTHER)
         self.assertGreaterEqual(out.count("\nok "), 15, out)
-        self.assertNotIn("not ok", out)
         self.stop_ok(srv)
 
 
@@ -513,7 +469,7 @@ class Https(TlsCase):
                 c.send_close(1000)
                 c.expect_close(1000, reply=False)
             else:
-                r2 = https_get(c, "/healthz")
+                r2 = self.get(c, "/healthz")
                 self.assertEqual(r2.status, 200)
                 c.sock.unwrap()
             c.close()
@@ -546,21 +502,22 @@ class Https(TlsCase):
 
 
 class Protocol(TlsCase):
-    def test_tls13(self):
+    def start_echoing_over(self, version, **ctx):
+        """A daemon, and a wss echo over a connection that must have negotiated version
+        (ctx: the client context's limits, see Pki.ctx). Returns the daemon."""
         srv = self.start_tls()
-        c = self.tls(srv, ctx=pki().ctx(minv=ssl.TLSVersion.TLSv1_3))
-        self.assertEqual(c.sock.version(), "TLSv1.3")
+        c = self.tls(srv, ctx=pki().ctx(**ctx))
+        self.assertEqual(c.sock.version(), version)
         c.handshake()
         c.echo(OP_BINARY, os.urandom(200000))
-        self.stop_ok(srv)
+        return srv
+
+    def test_tls13(self):
+        self.stop_ok(self.start_echoing_over("TLSv1.3", minv=ssl.TLSVersion.TLSv1_3))
 
     def test_tls12(self):
-        srv = self.start_tls()
-        c = self.tls(srv, ctx=pki().ctx(maxv=ssl.TLSVersion.TLSv1_2))
-        self.assertEqual(c.sock.version(), "TLSv1.2")
-        c.handshake()
-        c.echo(OP_BINARY, os.urandom(200000))
-        self.assertEqual(https_get(self.tls(srv, ctx=pki().ctx(maxv=ssl.TLSVersion.TLSv1_2))).status, 200)
+        srv = self.start_echoing_over("TLSv1.2", maxv=ssl.TLSVersion.TLSv1_2)
+        self.assertEqual(self.get(self.tls(srv, ctx=pki().ctx(maxv=ssl.TLSVersion.TLSv1_2))).status, 200)
         self.stop_ok(srv)
 
     def test_tls11_refused(self):
@@ -584,7 +541,7 @@ class Protocol(TlsCase):
         srv = self.start_tls()
         c = self.tls(srv, ctx=pki().ctx(alpn=["h2", "http/1.1"]))
         self.assertEqual(c.sock.selected_alpn_protocol(), "http/1.1")
-        self.assert_healthz(https_get(c))
+        self.assert_healthz(self.get(c))
         c2 = self.tls(srv, ctx=pki().ctx(alpn=["http/1.1"]))
         self.assertEqual(c2.sock.selected_alpn_protocol(), "http/1.1")
         c2.handshake()
@@ -595,7 +552,7 @@ class Protocol(TlsCase):
         srv = self.start_tls()
         c = self.tls(srv, ctx=pki().ctx(alpn=["h2"]))
         self.assertIsNone(c.sock.selected_alpn_protocol())
-        self.assert_healthz(https_get(c))
+        self.assert_healthz(self.get(c))
         c.handshake()
         c.echo(OP_TEXT, b"no alpn, still HTTP/1.1")
         self.stop_ok(srv)
@@ -626,13 +583,13 @@ class Protocol(TlsCase):
         srv = self.start_tls()
         ctx = pki().ctx(minv=version, maxv=version)
         c1 = self.tls(srv, ctx=ctx)
-        self.assert_healthz(https_get(c1))     # a full read: the TLS 1.3 ticket has arrived
+        self.assert_healthz(self.get(c1))     # a full read: the TLS 1.3 ticket has arrived
         self.assertFalse(c1.sock.session_reused)
         sess = c1.sock.session
         self.assertIsNotNone(sess)
         self.assertTrue(sess.has_ticket, "the server sent no session ticket")
         c2 = self.tls(srv, ctx=ctx, session=sess)
-        self.assert_healthz(https_get(c2))
+        self.assert_healthz(self.get(c2))
         self.assertTrue(c2.sock.session_reused, "the second connection was a full handshake")
         c2.handshake()
         c2.echo(OP_TEXT, b"resumed")
@@ -675,15 +632,19 @@ class Errors(TlsCase):
         self.assert_wss_serves(self.srv)
         self.stop_ok(self.srv)
 
+    def echoed_wss(self, text):
+        """A wss client of the daemon that has had text echoed."""
+        c = self.tls(self.srv)
+        c.handshake()
+        c.echo(OP_TEXT, text)
+        return c
+
     def check_plaintext_http(self, data):
         srv = self.srv
         _, fail0 = tls_counters(srv)
         c = self.client(srv, port=srv.tls_port)
         c.send(data)
-        try:
-            rest = c.read_until_eof(timeout=5)
-        except socket.timeout:
-            self.fail("no answer and still open after 5 s")
+        rest = self.read_to_eof(c, 5, "no answer, and the connection")
         self.assertTrue(rest.startswith(b"HTTP/1.1 400 "), rest[:200])
         head, _, body = rest.partition(b"\r\n\r\n")
         self.assertIn(b"\r\nConnection: close", head)
@@ -706,10 +667,7 @@ class Errors(TlsCase):
         srv = self.srv
         c = self.client(srv)
         c.send(client_hello())
-        try:
-            rest = c.read_until_eof(timeout=5)
-        except socket.timeout:
-            self.fail("a ClientHello on the plain port: still open after 5 s")
+        rest = self.read_to_eof(c, 5, "a ClientHello on the plain port")
         self.assertEqual(rest, b"", "a ClientHello on the plain port got an answer")
         port = c.sock.getsockname()[1]
         self.assert_logged(srv, rf"connection from 127\.0\.0\.1:{port}: a TLS handshake on a "
@@ -726,11 +684,7 @@ class Errors(TlsCase):
         t0 = time.monotonic()
         if data:
             c.send(data)
-        try:
-            rest = c.read_until_eof(timeout=5)
-        except socket.timeout:
-            self.fail(f"{len(data)} bytes of a ClientHello: still open after 5 s "
-                      "(--handshake-timeout 500)")
+        rest = self.read_to_eof(c, 5, f"{len(data)} bytes of a ClientHello (--handshake-timeout 500)")
         waited = time.monotonic() - t0
         self.assertEqual(rest, b"")
         self.assertGreaterEqual(waited, 0.4, "closed before --handshake-timeout")
@@ -749,9 +703,7 @@ class Errors(TlsCase):
 
     def check_garbage(self, make_garbage, reason):
         srv = self.srv
-        c = self.tls(srv)
-        c.handshake()
-        c.echo(OP_TEXT, b"before the garbage")
+        c = self.echoed_wss(b"before the garbage")
         hs0, fail0 = tls_counters(srv)
         c.write_raw(make_garbage())
         # The server ends the connection (an alert may come first).
@@ -789,9 +741,7 @@ class Errors(TlsCase):
     def test_tcp_fin_without_close_notify_is_logged(self):
         # A half-close: the client's socket stays open while the server reads the FIN.
         srv = self.srv
-        c = self.tls(srv)
-        c.handshake()
-        c.echo(OP_TEXT, b"then a bare FIN")
+        c = self.echoed_wss(b"then a bare FIN")
         port = c.local_port
         raw = socket.socket(fileno=os.dup(c.sock.fileno()))
         self.addCleanup(raw.close)
@@ -801,7 +751,7 @@ class Errors(TlsCase):
         raw.close()
         # A peer that does send close_notify is not reported so.
         c2 = self.tls(srv)
-        self.assert_healthz(https_get(c2))
+        self.assert_healthz(self.get(c2))
         port2 = c2.local_port
         c2.sock.unwrap()
         c2.close()
@@ -814,9 +764,7 @@ class Errors(TlsCase):
         # without close_notify. OpenSSL answers the EOF with an alert, the closed socket
         # answers that with a reset, and the log line asks getpeername() only then.
         srv = self.srv
-        c = self.tls(srv)
-        c.handshake()
-        c.echo(OP_TEXT, b"then close()")
+        c = self.echoed_wss(b"then close()")
         port = c.local_port
         c.close()
         m = self.assert_logged(srv, r"TLS from (\S+): the peer closed without close_notify",
@@ -844,6 +792,17 @@ class Reload(TlsCase):
         with open(path, "wb") as f:
             f.write(data)
 
+    def put_localhost_pair(self, name):
+        """name.pem and name.key of the PKI become the files of the localhost pair."""
+        self.put(self.cert, pki().read(name + ".pem"))
+        self.put(self.key, pki().read(name + ".key"))
+
+    def assert_serves_certs(self, srv, localhost):
+        """New connections get the certificate localhost for "localhost", and "other"
+        for OTHER."""
+        self.assertEqual(self.peer_der(srv), pki().der(localhost))
+        self.assertEqual(self.peer_der(srv, OTHER), pki().der("other"))
+
     def sighup(self, srv, pattern):
         n = len(re.findall(pattern, srv.log()))
         srv.send_signal(signal.SIGHUP)
@@ -868,8 +827,7 @@ class Reload(TlsCase):
         a.echo(OP_TEXT, b"A before")
         self.assertEqual(a.sock.getpeercert(binary_form=True), p.der("localhost"))
 
-        self.put(self.cert, p.read("renewed.pem"))
-        self.put(self.key, p.read("renewed.key"))
+        self.put_localhost_pair("renewed")
         self.sighup(srv, r"TLS: 2 certificates reloaded")
         der = self.peer_der(srv)
         self.assertEqual(p.serial_of_der(der), Pki.SERIALS["renewed"])
@@ -880,8 +838,7 @@ class Reload(TlsCase):
         self.put(self.cert, CORRUPT_PEM)
         self.sighup(srv, r"TLS: reload failed; the certificates in use stay")
         self.assertRegex(srv.log(), re.escape(f"TLS: certificate {self.cert}:"))
-        self.assertEqual(self.peer_der(srv), p.der("renewed"))
-        self.assertEqual(self.peer_der(srv, OTHER), p.der("other"))
+        self.assert_serves_certs(srv, "renewed")
         a.echo(OP_TEXT, b"A after a failed reload")
         a.send_close(1000)
         a.expect_close(1000, reply=False)
@@ -891,17 +848,14 @@ class Reload(TlsCase):
         # The first pair is valid (the original again) but the second is broken: neither
         # is taken up.
         p = pki()
-        self.put(self.cert, p.read("renewed.pem"))
-        self.put(self.key, p.read("renewed.key"))
+        self.put_localhost_pair("renewed")
         srv = self.start_tls(certs=[(self.cert, self.key), (self.ocert, self.okey)])
         self.assertEqual(self.peer_der(srv), p.der("renewed"))
-        self.put(self.cert, p.read("localhost.pem"))
-        self.put(self.key, p.read("localhost.key"))
+        self.put_localhost_pair("localhost")
         self.put(self.okey, p.read("localhost.key"))   # does not match other.pem
         self.sighup(srv, r"TLS: reload failed")
         self.assertIn(self.okey, srv.log_tail(5))
-        self.assertEqual(self.peer_der(srv), p.der("renewed"))
-        self.assertEqual(self.peer_der(srv, OTHER), p.der("other"))
+        self.assert_serves_certs(srv, "renewed")
         # Fixed: both are taken up.
         self.put(self.okey, p.read("other.key"))
         self.sighup(srv, r"TLS: 2 certificates reloaded")
@@ -914,13 +868,12 @@ class Reload(TlsCase):
         srv = self.start_tls(certs=[(self.cert, self.key)])
         ctx = p.ctx()
         c1 = self.tls(srv, ctx=ctx)
-        self.assert_healthz(https_get(c1))
+        self.assert_healthz(self.get(c1))
         sess = c1.sock.session
-        self.put(self.cert, p.read("renewed.pem"))
-        self.put(self.key, p.read("renewed.key"))
+        self.put_localhost_pair("renewed")
         self.sighup(srv, r"TLS: 1 certificate reloaded")
         c2 = self.tls(srv, ctx=ctx, session=sess)
-        self.assert_healthz(https_get(c2))
+        self.assert_healthz(self.get(c2))
         if not c2.sock.session_reused:
             self.assertEqual(c2.sock.getpeercert(binary_form=True), p.der("renewed"))
         self.stop_ok(srv)
@@ -937,7 +890,7 @@ class Startup(unittest.TestCase):
                 "--listen-tls", f"127.0.0.1:{port}", *args]
         try:
             p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                               env=daemon_env(), timeout=10, preexec_fn=wsclient._die_with_parent)
+                               env=wsclient.server_env(), timeout=10, preexec_fn=wsclient._die_with_parent)
         except subprocess.TimeoutExpired:
             self.fail(f"{argv}: still running after 10 s (expected to refuse to start)")
         out = p.stdout + p.stderr

@@ -8,11 +8,13 @@ Stdlib only; the tests that use a real client import `websockets` themselves.
 Run with /usr/bin/python3 (Debian's python3-websockets belongs to it).
 """
 
+import atexit
 import base64
 import ctypes
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -77,13 +79,30 @@ def _die_with_parent():
         pass
 
 
+def server_env(extra=None):
+    """The environment a daemon under test runs in: hermetic (no WSR_* configuration
+    from the caller's environment); under ASan/UBSan, reports go to stderr and leaks
+    and UB fail the exit code. extra is added last."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSR_")}
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    env.update(extra or {})
+    return env
+
+
 _LISTEN_RE = re.compile(r"listening on (\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+)")
 
 _live_servers = []
 
 
 class Server:
-    """The wsreactor binary as a subprocess on an ephemeral loopback port."""
+    """The wsreactor binary as a subprocess on an ephemeral loopback port.
+
+    A subclass with other listeners overrides listen_args() (the listener options),
+    listening(log) (whether the log shows them all; it records their ports) and
+    listening_what (for the error when they do not come)."""
+
+    listening_what = "'listening on'"
 
     def __init__(self, *args, host="127.0.0.1", log_level=None, preexec=None, env=None):
         """preexec runs in the child before exec (e.g. to set a resource limit); env is
@@ -100,45 +119,46 @@ class Server:
         self._log = None
 
     # -- lifecycle ---------------------------------------------------------------------
+    def listen_args(self):
+        return ["--listen", f"[{self.host}]:0" if ":" in self.host else f"{self.host}:0"]
+
+    def listening(self, log):
+        m = _LISTEN_RE.search(log)
+        if m:
+            self.listen_host = m.group(1)
+            self.port = int(m.group(2))
+        return m is not None
+
     def start(self):
-        binary = server_binary()
-        listen = f"[{self.host}]:0" if ":" in self.host else f"{self.host}:0"
-        argv = [binary, "--listen", listen] + self.args
+        """Starts the process and waits until it listens; kills it (and raises
+        RuntimeError with its log's tail) if it exits or does not listen in time."""
+        argv = [server_binary()] + self.listen_args() + self.args
         if self.log_level:
             argv += ["--log-level", self.log_level]
         self._log = tempfile.NamedTemporaryFile(prefix="wsr-", suffix=".log", delete=False)
-        # Hermetic: no WSR_* configuration from the caller's environment.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WSR_")}
-        # Under ASan/UBSan: report to stderr, fail the exit code on leaks and UB.
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        env.update(self.extra_env)
 
         def in_child():
             _die_with_parent()
             if self.preexec:
                 self.preexec()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env, preexec_fn=in_child)
+                                     stderr=subprocess.STDOUT, env=server_env(self.extra_env),
+                                     preexec_fn=in_child)
         _live_servers.append(self)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            m = _LISTEN_RE.search(self.log())
-            if m:
-                self.listen_host = m.group(1)
-                self.port = int(m.group(2))
+            if self.listening(self.log()):
                 return self
             if self.proc.poll() is not None:
-                tail = self.log_tail()
-                self.kill()
-                self.remove_log()
-                raise RuntimeError(f"server exited with {self.proc.returncode} before listening:\n"
-                                   + tail)
+                why = f"server exited with {self.proc.returncode} before listening"
+                break
             time.sleep(0.02)
+        else:
+            why = f"server did not log {self.listening_what} within {START_TIMEOUT}s"
         tail = self.log_tail()
         self.kill()
         self.remove_log()
-        raise RuntimeError(f"server did not log 'listening on' within {START_TIMEOUT}s:\n" + tail)
+        raise RuntimeError(f"{why}:\n" + tail)
 
     def log(self):
         if not self._log:
@@ -222,6 +242,32 @@ class Server:
 def kill_all_servers():
     for s in list(_live_servers):
         s.kill()
+
+
+NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
+
+
+def run_node_client(test, *args, timeout=50):
+    """Runs the node `ws` interop client (node/ws_client.mjs) with args for a test case:
+    skips the test when node or node_modules/ws is missing, and asserts the client
+    exited 0 after a TAP plan with no failed case. Returns its TAP output."""
+    node = shutil.which("node")
+    if not node:
+        test.skipTest("node is not installed")
+    if not os.path.isfile(os.path.join(NODE_DIR, "node_modules", "ws", "package.json")):
+        test.skipTest("node_modules missing: run `npm ci --prefix test/integration/node`")
+    try:
+        p = subprocess.run([node, os.path.join(NODE_DIR, "ws_client.mjs"), *args],
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        test.fail(f"node client still running after {timeout} s:\n{(e.stdout or '')[-2000:]}")
+    out = p.stdout
+    bad = [ln for ln in out.splitlines() if ln.startswith("not ok") or ln.startswith("# ")]
+    test.assertEqual(p.returncode, 0, "node ws client failed:\n" + "\n".join(bad[:30])
+                     + "\n" + p.stderr[-2000:])
+    test.assertRegex(out, r"(?m)^1\.\.\d+$")
+    test.assertNotIn("not ok", out)
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -450,8 +496,10 @@ class RawClient:
         return out
 
     # -- HTTP ----------------------------------------------------------------------------
-    def read_http_response(self, limit=65536):
-        """Reads a response head, and the body if Content-Length says so."""
+    def read_http_response(self, limit=65536, head_only=False):
+        """Reads one response: the head, then a body of Content-Length bytes unless
+        head_only (a response to HEAD) or the status has none (1xx such as 101, 204,
+        304). More than one Content-Length is a ProtocolFailure."""
         while b"\r\n\r\n" not in self.buf:
             if len(self.buf) > limit:
                 raise ProtocolFailure("response head too long")
@@ -464,16 +512,16 @@ class RawClient:
         head = bytes(self.buf[:i])
         del self.buf[:i]
         version, status, reason, headers = parse_http_head(head[:-4])
-        body = b""
-        resp = HttpResponse(status, reason, version, headers, body, head)
-        cl = resp.header("Content-Length")
-        if status != 101 and cl is not None:
+        resp = HttpResponse(status, reason, version, headers, b"", head)
+        cls = resp.header_all("Content-Length")
+        if len(cls) > 1:
+            raise ProtocolFailure(f"{len(cls)} Content-Length headers: {head!r}")
+        if not head_only and cls and not (100 <= status < 200 or status in (204, 304)):
             try:
-                body = self.recv_exact(int(cl))
+                resp.body = self.recv_exact(int(cls[0]))
             except Closed:
-                raise ProtocolFailure(f"body shorter than Content-Length {cl}: {bytes(self.buf)!r}")
-        resp.body = body
-        resp.raw = head + body
+                raise ProtocolFailure(f"body shorter than Content-Length {cls[0]}: {bytes(self.buf)!r}")
+            resp.raw = head + resp.body
         self.response = resp
         return resp
 
@@ -724,6 +772,51 @@ class ServerTestCase(unittest.TestCase):
         self._clients.append(c)
         c.handshake(path=path, **kw)
         return c
+
+
+_logs_to_remove = []
+
+
+@atexit.register
+def _remove_logs():
+    # Logs outlive their test so that a failure's TAP diagnostics can show the tail.
+    for s in _logs_to_remove:
+        s.remove_log()
+
+
+class OwnServerCase(unittest.TestCase):
+    """Each test starts its own servers with start_server() (server_class, or cls) and
+    ends each with stop_ok(): exit status 0 on SIGTERM, which also catches sanitizer
+    reports."""
+
+    server_class = Server
+
+    def new_server(self, *args, cls=None, **kw):
+        """A server not started yet, killed when the test ends; its log is kept until
+        the script exits."""
+        srv = (cls or self.server_class)(*args, **kw)
+        _logs_to_remove.append(srv)
+        self.addCleanup(srv.kill)
+        return srv
+
+    def start_server(self, *args, cls=None, **kw):
+        srv = self.new_server(*args, cls=cls, **kw)
+        self.server = srv              # the TAP reporter prints its log tail on failure
+        srv.start()
+        return srv
+
+    def stop_ok(self, srv):
+        rc = srv.stop(timeout=10)
+        self.assertEqual(rc, 0, "exit status on SIGTERM (0 expected, negative: killed "
+                                "after 10 s):\n" + srv.log_tail(15))
+
+    def read_to_eof(self, c, timeout=10, what="the connection"):
+        """Every byte c receives until the server closes it; a failure (not an error)
+        when the connection is still open after timeout seconds."""
+        try:
+            return c.read_until_eof(timeout=timeout)
+        except socket.timeout:
+            self.fail(f"{what}: still open after {timeout} s")
 
 
 def add_cases(cls, prefix, cases, fn):
