@@ -113,6 +113,7 @@
 #include "core/server.h"
 #include "core/tls.h"
 #include "fuzz_util.h"
+#include "ws_checks.h"
 #include "proto/frame.h"
 #include "proto/utf8.h"
 #include "wsr/wsr.h"
@@ -247,39 +248,6 @@ static uint32_t xorshift(uint32_t *s) {
     x ^= x >> 17;
     x ^= x << 5;
     return *s = x;
-}
-
-// Data messages as a flat log: opcode, u64 length, bytes; one record per message.
-static void log_message(fuzz_trace *log, uint8_t op, const uint8_t *d, size_t n) {
-    fuzz_trace_u8(log, op);
-    fuzz_trace_u64(log, n);
-    fuzz_trace_put(log, d, n);
-}
-
-struct msg_ref {
-    uint8_t op;
-    const uint8_t *d;
-    size_t n;
-};
-
-static size_t split_log(const fuzz_trace *log, msg_ref **out) {
-    size_t count = 0, cap = 0, pos = 0;
-    *out = nullptr;
-    while (pos < log->len) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            *out = (msg_ref *)realloc(*out, cap * sizeof **out);
-            FUZZ_CHECK(*out != nullptr, "out of memory");
-        }
-        msg_ref &m = (*out)[count++];
-        m.op = log->data[pos];
-        uint64_t n;
-        memcpy(&n, log->data + pos + 1, sizeof n);
-        m.n = (size_t)n;
-        m.d = log->data + pos + 9;
-        pos += 9 + m.n;
-    }
-    return count;
 }
 
 // A masked client frame, written by the harness (not frame_write_header: the code under
@@ -860,123 +828,6 @@ static void check_quiet(wsr_server *srv, wsr_conn_id id, int sfd, tls_client *k,
 
 // --- checking what the client got ----------------------------------------------------
 
-static const char *header_value(const char *head, size_t n, const char *name, size_t *vlen) {
-    size_t k = strlen(name);
-    for (size_t i = 0; i + 2 + k + 1 < n; i++) {
-        if (head[i] != '\r' || head[i + 1] != '\n') continue;
-        if (strncasecmp(head + i + 2, name, k) != 0 || head[i + 2 + k] != ':') continue;
-        const char *v = head + i + 2 + k + 1;
-        while (v < head + n && *v == ' ') v++;
-        const char *e = (const char *)memmem(v, (size_t)(head + n - v), "\r\n", 2);
-        FUZZ_CHECK(e != nullptr, "header %s does not end", name);
-        *vlen = (size_t)(e - v);
-        return v;
-    }
-    return nullptr;
-}
-
-// Server frames: unmasked, unfragmented, control frames <= 125, text UTF-8, a valid
-// close last. Data messages go to sent, pongs to pongs. complete: the stream must end on
-// a frame boundary. Returns whether a close frame came.
-static bool check_frames(uint8_t *d, size_t n, bool complete, fuzz_trace *sent, fuzz_trace *pongs) {
-    frame_limits lim = {UINT64_MAX, false, false, 0};
-    frame_parser p;
-    frame_parser_init(&p);
-    fuzz_trace payload;
-    fuzz_trace_init(&payload);
-    size_t pos = 0, end_pos = 0;
-    bool closed = false;
-    frame_event ev;
-    for (;;) {
-        pos += frame_parse(&p, &lim, d + pos, n - pos, &ev);
-        if (ev.type == FRAME_NEED_MORE) break;
-        FUZZ_CHECK(ev.type != FRAME_ERROR, "server output at byte %zu is not a valid frame stream: %u %s", pos,
-                   ev.close_code, ev.reason);
-        if (ev.type == FRAME_HEADER) {
-            FUZZ_CHECK(!closed, "a frame (opcode %u) after the close frame", ev.opcode);
-            FUZZ_CHECK(ev.fin && ev.opcode != WS_OP_CONT, "the server fragmented a message (opcode %u fin %u)",
-                       ev.opcode, ev.fin);
-            payload.len = 0;
-        } else if (ev.type == FRAME_PAYLOAD) {
-            fuzz_trace_put(&payload, ev.data, ev.len);
-        } else if (ev.type == FRAME_END) {
-            end_pos = pos;
-            if (ev.opcode == WS_OP_CLOSE) {
-                uint16_t code = 0;
-                FUZZ_CHECK(frame_close_parse(payload.data, payload.len, &code) == 0,
-                           "invalid close frame from the server (%zu bytes)", payload.len);
-                closed = true;
-            } else if (ev.opcode == WS_OP_PONG) {
-                log_message(pongs, WS_OP_PING, payload.data, payload.len);
-            } else if (ev.opcode == WS_OP_TEXT || ev.opcode == WS_OP_BINARY) {
-                log_message(sent, ev.opcode, payload.data, payload.len);
-                if (ev.opcode == WS_OP_TEXT)
-                    FUZZ_CHECK(utf8_complete(utf8_validate(UTF8_ACCEPT, payload.data, payload.len)),
-                               "the server sent a text message that is not UTF-8 (%zu bytes)", payload.len);
-            }
-        }
-    }
-    if (complete)
-        FUZZ_CHECK(end_pos == n, "the server's frames end inside a frame before close_notify (%zu of %zu bytes)",
-                   end_pos, n);
-    fuzz_trace_free(&payload);
-    return closed;
-}
-
-// The client's complete data messages as a server decodes them (raw mode): masked frames,
-// the size limit, fragments joined; stops at the first error and at a close frame.
-static void client_messages(const uint8_t *stream, size_t n, uint64_t max_message, fuzz_trace *log) {
-    uint8_t *d = (uint8_t *)malloc(n ? n : 1);
-    FUZZ_CHECK(d != nullptr, "out of memory");
-    if (n) memcpy(d, stream, n);
-    frame_limits lim = {max_message, false, true, 0};
-    frame_parser p;
-    frame_parser_init(&p);
-    fuzz_trace msg;
-    fuzz_trace_init(&msg);
-    size_t pos = 0;
-    frame_event ev;
-    for (bool done = false; !done;) {
-        pos += frame_parse(&p, &lim, d + pos, n - pos, &ev);
-        switch (ev.type) {
-        case FRAME_NEED_MORE:
-        case FRAME_ERROR: done = true; break;
-        case FRAME_PAYLOAD:
-            if (!ws_opcode_is_control(ev.opcode)) fuzz_trace_put(&msg, ev.data, ev.len);
-            break;
-        case FRAME_END:
-            if (ev.opcode == WS_OP_CLOSE) {
-                done = true;
-            } else if (!ws_opcode_is_control(ev.opcode) && ev.fin) {
-                log_message(log, p.msg_opcode, msg.data, msg.len);
-                msg.len = 0;
-            }
-            break;
-        default: break;
-        }
-    }
-    fuzz_trace_free(&msg);
-    free(d);
-}
-
-// got must be a subsequence of want (strict: equal).
-static void compare_messages(const fuzz_trace *want, const fuzz_trace *got, bool strict, const char *what) {
-    msg_ref *w, *g;
-    size_t nw = split_log(want, &w), ng = split_log(got, &g);
-    size_t j = 0;
-    for (size_t i = 0; i < ng; i++) {
-        while (j < nw && !(w[j].op == g[i].op && w[j].n == g[i].n && (g[i].n == 0 || memcmp(w[j].d, g[i].d, g[i].n) == 0)))
-            j++;
-        FUZZ_CHECK(j < nw, "%s %zu of %zu (opcode %u, %zu bytes) is not one of the client's %zu, in order", what, i + 1,
-                   ng, g[i].op, g[i].n, nw);
-        if (strict) FUZZ_CHECK(j == i, "%s %zu: the client's %zu was skipped", what, i + 1, i + 1);
-        j++;
-    }
-    if (strict) FUZZ_CHECK(ng == nw, "%zu %ss for the client's %zu (nothing was corrupted)", ng, what, nw);
-    free(w);
-    free(g);
-}
-
 static void check_plaintext_answer(const tls_client *k) {
     const uint8_t *o = k->raw_in.data;
     size_t n = k->raw_in.len;
@@ -1015,14 +866,19 @@ static void check_output(tls_client *k, const script *sc, bool frames, bool stri
     fuzz_trace_init(&got);
     fuzz_trace_init(&pongs);
     fuzz_trace_init(&want);
-    bool closed = check_frames(k->plain_in.data + head_len, n - head_len, k->close_notify, &got, &pongs);
+    size_t end_pos;
+    bool closed = check_frames(k->plain_in.data + head_len, n - head_len, nullptr, &got, &pongs, &end_pos);
+    if (k->close_notify)
+        FUZZ_CHECK(end_pos == n - head_len,
+                   "the server's frames end inside a frame before close_notify (%zu of %zu bytes)", end_pos,
+                   n - head_len);
     if (frames) {
-        compare_messages(&sc->msgs, &got, strict, "echoed message");
-        compare_messages(&sc->pings, &pongs, strict, "pong");
+        compare_messages(&sc->msgs, &got, strict, "echoed message", "one of", ", in order");
+        compare_messages(&sc->pings, &pongs, strict, "pong", "one of", ", in order");
     } else {
         size_t req = sizeof REQUEST - 1;
-        client_messages(sc->pt.data + req, sc->pt.len - req, max_message, &want);
-        compare_messages(&want, &got, false, "echoed message");
+        client_messages(sc->pt.data + req, sc->pt.len - req, nullptr, max_message, &want);
+        compare_messages(&want, &got, false, "echoed message", "one of", ", in order");
     }
     if (strict && sc->close_sent) {
         FUZZ_CHECK(closed, "the client's close frame got no close frame back");
