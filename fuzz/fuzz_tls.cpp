@@ -728,23 +728,19 @@ static srv_print fingerprint(wsr_server *srv, wsr_conn_id id, int sfd, int cfd) 
     return f;
 }
 
-// The backlog pass (server.cpp on_backlog), done here by hand.
+// The backlog pass: server.cpp's on_backlog itself, called through the idle handle the
+// server started for it (libuv keeps the callback in the handle; the handle's data is
+// the server).
 static void backlog_pass(wsr_server *srv) {
-    server_flush(srv);
-    uint32_t n = srv->backlog_len;
-    for (uint32_t i = 0; i < n; i++) {
-        conn *c = conn_table_lookup(&srv->table, srv->backlog[i]);
-        if (!c) continue;
-        c->flags2 &= (uint8_t)~CF2_IN_BACKLOG;
-        if (conn_waits(c) && !(c->flags & (CF_DEAD | CF_READ_PAUSED))) conn_on_readable(srv, c);
-    }
-    srv->backlog_len -= n;
-    memmove(srv->backlog, srv->backlog + n, srv->backlog_len * sizeof *srv->backlog);
-    if (srv->backlog_len == 0) uv_idle_stop(&srv->backlog_idle);
+    FUZZ_CHECK(uv_is_active((uv_handle_t *)&srv->backlog_idle) && srv->backlog_idle.idle_cb,
+               "%u connections held over, but the backlog's idle handle is stopped", srv->backlog_len);
+    srv->backlog_idle.idle_cb(&srv->backlog_idle);
 }
 
 // One iteration of the loop for the connection: idle (backlog), prepare (flush), then
-// poll(2) readiness handled as on_event, with the interest the server registered.
+// poll(2) readiness handed to server.cpp's on_event (the poller's callback), as the
+// poller reports it (poller.cpp: IN for in, hang-up or error; OUT for out or error),
+// with the interest the server registered.
 static bool server_step(wsr_server *srv, wsr_conn_id id, int sfd, int cfd) {
     srv_print before = fingerprint(srv, id, sfd, cfd);
     if (srv->backlog_len) backlog_pass(srv);
@@ -756,14 +752,8 @@ static bool server_step(wsr_server *srv, wsr_conn_id id, int sfd, int cfd) {
         bool want_in = !(c->flags & CF_READ_PAUSED), want_out = c->flags & CF_WANT_WRITE;
         bool ev_in = (want_in && (pf.revents & (POLLIN | POLLRDHUP))) || (pf.revents & (POLLHUP | POLLERR));
         bool ev_out = (want_out && (pf.revents & POLLOUT)) || (pf.revents & POLLERR);
-        if (ev_out) {
-            conn_flush(srv, c);
-            c = lookup(srv, id);
-        }
-        if (c) {
-            bool tls_retry = ev_out && !(c->flags & CF_READ_PAUSED);
-            if ((ev_in || tls_retry) && !(c->flags & CF_DEAD) && !conn_waits(c)) conn_on_readable(srv, c);
-        }
+        uint32_t events = (ev_in ? (uint32_t)POLLER_IN : 0u) | (ev_out ? (uint32_t)POLLER_OUT : 0u);
+        if (events) srv->poll.cb(srv->poll.ctx, id, events);
         server_flush(srv);
     }
     srv_print after = fingerprint(srv, id, sfd, cfd);
