@@ -10,12 +10,14 @@
 #include "app/broadcast.h"
 #include "app/echo.h"
 #include "app/ops.h"
+#include "msg/messaging.h"
 #include "wsr/wsr.h"
 
 struct daemon_state {
     wsr_server *srv;
     broadcast_room room;
     ops_state ops;
+    msg_server *msg;
     uv_signal_t sigterm, sigint, sighup;
     bool stopping;
 };
@@ -66,6 +68,13 @@ int main(int argc, char **argv) {
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/echo", &echo_handlers, nullptr);
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/broadcast", &broadcast_handlers, &d.room);
     if (r == WSR_OK) r = ops_register(d.srv, &d.ops);
+    if (r == WSR_OK) {
+        msg_options mo;
+        msg_options_default(&mo);
+        mo.max_message = cfg.opts.max_message;
+        d.msg = msg_server_new(d.srv, "/ws", &mo);
+        if (!d.msg) r = WSR_ENOMEM;
+    }
     if (r != WSR_OK) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
         wsr_server_free(d.srv);
@@ -88,12 +97,14 @@ int main(int argc, char **argv) {
         close_signals(&d);
         wsr_server_free(d.srv);
         uv_run(loop, UV_RUN_DEFAULT);
+        msg_server_free(d.msg);
         return 1;
     }
 
     uv_run(loop, UV_RUN_DEFAULT);
 
     wsr_server_free(d.srv);
+    msg_server_free(d.msg);
     broadcast_room_free(&d.room);
     uv_loop_close(loop);
     return 0;

@@ -1,0 +1,387 @@
+#include "msg/messaging.h"
+
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "msg/channels.h"
+#include "msg/envelope.h"
+
+enum { CLIENT_ID_LEN = 32, MAX_CHANNEL_NAME = 128 };
+
+struct msg_client {
+    char id[CLIENT_ID_LEN + 1]; // 128 random bits in hex; "" for a free slot
+    wsr_conn_id conn;
+    uint32_t strikes;           // bad messages in a row
+    uint32_t next_free;
+};
+
+struct msg_server {
+    wsr_server *srv;
+    msg_options opts;
+    channels chans;
+    env_parser *parser;
+    env_out out;
+    msg_client *clients; // by client slot (the channels' client index)
+    uint32_t nclients, clients_cap, free_head;
+    uint32_t *by_id;     // open addressing over client ids: slot + 1, 0 empty
+    uint32_t by_id_cap;  // a power of two, at most half full
+    uint32_t live;
+};
+
+static const uint32_t NONE = UINT32_MAX;
+
+void msg_options_default(msg_options *o) {
+    o->max_message = 1 << 20;
+    o->max_channels = 100000;
+    o->history_count = 100;
+    o->history_age_ms = 5 * 60 * 1000;
+    o->max_strikes = 16;
+}
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+// --- clients ----------------------------------------------------------------------------
+
+static uint32_t id_hash(const char *id) {
+    uint32_t h = 0;
+    for (int i = 0; i < 8; i++) h = h * 16 + (uint32_t)(id[i] <= '9' ? id[i] - '0' : id[i] - 'a' + 10);
+    return h; // the id is random: its first 32 bits spread well
+}
+
+static uint32_t id_probe(const msg_server *ms, const char *id, size_t len) {
+    uint32_t mask = ms->by_id_cap - 1;
+    for (uint32_t i = (len == CLIENT_ID_LEN ? id_hash(id) : 0) & mask;; i = (i + 1) & mask) {
+        uint32_t e = ms->by_id[i];
+        if (!e || (len == CLIENT_ID_LEN && memcmp(ms->clients[e - 1].id, id, CLIENT_ID_LEN) == 0)) return i;
+    }
+}
+
+static bool index_rebuild(msg_server *ms, uint32_t cap) {
+    uint32_t *n = (uint32_t *)calloc(cap, sizeof *n);
+    if (!n) return false;
+    free(ms->by_id);
+    ms->by_id = n;
+    ms->by_id_cap = cap;
+    for (uint32_t s = 0; s < ms->nclients; s++)
+        if (ms->clients[s].id[0]) ms->by_id[id_probe(ms, ms->clients[s].id, CLIENT_ID_LEN)] = s + 1;
+    return true;
+}
+
+static uint32_t client_find(const msg_server *ms, const char *id, size_t len) {
+    if (!ms->by_id_cap || len != CLIENT_ID_LEN) return NONE;
+    uint32_t e = ms->by_id[id_probe(ms, id, len)];
+    return e ? e - 1 : NONE;
+}
+
+static uint32_t client_add(msg_server *ms, wsr_conn_id conn) {
+    if ((ms->live + 1) * 2 > ms->by_id_cap && !index_rebuild(ms, ms->by_id_cap ? ms->by_id_cap * 2 : 64))
+        return NONE;
+    uint32_t slot = ms->free_head;
+    if (slot == NONE) {
+        if (ms->nclients == ms->clients_cap) {
+            uint32_t cap = ms->clients_cap ? ms->clients_cap * 2 : 64;
+            msg_client *nc = (msg_client *)realloc(ms->clients, cap * sizeof *nc);
+            if (!nc) return NONE;
+            ms->clients = nc;
+            ms->clients_cap = cap;
+        }
+        slot = ms->nclients++;
+    } else {
+        ms->free_head = ms->clients[slot].next_free;
+    }
+    msg_client *c = &ms->clients[slot];
+    unsigned char raw[CLIENT_ID_LEN / 2];
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        c->id[0] = '\0';
+        c->next_free = ms->free_head;
+        ms->free_head = slot;
+        return NONE;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof raw; i++) {
+        c->id[2 * i] = hex[raw[i] >> 4];
+        c->id[2 * i + 1] = hex[raw[i] & 15];
+    }
+    c->id[CLIENT_ID_LEN] = '\0';
+    c->conn = conn;
+    c->strikes = 0;
+    ms->by_id[id_probe(ms, c->id, CLIENT_ID_LEN)] = slot + 1;
+    ms->live++;
+    return slot;
+}
+
+static void client_remove(msg_server *ms, uint32_t slot) {
+    msg_client *c = &ms->clients[slot];
+    c->id[0] = '\0';
+    c->next_free = ms->free_head;
+    ms->free_head = slot;
+    ms->live--;
+    index_rebuild(ms, ms->by_id_cap); // linear probing without tombstones: rebuilt (rare: closes)
+}
+
+static uint32_t slot_of(msg_server *ms, wsr_conn_id id) {
+    return (uint32_t)(uintptr_t)wsr_conn_user(ms->srv, id) - 1;
+}
+
+// --- sending ------------------------------------------------------------------------------
+
+// Ends an envelope started with env_key(..., true): the timestamp, and the brace.
+static void finish(env_out *o) {
+    env_key(o, "timestamp", false);
+    env_u64(o, now_ms());
+    env_raw(o, "}", 1);
+}
+
+static void send_out(msg_server *ms, wsr_conn_id to) {
+    if (!ms->out.failed) wsr_send(ms->srv, to, WSR_TEXT, ms->out.buf, ms->out.len);
+}
+
+static void begin(msg_server *ms, const char *type, const env_str *correlation) {
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "type", true);
+    env_string(&ms->out, type, strlen(type));
+    if (correlation && correlation->ptr) {
+        env_key(&ms->out, "correlationId", false);
+        env_string(&ms->out, correlation->ptr, correlation->len);
+    }
+}
+
+static void send_error(msg_server *ms, wsr_conn_id to, const env_str *id, const char *code, const char *message) {
+    begin(ms, "error", id);
+    env_key(&ms->out, "payload", false);
+    env_key(&ms->out, "code", true);
+    env_string(&ms->out, code, strlen(code));
+    env_key(&ms->out, "message", false);
+    env_string(&ms->out, message, strlen(message));
+    env_raw(&ms->out, "}", 1);
+    finish(&ms->out);
+    send_out(ms, to);
+}
+
+// A bad message costs an error envelope; many in a row cost the connection.
+static void strike(msg_server *ms, wsr_conn_id from, const env_str *id, const char *code, const char *message) {
+    send_error(ms, from, id, code, message);
+    msg_client *c = &ms->clients[slot_of(ms, from)];
+    if (++c->strikes >= ms->opts.max_strikes) wsr_close(ms->srv, from, 1008, "too many bad messages");
+}
+
+static void epoch_text(uint64_t epoch, char out[17]) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, epoch >>= 4) out[i] = hex[epoch & 15];
+    out[16] = '\0';
+}
+
+// --- the protocol ---------------------------------------------------------------------------
+
+// [A-Za-z0-9_.:@/-]{1,128}
+static bool channel_name_ok(const env_str *s) {
+    if (!s->ptr || !s->len || s->len > MAX_CHANNEL_NAME) return false;
+    for (uint32_t i = 0; i < s->len; i++) {
+        char c = s->ptr[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || (c && strchr("_.:@/-", c));
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static void on_subscribe(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+    uint32_t ch = channels_get(&ms->chans, e->channel.ptr, e->channel.len);
+    if (ch == CHANNELS_NONE) return send_error(ms, from, &e->id, "unavailable", "no room for another channel");
+    if (!channels_subscribe(&ms->chans, ch, client)) return send_error(ms, from, &e->id, "unavailable", "out of memory");
+    channel *c = channels_at(&ms->chans, ch);
+    char epoch[17];
+    epoch_text(c->epoch, epoch);
+    uint64_t seen;
+    env_str seen_epoch;
+    uint32_t first = 0, count = 0;
+    bool asked = env_since(ms->parser, e->payload, &seen, &seen_epoch);
+    bool recovered = asked && seen_epoch.len == 16 && memcmp(seen_epoch.ptr, epoch, 16) == 0 &&
+                     history_since(&c->hist, seen, c->last_offset, &first, &count);
+    begin(ms, "subscribed", &e->id);
+    env_key(&ms->out, "channel", false);
+    env_string(&ms->out, e->channel.ptr, e->channel.len);
+    env_key(&ms->out, "payload", false);
+    env_key(&ms->out, "offset", true);
+    env_u64(&ms->out, c->last_offset);
+    env_key(&ms->out, "epoch", false);
+    env_string(&ms->out, epoch, 16);
+    env_key(&ms->out, "recovered", false);
+    env_lit(&ms->out, recovered ? "true}" : "false}");
+    finish(&ms->out);
+    send_out(ms, from);
+    // What it missed, in order, before anything live: the very frames the others got.
+    for (uint32_t i = 0; recovered && i < count; i++) wsr_send_msg(ms->srv, from, history_at(&c->hist, first + i)->msg);
+}
+
+static void ack(msg_server *ms, wsr_conn_id to, const envelope *e, const uint64_t *offset) {
+    if (!e->id.ptr) return;
+    begin(ms, "ack", &e->id);
+    if (offset) {
+        env_key(&ms->out, "payload", false);
+        env_key(&ms->out, "offset", true);
+        env_u64(&ms->out, *offset);
+        env_raw(&ms->out, "}", 1);
+    }
+    finish(&ms->out);
+    send_out(ms, to);
+}
+
+static void on_publish(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+    uint32_t ch = channels_get(&ms->chans, e->channel.ptr, e->channel.len);
+    if (ch == CHANNELS_NONE) return send_error(ms, from, &e->id, "unavailable", "no room for another channel");
+    channel *c = channels_at(&ms->chans, ch);
+    uint64_t offset = c->last_offset + 1;
+    char epoch[17];
+    epoch_text(c->epoch, epoch);
+    const env_str *type = e->event.ptr && e->event.len ? &e->event : nullptr;
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "type", true);
+    if (type)
+        env_string(&ms->out, type->ptr, type->len);
+    else
+        env_lit(&ms->out, "\"message\"");
+    env_key(&ms->out, "channel", false);
+    env_string(&ms->out, e->channel.ptr, e->channel.len);
+    env_key(&ms->out, "offset", false);
+    env_u64(&ms->out, offset);
+    env_key(&ms->out, "epoch", false);
+    env_string(&ms->out, epoch, 16);
+    env_key(&ms->out, "payload", false);
+    if (e->payload.ptr)
+        env_raw(&ms->out, e->payload.ptr, e->payload.len);
+    else
+        env_lit(&ms->out, "null");
+    env_key(&ms->out, "from", false);
+    env_string(&ms->out, ms->clients[client].id, CLIENT_ID_LEN);
+    finish(&ms->out);
+    if (ms->out.failed) return send_error(ms, from, &e->id, "unavailable", "out of memory");
+    // Framed once, shared by every subscriber and by the history.
+    wsr_msg *m = wsr_msg_new(WSR_TEXT, ms->out.buf, ms->out.len);
+    if (!m) return send_error(ms, from, &e->id, "unavailable", "out of memory");
+    channels_publish(&ms->chans, ch, now_ms(), m);
+    for (uint32_t i = 0; i < c->nmembers; i++) wsr_send_msg(ms->srv, ms->clients[c->members[i].client].conn, m);
+    wsr_msg_free(m);
+    ack(ms, from, e, &offset);
+}
+
+static void on_send(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+    uint32_t to = e->to.ptr ? client_find(ms, e->to.ptr, e->to.len) : NONE;
+    if (to == NONE) return send_error(ms, from, &e->id, "not_found", "no client with that id");
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "type", true);
+    if (e->event.ptr && e->event.len)
+        env_string(&ms->out, e->event.ptr, e->event.len);
+    else
+        env_lit(&ms->out, "\"message\"");
+    env_key(&ms->out, "from", false);
+    env_string(&ms->out, ms->clients[client].id, CLIENT_ID_LEN);
+    env_key(&ms->out, "payload", false);
+    if (e->payload.ptr)
+        env_raw(&ms->out, e->payload.ptr, e->payload.len);
+    else
+        env_lit(&ms->out, "null");
+    if (e->correlation_id.ptr) {
+        env_key(&ms->out, "correlationId", false);
+        env_string(&ms->out, e->correlation_id.ptr, e->correlation_id.len);
+    }
+    finish(&ms->out);
+    send_out(ms, ms->clients[to].conn);
+    ack(ms, from, e, nullptr);
+}
+
+static bool is(const env_str *s, const char *lit) { return s->len == strlen(lit) && memcmp(s->ptr, lit, s->len) == 0; }
+
+static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint8_t *data, size_t len, void *user) {
+    msg_server *ms = (msg_server *)user;
+    uint32_t client = slot_of(ms, from);
+    if (op != WSR_TEXT) return strike(ms, from, nullptr, "bad_request", "messages are JSON text frames");
+    envelope e;
+    const char *why;
+    env_result r = env_parse(ms->parser, (const char *)data, len, &e, &why);
+    if (r == ENV_INVALID_JSON) return strike(ms, from, nullptr, "invalid_json", why);
+    if (r != ENV_OK) return strike(ms, from, &e.id, "bad_request", why);
+    bool needs_channel = is(&e.type, "subscribe") || is(&e.type, "unsubscribe") || is(&e.type, "publish");
+    if (needs_channel && !channel_name_ok(&e.channel))
+        return strike(ms, from, &e.id, "bad_request", "channel must be 1-128 of A-Z a-z 0-9 _ . : @ / -");
+    ms->clients[client].strikes = 0;
+    if (is(&e.type, "ping")) {
+        begin(ms, "pong", &e.id);
+        finish(&ms->out);
+        return send_out(ms, from);
+    }
+    if (is(&e.type, "subscribe")) return on_subscribe(ms, from, client, &e);
+    if (is(&e.type, "unsubscribe")) {
+        uint32_t ch = channels_find(&ms->chans, e.channel.ptr, e.channel.len);
+        if (ch != CHANNELS_NONE) channels_unsubscribe(&ms->chans, ch, client);
+        return ack(ms, from, &e, nullptr);
+    }
+    if (is(&e.type, "publish")) return on_publish(ms, from, client, &e);
+    if (is(&e.type, "send")) return on_send(ms, from, client, &e);
+    strike(ms, from, &e.id, "unknown_type", "unknown message type");
+}
+
+static void on_open(wsr_server *srv, wsr_conn_id id, void *user) {
+    msg_server *ms = (msg_server *)user;
+    uint32_t slot = client_add(ms, id);
+    if (slot == NONE) {
+        wsr_close(srv, id, 1011, "out of memory");
+        return;
+    }
+    wsr_conn_set_user(srv, id, (void *)(uintptr_t)(slot + 1));
+    begin(ms, "connection:established", nullptr);
+    env_key(&ms->out, "payload", false);
+    env_key(&ms->out, "clientId", true);
+    env_string(&ms->out, ms->clients[slot].id, CLIENT_ID_LEN);
+    env_key(&ms->out, "user", false);
+    env_lit(&ms->out, "null}");
+    finish(&ms->out);
+    send_out(ms, id);
+}
+
+static void on_close(wsr_server *srv, wsr_conn_id id, uint16_t, void *user) {
+    msg_server *ms = (msg_server *)user;
+    if (!wsr_conn_user(srv, id)) return; // never registered (out of memory at open)
+    uint32_t slot = slot_of(ms, id);
+    channels_client_gone(&ms->chans, slot);
+    client_remove(ms, slot);
+}
+
+msg_server *msg_server_new(wsr_server *srv, const char *path, const msg_options *o) {
+    msg_server *ms = (msg_server *)calloc(1, sizeof *ms);
+    if (!ms) return nullptr;
+    ms->srv = srv;
+    if (o)
+        ms->opts = *o;
+    else
+        msg_options_default(&ms->opts);
+    ms->free_head = NONE;
+    uint64_t seed;
+    RAND_bytes((unsigned char *)&seed, sizeof seed);
+    channels_init(&ms->chans, ms->opts.max_channels, ms->opts.history_count, ms->opts.history_age_ms, seed);
+    ms->parser = env_parser_new((size_t)ms->opts.max_message);
+    wsr_endpoint ep = WSR_ENDPOINT_INIT;
+    ep.on_open = on_open;
+    ep.on_message = on_message;
+    ep.on_close = on_close;
+    if (!ms->parser || wsr_server_endpoint(srv, path, &ep, ms) != WSR_OK) {
+        msg_server_free(ms);
+        return nullptr;
+    }
+    return ms;
+}
+
+void msg_server_free(msg_server *ms) {
+    if (!ms) return;
+    channels_free(&ms->chans);
+    env_parser_free(ms->parser);
+    env_out_free(&ms->out);
+    free(ms->clients);
+    free(ms->by_id);
+    free(ms);
+}

@@ -1,0 +1,24 @@
+// The messaging protocol on a WebSocket endpoint (docs/messaging.md): JSON envelopes,
+// client ids, channels with offsets and recovery from their history, direct messages,
+// and an error envelope for every bad message. Built on the public API only.
+#pragma once
+
+#include <stdint.h>
+
+#include "wsr/wsr.h"
+
+struct msg_server;
+
+struct msg_options {
+    uint64_t max_message;      // the server's wsr_options.max_message
+    uint32_t max_channels;     // channels at once; more: subscribe/publish answer unavailable
+    uint32_t history_count;    // publications kept per channel for recovery
+    uint64_t history_age_ms;   // and for how long
+    uint32_t max_strikes;      // bad messages in a row before the connection is closed 1008
+};
+
+void msg_options_default(msg_options *o);
+// Serves the protocol on path. NULL (logged) when out of memory or the path is taken.
+msg_server *msg_server_new(wsr_server *srv, const char *path, const msg_options *o);
+// Call after the server is freed (the endpoint's callbacks may run until then).
+void msg_server_free(msg_server *ms);
