@@ -47,7 +47,9 @@ void channels_free(channels *cs) {
     free(cs->slots);
     free(cs->index);
     free(cs->clients);
+    uint64_t max_bytes = cs->max_hist_bytes;
     channels_init(cs, cs->max_channels, cs->hist_count, cs->hist_age_ms, cs->next_epoch);
+    cs->max_hist_bytes = max_bytes;
 }
 
 static bool same_name(const channel *c, const char *name, uint32_t len) {
@@ -216,11 +218,16 @@ void channels_client_gone(channels *cs, uint32_t client) {
     *cl = chan_client{};
 }
 
-uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg) {
+uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg, uint32_t size) {
     channel *c = &cs->slots[ch];
     uint64_t offset = ++c->last_offset;
+    uint64_t before = c->hist.bytes;
     history_expire(&c->hist, now_ms);
-    history_push(&c->hist, offset, now_ms, msg);
+    if (cs->max_hist_bytes && cs->hist_bytes - before + c->hist.bytes + size > cs->max_hist_bytes)
+        history_free(&c->hist); // no room: this channel's history goes, gap-free
+    else
+        history_push(&c->hist, offset, now_ms, msg, size);
+    cs->hist_bytes = cs->hist_bytes - before + c->hist.bytes;
     return offset;
 }
 
@@ -228,7 +235,9 @@ void channels_expire(channels *cs, uint64_t now_ms) {
     for (uint32_t i = 0; i < cs->nslots; i++) {
         channel *c = &cs->slots[i];
         if (!c->name) continue;
+        uint64_t before = c->hist.bytes;
         history_expire(&c->hist, now_ms);
+        cs->hist_bytes = cs->hist_bytes - before + c->hist.bytes;
         drop_if_empty(cs, i);
     }
 }

@@ -54,6 +54,8 @@ struct channels {
     uint32_t hist_count;  // history of a new channel
     uint64_t hist_age_ms;
     uint64_t next_epoch;  // the next channel's epoch
+    uint64_t hist_bytes;  // held by all histories
+    uint64_t max_hist_bytes; // past it, a channel's history is dropped rather than grown
 };
 
 enum { CHANNELS_NONE = UINT32_MAX };
@@ -61,6 +63,10 @@ enum { CHANNELS_NONE = UINT32_MAX };
 // epoch_seed: where epochs start; random per process, so that they differ across restarts.
 void channels_init(channels *cs, uint32_t max_channels, uint32_t hist_count, uint64_t hist_age_ms,
                    uint64_t epoch_seed);
+// Bounds the bytes all histories hold together (0: no bound). A publication that would
+// pass it empties its channel's history instead (recovery then says "gone", never a gap):
+// clients publishing large messages to many channels cannot grow memory without end.
+static inline void channels_set_history_bytes(channels *cs, uint64_t max) { cs->max_hist_bytes = max; }
 void channels_free(channels *cs);
 // The channel with this name, or CHANNELS_NONE.
 uint32_t channels_find(const channels *cs, const char *name, uint32_t len);
@@ -78,6 +84,6 @@ void channels_client_gone(channels *cs, uint32_t client);
 // A publication: msg carries the channel's next offset (last_offset + 1), which this
 // takes, and the history keeps a reference to msg. Returns the offset. When the history
 // cannot keep it (out of memory) it is cleared, so recovery says "gone", never a gap.
-uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg);
+uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg, uint32_t size);
 // Expires old history everywhere and frees channels left with nothing.
 void channels_expire(channels *cs, uint64_t now_ms);

@@ -12,6 +12,7 @@ void history_init(history *h, uint32_t max_count, uint64_t max_age_ms) {
 static history_entry *slot(const history *h, uint32_t i) { return &h->ring[(h->head + i) % h->cap]; }
 
 static void drop_oldest(history *h) {
+    h->bytes -= slot(h, 0)->size;
     wsr_msg_free(slot(h, 0)->msg);
     h->head = (h->head + 1) % h->cap;
     h->len--;
@@ -38,15 +39,16 @@ static bool grow(history *h) {
     return true;
 }
 
-bool history_push(history *h, uint64_t offset, uint64_t now_ms, wsr_msg *msg) {
+bool history_push(history *h, uint64_t offset, uint64_t now_ms, wsr_msg *msg, uint32_t size) {
     if (!h->max_count) return true;
     if (h->len == h->max_count) drop_oldest(h);
     if (h->len == h->cap && !grow(h)) {
         history_free(h);
         return false;
     }
-    *slot(h, h->len) = history_entry{offset, now_ms, wsr_msg_ref(msg)};
+    *slot(h, h->len) = history_entry{offset, now_ms, wsr_msg_ref(msg), size};
     h->len++;
+    h->bytes += size;
     return true;
 }
 

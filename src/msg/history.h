@@ -16,6 +16,7 @@ struct history_entry {
     uint64_t offset;
     uint64_t time_ms; // when it was published (wall clock)
     wsr_msg *msg;
+    uint32_t size;    // its bytes, for the budget of all histories
 };
 
 struct history {
@@ -25,6 +26,7 @@ struct history {
     uint32_t len;        // entries held
     uint32_t max_count;  // 0: no history
     uint64_t max_age_ms; // 0: no age limit
+    uint64_t bytes;      // sum of the entries' sizes
 };
 
 void history_init(history *h, uint32_t max_count, uint64_t max_age_ms);
@@ -33,7 +35,7 @@ void history_free(history *h);
 // Adds a publication; its offset must follow the newest one's. Takes a reference to msg
 // (the caller keeps its own). The oldest entries go past max_count. False when out of
 // memory: the history is then cleared, as it could not stay gap-free.
-bool history_push(history *h, uint64_t offset, uint64_t now_ms, wsr_msg *msg);
+bool history_push(history *h, uint64_t offset, uint64_t now_ms, wsr_msg *msg, uint32_t size);
 // Drops entries older than max_age_ms.
 void history_expire(history *h, uint64_t now_ms);
 // The entry i places after the oldest (0 .. len-1).

@@ -37,6 +37,7 @@ void msg_options_default(msg_options *o) {
     o->max_channels = 100000;
     o->history_count = 100;
     o->history_age_ms = 5 * 60 * 1000;
+    o->history_bytes = 64ull << 20;
     o->max_strikes = 16;
 }
 
@@ -264,7 +265,7 @@ static void on_publish(msg_server *ms, wsr_conn_id from, uint32_t client, const 
     // Framed once, shared by every subscriber and by the history.
     wsr_msg *m = wsr_msg_new(WSR_TEXT, ms->out.buf, ms->out.len);
     if (!m) return send_error(ms, from, &e->id, "unavailable", "out of memory");
-    channels_publish(&ms->chans, ch, now_ms(), m);
+    channels_publish(&ms->chans, ch, now_ms(), m, (uint32_t)ms->out.len);
     for (uint32_t i = 0; i < c->nmembers; i++) wsr_send_msg(ms->srv, ms->clients[c->members[i].client].conn, m);
     wsr_msg_free(m);
     ack(ms, from, e, &offset);
@@ -364,6 +365,7 @@ msg_server *msg_server_new(wsr_server *srv, const char *path, const msg_options 
     uint64_t seed;
     RAND_bytes((unsigned char *)&seed, sizeof seed);
     channels_init(&ms->chans, ms->opts.max_channels, ms->opts.history_count, ms->opts.history_age_ms, seed);
+    channels_set_history_bytes(&ms->chans, ms->opts.history_bytes);
     ms->parser = env_parser_new((size_t)ms->opts.max_message);
     wsr_endpoint ep = WSR_ENDPOINT_INIT;
     ep.on_open = on_open;

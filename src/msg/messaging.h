@@ -14,6 +14,7 @@ struct msg_options {
     uint32_t max_channels;     // channels at once; more: subscribe/publish answer unavailable
     uint32_t history_count;    // publications kept per channel for recovery
     uint64_t history_age_ms;   // and for how long
+    uint64_t history_bytes;    // held by all channels' histories together, at most
     uint32_t max_strikes;      // bad messages in a row before the connection is closed 1008
 };
 

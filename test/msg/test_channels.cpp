@@ -19,7 +19,7 @@ static wsr_msg *text(const char *s) { return wsr_msg_new(WSR_TEXT, s, strlen(s))
 static void push_n(history *h, uint64_t from, uint64_t to, uint64_t t0) {
     for (uint64_t o = from; o <= to; o++) {
         wsr_msg *m = text("p");
-        assert_true(history_push(h, o, t0 + o, m));
+        assert_true(history_push(h, o, t0 + o, m, 1));
         wsr_msg_free(m); // the history keeps its own reference
     }
 }
@@ -74,7 +74,7 @@ static void test_history_wraps_and_grows(void **) {
     history_init(&h, 20, 0);
     for (uint64_t o = 1; o <= 100; o++) {
         wsr_msg *m = text("x");
-        assert_true(history_push(&h, o, o, m));
+        assert_true(history_push(&h, o, o, m, 1));
         wsr_msg_free(m);
         uint32_t n = h.len;
         for (uint32_t i = 0; i < n; i++) assert_int_equal(history_at(&h, i)->offset, o - n + 1 + i);
@@ -192,7 +192,7 @@ static void test_publish_offsets_history_and_epochs(void **) {
     uint32_t ch = get(&cs, "news");
     for (uint64_t o = 1; o <= 5; o++) {
         wsr_msg *m = text("n");
-        assert_int_equal(channels_publish(&cs, ch, o, m), o);
+        assert_int_equal(channels_publish(&cs, ch, o, m, 1), o);
         wsr_msg_free(m);
     }
     assert_int_equal(channels_at(&cs, ch)->hist.len, 3);
@@ -208,6 +208,32 @@ static void test_publish_offsets_history_and_epochs(void **) {
     channels_client_gone(&cs, 1);
     ch = get(&cs, "a");
     assert_int_not_equal(channels_at(&cs, ch)->epoch, e1);
+    channels_free(&cs);
+}
+
+// All histories together stay within their byte budget: a publication that would pass
+// it empties its channel's history (recovery says "gone", never a gap).
+static void test_history_byte_budget(void **) {
+    channels cs;
+    channels_init(&cs, 10, 100, 0, 0);
+    channels_set_history_bytes(&cs, 35);
+    uint32_t a = get(&cs, "a"), b = get(&cs, "b");
+    for (uint64_t o = 1; o <= 3; o++) {
+        wsr_msg *m = text("0123456789");
+        channels_publish(&cs, a, o, m, 10);
+        wsr_msg_free(m);
+    }
+    assert_int_equal(cs.hist_bytes, 30);
+    wsr_msg *m = text("0123456789");
+    channels_publish(&cs, b, 4, m, 10); // 40 > 35: b keeps nothing
+    assert_int_equal(channels_at(&cs, b)->hist.len, 0);
+    assert_int_equal(channels_at(&cs, b)->last_offset, 1); // published all the same
+    channels_publish(&cs, a, 5, m, 10); // a's own history goes too
+    wsr_msg_free(m);
+    assert_int_equal(channels_at(&cs, a)->hist.len, 0);
+    assert_int_equal(cs.hist_bytes, 0);
+    uint32_t first, count;
+    assert_false(history_since(&channels_at(&cs, a)->hist, 2, 4, &first, &count));
     channels_free(&cs);
 }
 
@@ -230,6 +256,7 @@ int main(void) {
         cmocka_unit_test(test_subscribe_unsubscribe),
         cmocka_unit_test(test_random_operations_match_a_model),
         cmocka_unit_test(test_publish_offsets_history_and_epochs),
+        cmocka_unit_test(test_history_byte_budget),
         cmocka_unit_test(test_max_channels),
     };
     return unit_exit(cmocka_run_group_tests(tests, nullptr, nullptr));
