@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
         msg_options mo;
         msg_options_default(&mo);
         mo.max_message = cfg.opts.max_message;
-        d.msg = msg_server_new(d.srv, "/ws", &mo);
+        d.msg = msg_server_new(loop, d.srv, "/ws", &mo);
         if (!d.msg) r = WSR_ENOMEM;
     }
     if (r != WSR_OK) {
@@ -96,8 +96,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
         close_signals(&d);
         wsr_server_free(d.srv);
-        uv_run(loop, UV_RUN_DEFAULT);
         msg_server_free(d.msg);
+        uv_run(loop, UV_RUN_DEFAULT);
         return 1;
     }
 
@@ -105,6 +105,7 @@ int main(int argc, char **argv) {
 
     wsr_server_free(d.srv);
     msg_server_free(d.msg);
+    uv_run(loop, UV_RUN_DEFAULT); // the messaging timer's close callback
     broadcast_room_free(&d.room);
     uv_loop_close(loop);
     return 0;

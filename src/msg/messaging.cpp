@@ -2,13 +2,14 @@
 
 #include <openssl/rand.h>
 #include <stdlib.h>
+#include <uv.h>
 #include <string.h>
 #include <time.h>
 
 #include "msg/channels.h"
 #include "msg/envelope.h"
 
-enum { CLIENT_ID_LEN = 32, MAX_CHANNEL_NAME = 128 };
+enum { CLIENT_ID_LEN = 32, MAX_CHANNEL_NAME = 128, EXPIRE_EVERY_MS = 10000 };
 
 struct msg_client {
     char id[CLIENT_ID_LEN + 1]; // 128 random bits in hex; "" for a free slot
@@ -28,6 +29,7 @@ struct msg_server {
     uint32_t *by_id;     // open addressing over client ids: slot + 1, 0 empty
     uint32_t by_id_cap;  // a power of two, at most half full
     uint32_t live;
+    uv_timer_t expire; // old history goes even on channels nobody publishes to any more
 };
 
 static const uint32_t NONE = UINT32_MAX;
@@ -353,7 +355,12 @@ static void on_close(wsr_server *srv, wsr_conn_id id, uint16_t, void *user) {
     client_remove(ms, slot);
 }
 
-msg_server *msg_server_new(wsr_server *srv, const char *path, const msg_options *o) {
+static void on_expire(uv_timer_t *t) {
+    msg_server *ms = (msg_server *)t->data;
+    channels_expire(&ms->chans, now_ms());
+}
+
+msg_server *msg_server_new(uv_loop_t *loop, wsr_server *srv, const char *path, const msg_options *o) {
     msg_server *ms = (msg_server *)calloc(1, sizeof *ms);
     if (!ms) return nullptr;
     ms->srv = srv;
@@ -371,19 +378,27 @@ msg_server *msg_server_new(wsr_server *srv, const char *path, const msg_options 
     ep.on_open = on_open;
     ep.on_message = on_message;
     ep.on_close = on_close;
+    uv_timer_init(loop, &ms->expire);
+    ms->expire.data = ms;
     if (!ms->parser || wsr_server_endpoint(srv, path, &ep, ms) != WSR_OK) {
         msg_server_free(ms);
         return nullptr;
     }
+    uv_timer_start(&ms->expire, on_expire, EXPIRE_EVERY_MS, EXPIRE_EVERY_MS);
+    uv_unref((uv_handle_t *)&ms->expire); // never keeps the loop alive on its own
     return ms;
 }
 
-void msg_server_free(msg_server *ms) {
-    if (!ms) return;
+static void on_timer_closed(uv_handle_t *h) {
+    msg_server *ms = (msg_server *)h->data;
     channels_free(&ms->chans);
     env_parser_free(ms->parser);
     env_out_free(&ms->out);
     free(ms->clients);
     free(ms->by_id);
     free(ms);
+}
+
+void msg_server_free(msg_server *ms) {
+    if (ms) uv_close((uv_handle_t *)&ms->expire, on_timer_closed);
 }

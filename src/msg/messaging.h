@@ -7,6 +7,7 @@
 
 #include "wsr/wsr.h"
 
+struct uv_loop_s;
 struct msg_server;
 
 struct msg_options {
@@ -19,7 +20,9 @@ struct msg_options {
 };
 
 void msg_options_default(msg_options *o);
-// Serves the protocol on path. NULL (logged) when out of memory or the path is taken.
-msg_server *msg_server_new(wsr_server *srv, const char *path, const msg_options *o);
-// Call after the server is freed (the endpoint's callbacks may run until then).
+// Serves the protocol on path, on the server's loop (a timer expires old history).
+// NULL when out of memory or the path is taken.
+msg_server *msg_server_new(struct uv_loop_s *loop, wsr_server *srv, const char *path, const msg_options *o);
+// Stops the timer; the memory goes from the loop, after its close callback (run the
+// loop afterwards, as for wsr_server_free). Call once the server is freed.
 void msg_server_free(msg_server *ms);
