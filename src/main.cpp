@@ -18,6 +18,7 @@ struct daemon_state {
     broadcast_room room;
     ops_state ops;
     msg_server *msg;
+    const char *api_keys[CONFIG_MAX_LIST + 1];
     uv_signal_t sigterm, sigint, sighup;
     bool stopping;
 };
@@ -74,6 +75,11 @@ int main(int argc, char **argv) {
         mo.max_message = cfg.opts.max_message;
         d.msg = msg_server_new(loop, d.srv, "/ws", &mo);
         if (!d.msg) r = WSR_ENOMEM;
+    }
+    if (r == WSR_OK) {
+        for (int i = 0; i < cfg.api_keys.n; i++) d.api_keys[i] = cfg.api_keys.items[i];
+        d.api_keys[cfg.api_keys.n] = nullptr;
+        r = msg_server_api(d.msg, "/api/", d.api_keys);
     }
     if (r != WSR_OK) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));

@@ -37,6 +37,9 @@ static const option_def OPTIONS[] = {
      "address to listen on; IPv6 as [::1]:8080; repeat for several (default 127.0.0.1:8080)"},
     {"listen-proxy", "WSR_LISTEN_PROXY", K_LIST, LIST(listen_proxy), "HOST:PORT",
      "address to listen on for a load balancer that sends the PROXY protocol (v1 or v2) first; repeatable"},
+    {"api-key", "WSR_API_KEYS", K_LIST, LIST(api_keys), "KEY",
+     "key of the backend HTTP API under /api/ (Authorization: Bearer KEY); repeatable for rotation. "
+     "Without one the API answers 403"},
     {"listen-tls", "WSR_LISTEN_TLS", K_LIST, LIST(listen_tls), "HOST:PORT",
      "address to listen on with TLS (wss://, https://); repeatable; needs --tls-cert and --tls-key"},
     {"tls-cert", "WSR_TLS_CERTS", K_LIST, LIST(tls_certs), "FILE",

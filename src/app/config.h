@@ -21,6 +21,7 @@ struct config {
     config_list listen_tls;   // TLS listeners
     config_list tls_certs;    // certificate files, paired in order with tls_keys
     config_list tls_keys;
+    config_list api_keys;     // keys of the backend HTTP API (several: rotation)
     bool reuseport;
     // Keyed options (wsr_server_set_option), indexed by wsr_option; applied when set.
     uint64_t keyed[CONFIG_KEYS];

@@ -133,11 +133,12 @@ static env_str *field_of(envelope *e, std::string_view k) {
     if (k == "channel") return &e->channel;
     if (k == "to") return &e->to;
     if (k == "event") return &e->event;
+    if (k == "clientId") return &e->client_id;
     if (k == "payload") return &e->payload;
     return nullptr;
 }
 
-env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out, const char **why) {
+env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out, const char **why, bool need_type) {
     *out = envelope{};
     *why = nullptr;
     if (len + SIMDJSON_PADDING > p->cap) {
@@ -181,7 +182,7 @@ env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out,
             if (v.type().get(vt)) return *why = "not JSON", ENV_INVALID_JSON;
             if (vt != ondemand::json_type::string) {
                 if (!walk(v, 1)) return *why = "not JSON", ENV_INVALID_JSON;
-                if (!bad) *why = "type, id, correlationId, channel, to and event are strings";
+                if (!bad) *why = "type, id, correlationId, channel, to, clientId and event are strings";
                 bad = ENV_BAD_REQUEST;
                 continue;
             }
@@ -192,7 +193,7 @@ env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out,
     const char *loc;
     if (doc.current_location().get(loc) != OUT_OF_BOUNDS) return *why = "not JSON", ENV_INVALID_JSON;
     if (bad) return bad;
-    if (!out->type.ptr || !out->type.len) {
+    if (need_type && (!out->type.ptr || !out->type.len)) {
         *why = "type is required";
         return ENV_BAD_REQUEST;
     }

@@ -19,7 +19,8 @@ struct env_str {
 
 struct envelope {
     env_str type, id, correlation_id, channel, to, event;
-    env_str payload; // raw JSON text
+    env_str client_id; // clientId: the backend API's name for to
+    env_str payload;   // raw JSON text
 };
 
 enum env_result : uint8_t {
@@ -36,9 +37,10 @@ struct env_parser; // simdjson's parsers and a padded copy of the input
 // NULL when out of memory. max_len: the longest message it will be given.
 env_parser *env_parser_new(size_t max_len);
 void env_parser_free(env_parser *p);
-// Parses one message. The strings in *out point into the parser, valid until the next
-// call; *why says what was wrong otherwise.
-env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out, const char **why);
+// Parses one message (need_type: a client's message; the backend API's bodies have no
+// type). The strings in *out point into the parser, valid until the next call; *why
+// says what was wrong otherwise.
+env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out, const char **why, bool need_type);
 // payload.since of a subscribe: {"offset": N, "epoch": "..."}. False when absent or
 // malformed (then nothing is recovered).
 bool env_since(env_parser *p, env_str payload, uint64_t *offset, env_str *epoch);

@@ -1,7 +1,10 @@
 #include "msg/messaging.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <uv.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +33,8 @@ struct msg_server {
     uint32_t by_id_cap;  // a power of two, at most half full
     uint32_t live;
     uv_timer_t expire; // old history goes even on channels nobody publishes to any more
+    const char *const *api_keys;
+    size_t api_prefix_len;
 };
 
 static const uint32_t NONE = UINT32_MAX;
@@ -235,18 +240,22 @@ static void ack(msg_server *ms, wsr_conn_id to, const envelope *e, const uint64_
     send_out(ms, to);
 }
 
-static void on_publish(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+// A publication on channel e->channel (event, payload) from a client (its id) or from
+// the backend (from NULL): framed once, shared by every subscriber and by the history.
+// The offset, and the channel's epoch in epoch_out; 0 when it could not be made (*why).
+static uint64_t publish(msg_server *ms, const envelope *e, const char *from, char epoch_out[17], const char **why) {
     uint32_t ch = channels_get(&ms->chans, e->channel.ptr, e->channel.len);
-    if (ch == CHANNELS_NONE) return send_error(ms, from, &e->id, "unavailable", "no room for another channel");
+    if (ch == CHANNELS_NONE) {
+        *why = "no room for another channel";
+        return 0;
+    }
     channel *c = channels_at(&ms->chans, ch);
     uint64_t offset = c->last_offset + 1;
-    char epoch[17];
-    epoch_text(c->epoch, epoch);
-    const env_str *type = e->event.ptr && e->event.len ? &e->event : nullptr;
+    epoch_text(c->epoch, epoch_out);
     env_out_reset(&ms->out);
     env_key(&ms->out, "type", true);
-    if (type)
-        env_string(&ms->out, type->ptr, type->len);
+    if (e->event.ptr && e->event.len)
+        env_string(&ms->out, e->event.ptr, e->event.len);
     else
         env_lit(&ms->out, "\"message\"");
     env_key(&ms->out, "channel", false);
@@ -254,36 +263,48 @@ static void on_publish(msg_server *ms, wsr_conn_id from, uint32_t client, const 
     env_key(&ms->out, "offset", false);
     env_u64(&ms->out, offset);
     env_key(&ms->out, "epoch", false);
-    env_string(&ms->out, epoch, 16);
+    env_string(&ms->out, epoch_out, 16);
     env_key(&ms->out, "payload", false);
     if (e->payload.ptr)
         env_raw(&ms->out, e->payload.ptr, e->payload.len);
     else
         env_lit(&ms->out, "null");
-    env_key(&ms->out, "from", false);
-    env_string(&ms->out, ms->clients[client].id, CLIENT_ID_LEN);
+    if (from) {
+        env_key(&ms->out, "from", false);
+        env_string(&ms->out, from, CLIENT_ID_LEN);
+    }
     finish(&ms->out);
-    if (ms->out.failed) return send_error(ms, from, &e->id, "unavailable", "out of memory");
-    // Framed once, shared by every subscriber and by the history.
-    wsr_msg *m = wsr_msg_new(WSR_TEXT, ms->out.buf, ms->out.len);
-    if (!m) return send_error(ms, from, &e->id, "unavailable", "out of memory");
+    wsr_msg *m = ms->out.failed ? nullptr : wsr_msg_new(WSR_TEXT, ms->out.buf, ms->out.len);
+    if (!m) {
+        *why = "out of memory";
+        return 0;
+    }
     channels_publish(&ms->chans, ch, now_ms(), m, (uint32_t)ms->out.len);
     for (uint32_t i = 0; i < c->nmembers; i++) wsr_send_msg(ms->srv, ms->clients[c->members[i].client].conn, m);
     wsr_msg_free(m);
+    return offset;
+}
+
+static void on_publish(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+    char epoch[17];
+    const char *why;
+    uint64_t offset = publish(ms, e, ms->clients[client].id, epoch, &why);
+    if (!offset) return send_error(ms, from, &e->id, "unavailable", why);
     ack(ms, from, e, &offset);
 }
 
-static void on_send(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
-    uint32_t to = e->to.ptr ? client_find(ms, e->to.ptr, e->to.len) : NONE;
-    if (to == NONE) return send_error(ms, from, &e->id, "not_found", "no client with that id");
+// A direct message to client `to` (a slot) from a client's id or from the backend (NULL).
+static void direct(msg_server *ms, uint32_t to, const envelope *e, const char *from) {
     env_out_reset(&ms->out);
     env_key(&ms->out, "type", true);
     if (e->event.ptr && e->event.len)
         env_string(&ms->out, e->event.ptr, e->event.len);
     else
         env_lit(&ms->out, "\"message\"");
-    env_key(&ms->out, "from", false);
-    env_string(&ms->out, ms->clients[client].id, CLIENT_ID_LEN);
+    if (from) {
+        env_key(&ms->out, "from", false);
+        env_string(&ms->out, from, CLIENT_ID_LEN);
+    }
     env_key(&ms->out, "payload", false);
     if (e->payload.ptr)
         env_raw(&ms->out, e->payload.ptr, e->payload.len);
@@ -295,6 +316,12 @@ static void on_send(msg_server *ms, wsr_conn_id from, uint32_t client, const env
     }
     finish(&ms->out);
     send_out(ms, ms->clients[to].conn);
+}
+
+static void on_send(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+    uint32_t to = e->to.ptr ? client_find(ms, e->to.ptr, e->to.len) : NONE;
+    if (to == NONE) return send_error(ms, from, &e->id, "not_found", "no client with that id");
+    direct(ms, to, e, ms->clients[client].id);
     ack(ms, from, e, nullptr);
 }
 
@@ -306,7 +333,7 @@ static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint
     if (op != WSR_TEXT) return strike(ms, from, nullptr, "bad_request", "messages are JSON text frames");
     envelope e;
     const char *why;
-    env_result r = env_parse(ms->parser, (const char *)data, len, &e, &why);
+    env_result r = env_parse(ms->parser, (const char *)data, len, &e, &why, true);
     if (r == ENV_INVALID_JSON) return strike(ms, from, nullptr, "invalid_json", why);
     if (r != ENV_OK) return strike(ms, from, &e.id, "bad_request", why);
     bool needs_channel = is(&e.type, "subscribe") || is(&e.type, "unsubscribe") || is(&e.type, "publish");
@@ -327,6 +354,128 @@ static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint
     if (is(&e.type, "publish")) return on_publish(ms, from, client, &e);
     if (is(&e.type, "send")) return on_send(ms, from, client, &e);
     strike(ms, from, &e.id, "unknown_type", "unknown message type");
+}
+
+// --- the backend HTTP API ------------------------------------------------------------------
+
+static void api_answer(msg_server *ms, wsr_conn_id req, uint16_t status) {
+    wsr_respond(ms->srv, req, status, "Content-Type: application/json\r\nCache-Control: no-store\r\n", ms->out.buf,
+                ms->out.failed ? 0 : ms->out.len);
+}
+
+static void api_error(msg_server *ms, wsr_conn_id req, uint16_t status, const char *code, const char *message) {
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "error", true);
+    env_key(&ms->out, "code", true);
+    env_string(&ms->out, code, strlen(code));
+    env_key(&ms->out, "message", false);
+    env_string(&ms->out, message, strlen(message));
+    env_raw(&ms->out, "}}", 2);
+    if (status == 401)
+        wsr_respond(ms->srv, req, status, "Content-Type: application/json\r\nWWW-Authenticate: Bearer\r\n",
+                    ms->out.buf, ms->out.failed ? 0 : ms->out.len);
+    else
+        api_answer(ms, req, status);
+}
+
+// One of the keys, compared in constant time: the time an answer takes must not tell
+// how much of a guess was right.
+static bool api_authorized(const msg_server *ms, wsr_request *req) {
+    wsr_str v;
+    if (!wsr_request_header(req, "Authorization", &v) || v.len < 7 || strncasecmp(v.ptr, "Bearer ", 7) != 0)
+        return false;
+    const char *tok = v.ptr + 7;
+    size_t n = v.len - 7;
+    bool ok = false;
+    for (const char *const *k = ms->api_keys; *k; k++) {
+        size_t kl = strlen(*k);
+        ok |= kl == n && CRYPTO_memcmp(*k, tok, n) == 0;
+    }
+    return ok;
+}
+
+static void api_publish(msg_server *ms, wsr_conn_id req, const envelope *e) {
+    if (!channel_name_ok(&e->channel))
+        return api_error(ms, req, 400, "bad_request", "channel must be 1-128 of A-Z a-z 0-9 _ . : @ / -");
+    char epoch[17];
+    const char *why;
+    uint64_t offset = publish(ms, e, nullptr, epoch, &why);
+    if (!offset) return api_error(ms, req, 503, "unavailable", why);
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "offset", true);
+    env_u64(&ms->out, offset);
+    env_key(&ms->out, "epoch", false);
+    env_string(&ms->out, epoch, 16);
+    env_raw(&ms->out, "}", 1);
+    api_answer(ms, req, 200);
+}
+
+static void api_send(msg_server *ms, wsr_conn_id req, const envelope *e) {
+    uint32_t to = e->client_id.ptr ? client_find(ms, e->client_id.ptr, e->client_id.len) : NONE;
+    if (to == NONE) return api_error(ms, req, 404, "not_found", "no client with that id is connected");
+    direct(ms, to, e, nullptr);
+    env_out_reset(&ms->out);
+    env_lit(&ms->out, "{}");
+    api_answer(ms, req, 200);
+}
+
+static void api_channels(msg_server *ms, wsr_conn_id req) {
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "channels", true);
+    env_raw(&ms->out, "[", 1);
+    bool first = true;
+    for (uint32_t i = 0; i < ms->chans.nslots; i++) {
+        const channel *c = &ms->chans.slots[i];
+        if (!c->name) continue;
+        char epoch[17];
+        epoch_text(c->epoch, epoch);
+        if (!first) env_raw(&ms->out, ",", 1);
+        first = false;
+        env_key(&ms->out, "name", true);
+        env_string(&ms->out, c->name, c->name_len);
+        env_key(&ms->out, "subscribers", false);
+        env_u64(&ms->out, c->nmembers);
+        env_key(&ms->out, "offset", false);
+        env_u64(&ms->out, c->last_offset);
+        env_key(&ms->out, "epoch", false);
+        env_string(&ms->out, epoch, 16);
+        env_raw(&ms->out, "}", 1);
+    }
+    env_raw(&ms->out, "]}", 2);
+    api_answer(ms, req, 200);
+}
+
+static void on_api(wsr_server *, wsr_request *req, void *user) {
+    msg_server *ms = (msg_server *)user;
+    wsr_conn_id id = wsr_request_id(req);
+    if (!ms->api_keys || !ms->api_keys[0])
+        return api_error(ms, id, 403, "forbidden", "the backend API is off: the server has no API key");
+    if (!api_authorized(ms, req)) return api_error(ms, id, 401, "unauthorized", "Authorization: Bearer <API key>");
+    wsr_str path = wsr_request_path(req), method = wsr_request_method(req);
+    const char *what = path.ptr + ms->api_prefix_len;
+    size_t wl = path.len - ms->api_prefix_len;
+    bool post = method.len == 4 && memcmp(method.ptr, "POST", 4) == 0;
+    if (wl == 8 && memcmp(what, "channels", 8) == 0)
+        return post ? api_error(ms, id, 405, "bad_request", "use GET") : api_channels(ms, id);
+    bool pub = wl == 7 && memcmp(what, "publish", 7) == 0, snd = wl == 4 && memcmp(what, "send", 4) == 0;
+    if (!pub && !snd) return api_error(ms, id, 404, "not_found", "no such API call");
+    if (!post) return api_error(ms, id, 405, "bad_request", "use POST");
+    wsr_str body = wsr_request_body(req);
+    envelope e;
+    const char *why;
+    env_result r = env_parse(ms->parser, body.ptr, body.len, &e, &why, false);
+    if (r == ENV_INVALID_JSON) return api_error(ms, id, 400, "invalid_json", why);
+    if (r != ENV_OK) return api_error(ms, id, 400, "bad_request", why);
+    return pub ? api_publish(ms, id, &e) : api_send(ms, id, &e);
+}
+
+int msg_server_api(msg_server *ms, const char *prefix, const char *const *keys) {
+    ms->api_keys = keys;
+    ms->api_prefix_len = strlen(prefix);
+    char route[256];
+    if (ms->api_prefix_len + 2 > sizeof route) return WSR_EINVAL;
+    snprintf(route, sizeof route, "%s*", prefix);
+    return wsr_server_http(ms->srv, route, WSR_HTTP_GET | WSR_HTTP_POST, on_api, ms);
 }
 
 static void on_open(wsr_server *srv, wsr_conn_id id, void *user) {

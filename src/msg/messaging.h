@@ -23,6 +23,11 @@ void msg_options_default(msg_options *o);
 // Serves the protocol on path, on the server's loop (a timer expires old history).
 // NULL when out of memory or the path is taken.
 msg_server *msg_server_new(struct uv_loop_s *loop, wsr_server *srv, const char *path, const msg_options *o);
+// Serves the backend HTTP API under prefix (e.g. "/api/"): publish, send, channels.
+// Requests must carry "Authorization: Bearer KEY" with one of keys (NULL-terminated,
+// kept by the caller); with no key at all every request is answered 403, so the API is
+// never open by accident. WSR_OK or the error of wsr_server_http.
+int msg_server_api(msg_server *ms, const char *prefix, const char *const *keys);
 // Stops the timer; the memory goes from the loop, after its close callback (run the
 // loop afterwards, as for wsr_server_free). Call once the server is freed.
 void msg_server_free(msg_server *ms);
