@@ -1,0 +1,613 @@
+#!/usr/bin/python3
+"""The messaging protocol on /ws with real clients (python3-websockets 10.4, raw frames
+where a real client cannot put the bytes on the wire, and the node `ws` client).
+
+connection:established and client ids, ping/pong, subscribe/publish/unsubscribe with
+offsets, epochs, acks and the payload relayed byte for byte, recovery from the channel
+history (since), direct send, the seed agent/dashboard scenario, every error code, the
+bad-message limit (close 1008), and /healthz still answering at the end.
+
+"No message arrives" is checked with a barrier, never a sleep: the observer sends a ping
+with an id after the other side's ack; the server handles both connections on one loop
+in order, so anything meant for the observer would come before that pong.
+"""
+
+import asyncio
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from wsclient import NODE_DIR, OP_BINARY, OP_TEXT, ServerTestCase, add_cases, run_tap  # noqa: E402
+
+import websockets  # noqa: E402
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+HEX16 = re.compile(r"^[0-9a-f]{16}$")
+RECV_TIMEOUT = 5
+
+
+def run(coro, timeout=40):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def now_ms():
+    return time.time() * 1000
+
+
+def fresh_channel(prefix="t"):
+    return f"{prefix}:{uuid.uuid4().hex[:12]}"
+
+
+def top_level_spans(text):
+    """{key: raw text of its value} for a JSON object's top-level members, exactly as
+    they are on the wire (json.loads alone would hide spacing and duplicate keys)."""
+    dec = json.JSONDecoder()
+    ws = " \t\n\r"
+    i = 0
+    while text[i] in ws:
+        i += 1
+    assert text[i] == "{", f"not an object: {text[:80]!r}"
+    i += 1
+    spans = {}
+    while True:
+        while text[i] in ws:
+            i += 1
+        if text[i] == "}":
+            break
+        key, i = dec.raw_decode(text, i)
+        assert key not in spans, f"key {key!r} twice in {text!r}"
+        while text[i] in ws:
+            i += 1
+        assert text[i] == ":"
+        i += 1
+        while text[i] in ws:
+            i += 1
+        _, end = dec.raw_decode(text, i)
+        spans[key] = text[i:end]
+        i = end
+        while text[i] in ws:
+            i += 1
+        if text[i] == ",":
+            i += 1
+            continue
+        assert text[i] == "}", f"bad object at {i}: {text!r}"
+        break
+    return spans
+
+
+class Peer:
+    """One websockets connection to /ws; every message it receives is parsed and its
+    timestamp checked (live ones within a second of now)."""
+
+    def __init__(self, test, ws):
+        self.t, self.ws = test, ws
+        self.id = None
+        self.established = None
+        self._n = 0
+
+    async def recv(self, live=True):
+        raw = await asyncio.wait_for(self.ws.recv(), RECV_TIMEOUT)
+        self.t.assertIsInstance(raw, str, "server messages are text frames")
+        msg = json.loads(raw)
+        self.t.assertIsInstance(msg, dict, raw)
+        ts = msg.get("timestamp")
+        self.t.assertTrue(isinstance(ts, int) and not isinstance(ts, bool),
+                          f"no integer timestamp in {raw}")
+        if live:
+            self.t.assertLess(abs(ts - now_ms()), 1000, f"timestamp not within 1 s of now: {raw}")
+        return raw, msg
+
+    async def expect(self, type_, live=True):
+        raw, msg = await self.recv(live)
+        self.t.assertEqual(msg.get("type"), type_, f"expected {type_}, got {raw}")
+        return raw, msg
+
+    async def send(self, obj):
+        await self.ws.send(obj if isinstance(obj, str) else json.dumps(obj))
+
+    async def barrier(self):
+        """Asserts that nothing else is pending for this peer (see the module doc)."""
+        self._n += 1
+        tag = f"barrier-{self._n}"
+        await self.send({"type": "ping", "id": tag})
+        raw, msg = await self.recv()
+        self.t.assertEqual((msg.get("type"), msg.get("correlationId")), ("pong", tag),
+                           f"unexpected message before the barrier pong: {raw}")
+
+    async def subscribe(self, channel, since=None, id_="sub"):
+        m = {"type": "subscribe", "channel": channel, "id": id_}
+        if since is not None:
+            m["payload"] = {"since": since}
+        await self.send(m)
+        raw, msg = await self.expect("subscribed")
+        self.t.assertEqual(msg.get("channel"), channel, raw)
+        self.t.assertEqual(msg.get("correlationId"), id_, raw)
+        p = msg.get("payload")
+        self.t.assertIsInstance(p, dict, raw)
+        self.t.assertIsInstance(p.get("offset"), int, raw)
+        self.t.assertRegex(p.get("epoch", ""), HEX16, raw)
+        self.t.assertIn(p.get("recovered"), (True, False), raw)
+        return p
+
+    async def publish(self, channel, payload_text, event=None, id_="pub"):
+        """Publishes payload_text (raw JSON text) and returns the acked offset."""
+        parts = ['{"type":"publish"', f'"channel":{json.dumps(channel)}']
+        if event is not None:
+            parts.append(f'"event":{json.dumps(event)}')
+        if id_ is not None:
+            parts.append(f'"id":{json.dumps(id_)}')
+        parts.append(f'"payload":{payload_text}')
+        await self.ws.send(",".join(parts) + "}")
+        if id_ is None:
+            return None
+        raw, msg = await self.expect("ack")
+        self.t.assertEqual(msg.get("correlationId"), id_, raw)
+        self.t.assertIsInstance(msg.get("payload", {}).get("offset"), int, raw)
+        return msg["payload"]["offset"]
+
+    async def expect_error(self, code, correlation=None):
+        raw, msg = await self.expect("error")
+        p = msg.get("payload") or {}
+        self.t.assertEqual(p.get("code"), code, raw)
+        self.t.assertIsInstance(p.get("message"), str, raw)
+        if correlation is None:
+            self.t.assertNotIn("correlationId", msg, raw)
+        else:
+            self.t.assertEqual(msg.get("correlationId"), correlation, raw)
+        return msg
+
+
+class Messaging(ServerTestCase):
+    server_args = ()
+
+    def uri(self):
+        return self.server.uri("/ws")
+
+    async def peer(self):
+        ws = await websockets.connect(self.uri(), max_size=None, compression=None, open_timeout=5,
+                                      close_timeout=2, ping_interval=None)
+        p = Peer(self, ws)
+        raw, msg = await p.expect("connection:established")
+        self.assertEqual(set(msg), {"type", "payload", "timestamp"}, raw)
+        self.assertEqual(set(msg["payload"]), {"clientId", "user"}, raw)
+        self.assertIsNone(msg["payload"]["user"], raw)
+        self.assertRegex(msg["payload"]["clientId"], HEX32, raw)
+        p.id, p.established = msg["payload"]["clientId"], msg
+        return p
+
+    async def peers(self, n):
+        return await asyncio.gather(*(self.peer() for _ in range(n)))
+
+    async def close_all(self, *ps):
+        for p in ps:
+            await p.ws.close()
+
+    def check_pub(self, raw, msg, channel, offset, epoch, payload_text, sender, type_="message"):
+        """A publication as every subscriber must see it."""
+        self.assertEqual(set(msg), {"type", "channel", "offset", "epoch", "payload", "from", "timestamp"}, raw)
+        self.assertEqual((msg["type"], msg["channel"], msg["offset"], msg["epoch"], msg["from"]),
+                         (type_, channel, offset, epoch, sender), raw)
+        self.assertEqual(top_level_spans(raw)["payload"], payload_text, f"payload not byte for byte: {raw}")
+
+    # -- connection ------------------------------------------------------------------------
+    def test_established_ids_unique(self):
+        async def go():
+            ps = await self.peers(50)
+            ids = [p.id for p in ps]
+            self.assertEqual(len(set(ids)), 50, "client ids repeat")
+            await self.close_all(*ps)
+        run(go())
+
+    def test_ping_pong(self):
+        async def go():
+            p = await self.peer()
+            await p.send({"type": "ping", "id": "p-1"})
+            raw, msg = await p.expect("pong")
+            self.assertEqual(msg.get("correlationId"), "p-1", raw)
+            await p.send({"type": "ping"})
+            raw, msg = await p.expect("pong")
+            self.assertNotIn("correlationId", msg, raw)
+            self.assertEqual(set(msg), {"type", "timestamp"}, raw)
+            # an id with characters that need escaping comes back equal
+            odd = 'q"\\\n\u00e9\U0001F600'
+            await p.send({"type": "ping", "id": odd})
+            raw, msg = await p.expect("pong")
+            self.assertEqual(msg.get("correlationId"), odd, raw)
+        run(go())
+
+    # -- pub/sub ---------------------------------------------------------------------------
+    def test_pubsub_fanout_offsets_payload_bytes(self):
+        payloads = ['{ "a" : [1, 2 ,3] ,"b":"x y" }', '[ ]', '"caf\\u00e9\\n\u00e9"', '1.50e+3',
+                    'true', 'null', '{"deep":[[[{"x":{}}]]]}', '  {"lead":"ws"}  ', '-0']
+
+        async def go():
+            s1, s2, pub = await self.peers(3)
+            ch, other = fresh_channel(), fresh_channel()
+            a = await s1.subscribe(ch)
+            self.assertEqual((a["offset"], a["recovered"]), (0, False))
+            b = await s2.subscribe(ch)
+            self.assertEqual(b["epoch"], a["epoch"], "one epoch per channel")
+            o = await s2.subscribe(other, id_="sub-other")
+            epoch = a["epoch"]
+            for i, text in enumerate(payloads):
+                event = None if i % 2 else f"ev:{i}"
+                off = await pub.publish(ch, text, event=event, id_=f"pub-{i}")
+                self.assertEqual(off, i + 1, "offsets increase by one per channel")
+                for s in (s1, s2):
+                    raw, msg = await s.recv()
+                    self.check_pub(raw, msg, ch, i + 1, epoch, text.strip(), pub.id,
+                                   type_=event or "message")
+            # a second channel counts from 1 on its own
+            off = await pub.publish(other, '{"o":1}', id_="pub-o")
+            self.assertEqual(off, 1)
+            raw, msg = await s2.recv()
+            self.check_pub(raw, msg, other, 1, o["epoch"], '{"o":1}', pub.id)
+            off = await pub.publish(ch, '"after"', id_="pub-after")
+            self.assertEqual(off, len(payloads) + 1)
+            raw, msg = await s1.recv()
+            self.check_pub(raw, msg, ch, len(payloads) + 1, epoch, '"after"', pub.id)
+            raw, msg = await s2.recv()
+            self.check_pub(raw, msg, ch, len(payloads) + 1, epoch, '"after"', pub.id)
+            # the publisher is not subscribed: only its acks came, nothing else
+            for p in (s1, s2, pub):
+                await p.barrier()
+            # a publish without id: delivered, no ack; without payload: null
+            await pub.send({"type": "publish", "channel": ch})
+            raw, msg = await s1.recv()
+            self.check_pub(raw, msg, ch, len(payloads) + 2, epoch, "null", pub.id)
+            await pub.barrier()
+            await self.close_all(s1, s2, pub)
+        run(go())
+
+    def test_subscribed_publisher_gets_own_message(self):
+        async def go():
+            p, = await self.peers(1)
+            ch = fresh_channel()
+            sub = await p.subscribe(ch)
+            await p.send('{"type":"publish","channel":"%s","id":"x","payload":{"k": 1}}' % ch)
+            got = {}
+            for _ in range(2):
+                raw, msg = await p.recv()
+                got[msg["type"]] = (raw, msg)
+            self.assertEqual(set(got), {"message", "ack"}, got)
+            self.check_pub(*got["message"], ch, 1, sub["epoch"], '{"k": 1}', p.id)
+            self.assertEqual(got["ack"][1].get("payload"), {"offset": 1})
+            await p.barrier()
+        run(go())
+
+    def test_unsubscribe_stops_delivery(self):
+        async def go():
+            s, keep, pub = await self.peers(3)
+            ch = fresh_channel()
+            await s.subscribe(ch)
+            await keep.subscribe(ch)
+            await pub.publish(ch, "1")
+            await s.expect("message")
+            await keep.expect("message")
+            await s.send({"type": "unsubscribe", "channel": ch, "id": "u1"})
+            raw, msg = await s.expect("ack")
+            self.assertEqual(msg.get("correlationId"), "u1", raw)
+            self.assertNotIn("payload", msg, raw)
+            await pub.publish(ch, "2")
+            raw, msg = await keep.expect("message")
+            self.assertEqual(msg["offset"], 2)
+            await s.barrier()
+            # unsubscribing from a channel never subscribed (or unknown) is harmless
+            await s.send({"type": "unsubscribe", "channel": fresh_channel(), "id": "u2"})
+            raw, msg = await s.expect("ack")
+            self.assertEqual(msg.get("correlationId"), "u2", raw)
+            await self.close_all(s, keep, pub)
+        run(go())
+
+    # -- recovery ----------------------------------------------------------------------------
+    def test_recovery_replays_exactly_the_missed(self):
+        N, K, L = 5, 7, 3
+
+        async def go():
+            a, watcher, pub = await self.peers(3)
+            ch = fresh_channel("rec")
+            sub = await a.subscribe(ch)
+            epoch = sub["epoch"]
+            await watcher.subscribe(ch)
+            live = {}  # offset -> raw, as the watcher got it live
+            for i in range(1, N + 1):
+                await pub.publish(ch, '{"n": %d}' % i, event="line")
+                raw, msg = await a.recv()
+                self.assertEqual(msg["offset"], i)
+                live[i] = (await watcher.recv())[0]
+            await a.ws.close()
+            for i in range(N + 1, N + K + 1):
+                await pub.publish(ch, '{"n": %d}' % i, event="line")
+                live[i] = (await watcher.recv())[0]
+            a2 = await self.peer()
+            p = await a2.subscribe(ch, since={"offset": N, "epoch": epoch})
+            self.assertEqual((p["recovered"], p["offset"], p["epoch"]), (True, N + K, epoch))
+            for i in range(N + 1, N + K + 1):
+                raw, msg = await a2.recv(live=False)  # the original frames: their own timestamps
+                self.assertEqual(msg["offset"], i)
+                self.assertEqual(raw, live[i], "a replayed publication differs from the live one")
+            for i in range(N + K + 1, N + K + L + 1):
+                await pub.publish(ch, '{"n": %d}' % i, event="line")
+                raw, msg = await a2.recv()
+                self.check_pub(raw, msg, ch, i, epoch, '{"n": %d}' % i, pub.id, type_="line")
+            await a2.barrier()
+            await self.close_all(a2, watcher, pub)
+        run(go())
+
+    def test_recovery_refused(self):
+        async def go():
+            a, pub = await self.peers(2)
+            ch = fresh_channel("ref")
+            epoch = (await a.subscribe(ch))["epoch"]
+            for i in range(3):
+                await pub.publish(ch, str(i))
+            wrong = "0123456789abcdef" if epoch != "0123456789abcdef" else "fedcba9876543210"
+            for since, want in (({"offset": 1, "epoch": wrong}, False),
+                                ({"offset": 1, "epoch": epoch.upper()}, False),
+                                ({"offset": 99, "epoch": epoch}, False),   # never given out
+                                ({"offset": 3, "epoch": epoch}, True),     # the newest: nothing missed
+                                ({"offset": 0, "epoch": epoch}, True)):    # everything still here
+                b = await self.peer()
+                p = await b.subscribe(ch, since=since)
+                self.assertEqual((p["recovered"], p["offset"]), (want, 3), since)
+                if want and since["offset"] == 0:
+                    for i in range(1, 4):
+                        raw, msg = await b.recv(live=False)
+                        self.assertEqual(msg["offset"], i, raw)
+                await b.barrier()
+                await b.ws.close()
+        run(go())
+
+    def test_recovery_older_than_history(self):
+        async def go():
+            a, pub = await self.peers(2)
+            ch = fresh_channel("old")
+            epoch = (await a.subscribe(ch))["epoch"]
+            for i in range(1, 106):
+                await pub.publish(ch, str(i), id_=None)
+            await pub.barrier()
+            for i in range(1, 106):
+                raw, msg = await a.recv()
+                self.assertEqual(msg["offset"], i)
+            b = await self.peer()
+            p = await b.subscribe(ch, since={"offset": 2, "epoch": epoch})
+            self.assertEqual((p["recovered"], p["offset"]), (False, 105))
+            await b.barrier()
+            # 100 kept: offsets 6..105; since 5 still recovers exactly those
+            c = await self.peer()
+            p = await c.subscribe(ch, since={"offset": 5, "epoch": epoch})
+            self.assertEqual((p["recovered"], p["offset"]), (True, 105))
+            for i in range(6, 106):
+                raw, msg = await c.recv(live=False)
+                self.assertEqual(msg["offset"], i, raw)
+            await c.barrier()
+            await self.close_all(a, pub, b, c)
+        run(go())
+
+    # -- direct send -------------------------------------------------------------------------
+    def test_send(self):
+        async def go():
+            a, b = await self.peers(2)
+            await a.send('{"type":"send","to":"%s","event":"hello","id":"s1","correlationId":"c-9",'
+                         '"payload":{ "x" : [1,2] }}' % b.id)
+            raw, msg = await b.recv()
+            self.assertEqual(set(msg), {"type", "from", "payload", "correlationId", "timestamp"}, raw)
+            self.assertEqual((msg["type"], msg["from"], msg["correlationId"]), ("hello", a.id, "c-9"), raw)
+            self.assertEqual(top_level_spans(raw)["payload"], '{ "x" : [1,2] }', raw)
+            raw, msg = await a.expect("ack")
+            self.assertEqual(msg.get("correlationId"), "s1", raw)
+            # no correlationId, no event, no id: type message, no ack
+            await a.send({"type": "send", "to": b.id, "payload": 7})
+            raw, msg = await b.recv()
+            self.assertEqual(set(msg), {"type", "from", "payload", "timestamp"}, raw)
+            self.assertEqual((msg["type"], msg["from"], msg["payload"]), ("message", a.id, 7), raw)
+            await a.barrier()
+            await b.barrier()
+            # unknown recipients
+            for i, to in enumerate(["0" * 32, b.id.upper(), b.id[:31], b.id + "0", ""]):
+                await a.send({"type": "send", "to": to, "payload": 1, "id": f"nf-{i}"})
+                await a.expect_error("not_found", f"nf-{i}")
+            await a.send({"type": "send", "payload": 1, "id": "nf-none"})
+            await a.expect_error("not_found", "nf-none")
+            # a closed client is gone
+            await b.ws.close()
+            await a.barrier()
+            await a.send({"type": "send", "to": b.id, "payload": 1, "id": "nf-gone"})
+            await a.expect_error("not_found", "nf-gone")
+            await a.ws.close()
+        run(go())
+
+    # -- the seed scenario ---------------------------------------------------------------------
+    def test_seed_agent_and_dashboards(self):
+        async def go():
+            agent, d1, d2 = await self.peers(3)
+            out = f"agents:{agent.id}:output"
+            epoch = (await d1.subscribe(out))["epoch"]
+            await d2.subscribe(out)
+            await d1.send({"type": "send", "to": agent.id, "event": "command:request", "id": "cmd-1",
+                           "correlationId": "cmd-1", "payload": {"command": "ls -la"}})
+            raw, req = await agent.expect("command:request")
+            self.assertEqual((req["from"], req["correlationId"], req["payload"]),
+                             (d1.id, "cmd-1", {"command": "ls -la"}), raw)
+            await d1.expect("ack")
+            await agent.send({"type": "send", "to": req["from"], "event": "command:response",
+                              "correlationId": req["correlationId"], "payload": {"accepted": True}})
+            raw, resp = await d1.expect("command:response")
+            self.assertEqual((resp["from"], resp["correlationId"], resp["payload"]),
+                             (agent.id, "cmd-1", {"accepted": True}), raw)
+            lines = {}
+            for i in range(1, 51):
+                text = json.dumps({"line": i, "text": f"output line {i}"})
+                await agent.publish(out, text, event="output", id_=None)
+                raw, msg = await d2.recv()
+                self.check_pub(raw, msg, out, i, epoch, text, agent.id, type_="output")
+                lines[i] = raw
+                if i <= 20:
+                    raw, msg = await d1.recv()
+                    self.assertEqual(raw, lines[i])
+                    seen = msg["offset"]
+                if i == 20:
+                    await d1.ws.close()
+            d1b = await self.peer()
+            p = await d1b.subscribe(out, since={"offset": seen, "epoch": epoch})
+            self.assertEqual((p["recovered"], p["offset"]), (True, 50))
+            got = [(await d1b.recv(live=False))[0] for _ in range(30)]
+            self.assertEqual([json.loads(r)["payload"]["line"] for r in got], list(range(21, 51)))
+            self.assertEqual(got, [lines[i] for i in range(21, 51)])
+            await d1b.barrier()
+            await d2.barrier()
+            await self.close_all(agent, d2, d1b)
+        run(go())
+
+    # -- errors --------------------------------------------------------------------------------
+    def test_errors(self):
+        ch129 = "c" * 129
+        cases = [
+            ("not json", "invalid_json", None),
+            ('{"type":"ping"', "invalid_json", None),
+            ('{"type":"ping"} x', "invalid_json", None),
+            ('{"type":"ping","id":"\\udc00"}', "invalid_json", None),
+            ('{"type":"publish","channel":"c","payload":"\\ud800"}', "invalid_json", None),
+            ('{"type":"ping","x":"\\udc00"}', "invalid_json", None),
+            ("[1,2]", "bad_request", None),
+            ('"ping"', "bad_request", None),
+            ("42", "bad_request", None),
+            ("null", "bad_request", None),
+            ('{"id":"e1"}', "bad_request", "e1"),
+            ('{"type":"","id":"e2"}', "bad_request", "e2"),
+            ('{"type":5,"id":"e3"}', "bad_request", "e3"),
+            ('{"type":null,"id":"e4"}', "bad_request", "e4"),
+            ('{"type":["ping"]}', "bad_request", None),
+            ('{"type":"ping","type":"ping","id":"e5"}', "bad_request", "e5"),
+            ('{"type":"publish","channel":"a","channel":"b","id":"e6"}', "bad_request", "e6"),
+            ('{"type":"publish","channel":"a","payload":1,"payload":2,"id":"e7"}', "bad_request", "e7"),
+            ('{"type":"subscribe","id":"e8"}', "bad_request", "e8"),
+            ('{"type":"subscribe","channel":"","id":"e9"}', "bad_request", "e9"),
+            ('{"type":"subscribe","channel":"%s","id":"e10"}' % ch129, "bad_request", "e10"),
+            ('{"type":"publish","channel":"a b","id":"e11"}', "bad_request", "e11"),
+            ('{"type":"unsubscribe","channel":"caf\u00e9","id":"e12"}', "bad_request", "e12"),
+            ('{"type":"subscribe","channel":"a\\u0000b","id":"e13"}', "bad_request", "e13"),
+            ('{"type":"subscribe","channel":7,"id":"e14"}', "bad_request", "e14"),
+            ('{"type":"nope","id":"e15"}', "unknown_type", "e15"),
+            ('{"type":"Ping"}', "unknown_type", None),
+        ]
+
+        async def go():
+            p = await self.peer()
+            for text, code, corr in cases:
+                with self.subTest(msg=text[:60]):
+                    await p.send(text)
+                    await p.expect_error(code, corr)
+                    await p.barrier()  # a good message: the strike count starts again
+            # a binary frame
+            await p.ws.send(b'{"type":"ping","id":"bin"}')
+            await p.expect_error("bad_request")
+            await p.barrier()
+            # a 128-character channel is fine
+            await p.subscribe("c" * 128)
+            await p.ws.close()
+        run(go())
+
+    def test_invalid_utf8_closes_1007(self):
+        c = self.ws("/ws")
+        op, data = c.recv_message()
+        self.assertEqual(op, OP_TEXT)
+        self.assertEqual(json.loads(data)["type"], "connection:established")
+        c.send_frame(OP_TEXT, b'{"type":"ping","id":"\xff\xfe"}')
+        c.expect_close(1007)
+        # the same bytes in a binary frame are just a bad message
+        c2 = self.ws("/ws")
+        c2.recv_message()
+        c2.send_frame(OP_BINARY, b'{"type":"ping","id":"\xff"}')
+        op, data = c2.recv_message()
+        msg = json.loads(data)
+        self.assertEqual((msg["type"], msg["payload"]["code"]), ("error", "bad_request"), data)
+
+    def test_fifteen_bad_then_good_resets(self):
+        async def go():
+            p = await self.peer()
+            for round_ in range(3):
+                for i in range(15):
+                    await p.send("[]" if i % 3 else "{")
+                for i in range(15):
+                    await p.expect("error")
+                await p.barrier()
+            # and one more than that in a row still closes
+            for i in range(16):
+                await p.send("x")
+            for i in range(16):
+                await p.expect("error")
+            with self.assertRaises(websockets.ConnectionClosed) as cm:
+                await asyncio.wait_for(p.ws.recv(), RECV_TIMEOUT)
+            self.assertEqual((cm.exception.rcvd.code, cm.exception.rcvd.reason),
+                             (1008, "too many bad messages"))
+        run(go())
+
+    # -- node ws ---------------------------------------------------------------------------
+    def test_node_ws_pubsub(self):
+        node = shutil.which("node")
+        if not node:
+            self.skipTest("node is not installed")
+        if not os.path.isfile(os.path.join(NODE_DIR, "node_modules", "ws", "package.json")):
+            self.skipTest("node_modules missing: run `npm ci --prefix test/integration/node`")
+        p = subprocess.run([node, os.path.join(NODE_DIR, "msg_client.mjs"), self.uri()],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, "node msg client failed:\n" + p.stdout[-2000:] + p.stderr[-2000:])
+        self.assertRegex(p.stdout, r"(?m)^1\.\.\d+$")
+        self.assertNotIn("not ok", p.stdout)
+
+    # -- last: the daemon is still fine ------------------------------------------------------
+    def test_zz_healthz_after_everything(self):
+        conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=5)
+        try:
+            conn.request("GET", "/healthz")
+            r = conn.getresponse()
+            self.assertEqual((r.status, r.read()), (200, b'{"status":"ok"}'))
+        finally:
+            conn.close()
+        self.assertTrue(self.server.alive())
+
+
+# Sixteen bad messages in a row of one kind (and mixed) cost the connection: 16 error
+# envelopes, then close 1008 "too many bad messages".
+BAD_KINDS = [
+    ("invalid_json", [(OP_TEXT, b"nope")] * 16),
+    ("bad_request", [(OP_TEXT, b"[]")] * 16),
+    ("bad_channel", [(OP_TEXT, b'{"type":"subscribe","channel":"a b"}')] * 16),
+    ("binary", [(OP_BINARY, b'{"type":"ping"}')] * 16),
+    ("unknown_type", [(OP_TEXT, b'{"type":"x"}')] * 16),
+    ("mixed", [(OP_TEXT, b"nope"), (OP_TEXT, b'{"type":"x"}'), (OP_BINARY, b"{}"),
+               (OP_TEXT, b'{"type":5}')] * 4),
+]
+
+
+def _bad_limit(self, frames):
+    c = self.ws("/ws")
+    c.recv_message()
+    for op, data in frames:
+        c.send_frame(op, data)
+    for i in range(16):
+        op, data = c.recv_message()
+        self.assertEqual(json.loads(data)["type"], "error", data)
+    try:
+        got = c.expect_close(1008)
+    except socket.timeout:
+        self.fail("no close frame within 5 s after 16 bad messages in a row (16 errors came)")
+    self.assertEqual(got, (1008, "too many bad messages"))
+
+
+add_cases(Messaging, "sixteen_bad_close_1008", BAD_KINDS, _bad_limit)
+
+
+if __name__ == "__main__":
+    run_tap(budget=110)
