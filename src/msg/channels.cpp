@@ -194,17 +194,24 @@ static void unlink_sub(channels *cs, uint32_t client, uint32_t k) {
     }
 }
 
-bool channels_unsubscribe(channels *cs, uint32_t ch, uint32_t client) {
+bool channels_unsubscribe_keep(channels *cs, uint32_t ch, uint32_t client) {
     if (client >= cs->clients_cap) return false;
     chan_client *cl = &cs->clients[client];
     for (uint32_t k = 0; k < cl->n; k++) {
         if (cl->chans[k].channel != ch) continue;
         unlink_sub(cs, client, k);
-        drop_if_empty(cs, ch);
         return true;
     }
     return false;
 }
+
+bool channels_unsubscribe(channels *cs, uint32_t ch, uint32_t client) {
+    bool was = channels_unsubscribe_keep(cs, ch, client);
+    if (was) drop_if_empty(cs, ch);
+    return was;
+}
+
+void channels_drop_if_empty(channels *cs, uint32_t ch) { drop_if_empty(cs, ch); }
 
 void channels_client_gone(channels *cs, uint32_t client) {
     if (client >= cs->clients_cap) return;

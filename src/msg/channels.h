@@ -78,6 +78,11 @@ static inline channel *channels_at(channels *cs, uint32_t ch) { return &cs->slot
 bool channels_subscribe(channels *cs, uint32_t ch, uint32_t client);
 // True when the client was subscribed.
 bool channels_unsubscribe(channels *cs, uint32_t ch, uint32_t client);
+// The same, keeping the channel even when it is left empty (the caller still uses it,
+// then calls channels_drop_if_empty).
+bool channels_unsubscribe_keep(channels *cs, uint32_t ch, uint32_t client);
+// Frees a channel with no subscribers and no history.
+void channels_drop_if_empty(channels *cs, uint32_t ch);
 bool channels_is_member(const channels *cs, uint32_t ch, uint32_t client);
 // Drops every subscription of a client that leaves.
 void channels_client_gone(channels *cs, uint32_t client);

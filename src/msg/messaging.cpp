@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <strings.h>
 #include <uv.h>
 #include <string.h>
@@ -198,10 +199,65 @@ static bool channel_name_ok(const env_str *s) {
     return true;
 }
 
+// join / leave to the other members of a channel: framed once for all of them.
+static void presence_event(msg_server *ms, uint32_t ch, uint32_t client, const char *type) {
+    channel *c = channels_at(&ms->chans, ch);
+    if (!c->nmembers || (c->nmembers == 1 && c->members[0].client == client)) return;
+    begin(ms, type, nullptr);
+    env_key(&ms->out, "channel", false);
+    env_string(&ms->out, c->name, c->name_len);
+    env_key(&ms->out, "payload", false);
+    env_key(&ms->out, "clientId", true);
+    env_string(&ms->out, ms->clients[client].id, CLIENT_ID_LEN);
+    env_key(&ms->out, "user", false);
+    env_lit(&ms->out, "null}");
+    finish(&ms->out);
+    wsr_msg *m = ms->out.failed ? nullptr : wsr_msg_new(WSR_TEXT, ms->out.buf, ms->out.len);
+    if (!m) return;
+    for (uint32_t i = 0; i < c->nmembers; i++)
+        if (c->members[i].client != client) wsr_send_msg(ms->srv, ms->clients[c->members[i].client].conn, m);
+    wsr_msg_free(m);
+}
+
+// Unsubscribes a client, telling the others; frees the channel when nothing is left.
+static void leave(msg_server *ms, uint32_t ch, uint32_t client) {
+    channels_unsubscribe_keep(&ms->chans, ch, client);
+    presence_event(ms, ch, client, "leave");
+    channels_drop_if_empty(&ms->chans, ch);
+}
+
+// The members of a channel: {"clients": [{"clientId", "user"}, ...]}, written into out.
+static void presence_list(msg_server *ms, uint32_t ch) {
+    env_key(&ms->out, "clients", true);
+    env_raw(&ms->out, "[", 1);
+    channel *c = ch == CHANNELS_NONE ? nullptr : channels_at(&ms->chans, ch);
+    for (uint32_t i = 0; c && i < c->nmembers; i++) {
+        if (i) env_raw(&ms->out, ",", 1);
+        env_key(&ms->out, "clientId", true);
+        env_string(&ms->out, ms->clients[c->members[i].client].id, CLIENT_ID_LEN);
+        env_key(&ms->out, "user", false);
+        env_lit(&ms->out, "null}");
+    }
+    env_raw(&ms->out, "]}", 2);
+}
+
+static void on_presence(msg_server *ms, wsr_conn_id from, const envelope *e) {
+    uint32_t ch = channels_find(&ms->chans, e->channel.ptr, e->channel.len);
+    begin(ms, "presence", &e->id);
+    env_key(&ms->out, "channel", false);
+    env_string(&ms->out, e->channel.ptr, e->channel.len);
+    env_key(&ms->out, "payload", false);
+    presence_list(ms, ch);
+    finish(&ms->out);
+    send_out(ms, from);
+}
+
 static void on_subscribe(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
     uint32_t ch = channels_get(&ms->chans, e->channel.ptr, e->channel.len);
     if (ch == CHANNELS_NONE) return send_error(ms, from, &e->id, "unavailable", "no room for another channel");
+    bool joined = !channels_is_member(&ms->chans, ch, client);
     if (!channels_subscribe(&ms->chans, ch, client)) return send_error(ms, from, &e->id, "unavailable", "out of memory");
+    if (joined) presence_event(ms, ch, client, "join");
     channel *c = channels_at(&ms->chans, ch);
     char epoch[17];
     epoch_text(c->epoch, epoch);
@@ -336,10 +392,13 @@ static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint
     env_result r = env_parse(ms->parser, (const char *)data, len, &e, &why, true);
     if (r == ENV_INVALID_JSON) return strike(ms, from, nullptr, "invalid_json", why);
     if (r != ENV_OK) return strike(ms, from, &e.id, "bad_request", why);
-    bool needs_channel = is(&e.type, "subscribe") || is(&e.type, "unsubscribe") || is(&e.type, "publish");
+    bool needs_channel =
+        is(&e.type, "subscribe") || is(&e.type, "unsubscribe") || is(&e.type, "publish") || is(&e.type, "presence");
+    if (!needs_channel && !is(&e.type, "ping") && !is(&e.type, "send"))
+        return strike(ms, from, &e.id, "unknown_type", "unknown message type");
     if (needs_channel && !channel_name_ok(&e.channel))
         return strike(ms, from, &e.id, "bad_request", "channel must be 1-128 of A-Z a-z 0-9 _ . : @ / -");
-    ms->clients[client].strikes = 0;
+    ms->clients[client].strikes = 0; // a good message: the count of bad ones starts over
     if (is(&e.type, "ping")) {
         begin(ms, "pong", &e.id);
         finish(&ms->out);
@@ -348,12 +407,12 @@ static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint
     if (is(&e.type, "subscribe")) return on_subscribe(ms, from, client, &e);
     if (is(&e.type, "unsubscribe")) {
         uint32_t ch = channels_find(&ms->chans, e.channel.ptr, e.channel.len);
-        if (ch != CHANNELS_NONE) channels_unsubscribe(&ms->chans, ch, client);
+        if (ch != CHANNELS_NONE && channels_is_member(&ms->chans, ch, client)) leave(ms, ch, client);
         return ack(ms, from, &e, nullptr);
     }
+    if (is(&e.type, "presence")) return on_presence(ms, from, &e);
     if (is(&e.type, "publish")) return on_publish(ms, from, client, &e);
-    if (is(&e.type, "send")) return on_send(ms, from, client, &e);
-    strike(ms, from, &e.id, "unknown_type", "unknown message type");
+    on_send(ms, from, client, &e);
 }
 
 // --- the backend HTTP API ------------------------------------------------------------------
@@ -445,6 +504,46 @@ static void api_channels(msg_server *ms, wsr_conn_id req) {
     api_answer(ms, req, 200);
 }
 
+// The value of query parameter `name`, percent-decoded into out (at most cap bytes).
+static bool query_param(wsr_str q, const char *name, char *out, size_t cap, size_t *len) {
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < q.len;) {
+        size_t end = i;
+        while (end < q.len && q.ptr[end] != '&') end++;
+        if (end - i > nl && memcmp(q.ptr + i, name, nl) == 0 && q.ptr[i + nl] == '=') {
+            size_t n = 0;
+            for (size_t j = i + nl + 1; j < end; j++) {
+                char c = q.ptr[j];
+                if (c == '%' && j + 2 < end && isxdigit((unsigned char)q.ptr[j + 1]) &&
+                    isxdigit((unsigned char)q.ptr[j + 2])) {
+                    char hex[3] = {q.ptr[j + 1], q.ptr[j + 2], 0};
+                    c = (char)strtol(hex, nullptr, 16);
+                    j += 2;
+                } else if (c == '+') {
+                    c = ' ';
+                }
+                if (n == cap) return false;
+                out[n++] = c;
+            }
+            *len = n;
+            return true;
+        }
+        i = end + 1;
+    }
+    return false;
+}
+
+static void api_presence(msg_server *ms, wsr_conn_id req, wsr_request *r) {
+    char name[MAX_CHANNEL_NAME];
+    size_t len = 0;
+    bool found = query_param(wsr_request_query(r), "channel", name, sizeof name, &len);
+    env_str ch{name, (uint32_t)len};
+    if (!found || !channel_name_ok(&ch)) return api_error(ms, req, 400, "bad_request", "?channel= a channel name");
+    env_out_reset(&ms->out);
+    presence_list(ms, channels_find(&ms->chans, name, (uint32_t)len));
+    api_answer(ms, req, 200);
+}
+
 static void on_api(wsr_server *, wsr_request *req, void *user) {
     msg_server *ms = (msg_server *)user;
     wsr_conn_id id = wsr_request_id(req);
@@ -457,6 +556,8 @@ static void on_api(wsr_server *, wsr_request *req, void *user) {
     bool post = method.len == 4 && memcmp(method.ptr, "POST", 4) == 0;
     if (wl == 8 && memcmp(what, "channels", 8) == 0)
         return post ? api_error(ms, id, 405, "bad_request", "use GET") : api_channels(ms, id);
+    if (wl == 8 && memcmp(what, "presence", 8) == 0)
+        return post ? api_error(ms, id, 405, "bad_request", "use GET") : api_presence(ms, id, req);
     bool pub = wl == 7 && memcmp(what, "publish", 7) == 0, snd = wl == 4 && memcmp(what, "send", 4) == 0;
     if (!pub && !snd) return api_error(ms, id, 404, "not_found", "no such API call");
     if (!post) return api_error(ms, id, 405, "bad_request", "use POST");
@@ -500,6 +601,11 @@ static void on_close(wsr_server *srv, wsr_conn_id id, uint16_t, void *user) {
     msg_server *ms = (msg_server *)user;
     if (!wsr_conn_user(srv, id)) return; // never registered (out of memory at open)
     uint32_t slot = slot_of(ms, id);
+    // Each channel it was in hears that it left.
+    while (slot < ms->chans.clients_cap && ms->chans.clients[slot].n) {
+        const chan_client *cl = &ms->chans.clients[slot];
+        leave(ms, cl->chans[cl->n - 1].channel, slot);
+    }
     channels_client_gone(&ms->chans, slot);
     client_remove(ms, slot);
 }

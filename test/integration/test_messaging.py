@@ -94,11 +94,18 @@ class Peer:
         self.id = None
         self.established = None
         self._n = 0
+        # join / leave of other members (presence is on for every channel): set aside,
+        # in order, for the tests that look at them.
+        self.presence = []
 
-    async def recv(self, live=True):
-        raw = await asyncio.wait_for(self.ws.recv(), RECV_TIMEOUT)
-        self.t.assertIsInstance(raw, str, "server messages are text frames")
-        msg = json.loads(raw)
+    async def recv(self, live=True, presence=False):
+        while True:
+            raw = await asyncio.wait_for(self.ws.recv(), RECV_TIMEOUT)
+            self.t.assertIsInstance(raw, str, "server messages are text frames")
+            msg = json.loads(raw)
+            if presence or not isinstance(msg, dict) or msg.get("type") not in ("join", "leave"):
+                break
+            self.presence.append(msg)
         self.t.assertIsInstance(msg, dict, raw)
         ts = msg.get("timestamp")
         self.t.assertTrue(isinstance(ts, int) and not isinstance(ts, bool),
@@ -108,7 +115,7 @@ class Peer:
         return raw, msg
 
     async def expect(self, type_, live=True):
-        raw, msg = await self.recv(live)
+        raw, msg = await self.recv(live, presence=type_ in ("join", "leave"))
         self.t.assertEqual(msg.get("type"), type_, f"expected {type_}, got {raw}")
         return raw, msg
 
@@ -567,6 +574,32 @@ class Messaging(ServerTestCase):
         self.assertNotIn("not ok", p.stdout)
 
     # -- last: the daemon is still fine ------------------------------------------------------
+    def test_presence_join_leave_and_list(self):
+        """Subscribers hear who joins and leaves; presence lists the members."""
+        async def go():
+            ch = fresh_channel("room")
+            a = await self.peer()
+            b = await self.peer()
+            await a.send({"type": "subscribe", "channel": ch, "id": "s"})
+            await a.expect("subscribed")
+            await b.send({"type": "subscribe", "channel": ch, "id": "s"})
+            await b.expect("subscribed")
+            _, j = await a.expect("join")
+            self.assertEqual((j["channel"], j["payload"]["clientId"]), (ch, b.id))
+            await a.send({"type": "presence", "channel": ch, "id": "p"})
+            _, p = await a.expect("presence")
+            self.assertEqual(p["correlationId"], "p")
+            self.assertEqual(sorted(c["clientId"] for c in p["payload"]["clients"]),
+                             sorted([a.id, b.id]))
+            await b.ws.close()
+            _, l = await a.expect("leave")
+            self.assertEqual(l["payload"]["clientId"], b.id)
+            await a.send({"type": "presence", "channel": ch, "id": "p2"})
+            _, p = await a.expect("presence")
+            self.assertEqual([c["clientId"] for c in p["payload"]["clients"]], [a.id])
+            await a.ws.close()
+        run(go())
+
     def test_zz_healthz_after_everything(self):
         conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=5)
         try:
