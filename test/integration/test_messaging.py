@@ -174,7 +174,7 @@ class Peer:
         return msg
 
 
-class Messaging(ServerTestCase):
+class MessagingBase(ServerTestCase):
     server_args = ()
 
     def uri(self):
@@ -207,6 +207,9 @@ class Messaging(ServerTestCase):
         self.assertEqual(top_level_spans(raw)["payload"], payload_text, f"payload not byte for byte: {raw}")
 
     # -- connection ------------------------------------------------------------------------
+
+
+class Messaging(MessagingBase):
     def test_established_ids_unique(self):
         async def go():
             ps = await self.peers(50)
@@ -640,6 +643,70 @@ def _bad_limit(self, frames):
 
 
 add_cases(Messaging, "sixteen_bad_close_1008", BAD_KINDS, _bad_limit)
+
+
+class BackendApi(MessagingBase):
+    """The backend HTTP API under /api/, with two keys (rotation)."""
+    server_args = ("--api-key", "first-key", "--api-key", "second-key")
+
+    def call(self, method, path, body=None, key="first-key"):
+        import http.client
+        c = http.client.HTTPConnection(self.server.host, self.server.port, timeout=5)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        data = body if isinstance(body, (str, bytes)) or body is None else json.dumps(body)
+        c.request(method, path, body=data, headers=headers)
+        r = c.getresponse()
+        text = r.read().decode()
+        c.close()
+        self.assertEqual(r.getheader("Content-Type"), "application/json", text)
+        return r.status, json.loads(text) if text else None
+
+    def test_api_publish_send_channels_presence(self):
+        async def go():
+            ch = fresh_channel("events")
+            a = await self.peer()
+            await a.subscribe(ch)
+            st, body = await asyncio.to_thread(self.call, "POST", "/api/publish",
+                                               {"channel": ch, "event": "alert", "payload": {"n": 1}})
+            self.assertEqual(st, 200, body)
+            self.assertEqual(body["offset"], 1)
+            _, m = await a.expect("alert")
+            self.assertEqual((m["channel"], m["offset"], m["epoch"], m["payload"]), (ch, 1, body["epoch"], {"n": 1}))
+            self.assertNotIn("from", m)
+            st, body = await asyncio.to_thread(self.call, "POST", "/api/send",
+                                               {"clientId": a.id, "event": "hello", "payload": [1]}, "second-key")
+            self.assertEqual((st, body), (200, {}))
+            _, m = await a.expect("hello")
+            self.assertEqual(m["payload"], [1])
+            st, body = await asyncio.to_thread(self.call, "POST", "/api/send", {"clientId": "0" * 32, "event": "x"})
+            self.assertEqual((st, body["error"]["code"]), (404, "not_found"))
+            st, body = await asyncio.to_thread(self.call, "GET", "/api/channels")
+            mine = [c for c in body["channels"] if c["name"] == ch]
+            self.assertEqual((st, mine[0]["subscribers"], mine[0]["offset"]), (200, 1, 1), body)
+            st, body = await asyncio.to_thread(self.call, "GET", "/api/presence?channel=" + ch.replace(":", "%3A"))
+            self.assertEqual((st, [c["clientId"] for c in body["clients"]]), (200, [a.id]))
+            await a.ws.close()
+        run(go())
+
+    def test_api_refusals(self):
+        for key, st, code in [(None, 401, "unauthorized"), ("wrong", 401, "unauthorized"), ("first-ke", 401, "unauthorized")]:
+            got, body = self.call("POST", "/api/publish", {"channel": "a", "payload": 1}, key)
+            self.assertEqual((got, body["error"]["code"]), (st, code), key)
+        for body, code in [("not json", "invalid_json"), ("[1]", "bad_request"), ({"payload": 1}, "bad_request"),
+                           ({"channel": "bad name", "payload": 1}, "bad_request")]:
+            got, answer = self.call("POST", "/api/publish", body)
+            self.assertEqual((got, answer["error"]["code"]), (400, code), body)
+        self.assertEqual(self.call("GET", "/api/publish")[0], 405)
+        self.assertEqual(self.call("POST", "/api/channels", {})[0], 405)
+        self.assertEqual(self.call("GET", "/api/nothing")[0], 404)
+
+
+class BackendApiOff(MessagingBase):
+    """Without --api-key the API is never open: 403 whatever the key."""
+
+    def test_api_off(self):
+        st, body = BackendApi.call(self, "GET", "/api/channels", key="anything")
+        self.assertEqual((st, body["error"]["code"]), (403, "forbidden"))
 
 
 if __name__ == "__main__":
