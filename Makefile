@@ -46,8 +46,13 @@ $(RELEASE_DIR)/build.ninja:
 build: deps $(RELEASE_DIR)/build.ninja
 	$(NINJA) -C $(RELEASE_DIR)
 
+# A development key for the backend HTTP API, made fresh and printed, unless one is set
+# (WSR_API_KEYS or --api-key in RUN_ARGS): the API is never open without a key.
 run: build
-	./$(RELEASE_DIR)/wsreactor $(RUN_ARGS)
+	@if [ -z "$$WSR_API_KEYS" ] && ! echo "$(RUN_ARGS)" | grep -q -- --api-key; then \
+	  key=$$(openssl rand -hex 16); echo "development API key (Authorization: Bearer): $$key"; \
+	  exec ./$(RELEASE_DIR)/wsreactor --api-key "$$key" $(RUN_ARGS); \
+	else exec ./$(RELEASE_DIR)/wsreactor $(RUN_ARGS); fi
 
 $(TEST_DIR)/build.ninja:
 	$(MESON) setup $(TEST_DIR) --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
