@@ -1,5 +1,8 @@
 #include "msg/envelope.h"
 
+// simdjson turns on its development checks in builds without optimisation; they abort on
+// input nested deeper than the parser allows, which must be an error answer instead.
+#define SIMDJSON_DEVELOPMENT_CHECKS 0
 #include <simdjson.h>
 #include <stdlib.h>
 
@@ -77,9 +80,11 @@ static bool walk(ondemand::value v, int depth) {
     return walk_scalar(t, v);
 }
 
-// The payload's text as a document of its own: valid JSON, within the depth limit, and
-// nothing after it.
-static bool payload_valid(env_parser *p, std::string_view s) {
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Text as a document of its own: valid JSON, its root at depth `depth` of the envelope
+// (1: the whole message, 2: a field's value), within ENV_MAX_DEPTH, and nothing after it.
+static bool text_valid(env_parser *p, std::string_view s, int depth) {
     ondemand::document d;
     size_t room = (size_t)(p->buf + p->cap - s.data());
     if (p->payload.iterate(s.data(), s.size(), room).get(d)) return false;
@@ -87,24 +92,25 @@ static bool payload_valid(env_parser *p, std::string_view s) {
     if (d.is_scalar().get(scalar)) return false;
     if (scalar) {
         ondemand::json_type t;
-        std::string_view sv;
+        std::string_view sv, tok;
         ondemand::number n;
-        bool b;
-        if (d.type().get(t)) return false;
+        bool b, ok;
+        if (d.type().get(t) || d.raw_json_token().get(tok)) return false;
         switch (t) {
-        case ondemand::json_type::string: return !d.get_string().get(sv);
-        case ondemand::json_type::number: return !d.get_number().get(n);
-        case ondemand::json_type::boolean: return !d.get_bool().get(b);
-        case ondemand::json_type::null: return !d.is_null().get(b) && b;
-        default: return false;
+        case ondemand::json_type::string: ok = !d.get_string().get(sv); break;
+        case ondemand::json_type::number: ok = !d.get_number().get(n); break;
+        case ondemand::json_type::boolean: ok = !d.get_bool().get(b); break;
+        case ondemand::json_type::null: ok = !d.is_null().get(b) && b; break;
+        default: ok = false;
         }
+        // A scalar document is its one token: anything but whitespace after it is not JSON.
+        for (size_t i = (size_t)(tok.data() + tok.size() - s.data()); ok && i < s.size(); i++) ok = is_ws(s[i]);
+        return ok;
     }
     ondemand::value v;
     const char *loc;
-    return !d.get_value().get(v) && walk(v, 1) && d.current_location().get(loc) == OUT_OF_BOUNDS;
+    return !d.get_value().get(v) && walk(v, depth) && d.current_location().get(loc) == OUT_OF_BOUNDS;
 }
-
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 // simdjson 3.0 gives the raw text of objects and arrays; a scalar's is its token, which
 // may carry the whitespace after it.
@@ -155,7 +161,7 @@ env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out,
     }
     if (t != ondemand::json_type::object || doc.get_object().get(obj)) {
         // On-Demand judged only the first byte: whether the rest is JSON decides the code.
-        if (!payload_valid(p, std::string_view(p->buf, len))) return *why = "not JSON", ENV_INVALID_JSON;
+        if (!text_valid(p, std::string_view(p->buf, len), 1)) return *why = "not JSON", ENV_INVALID_JSON;
         *why = "a message is one JSON object";
         return ENV_BAD_REQUEST;
     }
@@ -166,8 +172,8 @@ env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out,
         if (std::move(fr).get(f) || f.unescaped_key().get(key)) return *why = "not JSON", ENV_INVALID_JSON;
         env_str *slot = field_of(out, key);
         ondemand::value v = f.value();
-        if (!slot) { // not the protocol's: checked, then ignored
-            if (!walk(v, 1)) return *why = "not JSON", ENV_INVALID_JSON;
+        if (!slot) { // not the protocol's: checked, then ignored (a field's value is depth 2)
+            if (!walk(v, 2)) return *why = "not JSON", ENV_INVALID_JSON;
             continue;
         }
         if (slot->ptr && !bad) {
@@ -176,12 +182,12 @@ env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out,
         }
         std::string_view s;
         if (slot == &out->payload) {
-            if (!raw_text(v, &s) || !payload_valid(p, s)) return *why = "not JSON", ENV_INVALID_JSON;
+            if (!raw_text(v, &s) || !text_valid(p, s, 2)) return *why = "not JSON", ENV_INVALID_JSON;
         } else {
             ondemand::json_type vt;
             if (v.type().get(vt)) return *why = "not JSON", ENV_INVALID_JSON;
             if (vt != ondemand::json_type::string) {
-                if (!walk(v, 1)) return *why = "not JSON", ENV_INVALID_JSON;
+                if (!walk(v, 2)) return *why = "not JSON", ENV_INVALID_JSON;
                 if (!bad) *why = "type, id, correlationId, channel, to, clientId and event are strings";
                 bad = ENV_BAD_REQUEST;
                 continue;
