@@ -668,3 +668,8 @@ for n in (63, 64, 65, 66):
     env_seed("depth-field-scalar-%d" % n, '{"type":"p","x":' + "[" * (n - 2) + "1" + "]" * (n - 2) + "}",
              target_dir=where)
 env_seed("depth-1000", '{"type":"p","payload":' + "[" * 1000 + "]" * 1000 + "}")
+# A string at the root followed by anything: env_parse says BAD_REQUEST, not INVALID_JSON
+# (fuzz/regression/envelope/README.md). libFuzzer's find is kept as it came:
+# regression/envelope/root-string-libfuzzer-9a39d115.
+env_seed("root-string-trailing-garbage", '"a" x', target_dir="regression")
+env_seed("root-string-then-brace", '"a"}', target_dir="regression")
