@@ -673,3 +673,8 @@ env_seed("depth-1000", '{"type":"p","payload":' + "[" * 1000 + "]" * 1000 + "}")
 # regression/envelope/root-string-libfuzzer-9a39d115.
 env_seed("root-string-trailing-garbage", '"a" x', target_dir="regression")
 env_seed("root-string-then-brace", '"a"}', target_dir="regression")
+# `false` followed by a letter or '-' as a document of its own (the message, or the
+# payload, which payload_valid parses on its own): accepted (fuzz/regression/envelope/README.md).
+env_seed("payload-falsex", '{"type":"p","payload":falsex}', target_dir="regression")
+env_seed("payload-false-minus", '{"type":"p","payload":false-}', target_dir="regression")
+env_seed("root-falsex", "falsex", target_dir="regression")
