@@ -17,7 +17,8 @@
 # LLHTTP_SRC (default /usr/share/llhttp) and its header from LLHTTP_INC. fuzz_connection
 # (the whole server read path) and fuzz_tls (the same through real TLS) also link
 # src/core/*.cpp, the echo and broadcast handlers of src/app, libuv (-luv; pkg-config
-# libuv when it is there) and libssl.
+# libuv when it is there) and libssl. fuzz_envelope links src/msg/envelope.cpp and
+# simdjson (a shared library: pkg-config simdjson, else -lsimdjson).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,6 +98,12 @@ for src in "$ROOT"/src/core/*.cpp "$ROOT"/src/app/echo.cpp "$ROOT"/src/app/broad
   core_objs="$core_objs $o"
 done
 
+# The messaging envelope (src/msg/envelope.cpp) and simdjson, for fuzz_envelope only.
+SIMDJSON_CFLAGS=$(pkg-config --cflags simdjson 2>/dev/null || true)
+SIMDJSON_LIBS=$(pkg-config --libs simdjson 2>/dev/null || echo -lsimdjson)
+# shellcheck disable=SC2086
+$CXX $CXXFLAGS $PROJ_CXX $SIMDJSON_CFLAGS -c "$ROOT/src/msg/envelope.cpp" -o "$OBJ/msg_envelope.o"
+
 for h in "$ROOT"/fuzz/fuzz_*.cpp; do
   name=$(basename "$h" .cpp)         # fuzz_frame
   short=${name#fuzz_}                # frame
@@ -105,9 +112,12 @@ for h in "$ROOT"/fuzz/fuzz_*.cpp; do
   if [ "$short" = connection ] || [ "$short" = tls ]; then
     extra=$core_objs
     extra_libs="$UV_LIBS $SSL_LIBS"
+  elif [ "$short" = envelope ]; then
+    extra="$OBJ/msg_envelope.o"
+    extra_libs=$SIMDJSON_LIBS
   fi
   # shellcheck disable=SC2086
-  $CXX $CXXFLAGS $PROJ_CXX $UV_CFLAGS -c "$h" -o "$OBJ/$name.o"
+  $CXX $CXXFLAGS $PROJ_CXX $UV_CFLAGS $SIMDJSON_CFLAGS -c "$h" -o "$OBJ/$name.o"
   # shellcheck disable=SC2086
   $CXX $CXXFLAGS "$OBJ/$name.o" $extra $objs $LIB_FUZZING_ENGINE $extra_libs $LIBS -o "$OUT/$name"
   dict="$ROOT/fuzz/dict/$short.dict"

@@ -47,6 +47,10 @@ for t in $targets; do
   if [ "$t" = connection ] || [ "$t" = tls ]; then
     extra="$ROOT/src/core/*.cpp $ROOT/src/app/echo.cpp $ROOT/src/app/broadcast.cpp"
     extra_libs="$(pkg-config --libs libuv 2>/dev/null || echo -luv) $(pkg-config --libs libssl 2>/dev/null || echo -lssl)"
+  elif [ "$t" = envelope ]; then
+    # the messaging envelope: src/msg/envelope.cpp on simdjson (a shared library)
+    extra="$ROOT/src/msg/envelope.cpp"
+    extra_libs="$(pkg-config --libs simdjson 2>/dev/null || echo -lsimdjson)"
   fi
   # shellcheck disable=SC2086 # flag lists
   $CXX $CXXF $COV "$ROOT/fuzz/fuzz_$t.cpp" "$ROOT/fuzz/replay_main.cpp" "$ROOT"/src/proto/*.cpp $extra $llhttp \
@@ -64,6 +68,7 @@ for t in $targets; do
   # The file the target is named for, when there is one; else all of src/proto.
   case $t in
     inflate) srcs="$ROOT/src/proto/deflate.cpp" ;;
+    envelope) srcs="$ROOT/src/msg/envelope.cpp" ;;
     tls) srcs="$ROOT/src/core/tls.cpp $ROOT/src/core/conn.cpp $ROOT/src/core/server.cpp" ;;
     connection) srcs="$ROOT/src/core/conn.cpp $ROOT/src/core/http.cpp $ROOT/src/core/server.cpp $ROOT/src/core/compression.cpp $ROOT/src/proto/proxy.cpp $ROOT/src/proto/origin.cpp" ;;
     *) srcs="$ROOT/src/proto/$t.cpp" ;;
@@ -72,6 +77,9 @@ for t in $targets; do
   echo "== $t: $n inputs ok, $bad failing (see $OUT/$t.tap); coverage:"
   # shellcheck disable=SC2086
   "$LLVM_COV" report "$OUT/replay_$t" -instr-profile="$OUT/$t.profdata" $srcs
+  html="$ROOT/src/proto/*.cpp"
+  [ "$t" = envelope ] && html=$srcs
+  # shellcheck disable=SC2086
   "$LLVM_COV" show "$OUT/replay_$t" -instr-profile="$OUT/$t.profdata" -format=html \
-    -output-dir="$OUT/html/$t" "$ROOT"/src/proto/*.cpp >/dev/null
+    -output-dir="$OUT/html/$t" $html >/dev/null
 done

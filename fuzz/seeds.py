@@ -594,3 +594,87 @@ tls_regression("held-decrypted-input-after-pause-stalls", T13 | T_FRAMES,
                tbin(b"\x01" * 607) + tbin(b"\x02" * 2015), limits=1 | 1 << 2)
 tls_regression("close-notify-dropped-socket-full", T13 | T_FRAMES | T_CLOSE, tbin(b"\x11" * (31 + 16 * 250)),
                alpn_buf=ALPN_HTTP11 | sndbuf(1, 1), read=2)
+
+# --- envelope --------------------------------------------------------------------
+# Settings prefix (fuzz_envelope.cpp): max_len class (0 exact, 1 +1, 2 +63, 3 shared
+# 1 MiB parser, 4 one byte short), then a little-endian u64 for env_u64. The message
+# (a client's JSON envelope, docs/messaging.md) follows.
+ENV_EXACT, ENV_PLUS1, ENV_PLUS63, ENV_SHARED, ENV_SHORT = 0, 1, 2, 3, 4
+
+
+def env_seed(name, msg, cls=ENV_EXACT, u=0, target_dir="corpus"):
+    if isinstance(msg, str):
+        msg = msg.encode()
+    d = os.path.join(ROOT, target_dir, "envelope")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(bytes([cls]) + struct.pack("<Q", u) + msg)
+
+
+env_seed("subscribe", '{"type":"subscribe","channel":"news","id":"1"}', ENV_SHARED, 42)
+env_seed("subscribe-since", '{"type":"subscribe","channel":"news","payload":{"since":{"offset":17,"epoch":"0123456789abcdef"}}}',
+         ENV_PLUS1, 17)
+env_seed("publish-object", '{"type":"publish","channel":"c","correlationId":"q1","payload":{"a":[1,2.5e3,-0,true,null,"x"]}}',
+         ENV_PLUS63, 2**64 - 1)
+env_seed("publish-scalar-ws", '{ "type" : "publish" , "channel":"c", "payload" : 12 \n}\t', ENV_EXACT, 10**19)
+env_seed("publish-string-payload", '{"type":"publish","channel":"c","payload":"\\u00e9\\n"}')
+env_seed("send-to", '{"type":"send","to":"0123456789abcdef0123456789abcdef","event":"hi","payload":[]}', ENV_SHARED)
+env_seed("ping", '{"type":"ping"}', ENV_EXACT, 1)
+env_seed("unknown-fields", '{"x":{"y":[{}]},"type":"ping","z":-1.5E-7,"w":"\\ud83d\\ude00"}')
+env_seed("escaped-key-type", '{"typ\\u0065":"ping","\\u0069d":"\\"\\\\\\/\\b\\f\\n\\r\\t"}')
+env_seed("utf8-strings", '{"type":"κόσμε","channel":"🙂","event":"\u0800\uffff"}'.encode(), ENV_PLUS1)
+env_seed("nul-in-string", b'{"type":"a\\u0000b","channel":"c\\u0000"}')
+env_seed("key-with-nul", b'{"type\\u0000":"x","type":"y"}')
+env_seed("too-large", '{"type":"ping"}', ENV_SHORT)
+env_seed("empty-message", b"", ENV_EXACT)
+# BAD_REQUEST
+env_seed("bad-array", "[1,2]")
+env_seed("bad-scalar", '"type"')
+env_seed("bad-no-type", '{"channel":"c"}')
+env_seed("bad-empty-type", '{"type":""}')
+env_seed("bad-type-number", '{"type":1}')
+env_seed("bad-channel-null", '{"type":"publish","channel":null}')
+env_seed("bad-duplicate-type", '{"type":"ping","type":"ping"}')
+env_seed("bad-duplicate-escaped", '{"type":"ping","\\u0074ype":"pong"}')
+env_seed("bad-duplicate-payload", '{"type":"publish","payload":1,"payload":2}')
+env_seed("bad-duplicate-then-invalid", '{"type":"a","type":"b","x":tru}')
+# INVALID_JSON
+env_seed("invalid-truncated", '{"type":"ping"')
+env_seed("invalid-trailing", '{"type":"ping"}x')
+env_seed("invalid-two-objects", '{"type":"ping"}{}')
+env_seed("invalid-lone-high-surrogate", '{"type":"\\ud800"}')
+env_seed("invalid-lone-low-surrogate-payload", '{"type":"p","payload":"\\udc00x"}')
+env_seed("invalid-raw-nul", b'{"type":"a\x00b"}')
+env_seed("invalid-raw-control", b'{"type":"a\x01"}')
+env_seed("invalid-utf8-overlong", b'{"type":"\xc0\xaf"}')
+env_seed("invalid-utf8-surrogate-bytes", b'{"type":"ok","x":"\xed\xa0\x80"}')
+env_seed("invalid-utf8-outside-strings", b'{"type":"ok"}\xff')
+env_seed("invalid-bigint", '{"type":"p","payload":123456789012345678901234567890}')
+env_seed("invalid-u64-plus-1", '{"type":"p","x":18446744073709551616}')
+env_seed("invalid-i64-minus-1", '{"type":"p","x":-9223372036854775809}')
+env_seed("invalid-huge-exponent", '{"type":"p","payload":1e400}')
+env_seed("invalid-leading-zero", '{"type":"p","payload":01}')
+env_seed("invalid-bad-escape", '{"type":"p\\x"}')
+env_seed("invalid-payload-trailing-comma", '{"type":"p","payload":[1,]}')
+env_seed("invalid-unknown-field-garbage", '{"type":"p","u":[tru]}')
+# Depth: DOM (max_depth 64) counts every value, the root at 1. Depth 65 inside the
+# envelope is a finding (env_parse accepts it): those go to fuzz/regression/envelope.
+for n in (63, 64, 65, 66):
+    where = "regression" if n == 65 else "corpus"
+    env_seed("depth-array-%d" % n, "[" * n + "]" * n)
+    env_seed("depth-field-%d" % n, '{"type":"p","x":' + "[" * (n - 1) + "]" * (n - 1) + "}", target_dir=where)
+    env_seed("depth-payload-%d" % n, '{"type":"p","payload":' + "[" * (n - 1) + "]" * (n - 1) + "}",
+             target_dir=where)
+    env_seed("depth-field-scalar-%d" % n, '{"type":"p","x":' + "[" * (n - 2) + "1" + "]" * (n - 2) + "}",
+             target_dir=where)
+env_seed("depth-1000", '{"type":"p","payload":' + "[" * 1000 + "]" * 1000 + "}")
+# A string at the root followed by anything: env_parse says BAD_REQUEST, not INVALID_JSON
+# (fuzz/regression/envelope/README.md). libFuzzer's find is kept as it came:
+# regression/envelope/root-string-libfuzzer-9a39d115.
+env_seed("root-string-trailing-garbage", '"a" x', target_dir="regression")
+env_seed("root-string-then-brace", '"a"}', target_dir="regression")
+# `false` followed by a letter or '-' as a document of its own (the message, or the
+# payload, which payload_valid parses on its own): accepted (fuzz/regression/envelope/README.md).
+env_seed("payload-falsex", '{"type":"p","payload":falsex}', target_dir="regression")
+env_seed("payload-false-minus", '{"type":"p","payload":false-}', target_dir="regression")
+env_seed("root-falsex", "falsex", target_dir="regression")
