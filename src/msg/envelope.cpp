@@ -96,11 +96,16 @@ static bool text_valid(env_parser *p, std::string_view s, int depth) {
         ondemand::number n;
         bool b, ok;
         if (d.type().get(t) || d.raw_json_token().get(tok)) return false;
+        // The literals by their exact text: simdjson 3.0 takes "falsex" for false when it is
+        // a whole document.
+        size_t tl = tok.size();
+        while (tl && is_ws(tok[tl - 1])) tl--;
+        std::string_view lit = tok.substr(0, tl);
         switch (t) {
         case ondemand::json_type::string: ok = !d.get_string().get(sv); break;
         case ondemand::json_type::number: ok = !d.get_number().get(n); break;
-        case ondemand::json_type::boolean: ok = !d.get_bool().get(b); break;
-        case ondemand::json_type::null: ok = !d.is_null().get(b) && b; break;
+        case ondemand::json_type::boolean: ok = !d.get_bool().get(b) && (lit == "true" || lit == "false"); break;
+        case ondemand::json_type::null: ok = !d.is_null().get(b) && b && lit == "null"; break;
         default: ok = false;
         }
         // A scalar document is its one token: anything but whitespace after it is not JSON.
