@@ -10,13 +10,15 @@
 
 using namespace simdjson;
 
-// On-Demand only checks what it visits, so everything is visited: the known fields, the
-// payload (walked by a second parser over its own text, which stays in the padded
-// copy) and the values of fields the protocol ignores. simdjson is used through its
-// error codes only (built without exceptions).
+// The message is first validated whole by the DOM parser (structure, escapes, UTF-8,
+// literals, numbers, depth: On-Demand checks only what it visits, and simdjson 3.0's
+// On-Demand lets some malformed text through where it skips), then read with On-Demand,
+// which gives the payload's raw text. simdjson is used through its error codes only
+// (built without exceptions).
 struct env_parser {
-    ondemand::parser doc;     // the envelope
-    ondemand::parser payload; // the payload's text, walked on its own
+    dom::parser check;        // validates the whole message
+    ondemand::parser doc;     // reads the envelope
+    ondemand::parser payload; // reads a subscribe's payload.since
     char *buf;                // the message, followed by SIMDJSON_PADDING bytes
     size_t cap;
 };
@@ -26,7 +28,8 @@ env_parser *env_parser_new(size_t max_len) {
     if (!p) return nullptr;
     p->cap = max_len + SIMDJSON_PADDING;
     p->buf = (char *)malloc(p->cap);
-    if (!p->buf || p->doc.allocate(max_len, ENV_MAX_DEPTH) || p->payload.allocate(max_len, ENV_MAX_DEPTH)) {
+    if (!p->buf || p->check.allocate(max_len, ENV_MAX_DEPTH) || p->doc.allocate(max_len, ENV_MAX_DEPTH) ||
+        p->payload.allocate(max_len, ENV_MAX_DEPTH)) {
         env_parser_free(p);
         return nullptr;
     }
@@ -39,87 +42,7 @@ void env_parser_free(env_parser *p) {
     delete p;
 }
 
-static bool walk(ondemand::value v, int depth);
-
-static bool walk_scalar(ondemand::json_type t, ondemand::value v) {
-    std::string_view s;
-    ondemand::number n;
-    bool b;
-    switch (t) {
-    case ondemand::json_type::string: return !v.get_string().get(s);
-    case ondemand::json_type::number: return !v.get_number().get(n);
-    case ondemand::json_type::boolean: return !v.get_bool().get(b);
-    case ondemand::json_type::null: return !v.is_null().get(b) && b;
-    default: return false;
-    }
-}
-
-static bool walk(ondemand::value v, int depth) {
-    if (depth > ENV_MAX_DEPTH) return false;
-    ondemand::json_type t;
-    if (v.type().get(t)) return false;
-    if (t == ondemand::json_type::object) {
-        ondemand::object o;
-        if (v.get_object().get(o)) return false;
-        for (auto fr : o) {
-            ondemand::field f;
-            std::string_view k;
-            if (std::move(fr).get(f) || f.unescaped_key().get(k) || !walk(f.value(), depth + 1)) return false;
-        }
-        return true;
-    }
-    if (t == ondemand::json_type::array) {
-        ondemand::array a;
-        if (v.get_array().get(a)) return false;
-        for (auto er : a) {
-            ondemand::value e;
-            if (std::move(er).get(e) || !walk(e, depth + 1)) return false;
-        }
-        return true;
-    }
-    return walk_scalar(t, v);
-}
-
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-// Text as a document of its own: valid JSON, its root at depth `depth` of the envelope
-// (1: the whole message, 2: a field's value), within ENV_MAX_DEPTH, and nothing after it.
-static bool text_valid(env_parser *p, std::string_view s, int depth) {
-    // simdjson 3.0 refuses a root scalar followed by much whitespace (its token, trailing
-    // whitespace included, must fit a small copy): the whitespace is left out.
-    while (!s.empty() && is_ws(s.back())) s.remove_suffix(1);
-    ondemand::document d;
-    size_t room = (size_t)(p->buf + p->cap - s.data());
-    if (p->payload.iterate(s.data(), s.size(), room).get(d)) return false;
-    bool scalar;
-    if (d.is_scalar().get(scalar)) return false;
-    if (scalar) {
-        ondemand::json_type t;
-        std::string_view sv, tok;
-        ondemand::number n;
-        bool b, ok;
-        if (d.type().get(t) || d.raw_json_token().get(tok)) return false;
-        // The literals by their exact text: simdjson 3.0 takes "falsex" for false when it is
-        // a whole document. The last token of a document may run on into the padding.
-        if (tok.data() + tok.size() > s.data() + s.size()) tok = tok.substr(0, (size_t)(s.data() + s.size() - tok.data()));
-        size_t tl = tok.size();
-        while (tl && is_ws(tok[tl - 1])) tl--;
-        std::string_view lit = tok.substr(0, tl);
-        switch (t) {
-        case ondemand::json_type::string: ok = !d.get_string().get(sv); break;
-        case ondemand::json_type::number: ok = !d.get_number().get(n); break;
-        case ondemand::json_type::boolean: ok = !d.get_bool().get(b) && (lit == "true" || lit == "false"); break;
-        case ondemand::json_type::null: ok = !d.is_null().get(b) && b && lit == "null"; break;
-        default: ok = false;
-        }
-        // A scalar document is its one token: anything but whitespace after it is not JSON.
-        for (size_t i = (size_t)(tok.data() + tok.size() - s.data()); ok && i < s.size(); i++) ok = is_ws(s[i]);
-        return ok;
-    }
-    ondemand::value v;
-    const char *loc;
-    return !d.get_value().get(v) && walk(v, depth) && d.current_location().get(loc) == OUT_OF_BOUNDS;
-}
 
 // simdjson 3.0 gives the raw text of objects and arrays; a scalar's is its token, which
 // may carry the whitespace after it.
@@ -161,52 +84,44 @@ env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out,
         return ENV_BAD_REQUEST;
     }
     memcpy(p->buf, data, len);
-    ondemand::document doc;
-    ondemand::object obj;
-    ondemand::json_type t;
-    if (p->doc.iterate(p->buf, len, p->cap).get(doc) || doc.type().get(t)) {
+    dom::element root;
+    if (p->check.parse(p->buf, len, false).get(root)) {
         *why = "not JSON";
         return ENV_INVALID_JSON;
     }
-    if (t != ondemand::json_type::object || doc.get_object().get(obj)) {
-        // On-Demand judged only the first byte: whether the rest is JSON decides the code.
-        if (!text_valid(p, std::string_view(p->buf, len), 1)) return *why = "not JSON", ENV_INVALID_JSON;
+    ondemand::document doc;
+    ondemand::object obj;
+    if (!root.is_object() || p->doc.iterate(p->buf, len, p->cap).get(doc) || doc.get_object().get(obj)) {
         *why = "a message is one JSON object";
         return ENV_BAD_REQUEST;
     }
+    // Valid JSON from here: reading it cannot fail but for the envelope's own rules.
     env_result bad = ENV_OK;
     for (auto fr : obj) {
         ondemand::field f;
         std::string_view key;
         if (std::move(fr).get(f) || f.unescaped_key().get(key)) return *why = "not JSON", ENV_INVALID_JSON;
         env_str *slot = field_of(out, key);
+        if (!slot) continue; // not the protocol's
         ondemand::value v = f.value();
-        if (!slot) { // not the protocol's: checked, then ignored (a field's value is depth 2)
-            if (!walk(v, 2)) return *why = "not JSON", ENV_INVALID_JSON;
-            continue;
-        }
         if (slot->ptr && !bad) {
             *why = "a field is given twice";
-            bad = ENV_BAD_REQUEST; // the rest is still read: invalid JSON says more
+            bad = ENV_BAD_REQUEST;
         }
         std::string_view s;
         if (slot == &out->payload) {
-            if (!raw_text(v, &s) || !text_valid(p, s, 2)) return *why = "not JSON", ENV_INVALID_JSON;
+            if (!raw_text(v, &s)) return *why = "not JSON", ENV_INVALID_JSON;
         } else {
             ondemand::json_type vt;
             if (v.type().get(vt)) return *why = "not JSON", ENV_INVALID_JSON;
-            if (vt != ondemand::json_type::string) {
-                if (!walk(v, 2)) return *why = "not JSON", ENV_INVALID_JSON;
+            if (vt != ondemand::json_type::string || v.get_string().get(s)) {
                 if (!bad) *why = "type, id, correlationId, channel, to, clientId and event are strings";
                 bad = ENV_BAD_REQUEST;
                 continue;
             }
-            if (v.get_string().get(s)) return *why = "not JSON", ENV_INVALID_JSON;
         }
         *slot = env_str{s.data() ? s.data() : "", (uint32_t)s.size()};
     }
-    const char *loc;
-    if (doc.current_location().get(loc) != OUT_OF_BOUNDS) return *why = "not JSON", ENV_INVALID_JSON;
     if (bad) return bad;
     if (need_type && (!out->type.ptr || !out->type.len)) {
         *why = "type is required";
