@@ -48,20 +48,22 @@ static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // may carry the whitespace after it.
 static bool raw_text(ondemand::value &v, std::string_view *s) {
     ondemand::json_type t;
+    bool ok;
     if (v.type().get(t)) return false;
     if (t == ondemand::json_type::object) {
         ondemand::object o;
-        return !v.get_object().get(o) && !o.raw_json().get(*s);
-    }
-    if (t == ondemand::json_type::array) {
+        ok = !v.get_object().get(o) && !o.raw_json().get(*s);
+    } else if (t == ondemand::json_type::array) {
         ondemand::array a;
-        return !v.get_array().get(a) && !a.raw_json().get(*s);
+        ok = !v.get_array().get(a) && !a.raw_json().get(*s);
+    } else {
+        *s = v.raw_json_token();
+        ok = true;
     }
-    *s = v.raw_json_token();
-    size_t n = s->size();
-    while (n && is_ws((*s)[n - 1])) n--;
-    *s = s->substr(0, n);
-    return true;
+    // The texts may carry the whitespace around the value: it is not the payload's.
+    while (ok && !s->empty() && is_ws(s->back())) s->remove_suffix(1);
+    while (ok && !s->empty() && is_ws(s->front())) s->remove_prefix(1);
+    return ok;
 }
 
 static env_str *field_of(envelope *e, std::string_view k) {
