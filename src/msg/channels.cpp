@@ -1,5 +1,7 @@
 #include "msg/channels.h"
 
+#include "msg/probe.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,22 +125,13 @@ uint32_t channels_get(channels *cs, const char *name, uint32_t len) {
     return slot;
 }
 
-// Removes a channel from the index (backward-shift deletion keeps linear probing
-// correct without tombstones) and frees its slot.
+// Removes a channel from the index and frees its slot.
 static void channel_drop(channels *cs, uint32_t ch) {
     channel *c = &cs->slots[ch];
-    uint32_t mask = cs->index_cap - 1, i = probe(cs, c->name, c->name_len);
-    cs->index[i] = 0;
-    for (uint32_t j = (i + 1) & mask; cs->index[j]; j = (j + 1) & mask) {
-        const channel *o = &cs->slots[cs->index[j] - 1];
-        uint32_t home = (uint32_t)name_hash(o->name, o->name_len) & mask;
-        // The entry at j may move to the hole at i unless its home lies in (i, j].
-        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (stays) continue;
-        cs->index[i] = cs->index[j];
-        cs->index[j] = 0;
-        i = j;
-    }
+    probe_remove(cs->index, cs->index_cap, probe(cs, c->name, c->name_len), [cs](uint32_t e) {
+        const channel *o = &cs->slots[e - 1];
+        return (uint32_t)name_hash(o->name, o->name_len);
+    });
     channel_release(c);
     memset(c, 0, sizeof *c);
     c->next_free = cs->free_head;

@@ -12,6 +12,7 @@
 
 #include "msg/channels.h"
 #include "msg/envelope.h"
+#include "msg/probe.h"
 
 enum { CLIENT_ID_LEN = 32, MAX_CHANNEL_NAME = 128, EXPIRE_EVERY_MS = 10000 };
 
@@ -127,11 +128,12 @@ static uint32_t client_add(msg_server *ms, wsr_conn_id conn) {
 
 static void client_remove(msg_server *ms, uint32_t slot) {
     msg_client *c = &ms->clients[slot];
+    probe_remove(ms->by_id, ms->by_id_cap, id_probe(ms, c->id, CLIENT_ID_LEN),
+                 [ms](uint32_t e) { return id_hash(ms->clients[e - 1].id); });
     c->id[0] = '\0';
     c->next_free = ms->free_head;
     ms->free_head = slot;
     ms->live--;
-    index_rebuild(ms, ms->by_id_cap); // linear probing without tombstones: rebuilt (rare: closes)
 }
 
 static uint32_t slot_of(msg_server *ms, wsr_conn_id id) {
@@ -161,14 +163,19 @@ static void begin(msg_server *ms, const char *type, const env_str *correlation) 
     }
 }
 
+// {"code":…,"message":…}: the body of every error, on /ws and on the HTTP API.
+static void error_object(env_out *o, const char *code, const char *message) {
+    env_key(o, "code", true);
+    env_string(o, code, strlen(code));
+    env_key(o, "message", false);
+    env_string(o, message, strlen(message));
+    env_raw(o, "}", 1);
+}
+
 static void send_error(msg_server *ms, wsr_conn_id to, const env_str *id, const char *code, const char *message) {
     begin(ms, "error", id);
     env_key(&ms->out, "payload", false);
-    env_key(&ms->out, "code", true);
-    env_string(&ms->out, code, strlen(code));
-    env_key(&ms->out, "message", false);
-    env_string(&ms->out, message, strlen(message));
-    env_raw(&ms->out, "}", 1);
+    error_object(&ms->out, code, message);
     finish(&ms->out);
     send_out(ms, to);
 }
@@ -425,11 +432,8 @@ static void api_answer(msg_server *ms, wsr_conn_id req, uint16_t status) {
 static void api_error(msg_server *ms, wsr_conn_id req, uint16_t status, const char *code, const char *message) {
     env_out_reset(&ms->out);
     env_key(&ms->out, "error", true);
-    env_key(&ms->out, "code", true);
-    env_string(&ms->out, code, strlen(code));
-    env_key(&ms->out, "message", false);
-    env_string(&ms->out, message, strlen(message));
-    env_raw(&ms->out, "}}", 2);
+    error_object(&ms->out, code, message);
+    env_raw(&ms->out, "}", 1);
     if (status == 401)
         wsr_respond(ms->srv, req, status, "Content-Type: application/json\r\nWWW-Authenticate: Bearer\r\n",
                     ms->out.buf, ms->out.failed ? 0 : ms->out.len);

@@ -577,6 +577,27 @@ class Messaging(MessagingBase):
         self.assertNotIn("not ok", p.stdout)
 
     # -- last: the daemon is still fine ------------------------------------------------------
+    def test_send_after_many_clients_left(self):
+        """Client ids stay findable while others leave (the id index's deletions)."""
+        async def go():
+            peers = await self.peers(120)
+            gone, kept = peers[::2], peers[1::2]
+            for p in gone:
+                await p.ws.close()
+            sender = kept[0]
+            for i, p in enumerate(kept[1:]):
+                await sender.send({"type": "send", "to": p.id, "event": "hi", "id": f"k{i}"})
+                await sender.expect("ack")
+                _, m = await p.expect("hi")
+                self.assertEqual(m["from"], sender.id)
+            for i, p in enumerate(gone):
+                await sender.send({"type": "send", "to": p.id, "event": "hi", "id": f"g{i}"})
+                _, m = await sender.expect("error")
+                self.assertEqual(m["payload"]["code"], "not_found")
+            for p in kept:
+                await p.ws.close()
+        run(go(), 60)
+
     def test_presence_join_leave_and_list(self):
         """Subscribers hear who joins and leaves; presence lists the members."""
         async def go():
