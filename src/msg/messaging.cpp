@@ -206,6 +206,14 @@ static bool channel_name_ok(const env_str *s) {
     return true;
 }
 
+// {"clientId":…,"user":…}: how a client appears to others.
+static void client_object(msg_server *ms, uint32_t client) {
+    env_key(&ms->out, "clientId", true);
+    env_string(&ms->out, ms->clients[client].id, CLIENT_ID_LEN);
+    env_key(&ms->out, "user", false);
+    env_lit(&ms->out, "null}");
+}
+
 // join / leave to the other members of a channel: framed once for all of them.
 static void presence_event(msg_server *ms, uint32_t ch, uint32_t client, const char *type) {
     channel *c = channels_at(&ms->chans, ch);
@@ -214,10 +222,7 @@ static void presence_event(msg_server *ms, uint32_t ch, uint32_t client, const c
     env_key(&ms->out, "channel", false);
     env_string(&ms->out, c->name, c->name_len);
     env_key(&ms->out, "payload", false);
-    env_key(&ms->out, "clientId", true);
-    env_string(&ms->out, ms->clients[client].id, CLIENT_ID_LEN);
-    env_key(&ms->out, "user", false);
-    env_lit(&ms->out, "null}");
+    client_object(ms, client);
     finish(&ms->out);
     wsr_msg *m = ms->out.failed ? nullptr : wsr_msg_new(WSR_TEXT, ms->out.buf, ms->out.len);
     if (!m) return;
@@ -240,10 +245,7 @@ static void presence_list(msg_server *ms, uint32_t ch) {
     channel *c = ch == CHANNELS_NONE ? nullptr : channels_at(&ms->chans, ch);
     for (uint32_t i = 0; c && i < c->nmembers; i++) {
         if (i) env_raw(&ms->out, ",", 1);
-        env_key(&ms->out, "clientId", true);
-        env_string(&ms->out, ms->clients[c->members[i].client].id, CLIENT_ID_LEN);
-        env_key(&ms->out, "user", false);
-        env_lit(&ms->out, "null}");
+        client_object(ms, c->members[i].client);
     }
     env_raw(&ms->out, "]}", 2);
 }
@@ -593,10 +595,7 @@ static void on_open(wsr_server *srv, wsr_conn_id id, void *user) {
     wsr_conn_set_user(srv, id, (void *)(uintptr_t)(slot + 1));
     begin(ms, "connection:established", nullptr);
     env_key(&ms->out, "payload", false);
-    env_key(&ms->out, "clientId", true);
-    env_string(&ms->out, ms->clients[slot].id, CLIENT_ID_LEN);
-    env_key(&ms->out, "user", false);
-    env_lit(&ms->out, "null}");
+    client_object(ms, slot);
     finish(&ms->out);
     send_out(ms, id);
 }
