@@ -17,6 +17,7 @@ using namespace simdjson;
 // (built without exceptions).
 struct env_parser {
     dom::parser check;        // validates the whole message
+    dom::element root;        // the last message env_parse accepted, as the DOM read it
     ondemand::parser doc;     // reads the envelope
     ondemand::parser payload; // reads a subscribe's payload.since
     char *buf;                // the message, followed by SIMDJSON_PADDING bytes
@@ -86,7 +87,7 @@ env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out,
         return ENV_BAD_REQUEST;
     }
     memcpy(p->buf, data, len);
-    dom::element root;
+    dom::element &root = p->root;
     if (p->check.parse(p->buf, len, false).get(root)) {
         *why = "not JSON";
         return ENV_INVALID_JSON;
@@ -130,6 +131,25 @@ env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out,
         return ENV_BAD_REQUEST;
     }
     return ENV_OK;
+}
+
+bool env_field_u64(env_parser *p, const char *key, uint64_t *out) {
+    return !p->root.at_key(key).get_uint64().get(*out);
+}
+
+bool env_field_string(env_parser *p, const char *key, env_str *out) {
+    std::string_view s;
+    if (p->root.at_key(key).get_string().get(s)) return false;
+    *out = env_str{s.data(), (uint32_t)s.size()};
+    return true;
+}
+
+bool env_field_string_at(env_parser *p, const char *key, size_t i, env_str *out) {
+    dom::array a;
+    std::string_view s;
+    if (p->root.at_key(key).get_array().get(a) || a.at(i).get_string().get(s)) return false;
+    *out = env_str{s.data(), (uint32_t)s.size()};
+    return true;
 }
 
 bool env_since(env_parser *p, env_str payload, uint64_t *offset, env_str *epoch) {

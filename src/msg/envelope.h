@@ -41,6 +41,13 @@ void env_parser_free(env_parser *p);
 // type). The strings in *out point into the parser, valid until the next call; *why
 // says what was wrong otherwise.
 env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out, const char **why, bool need_type);
+// Other fields of the message env_parse accepted last (the backend API's arguments):
+// true with the value when the field is there and of the type asked for.
+bool env_field_u64(env_parser *p, const char *key, uint64_t *out);
+bool env_field_string(env_parser *p, const char *key, env_str *out);
+// The field's array of strings, one at a time: index i (0-based); false past the end or
+// when the field is not an array of strings.
+bool env_field_string_at(env_parser *p, const char *key, size_t i, env_str *out);
 // payload.since of a subscribe: {"offset": N, "epoch": "..."}. False when absent or
 // malformed (then nothing is recovered).
 bool env_since(env_parser *p, env_str payload, uint64_t *offset, env_str *epoch);

@@ -550,6 +550,62 @@ static void api_presence(msg_server *ms, wsr_conn_id req, wsr_request *r) {
     api_answer(ms, req, 200);
 }
 
+// {"channels": [names], "event"?, "payload"}: one publication on each channel.
+static void api_broadcast(msg_server *ms, wsr_conn_id req, envelope *e) {
+    env_str name;
+    size_t n = 0;
+    for (; env_field_string_at(ms->parser, "channels", n, &name); n++)
+        if (!channel_name_ok(&name)) return api_error(ms, req, 400, "bad_request", "a channel name is not valid");
+    if (!n) return api_error(ms, req, 400, "bad_request", "channels: an array of channel names");
+    // The answer lists every channel's offset; it is written after the publications,
+    // which use the same output buffer, so they are kept here first.
+    enum { MAX_BROADCAST = 256 };
+    if (n > MAX_BROADCAST) return api_error(ms, req, 400, "bad_request", "at most 256 channels at once");
+    uint64_t offsets[MAX_BROADCAST];
+    char epochs[MAX_BROADCAST][17];
+    for (size_t i = 0; i < n; i++) {
+        env_field_string_at(ms->parser, "channels", i, &e->channel);
+        const char *why;
+        if (!(offsets[i] = publish(ms, e, nullptr, epochs[i], &why))) return api_error(ms, req, 503, "unavailable", why);
+    }
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "channels", true);
+    env_raw(&ms->out, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        env_field_string_at(ms->parser, "channels", i, &name);
+        if (i) env_raw(&ms->out, ",", 1);
+        env_key(&ms->out, "channel", true);
+        env_string(&ms->out, name.ptr, name.len);
+        env_key(&ms->out, "offset", false);
+        env_u64(&ms->out, offsets[i]);
+        env_key(&ms->out, "epoch", false);
+        env_string(&ms->out, epochs[i], 16);
+        env_raw(&ms->out, "}", 1);
+    }
+    env_raw(&ms->out, "]}", 2);
+    api_answer(ms, req, 200);
+}
+
+// {"clientId", "code"?, "reason"?}: closes the client's connection, by default with 4009.
+static void api_disconnect(msg_server *ms, wsr_conn_id req, const envelope *e) {
+    uint32_t who = e->client_id.ptr ? client_find(ms, e->client_id.ptr, e->client_id.len) : NONE;
+    if (who == NONE) return api_error(ms, req, 404, "not_found", "no client with that id is connected");
+    uint64_t code = 4009;
+    env_str reason = {"disconnected by the backend", 27};
+    env_field_u64(ms->parser, "code", &code);
+    env_field_string(ms->parser, "reason", &reason);
+    char text[124];
+    if (code > 4999 || reason.len >= sizeof text)
+        return api_error(ms, req, 400, "bad_request", "code: a close code; reason: at most 123 bytes");
+    memcpy(text, reason.ptr, reason.len);
+    text[reason.len] = '\0';
+    if (wsr_close(ms->srv, ms->clients[who].conn, (uint16_t)code, text) == WSR_EINVAL)
+        return api_error(ms, req, 400, "bad_request", "code: 1000-1003, 1007-1014 or 3000-4999");
+    env_out_reset(&ms->out);
+    env_lit(&ms->out, "{}");
+    api_answer(ms, req, 200);
+}
+
 static void on_api(wsr_server *, wsr_request *req, void *user) {
     msg_server *ms = (msg_server *)user;
     wsr_conn_id id = wsr_request_id(req);
@@ -565,7 +621,8 @@ static void on_api(wsr_server *, wsr_request *req, void *user) {
     if (wl == 8 && memcmp(what, "presence", 8) == 0)
         return post ? api_error(ms, id, 405, "bad_request", "use GET") : api_presence(ms, id, req);
     bool pub = wl == 7 && memcmp(what, "publish", 7) == 0, snd = wl == 4 && memcmp(what, "send", 4) == 0;
-    if (!pub && !snd) return api_error(ms, id, 404, "not_found", "no such API call");
+    bool bc = wl == 9 && memcmp(what, "broadcast", 9) == 0, dis = wl == 10 && memcmp(what, "disconnect", 10) == 0;
+    if (!pub && !snd && !bc && !dis) return api_error(ms, id, 404, "not_found", "no such API call");
     if (!post) return api_error(ms, id, 405, "bad_request", "use POST");
     wsr_str body = wsr_request_body(req);
     envelope e;
@@ -573,6 +630,8 @@ static void on_api(wsr_server *, wsr_request *req, void *user) {
     env_result r = env_parse(ms->parser, body.ptr, body.len, &e, &why, false);
     if (r == ENV_INVALID_JSON) return api_error(ms, id, 400, "invalid_json", why);
     if (r != ENV_OK) return api_error(ms, id, 400, "bad_request", why);
+    if (bc) return api_broadcast(ms, id, &e);
+    if (dis) return api_disconnect(ms, id, &e);
     return pub ? api_publish(ms, id, &e) : api_send(ms, id, &e);
 }
 

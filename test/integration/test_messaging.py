@@ -709,6 +709,37 @@ class BackendApi(MessagingBase):
             await a.ws.close()
         run(go())
 
+    def test_api_broadcast_and_disconnect(self):
+        async def go():
+            c1, c2 = fresh_channel("b"), fresh_channel("b")
+            a = await self.peer()
+            await a.subscribe(c1)
+            await a.subscribe(c2, id_="s2")
+            st, body = await asyncio.to_thread(self.call, "POST", "/api/broadcast",
+                                               {"channels": [c1, c2], "event": "note", "payload": "x"})
+            self.assertEqual(st, 200, body)
+            self.assertEqual([(c["channel"], c["offset"]) for c in body["channels"]], [(c1, 1), (c2, 1)])
+            got = []
+            for _ in range(2):
+                _, m = await a.expect("note")
+                got.append(m["channel"])
+            self.assertEqual(got, [c1, c2])
+            for bad in [{"channels": [], "payload": 1}, {"channels": ["ok", "bad name"], "payload": 1},
+                        {"channels": "x", "payload": 1}]:
+                st, body = await asyncio.to_thread(self.call, "POST", "/api/broadcast", bad)
+                self.assertEqual((st, body["error"]["code"]), (400, "bad_request"), bad)
+            st, body = await asyncio.to_thread(self.call, "POST", "/api/disconnect", {"clientId": a.id, "code": 999})
+            self.assertEqual(st, 400, body)
+            st, body = await asyncio.to_thread(self.call, "POST", "/api/disconnect", {"clientId": a.id})
+            self.assertEqual((st, body), (200, {}))
+            with self.assertRaises(websockets.ConnectionClosed) as cm:
+                while True:
+                    await asyncio.wait_for(a.ws.recv(), 5)
+            self.assertEqual((cm.exception.rcvd.code, cm.exception.rcvd.reason), (4009, "disconnected by the backend"))
+            st, body = await asyncio.to_thread(self.call, "POST", "/api/disconnect", {"clientId": a.id})
+            self.assertEqual(st, 404, body)
+        run(go())
+
     def test_api_refusals(self):
         for key, st, code in [(None, 401, "unauthorized"), ("wrong", 401, "unauthorized"), ("first-ke", 401, "unauthorized")]:
             got, body = self.call("POST", "/api/publish", {"channel": "a", "payload": 1}, key)
