@@ -87,6 +87,9 @@ env_result env_parse(env_parser *p, const char *data, size_t len, envelope *out,
         return ENV_BAD_REQUEST;
     }
     memcpy(p->buf, data, len);
+    // simdjson reads into the padding (whole SIMD blocks): defined bytes, as its own
+    // padded_string has, so that nothing depends on leftovers of an earlier message.
+    memset(p->buf + len, 0, SIMDJSON_PADDING);
     dom::element &root = p->root;
     if (p->check.parse(p->buf, len, false).get(root)) {
         *why = "not JSON";
