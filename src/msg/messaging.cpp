@@ -21,6 +21,10 @@ struct msg_client {
     wsr_conn_id conn;
     uint32_t strikes;           // bad messages in a row
     uint32_t next_free;
+    // Token buckets (rate limits), in thousandths of a message and of a byte, refilled
+    // from the time of the last message.
+    uint64_t msg_tokens, byte_tokens;
+    uint64_t refilled_ms;
 };
 
 struct msg_server {
@@ -48,6 +52,12 @@ void msg_options_default(msg_options *o) {
     o->history_age_ms = 5 * 60 * 1000;
     o->history_bytes = 64ull << 20;
     o->max_strikes = 16;
+    // Generous for agents that stream output and dashboards that publish: the limits
+    // stop a runaway client, not a busy one.
+    o->rate_messages = 1000;
+    o->burst_messages = 2000;
+    o->rate_bytes = 4ull << 20;
+    o->burst_bytes = 8ull << 20;
 }
 
 static uint64_t now_ms(void) {
@@ -121,6 +131,9 @@ static uint32_t client_add(msg_server *ms, wsr_conn_id conn) {
     c->id[CLIENT_ID_LEN] = '\0';
     c->conn = conn;
     c->strikes = 0;
+    c->msg_tokens = (uint64_t)ms->opts.burst_messages * 1000;
+    c->byte_tokens = ms->opts.burst_bytes * 1000;
+    c->refilled_ms = now_ms();
     ms->by_id[id_probe(ms, c->id, CLIENT_ID_LEN)] = slot + 1;
     ms->live++;
     return slot;
@@ -178,6 +191,23 @@ static void send_error(msg_server *ms, wsr_conn_id to, const env_str *id, const 
     error_object(&ms->out, code, message);
     finish(&ms->out);
     send_out(ms, to);
+}
+
+// rate_limited, with retryAfterMs; it counts as a bad message.
+static void send_rate_limited(msg_server *ms, wsr_conn_id to, const env_str *id, uint64_t wait_ms) {
+    begin(ms, "error", id);
+    env_key(&ms->out, "payload", false);
+    env_key(&ms->out, "code", true);
+    env_lit(&ms->out, "\"rate_limited\"");
+    env_key(&ms->out, "message", false);
+    env_lit(&ms->out, "\"over the message or byte rate\"");
+    env_key(&ms->out, "retryAfterMs", false);
+    env_u64(&ms->out, wait_ms);
+    env_raw(&ms->out, "}", 1);
+    finish(&ms->out);
+    send_out(ms, to);
+    msg_client *c = &ms->clients[slot_of(ms, to)];
+    if (++c->strikes >= ms->opts.max_strikes) wsr_close(ms->srv, to, 1008, "over the rate limit");
 }
 
 // A bad message costs an error envelope; many in a row cost the connection.
@@ -392,13 +422,37 @@ static void on_send(msg_server *ms, wsr_conn_id from, uint32_t client, const env
 
 static bool is(const env_str *s, const char *lit) { return s->len == strlen(lit) && memcmp(s->ptr, lit, s->len) == 0; }
 
+// Takes one message of len bytes from the client's buckets. 0 when it may go, else the
+// milliseconds until it could.
+static uint64_t rate_wait(msg_server *ms, msg_client *c, size_t len) {
+    const msg_options &o = ms->opts;
+    uint64_t now = now_ms(), dt = now - c->refilled_ms;
+    c->refilled_ms = now;
+    // Tokens in thousandths: a rate per second is the same number per millisecond.
+    uint64_t mcap = (uint64_t)o.burst_messages * 1000, bcap = o.burst_bytes * 1000;
+    c->msg_tokens = c->msg_tokens + dt * o.rate_messages > mcap ? mcap : c->msg_tokens + dt * o.rate_messages;
+    c->byte_tokens = c->byte_tokens + dt * o.rate_bytes > bcap ? bcap : c->byte_tokens + dt * o.rate_bytes;
+    uint64_t need_m = o.rate_messages ? 1000 : 0, need_b = o.rate_bytes ? (uint64_t)len * 1000 : 0;
+    if (c->msg_tokens >= need_m && c->byte_tokens >= need_b) {
+        c->msg_tokens -= need_m;
+        c->byte_tokens -= need_b;
+        return 0;
+    }
+    uint64_t wait_m = c->msg_tokens >= need_m ? 0 : (need_m - c->msg_tokens + o.rate_messages - 1) / o.rate_messages;
+    uint64_t wait_b = c->byte_tokens >= need_b ? 0 : (need_b - c->byte_tokens + o.rate_bytes - 1) / o.rate_bytes;
+    return wait_m > wait_b ? wait_m : wait_b;
+}
+
 static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint8_t *data, size_t len, void *user) {
     msg_server *ms = (msg_server *)user;
     uint32_t client = slot_of(ms, from);
-    if (op != WSR_TEXT) return strike(ms, from, nullptr, "bad_request", "messages are JSON text frames");
+    uint64_t wait = rate_wait(ms, &ms->clients[client], len);
+    if (op != WSR_TEXT && !wait) return strike(ms, from, nullptr, "bad_request", "messages are JSON text frames");
     envelope e;
     const char *why;
-    env_result r = env_parse(ms->parser, (const char *)data, len, &e, &why, true);
+    env_result r = op == WSR_TEXT ? env_parse(ms->parser, (const char *)data, len, &e, &why, true) : ENV_BAD_REQUEST;
+    // Over the rate: answered (to its id, when it has one) and not acted on.
+    if (wait) return send_rate_limited(ms, from, r == ENV_OK ? &e.id : nullptr, wait);
     if (r == ENV_INVALID_JSON) return strike(ms, from, nullptr, "invalid_json", why);
     if (r != ENV_OK) return strike(ms, from, &e.id, "bad_request", why);
     bool needs_channel =

@@ -17,6 +17,11 @@ struct msg_options {
     uint64_t history_age_ms;   // and for how long
     uint64_t history_bytes;    // held by all channels' histories together, at most
     uint32_t max_strikes;      // bad messages in a row before the connection is closed 1008
+    // Token buckets per connection: messages and bytes a second, and the bursts allowed
+    // above them. A message past either is answered rate_limited (with retryAfterMs)
+    // and counts as a bad one. 0: no limit.
+    uint32_t rate_messages, burst_messages;
+    uint64_t rate_bytes, burst_bytes;
 };
 
 void msg_options_default(msg_options *o);

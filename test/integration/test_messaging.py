@@ -598,6 +598,38 @@ class Messaging(MessagingBase):
                 await p.ws.close()
         run(go(), 60)
 
+    def test_rate_limit(self):
+        """Past the burst (2000 messages) a client gets rate_limited with retryAfterMs, its
+        message not acted on; 16 in a row close it 1008. Others are not affected."""
+        async def go():
+            a, b = await self.peer(), await self.peer()
+            # Far more than the burst plus what a slow machine's seconds refill: the
+            # connection may close while we still send.
+            try:
+                for i in range(8000):
+                    await a.ws.send(json.dumps({"type": "ping", "id": f"r{i}"}))
+            except websockets.ConnectionClosed:
+                pass
+            pongs, limited = 0, []
+            try:
+                while True:
+                    _, m = await a.recv(live=False)
+                    if m["type"] == "pong":
+                        pongs += 1
+                    elif m["type"] == "error" and m["payload"]["code"] == "rate_limited":
+                        limited.append(m)
+            except websockets.ConnectionClosed as e:
+                self.assertEqual((e.rcvd.code, e.rcvd.reason), (1008, "over the rate limit"))
+            self.assertGreaterEqual(pongs, 2000)
+            self.assertGreaterEqual(len(limited), 16)
+            self.assertTrue(all(m["payload"]["retryAfterMs"] >= 1 for m in limited), limited[:2])
+            self.assertTrue(all(m["correlationId"].startswith("r") for m in limited), limited[:2])
+            await b.send({"type": "ping", "id": "b"})
+            _, m = await b.expect("pong")
+            self.assertEqual(m["correlationId"], "b")
+            await b.ws.close()
+        run(go())
+
     def test_presence_join_leave_and_list(self):
         """Subscribers hear who joins and leaves; presence lists the members."""
         async def go():
