@@ -112,8 +112,10 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: wsreactor [OPTION]...\n"
             "A WebSocket server (RFC 6455). Endpoints: /echo sends every message back;\n"
-            "/broadcast sends every message to every client connected to it; GET /healthz\n"
-            "answers {\"status\":\"ok\"}; GET /metrics gives Prometheus metrics.\n\n");
+            "/broadcast sends every message to every client connected to it; /ws speaks the\n"
+            "JSON messaging protocol (channels, recovery, direct messages; docs/messaging.md)\n"
+            "with its backend HTTP API under /api/ (--api-key); GET /healthz answers\n"
+            "{\"status\":\"ok\"}; GET /metrics gives Prometheus metrics.\n\n");
     for (const option_def &o : OPTIONS) {
         char flag[64];
         snprintf(flag, sizeof flag, "--%s %s", o.name, o.arg);
