@@ -1,0 +1,228 @@
+// The backend HTTP API (docs/messaging.md): publish, broadcast, send, disconnect,
+// channels and presence for a service that holds an API key.
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "msg/server.h"
+
+static void api_answer(msg_server *ms, wsr_conn_id req, uint16_t status) {
+    wsr_respond(ms->srv, req, status, "Content-Type: application/json\r\nCache-Control: no-store\r\n", ms->out.buf,
+                ms->out.failed ? 0 : ms->out.len);
+}
+
+static void api_error(msg_server *ms, wsr_conn_id req, uint16_t status, const char *code, const char *message) {
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "error", true);
+    msg_error_object(&ms->out, code, message);
+    env_raw(&ms->out, "}", 1);
+    if (status == 401)
+        wsr_respond(ms->srv, req, status, "Content-Type: application/json\r\nWWW-Authenticate: Bearer\r\n",
+                    ms->out.buf, ms->out.failed ? 0 : ms->out.len);
+    else
+        api_answer(ms, req, status);
+}
+
+// One of the keys, compared in constant time: the time an answer takes must not tell
+// how much of a guess was right.
+static bool api_authorized(const msg_server *ms, wsr_request *req) {
+    wsr_str v;
+    if (!wsr_request_header(req, "Authorization", &v) || v.len < 7 || strncasecmp(v.ptr, "Bearer ", 7) != 0)
+        return false;
+    const char *tok = v.ptr + 7;
+    size_t n = v.len - 7;
+    bool ok = false;
+    for (const char *const *k = ms->api_keys; *k; k++) {
+        size_t kl = strlen(*k);
+        ok |= kl == n && CRYPTO_memcmp(*k, tok, n) == 0;
+    }
+    return ok;
+}
+
+static void api_publish(msg_server *ms, wsr_conn_id req, const envelope *e) {
+    if (!msg_channel_name_ok(&e->channel))
+        return api_error(ms, req, 400, "bad_request", "channel must be 1-128 of A-Z a-z 0-9 _ . : @ / -");
+    char epoch[17];
+    const char *why;
+    uint64_t offset = msg_publish(ms, e, nullptr, epoch, &why);
+    if (!offset) return api_error(ms, req, 503, "unavailable", why);
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "offset", true);
+    env_u64(&ms->out, offset);
+    env_key(&ms->out, "epoch", false);
+    env_string(&ms->out, epoch, 16);
+    env_raw(&ms->out, "}", 1);
+    api_answer(ms, req, 200);
+}
+
+static void api_send(msg_server *ms, wsr_conn_id req, const envelope *e) {
+    uint32_t to = e->client_id.ptr ? msg_client_find(ms, e->client_id.ptr, e->client_id.len) : MSG_NONE;
+    if (to == MSG_NONE) return api_error(ms, req, 404, "not_found", "no client with that id is connected");
+    msg_direct(ms, to, e, nullptr);
+    env_out_reset(&ms->out);
+    env_lit(&ms->out, "{}");
+    api_answer(ms, req, 200);
+}
+
+static void api_channels(msg_server *ms, wsr_conn_id req) {
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "channels", true);
+    env_raw(&ms->out, "[", 1);
+    bool first = true;
+    for (uint32_t i = 0; i < ms->chans.nslots; i++) {
+        const channel *c = &ms->chans.slots[i];
+        if (!c->name) continue;
+        char epoch[17];
+        msg_epoch_text(c->epoch, epoch);
+        if (!first) env_raw(&ms->out, ",", 1);
+        first = false;
+        env_key(&ms->out, "name", true);
+        env_string(&ms->out, c->name, c->name_len);
+        env_key(&ms->out, "subscribers", false);
+        env_u64(&ms->out, c->nmembers);
+        env_key(&ms->out, "offset", false);
+        env_u64(&ms->out, c->last_offset);
+        env_key(&ms->out, "epoch", false);
+        env_string(&ms->out, epoch, 16);
+        env_raw(&ms->out, "}", 1);
+    }
+    env_raw(&ms->out, "]}", 2);
+    api_answer(ms, req, 200);
+}
+
+// The value of query parameter `name`, percent-decoded into out (at most cap bytes).
+static bool query_param(wsr_str q, const char *name, char *out, size_t cap, size_t *len) {
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < q.len;) {
+        size_t end = i;
+        while (end < q.len && q.ptr[end] != '&') end++;
+        if (end - i > nl && memcmp(q.ptr + i, name, nl) == 0 && q.ptr[i + nl] == '=') {
+            size_t n = 0;
+            for (size_t j = i + nl + 1; j < end; j++) {
+                char c = q.ptr[j];
+                if (c == '%' && j + 2 < end && isxdigit((unsigned char)q.ptr[j + 1]) &&
+                    isxdigit((unsigned char)q.ptr[j + 2])) {
+                    char hex[3] = {q.ptr[j + 1], q.ptr[j + 2], 0};
+                    c = (char)strtol(hex, nullptr, 16);
+                    j += 2;
+                } else if (c == '+') {
+                    c = ' ';
+                }
+                if (n == cap) return false;
+                out[n++] = c;
+            }
+            *len = n;
+            return true;
+        }
+        i = end + 1;
+    }
+    return false;
+}
+
+static void api_presence(msg_server *ms, wsr_conn_id req, wsr_request *r) {
+    char name[MAX_CHANNEL_NAME];
+    size_t len = 0;
+    bool found = query_param(wsr_request_query(r), "channel", name, sizeof name, &len);
+    env_str ch{name, (uint32_t)len};
+    if (!found || !msg_channel_name_ok(&ch)) return api_error(ms, req, 400, "bad_request", "?channel= a channel name");
+    env_out_reset(&ms->out);
+    msg_presence_list(ms, channels_find(&ms->chans, name, (uint32_t)len));
+    api_answer(ms, req, 200);
+}
+
+// {"channels": [names], "event"?, "payload"}: one publication on each channel.
+static void api_broadcast(msg_server *ms, wsr_conn_id req, envelope *e) {
+    env_str name;
+    size_t n = 0;
+    for (; env_field_string_at(ms->parser, "channels", n, &name); n++)
+        if (!msg_channel_name_ok(&name)) return api_error(ms, req, 400, "bad_request", "a channel name is not valid");
+    if (!n) return api_error(ms, req, 400, "bad_request", "channels: an array of channel names");
+    // The answer lists every channel's offset; it is written after the publications,
+    // which use the same output buffer, so they are kept here first.
+    enum { MAX_BROADCAST = 256 };
+    if (n > MAX_BROADCAST) return api_error(ms, req, 400, "bad_request", "at most 256 channels at once");
+    uint64_t offsets[MAX_BROADCAST];
+    char epochs[MAX_BROADCAST][17];
+    for (size_t i = 0; i < n; i++) {
+        env_field_string_at(ms->parser, "channels", i, &e->channel);
+        const char *why;
+        if (!(offsets[i] = msg_publish(ms, e, nullptr, epochs[i], &why))) return api_error(ms, req, 503, "unavailable", why);
+    }
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "channels", true);
+    env_raw(&ms->out, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        env_field_string_at(ms->parser, "channels", i, &name);
+        if (i) env_raw(&ms->out, ",", 1);
+        env_key(&ms->out, "channel", true);
+        env_string(&ms->out, name.ptr, name.len);
+        env_key(&ms->out, "offset", false);
+        env_u64(&ms->out, offsets[i]);
+        env_key(&ms->out, "epoch", false);
+        env_string(&ms->out, epochs[i], 16);
+        env_raw(&ms->out, "}", 1);
+    }
+    env_raw(&ms->out, "]}", 2);
+    api_answer(ms, req, 200);
+}
+
+// {"clientId", "code"?, "reason"?}: closes the client's connection, by default with 4009.
+static void api_disconnect(msg_server *ms, wsr_conn_id req, const envelope *e) {
+    uint32_t who = e->client_id.ptr ? msg_client_find(ms, e->client_id.ptr, e->client_id.len) : MSG_NONE;
+    if (who == MSG_NONE) return api_error(ms, req, 404, "not_found", "no client with that id is connected");
+    uint64_t code = 4009;
+    env_str reason = {"disconnected by the backend", 27};
+    env_field_u64(ms->parser, "code", &code);
+    env_field_string(ms->parser, "reason", &reason);
+    char text[124];
+    if (code > 4999 || reason.len >= sizeof text)
+        return api_error(ms, req, 400, "bad_request", "code: a close code; reason: at most 123 bytes");
+    memcpy(text, reason.ptr, reason.len);
+    text[reason.len] = '\0';
+    if (wsr_close(ms->srv, ms->clients[who].conn, (uint16_t)code, text) == WSR_EINVAL)
+        return api_error(ms, req, 400, "bad_request", "code: 1000-1003, 1007-1014 or 3000-4999");
+    env_out_reset(&ms->out);
+    env_lit(&ms->out, "{}");
+    api_answer(ms, req, 200);
+}
+
+static void on_api(wsr_server *, wsr_request *req, void *user) {
+    msg_server *ms = (msg_server *)user;
+    wsr_conn_id id = wsr_request_id(req);
+    if (!ms->api_keys || !ms->api_keys[0])
+        return api_error(ms, id, 403, "forbidden", "the backend API is off: the server has no API key");
+    if (!api_authorized(ms, req)) return api_error(ms, id, 401, "unauthorized", "Authorization: Bearer <API key>");
+    wsr_str path = wsr_request_path(req), method = wsr_request_method(req);
+    const char *what = path.ptr + ms->api_prefix_len;
+    size_t wl = path.len - ms->api_prefix_len;
+    bool post = method.len == 4 && memcmp(method.ptr, "POST", 4) == 0;
+    if (wl == 8 && memcmp(what, "channels", 8) == 0)
+        return post ? api_error(ms, id, 405, "bad_request", "use GET") : api_channels(ms, id);
+    if (wl == 8 && memcmp(what, "presence", 8) == 0)
+        return post ? api_error(ms, id, 405, "bad_request", "use GET") : api_presence(ms, id, req);
+    bool pub = wl == 7 && memcmp(what, "publish", 7) == 0, snd = wl == 4 && memcmp(what, "send", 4) == 0;
+    bool bc = wl == 9 && memcmp(what, "broadcast", 9) == 0, dis = wl == 10 && memcmp(what, "disconnect", 10) == 0;
+    if (!pub && !snd && !bc && !dis) return api_error(ms, id, 404, "not_found", "no such API call");
+    if (!post) return api_error(ms, id, 405, "bad_request", "use POST");
+    wsr_str body = wsr_request_body(req);
+    envelope e;
+    const char *why;
+    env_result r = env_parse(ms->parser, body.ptr, body.len, &e, &why, false);
+    if (r == ENV_INVALID_JSON) return api_error(ms, id, 400, "invalid_json", why);
+    if (r != ENV_OK) return api_error(ms, id, 400, "bad_request", why);
+    if (bc) return api_broadcast(ms, id, &e);
+    if (dis) return api_disconnect(ms, id, &e);
+    return pub ? api_publish(ms, id, &e) : api_send(ms, id, &e);
+}
+
+int msg_server_api(msg_server *ms, const char *prefix, const char *const *keys) {
+    ms->api_keys = keys;
+    ms->api_prefix_len = strlen(prefix);
+    char route[256];
+    if (ms->api_prefix_len + 2 > sizeof route) return WSR_EINVAL;
+    snprintf(route, sizeof route, "%s*", prefix);
+    return wsr_server_http(ms->srv, route, WSR_HTTP_GET | WSR_HTTP_POST, on_api, ms);
+}
