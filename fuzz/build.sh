@@ -19,6 +19,7 @@
 # src/core/*.cpp, the echo and broadcast handlers of src/app, libuv (-luv; pkg-config
 # libuv when it is there) and libssl. fuzz_envelope links src/msg/envelope.cpp and
 # simdjson (a shared library: pkg-config simdjson, else -lsimdjson).
+# fuzz_messaging links the core as fuzz_connection does, every src/msg/*.cpp and simdjson.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -103,6 +104,15 @@ SIMDJSON_CFLAGS=$(pkg-config --cflags simdjson 2>/dev/null || true)
 SIMDJSON_LIBS=$(pkg-config --libs simdjson 2>/dev/null || echo -lsimdjson)
 # shellcheck disable=SC2086
 $CXX $CXXFLAGS $PROJ_CXX $SIMDJSON_CFLAGS -c "$ROOT/src/msg/envelope.cpp" -o "$OBJ/msg_envelope.o"
+# The whole messaging layer (src/msg/*.cpp), for fuzz_messaging: with the core and simdjson.
+msg_objs="$OBJ/msg_envelope.o"
+for src in "$ROOT"/src/msg/*.cpp; do
+  [ "$(basename "$src")" = envelope.cpp ] && continue
+  o="$OBJ/msg_$(basename "$src" .cpp).o"
+  # shellcheck disable=SC2086
+  $CXX $CXXFLAGS $PROJ_CXX $UV_CFLAGS $SIMDJSON_CFLAGS -c "$src" -o "$o"
+  msg_objs="$msg_objs $o"
+done
 
 for h in "$ROOT"/fuzz/fuzz_*.cpp; do
   name=$(basename "$h" .cpp)         # fuzz_frame
@@ -112,6 +122,9 @@ for h in "$ROOT"/fuzz/fuzz_*.cpp; do
   if [ "$short" = connection ] || [ "$short" = tls ]; then
     extra=$core_objs
     extra_libs="$UV_LIBS $SSL_LIBS"
+  elif [ "$short" = messaging ]; then
+    extra="$core_objs $msg_objs"
+    extra_libs="$UV_LIBS $SSL_LIBS $SIMDJSON_LIBS"
   elif [ "$short" = envelope ]; then
     extra="$OBJ/msg_envelope.o"
     extra_libs=$SIMDJSON_LIBS
