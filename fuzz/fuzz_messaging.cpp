@@ -1,7 +1,7 @@
 // Fuzz target for the messaging layer (src/msg/messaging.cpp) on the whole server
 // (src/core) with no sockets.
 //
-// A server on a fresh uv loop, with msg_server_new(loop, srv, "/ws", &opts) and small
+// A server on a fresh uv loop, with wsr_messaging_new(loop, srv, "/ws", &opts) and small
 // limits from the input. Its transport is an in-memory one (as in fuzz_connection.cpp):
 // read hands out the bytes queued for that connection, writev appends to that
 // connection's output (always all of it), shutdown is recorded. TWO connections are
@@ -11,7 +11,7 @@
 // server (conn_on_readable, server_flush, conn_flush) until it is quiet.
 //
 // Input layout (4 bytes of settings, then the messages separated by 0xFF):
-//   [0] history_count [0] % 9; bits4-6 max_channels - 1 (1..8)
+//   [0] defaults.history_size [0] % 9; bits4-6 max_channels - 1 (1..8)
 //   [1] bits0-1 rate limits: 0 off, 1 one message/s (burst 2), 2 64 bytes/s (burst
 //       256), 3 both; bits2-3 max_strikes 16, 1, 2, 4; bit4 max_message 512 (else 4096)
 //   [2..3] the seed of the clients' mask keys
@@ -44,7 +44,7 @@
 //   - every template message with an id gets exactly one answer on its own connection,
 //     at once, unless its connection was closed (then at most one);
 //   - shutdown completes (callback once, no connection left), wsr_server_free, then
-//     msg_server_free and the loop run, uv_loop_close == 0; LeakSanitizer the rest.
+//     wsr_messaging_free and the loop run, uv_loop_close == 0; LeakSanitizer the rest.
 #include <errno.h>
 #include <simdjson.h>
 #include <stdint.h>
@@ -64,7 +64,7 @@
 #include "core/server.h"
 #include "core/transport.h"
 #include "fuzz_util.h"
-#include "msg/messaging.h"
+#include "wsr/messaging.h"
 #include "proto/frame.h"
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function" // only check_frames is used
@@ -473,12 +473,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.shutdown_timeout_ms = 0;
     o.max_connections = 8;
 
-    msg_options mo;
-    msg_options_default(&mo);
+    wsr_messaging_options mo;
+    wsr_messaging_options_default(&mo);
     mo.max_message = o.max_message;
-    mo.history_count = s[0] % 9;
+    mo.defaults.history_size = s[0] % 9;
     mo.max_channels = 1 + ((s[0] >> 4) & 7);
-    mo.history_bytes = 1 << 16;
+    mo.history_memory = 1 << 16;
     static const uint32_t strikes[4] = {16, 1, 2, 4};
     mo.max_strikes = strikes[(s[1] >> 2) & 3];
     mo.rate_messages = mo.burst_messages = 0;
@@ -507,8 +507,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uv_loop_t loop;
     FUZZ_CHECK(uv_loop_init(&loop) == 0, "uv_loop_init");
     FUZZ_CHECK(wsr_server_new(&loop, &o, &g_srv) == WSR_OK, "wsr_server_new");
-    msg_server *ms = msg_server_new(&loop, g_srv, "/ws", &mo);
-    FUZZ_CHECK(ms != nullptr, "msg_server_new");
+    wsr_messaging *ms = wsr_messaging_new(&loop, g_srv, "/ws", &mo);
+    FUZZ_CHECK(ms != nullptr, "wsr_messaging_new");
     g_srv->io = &fake_transport;
     g_srv->round_budget = 2048;
 
@@ -565,7 +565,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int i = 0; i < NCONN; i++) scan_output(i);
     wsr_server_free(g_srv);
     g_srv = nullptr;
-    msg_server_free(ms);
+    wsr_messaging_free(ms);
     uv_run(&loop, UV_RUN_NOWAIT);
     FUZZ_CHECK(uv_loop_close(&loop) == 0, "uv_loop_close: handles left open");
 

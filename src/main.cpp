@@ -10,14 +10,14 @@
 #include "app/broadcast.h"
 #include "app/echo.h"
 #include "app/ops.h"
-#include "msg/messaging.h"
+#include "wsr/messaging.h"
 #include "wsr/wsr.h"
 
 struct daemon_state {
     wsr_server *srv;
     broadcast_room room;
     ops_state ops;
-    msg_server *msg;
+    wsr_messaging *msg;
     const char *api_keys[CONFIG_MAX_LIST + 1];
     uv_signal_t sigterm, sigint, sighup;
     bool stopping;
@@ -70,16 +70,16 @@ int main(int argc, char **argv) {
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/broadcast", &broadcast_handlers, &d.room);
     if (r == WSR_OK) r = ops_register(d.srv, &d.ops);
     if (r == WSR_OK) {
-        msg_options mo;
-        msg_options_default(&mo);
+        wsr_messaging_options mo;
+        wsr_messaging_options_default(&mo);
         mo.max_message = cfg.opts.max_message;
-        d.msg = msg_server_new(loop, d.srv, "/ws", &mo);
+        d.msg = wsr_messaging_new(loop, d.srv, "/ws", &mo);
         if (!d.msg) r = WSR_ENOMEM;
     }
     if (r == WSR_OK) {
         for (int i = 0; i < cfg.api_keys.n; i++) d.api_keys[i] = cfg.api_keys.items[i];
         d.api_keys[cfg.api_keys.n] = nullptr;
-        r = msg_server_api(d.msg, "/api/", d.api_keys);
+        r = wsr_messaging_api(d.msg, "/api/", d.api_keys);
     }
     if (r != WSR_OK) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
         close_signals(&d);
         wsr_server_free(d.srv);
-        msg_server_free(d.msg);
+        wsr_messaging_free(d.msg);
         uv_run(loop, UV_RUN_DEFAULT);
         return 1;
     }
@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
     uv_run(loop, UV_RUN_DEFAULT);
 
     wsr_server_free(d.srv);
-    msg_server_free(d.msg);
+    wsr_messaging_free(d.msg);
     uv_run(loop, UV_RUN_DEFAULT); // the messaging timer's close callback
     broadcast_room_free(&d.room);
     uv_loop_close(loop);

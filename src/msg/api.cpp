@@ -9,12 +9,12 @@
 
 #include "msg/server.h"
 
-static void api_answer(msg_server *ms, wsr_conn_id req, uint16_t status) {
+static void api_answer(wsr_messaging *ms, wsr_conn_id req, uint16_t status) {
     wsr_respond(ms->srv, req, status, "Content-Type: application/json\r\nCache-Control: no-store\r\n", ms->out.buf,
                 ms->out.failed ? 0 : ms->out.len);
 }
 
-static void api_error(msg_server *ms, wsr_conn_id req, uint16_t status, const char *code, const char *message) {
+static void api_error(wsr_messaging *ms, wsr_conn_id req, uint16_t status, const char *code, const char *message) {
     env_out_reset(&ms->out);
     env_key(&ms->out, "error", true);
     msg_error_object(&ms->out, code, message);
@@ -28,7 +28,7 @@ static void api_error(msg_server *ms, wsr_conn_id req, uint16_t status, const ch
 
 // One of the keys, compared in constant time: the time an answer takes must not tell
 // how much of a guess was right.
-static bool api_authorized(const msg_server *ms, wsr_request *req) {
+static bool api_authorized(const wsr_messaging *ms, wsr_request *req) {
     wsr_str v;
     if (!wsr_request_header(req, "Authorization", &v) || v.len < 7 || strncasecmp(v.ptr, "Bearer ", 7) != 0)
         return false;
@@ -42,7 +42,7 @@ static bool api_authorized(const msg_server *ms, wsr_request *req) {
     return ok;
 }
 
-static void api_publish(msg_server *ms, wsr_conn_id req, const envelope *e) {
+static void api_publish(wsr_messaging *ms, wsr_conn_id req, const envelope *e) {
     if (!msg_channel_name_ok(&e->channel))
         return api_error(ms, req, 400, "bad_request", "channel must be 1-128 of A-Z a-z 0-9 _ . : @ / -");
     char epoch[17];
@@ -58,7 +58,7 @@ static void api_publish(msg_server *ms, wsr_conn_id req, const envelope *e) {
     api_answer(ms, req, 200);
 }
 
-static void api_send(msg_server *ms, wsr_conn_id req, const envelope *e) {
+static void api_send(wsr_messaging *ms, wsr_conn_id req, const envelope *e) {
     uint32_t to = e->client_id.ptr ? msg_client_find(ms, e->client_id.ptr, e->client_id.len) : MSG_NONE;
     if (to == MSG_NONE) return api_error(ms, req, 404, "not_found", "no client with that id is connected");
     msg_direct(ms, to, e, nullptr);
@@ -67,7 +67,7 @@ static void api_send(msg_server *ms, wsr_conn_id req, const envelope *e) {
     api_answer(ms, req, 200);
 }
 
-static void api_channels(msg_server *ms, wsr_conn_id req) {
+static void api_channels(wsr_messaging *ms, wsr_conn_id req) {
     env_out_reset(&ms->out);
     env_key(&ms->out, "channels", true);
     env_raw(&ms->out, "[", 1);
@@ -122,7 +122,7 @@ static bool query_param(wsr_str q, const char *name, char *out, size_t cap, size
     return false;
 }
 
-static void api_presence(msg_server *ms, wsr_conn_id req, wsr_request *r) {
+static void api_presence(wsr_messaging *ms, wsr_conn_id req, wsr_request *r) {
     char name[MAX_CHANNEL_NAME];
     size_t len = 0;
     bool found = query_param(wsr_request_query(r), "channel", name, sizeof name, &len);
@@ -134,7 +134,7 @@ static void api_presence(msg_server *ms, wsr_conn_id req, wsr_request *r) {
 }
 
 // {"channels": [names], "event"?, "payload"}: one publication on each channel.
-static void api_broadcast(msg_server *ms, wsr_conn_id req, envelope *e) {
+static void api_broadcast(wsr_messaging *ms, wsr_conn_id req, envelope *e) {
     env_str name;
     size_t n = 0;
     for (; env_field_string_at(ms->parser, "channels", n, &name); n++)
@@ -170,7 +170,7 @@ static void api_broadcast(msg_server *ms, wsr_conn_id req, envelope *e) {
 }
 
 // {"clientId", "code"?, "reason"?}: closes the client's connection, by default with 4009.
-static void api_disconnect(msg_server *ms, wsr_conn_id req, const envelope *e) {
+static void api_disconnect(wsr_messaging *ms, wsr_conn_id req, const envelope *e) {
     uint32_t who = e->client_id.ptr ? msg_client_find(ms, e->client_id.ptr, e->client_id.len) : MSG_NONE;
     if (who == MSG_NONE) return api_error(ms, req, 404, "not_found", "no client with that id is connected");
     uint64_t code = 4009;
@@ -190,7 +190,7 @@ static void api_disconnect(msg_server *ms, wsr_conn_id req, const envelope *e) {
 }
 
 static void on_api(wsr_server *, wsr_request *req, void *user) {
-    msg_server *ms = (msg_server *)user;
+    wsr_messaging *ms = (wsr_messaging *)user;
     wsr_conn_id id = wsr_request_id(req);
     if (!ms->api_keys || !ms->api_keys[0])
         return api_error(ms, id, 403, "forbidden", "the backend API is off: the server has no API key");
@@ -218,7 +218,7 @@ static void on_api(wsr_server *, wsr_request *req, void *user) {
     return pub ? api_publish(ms, id, &e) : api_send(ms, id, &e);
 }
 
-int msg_server_api(msg_server *ms, const char *prefix, const char *const *keys) {
+int wsr_messaging_api(wsr_messaging *ms, const char *prefix, const char *const *keys) {
     ms->api_keys = keys;
     ms->api_prefix_len = strlen(prefix);
     char route[256];

@@ -1,6 +1,6 @@
 // The messaging protocol on /ws (docs/messaging.md): clients, their envelopes, channels
 // with recovery, presence, direct messages, and the limits on what a client may send.
-#include "msg/messaging.h"
+#include "wsr/messaging.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -15,19 +15,30 @@
 #include "msg/probe.h"
 #include "msg/server.h"
 
-void msg_options_default(msg_options *o) {
+void wsr_messaging_options_default(wsr_messaging_options *o) {
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
     o->max_message = 1 << 20;
     o->max_channels = 100000;
-    o->history_count = 100;
-    o->history_age_ms = 5 * 60 * 1000;
-    o->history_bytes = 64ull << 20;
+    o->history_memory = 64ull << 20;
     o->max_strikes = 16;
+    // With no configuration: anyone subscribes and publishes, the last 100 publications
+    // are kept for 5 minutes, presence is on. A production configuration tightens it.
+    o->defaults.name = "";
+    o->defaults.subscribe = o->defaults.publish = WSR_ALLOW_ANYONE;
+    o->defaults.history_size = 100;
+    o->defaults.history_ttl_ms = 5 * 60 * 1000;
+    o->defaults.presence = o->defaults.join_leave = true;
     // Generous for agents that stream output and dashboards that publish: the limits
     // stop a runaway client, not a busy one.
     o->rate_messages = 1000;
     o->burst_messages = 2000;
     o->rate_bytes = 4ull << 20;
     o->burst_bytes = 8ull << 20;
+    o->rate_publish = 500;
+    o->burst_publish = 1000;
+    o->rate_handshakes = 20;
+    o->burst_handshakes = 100;
 }
 
 uint64_t msg_now_ms(void) {
@@ -44,7 +55,7 @@ static uint32_t id_hash(const char *id) {
     return h; // the id is random: its first 32 bits spread well
 }
 
-static uint32_t id_probe(const msg_server *ms, const char *id, size_t len) {
+static uint32_t id_probe(const wsr_messaging *ms, const char *id, size_t len) {
     uint32_t mask = ms->by_id_cap - 1;
     for (uint32_t i = (len == CLIENT_ID_LEN ? id_hash(id) : 0) & mask;; i = (i + 1) & mask) {
         uint32_t e = ms->by_id[i];
@@ -52,7 +63,7 @@ static uint32_t id_probe(const msg_server *ms, const char *id, size_t len) {
     }
 }
 
-static bool index_rebuild(msg_server *ms, uint32_t cap) {
+static bool index_rebuild(wsr_messaging *ms, uint32_t cap) {
     uint32_t *n = (uint32_t *)calloc(cap, sizeof *n);
     if (!n) return false;
     free(ms->by_id);
@@ -63,13 +74,13 @@ static bool index_rebuild(msg_server *ms, uint32_t cap) {
     return true;
 }
 
-uint32_t msg_client_find(const msg_server *ms, const char *id, size_t len) {
+uint32_t msg_client_find(const wsr_messaging *ms, const char *id, size_t len) {
     if (!ms->by_id_cap || len != CLIENT_ID_LEN) return MSG_NONE;
     uint32_t e = ms->by_id[id_probe(ms, id, len)];
     return e ? e - 1 : MSG_NONE;
 }
 
-static uint32_t client_add(msg_server *ms, wsr_conn_id conn) {
+static uint32_t client_add(wsr_messaging *ms, wsr_conn_id conn) {
     if ((ms->live + 1) * 2 > ms->by_id_cap && !index_rebuild(ms, ms->by_id_cap ? ms->by_id_cap * 2 : 64))
         return MSG_NONE;
     uint32_t slot = ms->free_head;
@@ -109,7 +120,7 @@ static uint32_t client_add(msg_server *ms, wsr_conn_id conn) {
     return slot;
 }
 
-static void client_remove(msg_server *ms, uint32_t slot) {
+static void client_remove(wsr_messaging *ms, uint32_t slot) {
     msg_client *c = &ms->clients[slot];
     probe_remove(ms->by_id, ms->by_id_cap, id_probe(ms, c->id, CLIENT_ID_LEN),
                  [ms](uint32_t e) { return id_hash(ms->clients[e - 1].id); });
@@ -119,7 +130,7 @@ static void client_remove(msg_server *ms, uint32_t slot) {
     ms->live--;
 }
 
-static uint32_t slot_of(msg_server *ms, wsr_conn_id id) {
+static uint32_t slot_of(wsr_messaging *ms, wsr_conn_id id) {
     return (uint32_t)(uintptr_t)wsr_conn_user(ms->srv, id) - 1;
 }
 
@@ -132,11 +143,11 @@ void msg_finish(env_out *o) {
     env_raw(o, "}", 1);
 }
 
-void msg_send_out(msg_server *ms, wsr_conn_id to) {
+void msg_send_out(wsr_messaging *ms, wsr_conn_id to) {
     if (!ms->out.failed) wsr_send(ms->srv, to, WSR_TEXT, ms->out.buf, ms->out.len);
 }
 
-void msg_begin(msg_server *ms, const char *type, const env_str *correlation) {
+void msg_begin(wsr_messaging *ms, const char *type, const env_str *correlation) {
     env_out_reset(&ms->out);
     env_key(&ms->out, "type", true);
     env_string(&ms->out, type, strlen(type));
@@ -154,7 +165,7 @@ void msg_error_object(env_out *o, const char *code, const char *message) {
     env_raw(o, "}", 1);
 }
 
-void msg_send_error(msg_server *ms, wsr_conn_id to, const env_str *id, const char *code, const char *message) {
+void msg_send_error(wsr_messaging *ms, wsr_conn_id to, const env_str *id, const char *code, const char *message) {
     msg_begin(ms, "error", id);
     env_key(&ms->out, "payload", false);
     msg_error_object(&ms->out, code, message);
@@ -163,7 +174,7 @@ void msg_send_error(msg_server *ms, wsr_conn_id to, const env_str *id, const cha
 }
 
 // rate_limited, with retryAfterMs; it counts as a bad message.
-static void send_rate_limited(msg_server *ms, wsr_conn_id to, const env_str *id, uint64_t wait_ms) {
+static void send_rate_limited(wsr_messaging *ms, wsr_conn_id to, const env_str *id, uint64_t wait_ms) {
     msg_begin(ms, "error", id);
     env_key(&ms->out, "payload", false);
     env_key(&ms->out, "code", true);
@@ -180,7 +191,7 @@ static void send_rate_limited(msg_server *ms, wsr_conn_id to, const env_str *id,
 }
 
 // A bad message costs an error envelope; many in a row cost the connection.
-static void strike(msg_server *ms, wsr_conn_id from, const env_str *id, const char *code, const char *message) {
+static void strike(wsr_messaging *ms, wsr_conn_id from, const env_str *id, const char *code, const char *message) {
     msg_send_error(ms, from, id, code, message);
     msg_client *c = &ms->clients[slot_of(ms, from)];
     if (++c->strikes >= ms->opts.max_strikes) wsr_close(ms->srv, from, 1008, "too many bad messages");
@@ -205,7 +216,7 @@ bool msg_channel_name_ok(const env_str *s) {
 }
 
 // {"clientId":…,"user":…}: how a client appears to others.
-static void client_object(msg_server *ms, uint32_t client) {
+static void client_object(wsr_messaging *ms, uint32_t client) {
     env_key(&ms->out, "clientId", true);
     env_string(&ms->out, ms->clients[client].id, CLIENT_ID_LEN);
     env_key(&ms->out, "user", false);
@@ -213,7 +224,7 @@ static void client_object(msg_server *ms, uint32_t client) {
 }
 
 // join / leave to the other members of a channel: framed once for all of them.
-static void presence_event(msg_server *ms, uint32_t ch, uint32_t client, const char *type) {
+static void presence_event(wsr_messaging *ms, uint32_t ch, uint32_t client, const char *type) {
     channel *c = channels_at(&ms->chans, ch);
     if (!c->nmembers || (c->nmembers == 1 && c->members[0].client == client)) return;
     msg_begin(ms, type, nullptr);
@@ -230,14 +241,14 @@ static void presence_event(msg_server *ms, uint32_t ch, uint32_t client, const c
 }
 
 // Unsubscribes a client, telling the others; frees the channel when nothing is left.
-static void leave(msg_server *ms, uint32_t ch, uint32_t client) {
+static void leave(wsr_messaging *ms, uint32_t ch, uint32_t client) {
     channels_unsubscribe_keep(&ms->chans, ch, client);
     presence_event(ms, ch, client, "leave");
     channels_drop_if_empty(&ms->chans, ch);
 }
 
 // The members of a channel: {"clients": [{"clientId", "user"}, ...]}, written into out.
-void msg_presence_list(msg_server *ms, uint32_t ch) {
+void msg_presence_list(wsr_messaging *ms, uint32_t ch) {
     env_key(&ms->out, "clients", true);
     env_raw(&ms->out, "[", 1);
     channel *c = ch == CHANNELS_NONE ? nullptr : channels_at(&ms->chans, ch);
@@ -248,7 +259,7 @@ void msg_presence_list(msg_server *ms, uint32_t ch) {
     env_raw(&ms->out, "]}", 2);
 }
 
-static void on_presence(msg_server *ms, wsr_conn_id from, const envelope *e) {
+static void on_presence(wsr_messaging *ms, wsr_conn_id from, const envelope *e) {
     uint32_t ch = channels_find(&ms->chans, e->channel.ptr, e->channel.len);
     msg_begin(ms, "presence", &e->id);
     env_key(&ms->out, "channel", false);
@@ -259,7 +270,7 @@ static void on_presence(msg_server *ms, wsr_conn_id from, const envelope *e) {
     msg_send_out(ms, from);
 }
 
-static void on_subscribe(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+static void on_subscribe(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
     uint32_t ch = channels_get(&ms->chans, e->channel.ptr, e->channel.len);
     if (ch == CHANNELS_NONE) return msg_send_error(ms, from, &e->id, "unavailable", "no room for another channel");
     bool joined = !channels_is_member(&ms->chans, ch, client);
@@ -290,7 +301,7 @@ static void on_subscribe(msg_server *ms, wsr_conn_id from, uint32_t client, cons
     for (uint32_t i = 0; recovered && i < count; i++) wsr_send_msg(ms->srv, from, history_at(&c->hist, first + i)->msg);
 }
 
-static void ack(msg_server *ms, wsr_conn_id to, const envelope *e, const uint64_t *offset) {
+static void ack(wsr_messaging *ms, wsr_conn_id to, const envelope *e, const uint64_t *offset) {
     if (!e->id.ptr) return;
     msg_begin(ms, "ack", &e->id);
     if (offset) {
@@ -303,7 +314,7 @@ static void ack(msg_server *ms, wsr_conn_id to, const envelope *e, const uint64_
     msg_send_out(ms, to);
 }
 
-uint64_t msg_publish(msg_server *ms, const envelope *e, const char *from, char epoch_out[17], const char **why) {
+uint64_t msg_publish(wsr_messaging *ms, const envelope *e, const char *from, char epoch_out[17], const char **why) {
     uint32_t ch = channels_get(&ms->chans, e->channel.ptr, e->channel.len);
     if (ch == CHANNELS_NONE) {
         *why = "no room for another channel";
@@ -345,7 +356,7 @@ uint64_t msg_publish(msg_server *ms, const envelope *e, const char *from, char e
     return offset;
 }
 
-static void on_publish(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+static void on_publish(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
     char epoch[17];
     const char *why;
     uint64_t offset = msg_publish(ms, e, ms->clients[client].id, epoch, &why);
@@ -353,7 +364,7 @@ static void on_publish(msg_server *ms, wsr_conn_id from, uint32_t client, const 
     ack(ms, from, e, &offset);
 }
 
-void msg_direct(msg_server *ms, uint32_t to, const envelope *e, const char *from) {
+void msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *from) {
     env_out_reset(&ms->out);
     env_key(&ms->out, "type", true);
     if (e->event.ptr && e->event.len)
@@ -377,7 +388,7 @@ void msg_direct(msg_server *ms, uint32_t to, const envelope *e, const char *from
     msg_send_out(ms, ms->clients[to].conn);
 }
 
-static void on_send(msg_server *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+static void on_send(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
     uint32_t to = e->to.ptr ? msg_client_find(ms, e->to.ptr, e->to.len) : MSG_NONE;
     if (to == MSG_NONE) return msg_send_error(ms, from, &e->id, "not_found", "no client with that id");
     msg_direct(ms, to, e, ms->clients[client].id);
@@ -388,8 +399,8 @@ static bool is(const env_str *s, const char *lit) { return s->len == strlen(lit)
 
 // Takes one message of len bytes from the client's buckets. 0 when it may go, else the
 // milliseconds until it could.
-static uint64_t rate_wait(msg_server *ms, msg_client *c, size_t len) {
-    const msg_options &o = ms->opts;
+static uint64_t rate_wait(wsr_messaging *ms, msg_client *c, size_t len) {
+    const wsr_messaging_options &o = ms->opts;
     uint64_t now = msg_now_ms(), dt = now - c->refilled_ms;
     c->refilled_ms = now;
     // Tokens in thousandths: a rate per second is the same number per millisecond.
@@ -408,7 +419,7 @@ static uint64_t rate_wait(msg_server *ms, msg_client *c, size_t len) {
 }
 
 static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint8_t *data, size_t len, void *user) {
-    msg_server *ms = (msg_server *)user;
+    wsr_messaging *ms = (wsr_messaging *)user;
     uint32_t client = slot_of(ms, from);
     uint64_t wait = rate_wait(ms, &ms->clients[client], len);
     if (op != WSR_TEXT && !wait) return strike(ms, from, nullptr, "bad_request", "messages are JSON text frames");
@@ -443,7 +454,7 @@ static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint
 }
 
 static void on_open(wsr_server *srv, wsr_conn_id id, void *user) {
-    msg_server *ms = (msg_server *)user;
+    wsr_messaging *ms = (wsr_messaging *)user;
     uint32_t slot = client_add(ms, id);
     if (slot == MSG_NONE) {
         wsr_close(srv, id, 1011, "out of memory");
@@ -458,7 +469,7 @@ static void on_open(wsr_server *srv, wsr_conn_id id, void *user) {
 }
 
 static void on_close(wsr_server *srv, wsr_conn_id id, uint16_t, void *user) {
-    msg_server *ms = (msg_server *)user;
+    wsr_messaging *ms = (wsr_messaging *)user;
     if (!wsr_conn_user(srv, id)) return; // never registered (out of memory at open)
     uint32_t slot = slot_of(ms, id);
     // Each channel it was in hears that it left.
@@ -471,23 +482,23 @@ static void on_close(wsr_server *srv, wsr_conn_id id, uint16_t, void *user) {
 }
 
 static void on_expire(uv_timer_t *t) {
-    msg_server *ms = (msg_server *)t->data;
+    wsr_messaging *ms = (wsr_messaging *)t->data;
     channels_expire(&ms->chans, msg_now_ms());
 }
 
-msg_server *msg_server_new(uv_loop_t *loop, wsr_server *srv, const char *path, const msg_options *o) {
-    msg_server *ms = (msg_server *)calloc(1, sizeof *ms);
+wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *path, const wsr_messaging_options *o) {
+    wsr_messaging *ms = (wsr_messaging *)calloc(1, sizeof *ms);
     if (!ms) return nullptr;
     ms->srv = srv;
-    if (o)
-        ms->opts = *o;
-    else
-        msg_options_default(&ms->opts);
+    // Fields past an older caller's struct keep their defaults.
+    wsr_messaging_options_default(&ms->opts);
+    if (o) memcpy(&ms->opts, o, o->size < sizeof *o ? o->size : sizeof *o);
+    ms->opts.size = sizeof ms->opts;
     ms->free_head = MSG_NONE;
     uint64_t seed;
     RAND_bytes((unsigned char *)&seed, sizeof seed);
-    channels_init(&ms->chans, ms->opts.max_channels, ms->opts.history_count, ms->opts.history_age_ms, seed);
-    channels_set_history_bytes(&ms->chans, ms->opts.history_bytes);
+    channels_init(&ms->chans, ms->opts.max_channels, ms->opts.defaults.history_size, ms->opts.defaults.history_ttl_ms, seed);
+    channels_set_history_bytes(&ms->chans, ms->opts.history_memory);
     ms->parser = env_parser_new((size_t)ms->opts.max_message);
     wsr_endpoint ep = WSR_ENDPOINT_INIT;
     ep.on_open = on_open;
@@ -496,7 +507,7 @@ msg_server *msg_server_new(uv_loop_t *loop, wsr_server *srv, const char *path, c
     uv_timer_init(loop, &ms->expire);
     ms->expire.data = ms;
     if (!ms->parser || wsr_server_endpoint(srv, path, &ep, ms) != WSR_OK) {
-        msg_server_free(ms);
+        wsr_messaging_free(ms);
         return nullptr;
     }
     uv_timer_start(&ms->expire, on_expire, EXPIRE_EVERY_MS, EXPIRE_EVERY_MS);
@@ -505,7 +516,7 @@ msg_server *msg_server_new(uv_loop_t *loop, wsr_server *srv, const char *path, c
 }
 
 static void on_timer_closed(uv_handle_t *h) {
-    msg_server *ms = (msg_server *)h->data;
+    wsr_messaging *ms = (wsr_messaging *)h->data;
     channels_free(&ms->chans);
     env_parser_free(ms->parser);
     env_out_free(&ms->out);
@@ -514,6 +525,6 @@ static void on_timer_closed(uv_handle_t *h) {
     free(ms);
 }
 
-void msg_server_free(msg_server *ms) {
+void wsr_messaging_free(wsr_messaging *ms) {
     if (ms) uv_close((uv_handle_t *)&ms->expire, on_timer_closed);
 }

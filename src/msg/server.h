@@ -7,7 +7,7 @@
 
 #include "msg/channels.h"
 #include "msg/envelope.h"
-#include "msg/messaging.h"
+#include "wsr/messaging.h"
 
 enum { CLIENT_ID_LEN = 32, MAX_CHANNEL_NAME = 128, EXPIRE_EVERY_MS = 10000 };
 
@@ -22,9 +22,9 @@ struct msg_client {
     uint64_t refilled_ms;
 };
 
-struct msg_server {
+struct wsr_messaging {
     wsr_server *srv;
-    msg_options opts;
+    wsr_messaging_options opts;
     channels chans;
     env_parser *parser;
     env_out out;
@@ -43,7 +43,7 @@ static const uint32_t MSG_NONE = UINT32_MAX;
 
 uint64_t msg_now_ms(void);
 // The slot of the client with this id (CLIENT_ID_LEN hex digits), or MSG_NONE.
-uint32_t msg_client_find(const msg_server *ms, const char *id, size_t len);
+uint32_t msg_client_find(const wsr_messaging *ms, const char *id, size_t len);
 // [A-Za-z0-9_.:@/-]{1,128}
 bool msg_channel_name_ok(const env_str *s);
 // The 16 hex digits of a channel epoch.
@@ -51,18 +51,18 @@ void msg_epoch_text(uint64_t epoch, char out[17]);
 
 // Writing a server envelope into ms->out: begin (type, and correlationId when given),
 // the fields, then finish (timestamp and brace); send_out sends it to one connection.
-void msg_begin(msg_server *ms, const char *type, const env_str *correlation);
+void msg_begin(wsr_messaging *ms, const char *type, const env_str *correlation);
 void msg_finish(env_out *o);
-void msg_send_out(msg_server *ms, wsr_conn_id to);
+void msg_send_out(wsr_messaging *ms, wsr_conn_id to);
 // {"code":…,"message":…}: the body of every error, on /ws and on the HTTP API.
 void msg_error_object(env_out *o, const char *code, const char *message);
-void msg_send_error(msg_server *ms, wsr_conn_id to, const env_str *id, const char *code, const char *message);
+void msg_send_error(wsr_messaging *ms, wsr_conn_id to, const env_str *id, const char *code, const char *message);
 // The members of a channel (CHANNELS_NONE: none) as {"clients": [...]} into ms->out.
-void msg_presence_list(msg_server *ms, uint32_t ch);
+void msg_presence_list(wsr_messaging *ms, uint32_t ch);
 
 // A publication on e->channel (event, payload) from a client (its id) or from the
 // backend (from NULL): framed once, shared by every subscriber and by the history.
 // The offset, and the channel's epoch in epoch_out; 0 when it could not be made (*why).
-uint64_t msg_publish(msg_server *ms, const envelope *e, const char *from, char epoch_out[17], const char **why);
+uint64_t msg_publish(wsr_messaging *ms, const envelope *e, const char *from, char epoch_out[17], const char **why);
 // A direct message to client slot `to` from a client's id or from the backend (NULL).
-void msg_direct(msg_server *ms, uint32_t to, const envelope *e, const char *from);
+void msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *from);
