@@ -1,13 +1,16 @@
-// The pieces of a WebSocket client that wsbench and flood share (see client.h).
+// The pieces of a WebSocket client that wsbench, flood and msgbench share (see client.h).
 #include "client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -454,4 +457,76 @@ uint16_t bc_close_check(bc_errors *e, long conn, const bc_rx *rx, bool close_sen
     else if (!*bad && code != WS_CLOSE_NORMAL && code != WS_CLOSE_NO_STATUS)
         bc_error(e, conn, BC_ERR_CLOSED, "server answered our close with %u", code);
     return code;
+}
+
+// --- sockets and the server process ------------------------------------------------------
+
+int bc_connect_start(const bc_url *u, uint32_t source) {
+    int fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    bool lo4 = u->addr.ss_family == AF_INET && (ntohl(((const sockaddr_in *)&u->addr)->sin_addr.s_addr) >> 24) == 127;
+    if (source > 0 && lo4) {
+        sockaddr_in src = {};
+        src.sin_family = AF_INET;
+        src.sin_addr.s_addr = htonl(0x7F000000u | (source > 254 ? 254 : source));
+        // The port is picked at connect(), for the 4-tuple, not at bind() for the address alone.
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (const sockaddr *)&src, sizeof src) != 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+    }
+    if (connect(fd, (const sockaddr *)&u->addr, u->addr_len) != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+uint64_t bc_raise_nofile() {
+    rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    return (uint64_t)rl.rlim_cur;
+}
+
+long bc_proc_rss_kb(int pid) {
+    if (pid <= 0) return -1;
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtol(line + 6, nullptr, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+double bc_proc_cpu_s(int pid) {
+    if (pid <= 0) return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    // The command name is in parentheses and may hold spaces: fields count from the last ')'.
+    char *p = strrchr(buf, ')');
+    if (!p) return -1;
+    unsigned long long ut = 0, st = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }

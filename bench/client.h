@@ -256,3 +256,20 @@ bool bc_rx_next(bc_rx *rx, const frame_limits *lim, uint8_t **data, size_t *len,
 // other than normal (closed). Returns its close code (WS_CLOSE_NO_STATUS for an empty
 // body); *bad gets the code we would fail it with, or 0.
 uint16_t bc_close_check(bc_errors *e, long conn, const bc_rx *rx, bool close_sent, uint16_t *bad);
+
+// --- sockets and the server process (msgbench) ------------------------------------------
+
+// Starts a non-blocking TCP connect toward u (TCP_NODELAY). With source > 0 and u an
+// IPv4 loopback address, the socket is bound first to 127.0.0.SOURCE (1..254): each
+// source address has its own ephemeral ports toward one server port, and a server that
+// limits upgrades per client address sees several. Returns the fd, or -1 with errno.
+int bc_connect_start(const bc_url *u, uint32_t source);
+
+// Raises this process's descriptor limit to its hard limit; returns the new soft limit.
+uint64_t bc_raise_nofile();
+
+// VmRSS of process pid in KiB (/proc/PID/status); -1 when unknown.
+long bc_proc_rss_kb(int pid);
+
+// User + system seconds of process pid (/proc/PID/stat); -1 when unknown.
+double bc_proc_cpu_s(int pid);
