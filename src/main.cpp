@@ -52,8 +52,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 int main(int argc, char **argv) {
     config cfg;
     switch (config_load(&cfg, argc, argv)) {
-    case CONFIG_EXIT_OK: return 0;
-    case CONFIG_ERROR: return 2;
+    case CONFIG_EXIT_OK: config_free(&cfg); return 0;
+    case CONFIG_ERROR: config_free(&cfg); return 2;
     case CONFIG_OK: break;
     }
     wsr_log_set_level(cfg.log_level);
@@ -71,8 +71,7 @@ int main(int argc, char **argv) {
     if (r == WSR_OK) r = ops_register(d.srv, &d.ops);
     if (r == WSR_OK) {
         wsr_messaging_options mo;
-        wsr_messaging_options_default(&mo);
-        mo.max_message = cfg.opts.max_message;
+        config_messaging(&cfg, &mo);
         d.msg = wsr_messaging_new(loop, d.srv, "/ws", &mo);
         if (!d.msg) r = WSR_ENOMEM;
     }
@@ -85,6 +84,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
         wsr_server_free(d.srv);
         uv_run(loop, UV_RUN_DEFAULT); // the server's handles close from the loop
+        config_free(&cfg);
         return 1;
     }
     wsr_server_set_user(d.srv, &d);
@@ -104,6 +104,7 @@ int main(int argc, char **argv) {
         wsr_server_free(d.srv);
         wsr_messaging_free(d.msg);
         uv_run(loop, UV_RUN_DEFAULT);
+        config_free(&cfg);
         return 1;
     }
 
@@ -114,5 +115,6 @@ int main(int argc, char **argv) {
     uv_run(loop, UV_RUN_DEFAULT); // the messaging timer's close callback
     broadcast_room_free(&d.room);
     uv_loop_close(loop);
+    config_free(&cfg); // the messaging layer pointed at its strings until now
     return 0;
 }
