@@ -498,7 +498,8 @@ struct file_state {
     bool too_long;
     int ns_line;      // the section_line of ns: another header begins another namespace
     wsr_namespace *ns;
-    int error_line; // 0, or the line of the first error the handler found
+    int error_at;   // 0, or the line inih was on at the first error the handler found
+    int error_line; // and the line the message names (a section's header, say)
     char error[160];
 };
 
@@ -524,7 +525,8 @@ static char *read_line(char *buf, int size, void *stream) {
 }
 
 static int file_error(file_state *fs, int line, const char *fmt, const char *a, const char *b) {
-    if (!fs->error_line) {
+    if (!fs->error_at) {
+        fs->error_at = fs->line;
         fs->error_line = line;
         snprintf(fs->error, sizeof fs->error, fmt, a, b);
     }
@@ -534,7 +536,7 @@ static int file_error(file_state *fs, int line, const char *fmt, const char *a, 
 static int on_key(void *user, const char *section, const char *name, const char *value) {
     file_state *fs = (file_state *)user;
     loader *ld = fs->ld;
-    if (fs->error_line) return 1;
+    if (fs->error_at) return 1;
     ld->why = nullptr;
     const option_def *o = find_option(name, strlen(name));
     const char *val = keep(ld->cfg, value, strlen(value));
@@ -582,8 +584,8 @@ static bool load_file(loader *ld, const char *path) {
     bool read_error = ferror(fs.f);
     int err = errno;
     fclose(fs.f);
-    if (r > 0 && r == fs.error_line) {
-        fprintf(stderr, "wsreactor: %s:%d: %s\n", path, r, fs.error);
+    if (r > 0 && r == fs.error_at) {
+        fprintf(stderr, "wsreactor: %s:%d: %s\n", path, fs.error_line, fs.error);
     } else if (r > 0) {
         // inih reports a line it could not read as key = value or [section]
         fprintf(stderr, "wsreactor: %s:%d: expected 'key = value' or '[section]'\n", path, r);
