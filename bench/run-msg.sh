@@ -20,6 +20,7 @@
 #   -o DIR       where results go (default bench/results/msg): results.txt (every run's
 #                key=value line), table.md (what stdout shows), callgrind-top.txt
 #   -C           no callgrind part
+#   -T           run nothing: print the tables again from OUT_DIR's results.txt and meta.txt
 #   -r           daemon and client SCHED_FIFO (chrt -f 10), as bench/run.sh -r
 #   -q           no per-run lines, only the tables
 # env: SUBS (1000) subscribers; DEPTHS ("1 16") closed-loop publishes in flight;
@@ -31,15 +32,121 @@ set -u
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-RUNS=3 DUR=5 WARM=1 BUILD=build/release OUT=bench/results/msg RT=0 QUIET=0 CG=1
-while getopts "n:d:w:b:o:Crqh" opt; do
+RUNS=3 DUR=5 WARM=1 BUILD=build/release OUT=bench/results/msg RT=0 QUIET=0 CG=1 TABLES_ONLY=0
+while getopts "n:d:w:b:o:CTrqh" opt; do
     case $opt in
     o) OUT=$OPTARG ;;
     C) CG=0 ;;
+    T) TABLES_ONLY=1 ;;
     *) bench_opt "$opt" "${OPTARG-}" ;;
     esac
 done
 bench_paths
+RES=$OUT/results.txt
+
+# tables: the Markdown tables from $OUT/meta.txt and $OUT/results.txt, on stdout and
+# in $OUT/table.md.
+tables() {
+    {
+        sed 's/^/# /' "$OUT/meta.txt"
+        awk "$BENCH_AWK_MEDIAN"'
+    {
+        delete f
+        for (i = 1; i <= NF; i++) { k = $i; sub(/=.*/, "", k); v = $i; sub(/^[^=]*=/, "", v); f[k] = v }
+        if (f["case"] == "probe") wire = sprintf("%.0f", f["delivery_bytes"])
+        if (f["case"] == "fanout") {
+            if (f["ep"] == "ws") subs = f["subs"]
+            key = f["depth"] SUBSEP f["ep"]; r = f["run"]; if (r > maxrun) maxrun = r
+            depths[f["depth"]] = 1
+            for (k in f) val[key, r, k] = f[k]
+            errs[key] += f["errors"]
+        } else if (f["case"] == "subs") {
+            ns++; sub_b[ns] = f["bytes_per_sub"] + 0; conn_b[ns] = f["bytes_per_conn"] + 0; sub_s[ns] = f["subscribe_s"] + 0
+            rss0[ns] = f["rss_conns_kb"] + 0; rss1[ns] = f["rss_subs_kb"] + 0; nsubs = f["subscriptions"]; serr += f["errors"]
+        } else if (f["case"] == "cg") {
+            ir[f["name"], f["count"]] = f["ir"]; cnt[f["name"]] = cnt[f["name"]] " " f["count"]
+        }
+    }
+    function med(key, k,    n, v, r) {
+        n = 0
+        for (r = 1; r <= maxrun; r++) if ((key, r, k) in val) v[++n] = val[key, r, k] + 0 # numbers, not strings
+        return median(v, n, 0)
+    }
+    function ratio(d, k,    n, v, r) {
+        n = 0
+        for (r = 1; r <= maxrun; r++)
+            if ((d SUBSEP "ws", r, k) in val && (d SUBSEP "bc", r, k) in val && val[d SUBSEP "bc", r, k] > 0)
+                v[++n] = val[d SUBSEP "ws", r, k] / val[d SUBSEP "bc", r, k]
+        return median(v, n, 0)
+    }
+    function per(name, unit,    a, n, lo, hi) {
+        n = split(cnt[name], a, " ")
+        if (n < 2) return "-"
+        lo = a[1] < a[2] ? a[1] : a[2]; hi = a[1] < a[2] ? a[2] : a[1]
+        return sprintf("%.0f", (ir[name, hi] - ir[name, lo]) / (hi - lo) / unit)
+    }
+    END {
+        print ""
+        printf "Fan-out: one publish to %d subscribers (/ws: 100-byte payload, %d-byte delivery; /broadcast: %d-byte message), medians of %d runs\n\n", subs, wire, wire, maxrun
+        print "| closed loop, in flight | endpoint | deliveries/s | publishes/s | p50 us | p99 us | p99.9 us | all subscribers p99 us | server CPU % | client CPU % | errors |"
+        print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        for (d in depths) for (e = 1; e <= 2; e++) {
+            ep = e == 1 ? "ws" : "bc"; key = d SUBSEP ep
+            printf "| %s | %s | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d |\n", d, ep == "ws" ? "/ws publish" : "/broadcast",
+                med(key, "deliveries_per_s"), med(key, "published_per_s"), med(key, "p50_us"), med(key, "p99_us"),
+                med(key, "p999_us"), med(key, "all_p99_us"), med(key, "server_cpu_pct"), med(key, "client_cpu_pct"), errs[key]
+        }
+        print ""
+        print "/ws / /broadcast, median of the per-run paired ratios (deliveries/s: goal >= 0.9):"
+        print ""
+        print "| in flight | deliveries/s | p50 | p99 |"
+        print "|---:|---:|---:|---:|"
+        for (d in depths)
+            printf "| %s | %.2f | %.2f | %.2f |\n", d, ratio(d, "deliveries_per_s"), ratio(d, "p50_us"), ratio(d, "p99_us")
+        if (ns) {
+            print ""
+            printf "Memory: %d subscriptions (10 per client, 1,000 channels), %d runs (goal <= 64 B per subscription)\n\n", nsubs, ns
+            print "| | median | runs |"
+            print "|---|---:|---|"
+            l1 = l2 = l3 = l4 = l5 = ""
+            for (i = 1; i <= ns; i++) { l1 = l1 " " sub_b[i]; l2 = l2 " " conn_b[i]; l3 = l3 " " rss0[i]; l4 = l4 " " rss1[i]; l5 = l5 " " sub_s[i] }
+            printf "| bytes per subscription | %.1f |%s |\n", median(sub_b, ns, 0), l1
+            printf "| bytes per idle /ws connection | %.0f |%s |\n", median(conn_b, ns, 0), l2
+            printf "| VmRSS connected, KiB | %.0f |%s |\n", median(rss0, ns, 0), l3
+            printf "| VmRSS subscribed, KiB | %.0f |%s |\n", median(rss1, ns, 0), l4
+            printf "| seconds to subscribe all | %.1f |%s |\n", median(sub_s, ns, 0), l5
+            if (serr) printf "\nmemory runs counted %d errors\n", serr
+        }
+        if (length(cnt)) {
+            print ""
+            print "Instructions (callgrind, user space of the daemon), per round trip = (I(R2) - I(R1)) / (R2 - R1):"
+            print ""
+            print "| round trip | R1, R2 | instructions |"
+            print "|---|---|---:|"
+            printf "| /ws publish + ack, 4 subscribers | 200, 2200 | %s |\n", per("ws4", 1)
+            printf "| /broadcast, 4 receivers + own copy | 200, 2200 | %s |\n", per("bc4", 1)
+            printf "| /echo, 155 bytes | 200, 2200 | %s |\n", per("echo", 1)
+            printf "| /ws publish to %d subscribers, per delivery | 20, 120 | %s |\n", subs, per("ws" subs, subs)
+            printf "| /broadcast to %d receivers, per delivery | 20, 120 | %s |\n", subs, per("bc" subs, subs + 1)
+        }
+    }' "$RES"
+    } | tee "$OUT/table.md"
+    if [ -s "$OUT/callgrind-top.txt" ]; then
+        {
+            echo
+            echo "Top functions (self instructions per publish, callgrind: 120-publish run minus 20-publish run), $(head -1 "$OUT/callgrind-top.txt"):"
+            echo
+            echo '```'
+            sed -n '2,26p' "$OUT/callgrind-top.txt"
+            echo '```'
+        } | tee -a "$OUT/table.md"
+    fi
+}
+
+if [ "$TABLES_ONLY" = 1 ]; then
+    tables
+    exit 0
+fi
 MSGBENCH=${MSGBENCH:-$BUILD/bench/msgbench}
 SUBS=${SUBS:-1000} DEPTHS=${DEPTHS:-"1 16"} CLIENTS=${CLIENTS:-10000}
 if [ ! -x "$WSREACTOR" ] || [ ! -x "$MSGBENCH" ]; then
@@ -62,7 +169,6 @@ fi
 bench_pin
 bench_workdir msg INT TERM
 mkdir -p "$OUT"
-RES=$OUT/results.txt
 : >"$RES"
 FAILED=0
 START_TS=$(date +%s)
@@ -94,12 +200,12 @@ field() { printf '%s\n' "$LINE" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
     echo "pinning: daemon on CPU $SERVER_CPU, client on CPU $CLIENT_CPU$([ "$RT" = 1 ] && echo ", SCHED_FIFO")"
     echo "runs: $RUNS x ${DUR} s (+${WARM} s warmup); subscribers: $SUBS; depths: $DEPTHS; memory: $CLIENTS clients"
     echo "loadavg at start: $(bench_loadavg)"
-} >"$WORK/meta"
-sed 's/^/# /' "$WORK/meta" >&2
+} >"$OUT/meta.txt"
+sed 's/^/# /' "$OUT/meta.txt" >&2
 
 # --- 1. fan-out -------------------------------------------------------------------------
 bench_start_server wsreactor "$WSREACTOR"
-PID=$SPID PORT=$SPORT
+PID=$SPID PORT=$SPORT # shellcheck disable=SC2153 # set by bench_start_server
 # The /broadcast message is as long as what a /ws subscriber receives: a short probe
 # learns that length (it grows by a byte or two as offsets gain digits).
 PREFIX="case=probe run=0 ep=ws"
@@ -157,7 +263,6 @@ cg() {
     kill -TERM "$pid"
     wait "$pid"
     echo "case=cg name=$name count=$count subs=$subs ir=$(sed -n 's/^totals: *//p' "$file")" >>"$RES"
-    CGFILE=$file
 }
 if [ "$CG" = 1 ]; then
     say "callgrind: round trips with 4 subscribers, and publishes to $SUBS"
@@ -195,100 +300,8 @@ if [ "$CG" = 1 ]; then
     prof_diff yes >"$OUT/callgrind-inclusive.txt"
 fi
 
-# --- tables ------------------------------------------------------------------------------
-{
-    sed 's/^/# /' "$WORK/meta"
-    echo "# elapsed: $(($(date +%s) - START_TS)) s; loadavg at end: $(bench_loadavg)"
-    awk -v subs="$SUBS" -v wire="$WIRE" "$BENCH_AWK_MEDIAN"'
-{
-    delete f
-    for (i = 1; i <= NF; i++) { k = $i; sub(/=.*/, "", k); v = $i; sub(/^[^=]*=/, "", v); f[k] = v }
-    if (f["case"] == "fanout") {
-        key = f["depth"] SUBSEP f["ep"]; r = f["run"]; if (r > maxrun) maxrun = r
-        depths[f["depth"]] = 1
-        for (k in f) val[key, r, k] = f[k]
-        errs[key] += f["errors"]
-    } else if (f["case"] == "subs") {
-        ns++; sub_b[ns] = f["bytes_per_sub"]; conn_b[ns] = f["bytes_per_conn"]; sub_s[ns] = f["subscribe_s"]
-        rss0[ns] = f["rss_conns_kb"]; rss1[ns] = f["rss_subs_kb"]; nsubs = f["subscriptions"]; serr += f["errors"]
-    } else if (f["case"] == "cg") {
-        ir[f["name"], f["count"]] = f["ir"]; cnt[f["name"]] = cnt[f["name"]] " " f["count"]
-    }
-}
-function med(key, k,    n, v, r) {
-    n = 0
-    for (r = 1; r <= maxrun; r++) if ((key, r, k) in val) v[++n] = val[key, r, k]
-    return median(v, n, 0)
-}
-function ratio(d, k,    n, v, r) {
-    n = 0
-    for (r = 1; r <= maxrun; r++)
-        if ((d SUBSEP "ws", r, k) in val && (d SUBSEP "bc", r, k) in val && val[d SUBSEP "bc", r, k] > 0)
-            v[++n] = val[d SUBSEP "ws", r, k] / val[d SUBSEP "bc", r, k]
-    return median(v, n, 0)
-}
-function per(name, unit,    a, n, lo, hi) {
-    n = split(cnt[name], a, " ")
-    if (n < 2) return "-"
-    lo = a[1] < a[2] ? a[1] : a[2]; hi = a[1] < a[2] ? a[2] : a[1]
-    return sprintf("%.0f", (ir[name, hi] - ir[name, lo]) / (hi - lo) / unit)
-}
-END {
-    print ""
-    printf "Fan-out: one publish to %d subscribers (/ws: 100-byte payload, %d-byte delivery; /broadcast: %d-byte message), medians of %d runs\n\n", subs, wire, wire, maxrun
-    print "| closed loop, in flight | endpoint | deliveries/s | publishes/s | p50 us | p99 us | p99.9 us | all subscribers p99 us | server CPU % | client CPU % | errors |"
-    print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for (d in depths) for (e = 1; e <= 2; e++) {
-        ep = e == 1 ? "ws" : "bc"; key = d SUBSEP ep
-        printf "| %s | %s | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d |\n", d, ep == "ws" ? "/ws publish" : "/broadcast",
-            med(key, "deliveries_per_s"), med(key, "published_per_s"), med(key, "p50_us"), med(key, "p99_us"),
-            med(key, "p999_us"), med(key, "all_p99_us"), med(key, "server_cpu_pct"), med(key, "client_cpu_pct"), errs[key]
-    }
-    print ""
-    print "/ws / /broadcast, median of the per-run paired ratios (deliveries/s: goal >= 0.9):"
-    print ""
-    print "| in flight | deliveries/s | p50 | p99 |"
-    print "|---:|---:|---:|---:|"
-    for (d in depths)
-        printf "| %s | %.2f | %.2f | %.2f |\n", d, ratio(d, "deliveries_per_s"), ratio(d, "p50_us"), ratio(d, "p99_us")
-    if (ns) {
-        print ""
-        printf "Memory: %d subscriptions (10 per client, 1,000 channels), %d runs (goal <= 64 B per subscription)\n\n", nsubs, ns
-        print "| | median | runs |"
-        print "|---|---:|---|"
-        l1 = l2 = l3 = l4 = l5 = ""
-        for (i = 1; i <= ns; i++) { l1 = l1 " " sub_b[i]; l2 = l2 " " conn_b[i]; l3 = l3 " " rss0[i]; l4 = l4 " " rss1[i]; l5 = l5 " " sub_s[i] }
-        printf "| bytes per subscription | %.1f |%s |\n", median(sub_b, ns, 0), l1
-        printf "| bytes per idle /ws connection | %.0f |%s |\n", median(conn_b, ns, 0), l2
-        printf "| VmRSS connected, KiB | %.0f |%s |\n", median(rss0, ns, 0), l3
-        printf "| VmRSS subscribed, KiB | %.0f |%s |\n", median(rss1, ns, 0), l4
-        printf "| seconds to subscribe all | %.1f |%s |\n", median(sub_s, ns, 0), l5
-        if (serr) printf "\nmemory runs counted %d errors\n", serr
-    }
-    if (length(cnt)) {
-        print ""
-        print "Instructions (callgrind, user space of the daemon), per round trip = (I(R2) - I(R1)) / (R2 - R1):"
-        print ""
-        print "| round trip | R1, R2 | instructions |"
-        print "|---|---|---:|"
-        printf "| /ws publish + ack, 4 subscribers | 200, 2200 | %s |\n", per("ws4", 1)
-        printf "| /broadcast, 4 receivers + own copy | 200, 2200 | %s |\n", per("bc4", 1)
-        printf "| /echo, 155 bytes | 200, 2200 | %s |\n", per("echo", 1)
-        printf "| /ws publish to %d subscribers, per delivery | 20, 120 | %s |\n", subs, per("ws" subs, subs)
-        printf "| /broadcast to %d receivers, per delivery | 20, 120 | %s |\n", subs, per("bc" subs, subs + 1)
-    }
-}' "$RES"
-} | tee "$OUT/table.md"
-if [ "$CG" = 1 ] && [ -s "$OUT/callgrind-top.txt" ]; then
-    {
-        echo
-        echo "Top functions (self instructions per publish, callgrind: 120-publish run minus 20-publish run), $(head -1 "$OUT/callgrind-top.txt"):"
-        echo
-        echo '```'
-        sed -n '2,26p' "$OUT/callgrind-top.txt"
-        echo '```'
-    } | tee -a "$OUT/table.md"
-fi
+echo "elapsed: $(($(date +%s) - START_TS)) s; loadavg at end: $(bench_loadavg)" >>"$OUT/meta.txt"
+tables
 
 if [ "$FAILED" = 1 ] || grep -q ' errors=[1-9]' "$RES"; then
     echo "$ME: some runs failed or counted errors (see above)" >&2
