@@ -53,6 +53,14 @@ void wsr_log_set_level(wsr_log_level level);
  * lines suppressed"). NULL restores stderr. Set it before starting servers. */
 typedef void (*wsr_log_fn)(wsr_log_level level, const char *msg, void *user);
 void wsr_log_set_sink(wsr_log_fn fn, void *user);
+/* A line in the server's log, for the layers built on the API (and embedders): at or
+ * below the level set, and rate-limited per fmt (the same format string) like the
+ * server's own lines, so a line a peer can cause cannot flood the log. */
+void wsr_log(wsr_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 typedef enum wsr_slow_policy {
     WSR_SLOW_CLOSE = 0, /* close a receiver whose unsent bytes reach max_backpressure */
@@ -340,6 +348,8 @@ void wsr_msg_free(wsr_msg *msg);
 /* Another reference to msg, for a holder that keeps it (a history of publications);
  * each reference is dropped with wsr_msg_free. Returns msg. */
 wsr_msg *wsr_msg_ref(wsr_msg *msg);
+/* The message's payload as it was given to wsr_msg_new; valid while a reference is held. */
+const void *wsr_msg_payload(const wsr_msg *msg, size_t *len);
 /* Queues a reference to msg. Same results as wsr_send. */
 int wsr_send_msg(wsr_server *srv, wsr_conn_id id, wsr_msg *msg);
 

@@ -101,14 +101,26 @@ bool log_admit(wsr_log_level level, const char *fmt) {
     return true;
 }
 
-void log_write(wsr_log_level level, const char *fmt, ...) {
+static void vlog_write(wsr_log_level level, const char *fmt, va_list ap) {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (n < 0) return;
     emit(level, msg, n < (int)sizeof msg ? (size_t)n : sizeof msg - 1);
+}
+
+void log_write(wsr_log_level level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_write(level, fmt, ap);
+    va_end(ap);
+}
+
+void wsr_log(wsr_log_level level, const char *fmt, ...) {
+    if (level > log_level || !log_admit(level, fmt)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_write(level, fmt, ap);
+    va_end(ap);
 }
 
 bool log_flush_suppressed(void) {

@@ -806,6 +806,11 @@ wsr_msg *wsr_msg_ref(wsr_msg *msg) {
     return msg;
 }
 
+const void *wsr_msg_payload(const wsr_msg *msg, size_t *len) {
+    *len = msg->plain->len - msg->hdr_len;
+    return msg->plain->data + msg->hdr_len;
+}
+
 void wsr_msg_free(wsr_msg *msg) {
     if (!msg || --msg->refs) return;
     buf_unref(msg->plain);

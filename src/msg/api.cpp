@@ -93,39 +93,10 @@ static void api_channels(wsr_messaging *ms, wsr_conn_id req) {
     api_answer(ms, req, 200);
 }
 
-// The value of query parameter `name`, percent-decoded into out (at most cap bytes).
-static bool query_param(wsr_str q, const char *name, char *out, size_t cap, size_t *len) {
-    size_t nl = strlen(name);
-    for (size_t i = 0; i < q.len;) {
-        size_t end = i;
-        while (end < q.len && q.ptr[end] != '&') end++;
-        if (end - i > nl && memcmp(q.ptr + i, name, nl) == 0 && q.ptr[i + nl] == '=') {
-            size_t n = 0;
-            for (size_t j = i + nl + 1; j < end; j++) {
-                char c = q.ptr[j];
-                if (c == '%' && j + 2 < end && isxdigit((unsigned char)q.ptr[j + 1]) &&
-                    isxdigit((unsigned char)q.ptr[j + 2])) {
-                    char hex[3] = {q.ptr[j + 1], q.ptr[j + 2], 0};
-                    c = (char)strtol(hex, nullptr, 16);
-                    j += 2;
-                } else if (c == '+') {
-                    c = ' ';
-                }
-                if (n == cap) return false;
-                out[n++] = c;
-            }
-            *len = n;
-            return true;
-        }
-        i = end + 1;
-    }
-    return false;
-}
-
 static void api_presence(wsr_messaging *ms, wsr_conn_id req, wsr_request *r) {
     char name[MAX_CHANNEL_NAME];
     size_t len = 0;
-    bool found = query_param(wsr_request_query(r), "channel", name, sizeof name, &len);
+    bool found = msg_query_param(wsr_request_query(r), "channel", name, sizeof name, &len);
     env_str ch{name, (uint32_t)len};
     if (!found || !msg_channel_name_ok(&ch)) return api_error(ms, req, 400, "bad_request", "?channel= a channel name");
     env_out_reset(&ms->out);

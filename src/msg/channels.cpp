@@ -26,14 +26,11 @@ static bool fit(void **arr, uint32_t *cap, uint32_t need, size_t elem) {
     return true;
 }
 
-void channels_init(channels *cs, uint32_t max_channels, uint32_t hist_count, uint64_t hist_age_ms,
-                   uint64_t epoch_seed) {
+void channels_init(channels *cs, uint32_t max_channels, uint64_t epoch_seed) {
     memset(cs, 0, sizeof *cs);
     cs->next_epoch = epoch_seed;
     cs->free_head = CHANNELS_NONE;
     cs->max_channels = max_channels;
-    cs->hist_count = hist_count;
-    cs->hist_age_ms = hist_age_ms;
 }
 
 static void channel_release(channel *c) {
@@ -50,7 +47,7 @@ void channels_free(channels *cs) {
     free(cs->index);
     free(cs->clients);
     uint64_t max_bytes = cs->max_hist_bytes;
-    channels_init(cs, cs->max_channels, cs->hist_count, cs->hist_age_ms, cs->next_epoch);
+    channels_init(cs, cs->max_channels, cs->next_epoch);
     cs->max_hist_bytes = max_bytes;
 }
 
@@ -92,7 +89,7 @@ static bool index_grow(channels *cs) {
     return true;
 }
 
-uint32_t channels_get(channels *cs, const char *name, uint32_t len) {
+uint32_t channels_get(channels *cs, const char *name, uint32_t len, uint32_t hist_count, uint64_t hist_age_ms) {
     uint32_t found = channels_find(cs, name, len);
     if (found != CHANNELS_NONE) return found;
     if (cs->live >= cs->max_channels) return CHANNELS_NONE;
@@ -119,7 +116,7 @@ uint32_t channels_get(channels *cs, const char *name, uint32_t len) {
     c->name = copy;
     c->name_len = len;
     c->epoch = cs->next_epoch++;
-    history_init(&c->hist, cs->hist_count, cs->hist_age_ms);
+    history_init(&c->hist, hist_count, hist_age_ms);
     cs->index[probe(cs, name, len)] = slot + 1;
     cs->live++;
     return slot;

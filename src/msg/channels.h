@@ -51,8 +51,6 @@ struct channels {
     chan_client *clients; // by client slot
     uint32_t clients_cap;
     uint32_t max_channels;
-    uint32_t hist_count;  // history of a new channel
-    uint64_t hist_age_ms;
     uint64_t next_epoch;  // the next channel's epoch
     uint64_t hist_bytes;  // held by all histories
     uint64_t max_hist_bytes; // past it, a channel's history is dropped rather than grown
@@ -61,8 +59,7 @@ struct channels {
 enum { CHANNELS_NONE = UINT32_MAX };
 
 // epoch_seed: where epochs start; random per process, so that they differ across restarts.
-void channels_init(channels *cs, uint32_t max_channels, uint32_t hist_count, uint64_t hist_age_ms,
-                   uint64_t epoch_seed);
+void channels_init(channels *cs, uint32_t max_channels, uint64_t epoch_seed);
 // Bounds the bytes all histories hold together (0: no bound). A publication that would
 // pass it empties its channel's history instead (recovery then says "gone", never a gap):
 // clients publishing large messages to many channels cannot grow memory without end.
@@ -70,9 +67,10 @@ static inline void channels_set_history_bytes(channels *cs, uint64_t max) { cs->
 void channels_free(channels *cs);
 // The channel with this name, or CHANNELS_NONE.
 uint32_t channels_find(const channels *cs, const char *name, uint32_t len);
-// The channel with this name, made when missing. CHANNELS_NONE when max_channels are in
-// use or out of memory.
-uint32_t channels_get(channels *cs, const char *name, uint32_t len);
+// The channel with this name, made when missing with a history of hist_count
+// publications for hist_age_ms (0: no age limit). CHANNELS_NONE when max_channels are
+// in use or out of memory.
+uint32_t channels_get(channels *cs, const char *name, uint32_t len, uint32_t hist_count, uint64_t hist_age_ms);
 static inline channel *channels_at(channels *cs, uint32_t ch) { return &cs->slots[ch]; }
 // Subscribes a client (idempotent). False when out of memory.
 bool channels_subscribe(channels *cs, uint32_t ch, uint32_t client);

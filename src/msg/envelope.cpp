@@ -20,6 +20,7 @@ struct env_parser {
     dom::element root;        // the last message env_parse accepted, as the DOM read it
     ondemand::parser doc;     // reads the envelope
     ondemand::parser payload; // reads a subscribe's payload.since
+    dom::parser other;        // validates an embedder's payloads
     char *buf;                // the message, followed by SIMDJSON_PADDING bytes
     size_t cap;
 };
@@ -169,6 +170,25 @@ bool env_since(env_parser *p, env_str payload, uint64_t *offset, env_str *epoch)
         return false;
     *epoch = env_str{e.data(), (uint32_t)e.size()};
     return true;
+}
+
+bool env_payload_string(env_parser *p, env_str payload, const char *key, env_str *out) {
+    if (!payload.ptr || payload.len == 0 || payload.ptr[0] != '{') return false;
+    ondemand::document d;
+    ondemand::object o;
+    std::string_view v;
+    size_t room = (size_t)(p->buf + p->cap - payload.ptr);
+    if (p->payload.iterate(payload.ptr, payload.len, room).get(d) || d.get_object().get(o) ||
+        o.find_field_unordered(key).get_string().get(v))
+        return false;
+    *out = env_str{v.data(), (uint32_t)v.size()};
+    return true;
+}
+
+bool env_json_valid(env_parser *p, const char *text, size_t len) {
+    dom::element e;
+    // The text is copied into padded room of the parser's own (it may sit anywhere).
+    return len <= p->cap - SIMDJSON_PADDING && !p->other.parse(text, len, true).get(e);
 }
 
 // --- writing ---------------------------------------------------------------------------

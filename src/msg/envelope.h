@@ -51,6 +51,12 @@ bool env_field_string_at(env_parser *p, const char *key, size_t i, env_str *out)
 // payload.since of a subscribe: {"offset": N, "epoch": "..."}. False when absent or
 // malformed (then nothing is recovered).
 bool env_since(env_parser *p, env_str payload, uint64_t *offset, env_str *epoch);
+// A string field of the payload (an auth's payload.token), unescaped; valid until the
+// next call. False when absent or not a string.
+bool env_payload_string(env_parser *p, env_str payload, const char *key, env_str *out);
+// Whether text is one JSON value (an embedder's payload). Leaves the message env_parse
+// accepted last, and the views into it, untouched.
+bool env_json_valid(env_parser *p, const char *text, size_t len);
 
 // --- writing ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "msg/namespaces.h"
 #include "msg/probe.h"
 #include "msg/server.h"
 
@@ -37,8 +38,10 @@ void wsr_messaging_options_default(wsr_messaging_options *o) {
     o->burst_bytes = 8ull << 20;
     o->rate_publish = 500;
     o->burst_publish = 1000;
-    o->rate_handshakes = 20;
-    o->burst_handshakes = 100;
+    // Per address: many clients may share one behind a NAT, so this only stops a
+    // reconnect storm from one host.
+    o->rate_handshakes = 100;
+    o->burst_handshakes = 500;
 }
 
 uint64_t msg_now_ms(void) {
@@ -112,9 +115,13 @@ static uint32_t client_add(wsr_messaging *ms, wsr_conn_id conn) {
     c->id[CLIENT_ID_LEN] = '\0';
     c->conn = conn;
     c->strikes = 0;
-    c->msg_tokens = (uint64_t)ms->opts.burst_messages * 1000;
-    c->byte_tokens = ms->opts.burst_bytes * 1000;
+    c->msg_tokens = rate_full(&ms->lim_messages);
+    c->byte_tokens = rate_full(&ms->lim_bytes);
+    c->pub_tokens = rate_full(&ms->lim_publish);
     c->refilled_ms = msg_now_ms();
+    c->who = nullptr;
+    c->deadline_ms = 0;
+    c->deadline_code = 0;
     ms->by_id[id_probe(ms, c->id, CLIENT_ID_LEN)] = slot + 1;
     ms->live++;
     return slot;
@@ -125,6 +132,9 @@ static void client_remove(wsr_messaging *ms, uint32_t slot) {
     probe_remove(ms->by_id, ms->by_id_cap, id_probe(ms, c->id, CLIENT_ID_LEN),
                  [ms](uint32_t e) { return id_hash(ms->clients[e - 1].id); });
     c->id[0] = '\0';
+    auth_identity_free(c->who);
+    c->who = nullptr;
+    c->deadline_ms = 0;
     c->next_free = ms->free_head;
     ms->free_head = slot;
     ms->live--;
@@ -174,13 +184,14 @@ void msg_send_error(wsr_messaging *ms, wsr_conn_id to, const env_str *id, const 
 }
 
 // rate_limited, with retryAfterMs; it counts as a bad message.
-static void send_rate_limited(wsr_messaging *ms, wsr_conn_id to, const env_str *id, uint64_t wait_ms) {
+static void send_rate_limited(wsr_messaging *ms, wsr_conn_id to, const env_str *id, uint64_t wait_ms,
+                              const char *what) {
     msg_begin(ms, "error", id);
     env_key(&ms->out, "payload", false);
     env_key(&ms->out, "code", true);
     env_lit(&ms->out, "\"rate_limited\"");
     env_key(&ms->out, "message", false);
-    env_lit(&ms->out, "\"over the message or byte rate\"");
+    env_string(&ms->out, what, strlen(what));
     env_key(&ms->out, "retryAfterMs", false);
     env_u64(&ms->out, wait_ms);
     env_raw(&ms->out, "}", 1);
@@ -220,13 +231,19 @@ static void client_object(wsr_messaging *ms, uint32_t client) {
     env_key(&ms->out, "clientId", true);
     env_string(&ms->out, ms->clients[client].id, CLIENT_ID_LEN);
     env_key(&ms->out, "user", false);
-    env_lit(&ms->out, "null}");
+    const auth_identity *who = ms->clients[client].who;
+    if (who)
+        env_string(&ms->out, who->user, strlen(who->user));
+    else
+        env_lit(&ms->out, "null");
+    env_raw(&ms->out, "}", 1);
 }
 
 // join / leave to the other members of a channel: framed once for all of them.
 static void presence_event(wsr_messaging *ms, uint32_t ch, uint32_t client, const char *type) {
     channel *c = channels_at(&ms->chans, ch);
     if (!c->nmembers || (c->nmembers == 1 && c->members[0].client == client)) return;
+    if (!ns_of(&ms->opts, c->name, c->name_len)->join_leave) return;
     msg_begin(ms, type, nullptr);
     env_key(&ms->out, "channel", false);
     env_string(&ms->out, c->name, c->name_len);
@@ -259,7 +276,30 @@ void msg_presence_list(wsr_messaging *ms, uint32_t ch) {
     env_raw(&ms->out, "]}", 2);
 }
 
-static void on_presence(wsr_messaging *ms, wsr_conn_id from, const envelope *e) {
+// Whether the client may do `a` on the envelope's channel; when not it is told (a bad
+// message) and false.
+static bool allowed(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e, ns_action a) {
+    const wsr_namespace *ns = ns_of(&ms->opts, e->channel.ptr, e->channel.len);
+    const char *code = ns_check(ns, a, ms->clients[client].who, e->channel.ptr, e->channel.len);
+    if (!code) {
+        ms->clients[client].strikes = 0;
+        return true;
+    }
+    strike(ms, from, &e->id, code,
+           a == NS_SUBSCRIBE ? "not allowed to subscribe to this channel" : "not allowed to publish on this channel");
+    return false;
+}
+
+// A channel made for the namespace it is in (its history).
+static uint32_t channel_get(wsr_messaging *ms, const env_str *name) {
+    const wsr_namespace *ns = ns_of(&ms->opts, name->ptr, name->len);
+    return channels_get(&ms->chans, name->ptr, name->len, ns->history_size, ns->history_ttl_ms);
+}
+
+static void on_presence(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+    if (!ns_of(&ms->opts, e->channel.ptr, e->channel.len)->presence)
+        return strike(ms, from, &e->id, "forbidden", "presence is off for this channel");
+    if (!allowed(ms, from, client, e, NS_SUBSCRIBE)) return;
     uint32_t ch = channels_find(&ms->chans, e->channel.ptr, e->channel.len);
     msg_begin(ms, "presence", &e->id);
     env_key(&ms->out, "channel", false);
@@ -271,7 +311,8 @@ static void on_presence(wsr_messaging *ms, wsr_conn_id from, const envelope *e) 
 }
 
 static void on_subscribe(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
-    uint32_t ch = channels_get(&ms->chans, e->channel.ptr, e->channel.len);
+    if (!allowed(ms, from, client, e, NS_SUBSCRIBE)) return;
+    uint32_t ch = channel_get(ms, &e->channel);
     if (ch == CHANNELS_NONE) return msg_send_error(ms, from, &e->id, "unavailable", "no room for another channel");
     bool joined = !channels_is_member(&ms->chans, ch, client);
     if (!channels_subscribe(&ms->chans, ch, client)) return msg_send_error(ms, from, &e->id, "unavailable", "out of memory");
@@ -315,7 +356,7 @@ static void ack(wsr_messaging *ms, wsr_conn_id to, const envelope *e, const uint
 }
 
 uint64_t msg_publish(wsr_messaging *ms, const envelope *e, const char *from, char epoch_out[17], const char **why) {
-    uint32_t ch = channels_get(&ms->chans, e->channel.ptr, e->channel.len);
+    uint32_t ch = channel_get(ms, &e->channel);
     if (ch == CHANNELS_NONE) {
         *why = "no room for another channel";
         return 0;
@@ -357,6 +398,7 @@ uint64_t msg_publish(wsr_messaging *ms, const envelope *e, const char *from, cha
 }
 
 static void on_publish(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+    if (!allowed(ms, from, client, e, NS_PUBLISH)) return;
     char epoch[17];
     const char *why;
     uint64_t offset = msg_publish(ms, e, ms->clients[client].id, epoch, &why);
@@ -397,70 +439,154 @@ static void on_send(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const 
 
 static bool is(const env_str *s, const char *lit) { return s->len == strlen(lit) && memcmp(s->ptr, lit, s->len) == 0; }
 
-// Takes one message of len bytes from the client's buckets. 0 when it may go, else the
-// milliseconds until it could.
-static uint64_t rate_wait(wsr_messaging *ms, msg_client *c, size_t len) {
-    const wsr_messaging_options &o = ms->opts;
+// Takes one message of len bytes (a publish too when it is one) from the client's
+// buckets. 0 when it may go, else the milliseconds until it could (*what: which limit).
+static uint64_t rate_check(wsr_messaging *ms, msg_client *c, size_t len, bool publish, const char **what) {
     uint64_t now = msg_now_ms(), dt = now - c->refilled_ms;
     c->refilled_ms = now;
-    // Tokens in thousandths: a rate per second is the same number per millisecond.
-    uint64_t mcap = (uint64_t)o.burst_messages * 1000, bcap = o.burst_bytes * 1000;
-    c->msg_tokens = c->msg_tokens + dt * o.rate_messages > mcap ? mcap : c->msg_tokens + dt * o.rate_messages;
-    c->byte_tokens = c->byte_tokens + dt * o.rate_bytes > bcap ? bcap : c->byte_tokens + dt * o.rate_bytes;
-    uint64_t need_m = o.rate_messages ? 1000 : 0, need_b = o.rate_bytes ? (uint64_t)len * 1000 : 0;
-    if (c->msg_tokens >= need_m && c->byte_tokens >= need_b) {
-        c->msg_tokens -= need_m;
-        c->byte_tokens -= need_b;
-        return 0;
+    c->msg_tokens = rate_refill(c->msg_tokens, &ms->lim_messages, dt);
+    c->byte_tokens = rate_refill(c->byte_tokens, &ms->lim_bytes, dt);
+    c->pub_tokens = rate_refill(c->pub_tokens, &ms->lim_publish, dt);
+    uint64_t wm = rate_wait(c->msg_tokens, &ms->lim_messages, 1);
+    uint64_t wb = rate_wait(c->byte_tokens, &ms->lim_bytes, len);
+    uint64_t wp = publish ? rate_wait(c->pub_tokens, &ms->lim_publish, 1) : 0;
+    uint64_t wait = wm > wb ? wm : wb;
+    if (wp > wait) wait = wp;
+    if (wait) {
+        *what = wp == wait ? "over the publish rate" : wm == wait ? "over the message rate" : "over the byte rate";
+        return wait;
     }
-    uint64_t wait_m = c->msg_tokens >= need_m ? 0 : (need_m - c->msg_tokens + o.rate_messages - 1) / o.rate_messages;
-    uint64_t wait_b = c->byte_tokens >= need_b ? 0 : (need_b - c->byte_tokens + o.rate_bytes - 1) / o.rate_bytes;
-    return wait_m > wait_b ? wait_m : wait_b;
+    c->msg_tokens = rate_take(c->msg_tokens, &ms->lim_messages, 1);
+    c->byte_tokens = rate_take(c->byte_tokens, &ms->lim_bytes, len);
+    if (publish) c->pub_tokens = rate_take(c->pub_tokens, &ms->lim_publish, 1);
+    return 0;
+}
+
+// `auth` with payload.token: authenticates an anonymous connection, or refreshes the
+// token of an authenticated one (same user). A bad token closes with 4001 (4002 when it
+// had expired); another user's token with 4003.
+static void on_auth(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
+    env_str tok;
+    if (!env_payload_string(ms->parser, e->payload, "token", &tok))
+        return strike(ms, from, &e->id, "bad_request", "auth needs payload.token");
+    if (!auth_accepts_tokens(&ms->creds))
+        return strike(ms, from, &e->id, "bad_request", "this server takes no tokens");
+    auth_identity *who;
+    const char *why;
+    auth_result r = auth_token(&ms->creds, tok.ptr, tok.len, msg_now_ms(), &who, &why);
+    msg_client *c = &ms->clients[client];
+    if (r != AUTH_OK) {
+        msg_send_error(ms, from, &e->id, "unauthorized", why);
+        wsr_log(WSR_LOG_INFO, "messaging: client %s: auth refused: %s", c->id, why);
+        wsr_close(ms->srv, from, r == AUTH_EXPIRED ? 4002 : 4001, r == AUTH_EXPIRED ? "token expired" : "unauthorized");
+        return;
+    }
+    if (c->who && strcmp(c->who->user, who->user) != 0) {
+        auth_identity_free(who);
+        msg_send_error(ms, from, &e->id, "forbidden", "a token for another user");
+        wsr_close(ms->srv, from, 4003, "forbidden");
+        return;
+    }
+    auth_identity_free(c->who);
+    c->who = who;
+    msg_deadline_set(ms, client, who->expires_ms, who->expires_ms ? 4002 : 0);
+    if (!e->id.ptr) return;
+    msg_begin(ms, "ack", &e->id);
+    env_key(&ms->out, "payload", false);
+    env_key(&ms->out, "user", true);
+    env_string(&ms->out, who->user, strlen(who->user));
+    env_key(&ms->out, "expiresAt", false);
+    if (who->expires_ms)
+        env_u64(&ms->out, who->expires_ms);
+    else
+        env_lit(&ms->out, "null");
+    env_raw(&ms->out, "}", 1);
+    msg_finish(&ms->out);
+    msg_send_out(ms, from);
+}
+
+// A type an embedder registered: its handler answers.
+static void on_custom(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e, const msg_handler *h) {
+    const msg_client *c = &ms->clients[client];
+    wsr_messaging_message m;
+    m.conn = from;
+    m.client_id = c->id;
+    m.user = c->who ? c->who->user : nullptr;
+    m.type = wsr_str{e->type.ptr, e->type.len};
+    m.id = wsr_str{e->id.ptr, e->id.len};
+    m.channel = wsr_str{e->channel.ptr, e->channel.len};
+    m.payload = wsr_str{e->payload.ptr, e->payload.len};
+    h->fn(ms, &m, h->user);
 }
 
 static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint8_t *data, size_t len, void *user) {
     wsr_messaging *ms = (wsr_messaging *)user;
     uint32_t client = slot_of(ms, from);
-    uint64_t wait = rate_wait(ms, &ms->clients[client], len);
-    if (op != WSR_TEXT && !wait) return strike(ms, from, nullptr, "bad_request", "messages are JSON text frames");
+    msg_client *c = &ms->clients[client];
     envelope e;
     const char *why;
     env_result r = op == WSR_TEXT ? env_parse(ms->parser, (const char *)data, len, &e, &why, true) : ENV_BAD_REQUEST;
     // Over the rate: answered (to its id, when it has one) and not acted on.
-    if (wait) return send_rate_limited(ms, from, r == ENV_OK ? &e.id : nullptr, wait);
+    const char *what;
+    uint64_t wait = rate_check(ms, c, len, r == ENV_OK && is(&e.type, "publish"), &what);
+    if (wait) return send_rate_limited(ms, from, r == ENV_OK ? &e.id : nullptr, wait, what);
+    if (op != WSR_TEXT) return strike(ms, from, nullptr, "bad_request", "messages are JSON text frames");
     if (r == ENV_INVALID_JSON) return strike(ms, from, nullptr, "invalid_json", why);
     if (r != ENV_OK) return strike(ms, from, &e.id, "bad_request", why);
     bool needs_channel =
         is(&e.type, "subscribe") || is(&e.type, "unsubscribe") || is(&e.type, "publish") || is(&e.type, "presence");
-    if (!needs_channel && !is(&e.type, "ping") && !is(&e.type, "send"))
+    const msg_handler *h = nullptr;
+    if (!needs_channel && !is(&e.type, "ping") && !is(&e.type, "send") && !is(&e.type, "auth") &&
+        !(h = msg_handler_find(ms, e.type.ptr, e.type.len)))
         return strike(ms, from, &e.id, "unknown_type", "unknown message type");
     if (needs_channel && !msg_channel_name_ok(&e.channel))
         return strike(ms, from, &e.id, "bad_request", "channel must be 1-128 of A-Z a-z 0-9 _ . : @ / -");
-    ms->clients[client].strikes = 0; // a good message: the count of bad ones starts over
+    // Where authentication is required, an anonymous connection (waiting out its
+    // authentication timeout) may only authenticate and ping.
+    if (ms->opts.auth_required && !c->who && !is(&e.type, "auth") && !is(&e.type, "ping"))
+        return strike(ms, from, &e.id, "unauthorized", "authenticate first (auth)");
+    // A good message: the count of bad ones starts over (for channel operations once
+    // they are allowed).
+    if (!is(&e.type, "subscribe") && !is(&e.type, "presence") && !is(&e.type, "publish")) c->strikes = 0;
     if (is(&e.type, "ping")) {
         msg_begin(ms, "pong", &e.id);
         msg_finish(&ms->out);
-        return msg_send_out(ms, from);
-    }
-    if (is(&e.type, "subscribe")) return on_subscribe(ms, from, client, &e);
-    if (is(&e.type, "unsubscribe")) {
+        msg_send_out(ms, from);
+    } else if (is(&e.type, "subscribe")) {
+        on_subscribe(ms, from, client, &e);
+    } else if (is(&e.type, "unsubscribe")) {
         uint32_t ch = channels_find(&ms->chans, e.channel.ptr, e.channel.len);
         if (ch != CHANNELS_NONE && channels_is_member(&ms->chans, ch, client)) leave(ms, ch, client);
-        return ack(ms, from, &e, nullptr);
+        ack(ms, from, &e, nullptr);
+    } else if (is(&e.type, "presence")) {
+        on_presence(ms, from, client, &e);
+    } else if (is(&e.type, "publish")) {
+        on_publish(ms, from, client, &e);
+    } else if (is(&e.type, "auth")) {
+        on_auth(ms, from, client, &e);
+    } else if (h) {
+        on_custom(ms, from, client, &e, h);
+    } else {
+        on_send(ms, from, client, &e);
     }
-    if (is(&e.type, "presence")) return on_presence(ms, from, &e);
-    if (is(&e.type, "publish")) return on_publish(ms, from, client, &e);
-    on_send(ms, from, client, &e);
 }
 
 static void on_open(wsr_server *srv, wsr_conn_id id, void *user) {
     wsr_messaging *ms = (wsr_messaging *)user;
+    auth_identity *who = msg_pending_take(ms, id, wsr_conn_user(srv, id));
+    wsr_conn_set_user(srv, id, nullptr);
     uint32_t slot = client_add(ms, id);
     if (slot == MSG_NONE) {
+        auth_identity_free(who);
         wsr_close(srv, id, 1011, "out of memory");
         return;
     }
     wsr_conn_set_user(srv, id, (void *)(uintptr_t)(slot + 1));
+    ms->clients[slot].who = who;
+    if (who && who->expires_ms)
+        msg_deadline_set(ms, slot, who->expires_ms, 4002);
+    else if (!who && ms->opts.auth_timeout_ms && auth_accepts_tokens(&ms->creds))
+        msg_deadline_set(ms, slot, msg_now_ms() + ms->opts.auth_timeout_ms, 4001);
     msg_begin(ms, "connection:established", nullptr);
     env_key(&ms->out, "payload", false);
     client_object(ms, slot);
@@ -483,8 +609,53 @@ static void on_close(wsr_server *srv, wsr_conn_id id, uint16_t, void *user) {
 
 static void on_expire(uv_timer_t *t) {
     wsr_messaging *ms = (wsr_messaging *)t->data;
-    channels_expire(&ms->chans, msg_now_ms());
+    uint64_t now = msg_now_ms();
+    channels_expire(&ms->chans, now);
+    msg_pending_sweep(ms, now);
 }
+
+// --- authentication deadlines ------------------------------------------------------------------
+
+// Deadlines are rounded up to this, so that many clients whose tokens expire close
+// together cost one pass over the clients.
+enum { DEADLINE_GRAIN_MS = 250 };
+
+static void on_deadlines(uv_timer_t *t);
+
+static void deadline_start(wsr_messaging *ms, uint64_t at_ms) {
+    uint64_t now = msg_now_ms();
+    ms->next_deadline = at_ms;
+    uv_timer_start(&ms->deadlines, on_deadlines, at_ms > now ? at_ms - now : 0, 0);
+}
+
+void msg_deadline_set(wsr_messaging *ms, uint32_t client, uint64_t at_ms, uint16_t code) {
+    msg_client *c = &ms->clients[client];
+    c->deadline_ms = at_ms ? (at_ms + DEADLINE_GRAIN_MS - 1) / DEADLINE_GRAIN_MS * DEADLINE_GRAIN_MS : 0;
+    c->deadline_code = code;
+    if (c->deadline_ms && (!ms->next_deadline || c->deadline_ms < ms->next_deadline)) deadline_start(ms, c->deadline_ms);
+}
+
+// Closes the clients whose deadline passed; arms the timer for the next one.
+static void on_deadlines(uv_timer_t *t) {
+    wsr_messaging *ms = (wsr_messaging *)t->data;
+    uint64_t now = msg_now_ms(), next = 0;
+    ms->next_deadline = 0;
+    for (uint32_t i = 0; i < ms->nclients; i++) {
+        msg_client *c = &ms->clients[i];
+        if (!c->id[0] || !c->deadline_ms) continue;
+        if (c->deadline_ms <= now) {
+            const char *why = c->deadline_code == 4002 ? "token expired" : "authentication timeout";
+            wsr_log(WSR_LOG_INFO, "messaging: client %s closed %u: %s", c->id, c->deadline_code, why);
+            wsr_close(ms->srv, c->conn, c->deadline_code, why);
+            c->deadline_ms = 0;
+        } else if (!next || c->deadline_ms < next) {
+            next = c->deadline_ms;
+        }
+    }
+    if (next) deadline_start(ms, next);
+}
+
+// --- life ---------------------------------------------------------------------------------------
 
 wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *path, const wsr_messaging_options *o) {
     wsr_messaging *ms = (wsr_messaging *)calloc(1, sizeof *ms);
@@ -495,18 +666,29 @@ wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *p
     if (o) memcpy(&ms->opts, o, o->size < sizeof *o ? o->size : sizeof *o);
     ms->opts.size = sizeof ms->opts;
     ms->free_head = MSG_NONE;
+    ms->pending_free = MSG_NONE;
+    const wsr_messaging_options &op = ms->opts;
+    ms->lim_messages = rate_limit{op.rate_messages, op.burst_messages};
+    ms->lim_bytes = rate_limit{op.rate_bytes, op.burst_bytes};
+    ms->lim_publish = rate_limit{op.rate_publish, op.burst_publish};
+    rate_limit hs{op.rate_handshakes, op.burst_handshakes};
     uint64_t seed;
     RAND_bytes((unsigned char *)&seed, sizeof seed);
-    channels_init(&ms->chans, ms->opts.max_channels, ms->opts.defaults.history_size, ms->opts.defaults.history_ttl_ms, seed);
-    channels_set_history_bytes(&ms->chans, ms->opts.history_memory);
-    ms->parser = env_parser_new((size_t)ms->opts.max_message);
+    channels_init(&ms->chans, op.max_channels, seed);
+    channels_set_history_bytes(&ms->chans, op.history_memory);
+    ms->parser = env_parser_new((size_t)op.max_message);
+    uv_timer_init(loop, &ms->expire);
+    uv_timer_init(loop, &ms->deadlines);
+    ms->expire.data = ms->deadlines.data = ms;
+    uv_unref((uv_handle_t *)&ms->deadlines);
     wsr_endpoint ep = WSR_ENDPOINT_INIT;
+    ep.on_upgrade = msg_on_upgrade;
     ep.on_open = on_open;
     ep.on_message = on_message;
     ep.on_close = on_close;
-    uv_timer_init(loop, &ms->expire);
-    ms->expire.data = ms;
-    if (!ms->parser || wsr_server_endpoint(srv, path, &ep, ms) != WSR_OK) {
+    bool ok = ms->parser && ns_validate(&op) == WSR_OK && rate_table_init(&ms->handshakes, &hs, 8192, seed * 3);
+    if (ok && auth_init(&ms->creds, &op) != WSR_OK) ok = false;
+    if (!ok || wsr_server_endpoint(srv, path, &ep, ms) != WSR_OK) {
         wsr_messaging_free(ms);
         return nullptr;
     }
@@ -515,16 +697,39 @@ wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *p
     return ms;
 }
 
-static void on_timer_closed(uv_handle_t *h) {
-    wsr_messaging *ms = (wsr_messaging *)h->data;
+int wsr_messaging_reload(wsr_messaging *ms) { return auth_reload(&ms->creds); }
+
+void msg_release(wsr_messaging *ms) {
     channels_free(&ms->chans);
     env_parser_free(ms->parser);
     env_out_free(&ms->out);
+    for (uint32_t i = 0; i < ms->nclients; i++) auth_identity_free(ms->clients[i].who);
+    for (uint32_t i = 0; i < ms->npending; i++) auth_identity_free(ms->pending[i].who);
+    for (uint32_t i = 0; i < ms->nhandlers; i++) free(ms->handlers[i].type);
+    free(ms->handlers);
+    free(ms->pending);
     free(ms->clients);
     free(ms->by_id);
+    rate_table_free(&ms->handshakes);
+    auth_free(&ms->creds);
     free(ms);
 }
 
+// The two timers close one after the other; the memory goes after the second, or after
+// the last password check still running off the loop.
+static void on_deadlines_closed(uv_handle_t *h) {
+    wsr_messaging *ms = (wsr_messaging *)h->data;
+    ms->timers_closed = true;
+    if (!ms->jobs) msg_release(ms);
+}
+
+static void on_expire_closed(uv_handle_t *h) {
+    wsr_messaging *ms = (wsr_messaging *)h->data;
+    uv_close((uv_handle_t *)&ms->deadlines, on_deadlines_closed);
+}
+
 void wsr_messaging_free(wsr_messaging *ms) {
-    if (ms) uv_close((uv_handle_t *)&ms->expire, on_timer_closed);
+    if (!ms) return;
+    ms->freeing = true;
+    uv_close((uv_handle_t *)&ms->expire, on_expire_closed);
 }

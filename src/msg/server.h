@@ -1,12 +1,15 @@
-// The messaging server's state and the helpers its two faces share: the /ws protocol
-// (messaging.cpp) and the backend HTTP API (api.cpp). Private to src/msg/.
+// The messaging server's state and the helpers its parts share: the /ws protocol
+// (messaging.cpp), its upgrade hook (upgrade.cpp), the backend HTTP API (api.cpp) and
+// the embedder's handlers (handlers.cpp). Private to src/msg/.
 #pragma once
 
 #include <stdint.h>
 #include <uv.h>
 
+#include "msg/auth.h"
 #include "msg/channels.h"
 #include "msg/envelope.h"
+#include "msg/ratelimit.h"
 #include "wsr/messaging.h"
 
 enum { CLIENT_ID_LEN = 32, MAX_CHANNEL_NAME = 128, EXPIRE_EVERY_MS = 10000 };
@@ -16,10 +19,29 @@ struct msg_client {
     wsr_conn_id conn;
     uint32_t strikes;           // bad messages in a row
     uint32_t next_free;
-    // Token buckets (rate limits), in thousandths of a message and of a byte, refilled
-    // from the time of the last message.
-    uint64_t msg_tokens, byte_tokens;
+    // Token buckets (rate limits), in thousandths of a message, of a byte and of a
+    // publish, refilled from the time of the last message.
+    uint64_t msg_tokens, byte_tokens, pub_tokens;
     uint64_t refilled_ms;
+    auth_identity *who;   // NULL: anonymous
+    uint64_t deadline_ms; // when it is closed with deadline_code unless it authenticates; 0 none
+    uint16_t deadline_code; // 4001: no auth in time; 4002: its token expired
+};
+
+// An identity accepted at the upgrade, waiting for on_open (which takes it; a client
+// that disappears before is swept after PENDING_MS).
+struct msg_pending {
+    wsr_conn_id conn; // 0: free
+    auth_identity *who;
+    uint64_t at_ms;
+    uint32_t next_free;
+};
+
+// A type an embedder handles (wsr_messaging_on).
+struct msg_handler {
+    char *type;
+    wsr_messaging_handler fn;
+    void *user;
 };
 
 struct wsr_messaging {
@@ -36,7 +58,24 @@ struct wsr_messaging {
     uv_timer_t expire; // old history goes even on channels nobody publishes to any more
     const char *const *api_keys;
     size_t api_prefix_len;
+    auth creds;
+    rate_limit lim_messages, lim_bytes, lim_publish;
+    rate_table handshakes;    // upgrades per client address
+    msg_pending *pending;
+    uint32_t npending, pending_cap, pending_free;
+    uv_timer_t deadlines;     // authentication timeouts and token expiries
+    uint64_t next_deadline;   // when it fires; 0: not armed
+    uint32_t jobs;            // password checks still running off the loop
+    bool freeing;             // wsr_messaging_free was called
+    bool timers_closed;       // both timers' close callbacks ran: the last job frees
+    msg_handler *handlers;
+    uint32_t nhandlers;
 };
+
+// The connection's user pointer holds its client slot + 1 once open, and the pending
+// slot + 1 with this bit between the upgrade and on_open.
+static const uintptr_t MSG_PENDING_BIT = (uintptr_t)1 << (sizeof(uintptr_t) * 8 - 1);
+enum { PENDING_MS = 60000 };
 
 // A client slot that is not there.
 static const uint32_t MSG_NONE = UINT32_MAX;
@@ -64,5 +103,20 @@ void msg_presence_list(wsr_messaging *ms, uint32_t ch);
 // backend (from NULL): framed once, shared by every subscriber and by the history.
 // The offset, and the channel's epoch in epoch_out; 0 when it could not be made (*why).
 uint64_t msg_publish(wsr_messaging *ms, const envelope *e, const char *from, char epoch_out[17], const char **why);
+// Runs the upgrade hook of the /ws endpoint: handshakes per address, credentials.
+void msg_on_upgrade(wsr_server *srv, wsr_request *req, void *user);
+// Takes the identity a connection was accepted with (NULL: anonymous) at on_open.
+auth_identity *msg_pending_take(wsr_messaging *ms, wsr_conn_id conn, void *user_ptr);
+// Frees pending identities whose connection never opened.
+void msg_pending_sweep(wsr_messaging *ms, uint64_t now_ms);
+// The client's authentication deadline (0: none); arms the timer.
+void msg_deadline_set(wsr_messaging *ms, uint32_t client, uint64_t at_ms, uint16_t code);
+// The value of query parameter `name`, percent-decoded into out (at most cap bytes).
+bool msg_query_param(wsr_str q, const char *name, char *out, size_t cap, size_t *len);
+// Frees what is left once the timers are closed and no password check runs.
+void msg_release(wsr_messaging *ms);
+// An embedder's handler for a type, or NULL.
+const msg_handler *msg_handler_find(const wsr_messaging *ms, const char *type, size_t len);
+
 // A direct message to client slot `to` from a client's id or from the backend (NULL).
 void msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *from);

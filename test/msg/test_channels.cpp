@@ -111,11 +111,14 @@ static void check_consistent(channels *cs) {
     }
 }
 
-static uint32_t get(channels *cs, const char *name) { return channels_get(cs, name, (uint32_t)strlen(name)); }
+// The history each test's channels are made with.
+static uint32_t hist_count;
+static uint32_t get(channels *cs, const char *name) { return channels_get(cs, name, (uint32_t)strlen(name), hist_count, 0); }
 
 static void test_subscribe_unsubscribe(void **) {
     channels cs;
-    channels_init(&cs, 100, 10, 0, 7);
+    channels_init(&cs, 100, 7);
+    hist_count = 10;
     uint32_t a = get(&cs, "agents:1"), b = get(&cs, "dash");
     assert_int_not_equal(a, CHANNELS_NONE);
     assert_int_equal(get(&cs, "agents:1"), a);
@@ -145,7 +148,8 @@ static void test_random_operations_match_a_model(void **) {
     static bool model[NAMES][CLIENTS];
     memset(model, 0, sizeof model);
     channels cs;
-    channels_init(&cs, 1000, 0, 0, 1); // no history: channels go as soon as they are empty
+    channels_init(&cs, 1000, 1);
+    hist_count = 0; // no history: channels go as soon as they are empty
     uint32_t seed = 12345;
     auto rnd = [&](uint32_t n) {
         seed = seed * 1103515245 + 12345;
@@ -188,7 +192,8 @@ static void test_random_operations_match_a_model(void **) {
 
 static void test_publish_offsets_history_and_epochs(void **) {
     channels cs;
-    channels_init(&cs, 10, 3, 0, 100);
+    channels_init(&cs, 10, 100);
+    hist_count = 3;
     uint32_t ch = get(&cs, "news");
     for (uint64_t o = 1; o <= 5; o++) {
         wsr_msg *m = text("n");
@@ -201,7 +206,8 @@ static void test_publish_offsets_history_and_epochs(void **) {
     assert_int_equal(channels_find(&cs, "news", 4), ch);
     channels_free(&cs);
     // Made again, the channel is a new epoch: its offsets mean something else.
-    channels_init(&cs, 10, 0, 0, 100);
+    channels_init(&cs, 10, 100);
+    hist_count = 0;
     ch = get(&cs, "a");
     uint64_t e1 = channels_at(&cs, ch)->epoch;
     channels_subscribe(&cs, ch, 1);
@@ -215,7 +221,8 @@ static void test_publish_offsets_history_and_epochs(void **) {
 // it empties its channel's history (recovery says "gone", never a gap).
 static void test_history_byte_budget(void **) {
     channels cs;
-    channels_init(&cs, 10, 100, 0, 0);
+    channels_init(&cs, 10, 0);
+    hist_count = 100;
     channels_set_history_bytes(&cs, 35);
     uint32_t a = get(&cs, "a"), b = get(&cs, "b");
     for (uint64_t o = 1; o <= 3; o++) {
@@ -239,7 +246,8 @@ static void test_history_byte_budget(void **) {
 
 static void test_max_channels(void **) {
     channels cs;
-    channels_init(&cs, 2, 0, 0, 0);
+    channels_init(&cs, 2, 0);
+    hist_count = 0;
     assert_int_not_equal(get(&cs, "a"), CHANNELS_NONE);
     assert_int_not_equal(get(&cs, "b"), CHANNELS_NONE);
     assert_int_equal(get(&cs, "c"), CHANNELS_NONE);
