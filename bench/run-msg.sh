@@ -205,7 +205,8 @@ sed 's/^/# /' "$OUT/meta.txt" >&2
 
 # --- 1. fan-out -------------------------------------------------------------------------
 bench_start_server wsreactor "$WSREACTOR"
-PID=$SPID PORT=$SPORT # shellcheck disable=SC2153 # set by bench_start_server
+# shellcheck disable=SC2153 # SPORT is set by bench_start_server
+PID=$SPID PORT=$SPORT
 # The /broadcast message is as long as what a /ws subscriber receives: a short probe
 # learns that length (it grows by a byte or two as offsets gain digits).
 PREFIX="case=probe run=0 ep=ws"
