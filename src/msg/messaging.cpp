@@ -679,6 +679,7 @@ wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *p
     ms->parser = env_parser_new((size_t)op.max_message);
     uv_timer_init(loop, &ms->expire);
     uv_timer_init(loop, &ms->deadlines);
+    ms->timers_open = 2;
     ms->expire.data = ms->deadlines.data = ms;
     uv_unref((uv_handle_t *)&ms->deadlines);
     wsr_endpoint ep = WSR_ENDPOINT_INIT;
@@ -715,21 +716,16 @@ void msg_release(wsr_messaging *ms) {
     free(ms);
 }
 
-// The two timers close one after the other; the memory goes after the second, or after
+// Both timers close at once; the memory goes after the second close callback, or after
 // the last password check still running off the loop.
-static void on_deadlines_closed(uv_handle_t *h) {
+static void on_timer_closed(uv_handle_t *h) {
     wsr_messaging *ms = (wsr_messaging *)h->data;
-    ms->timers_closed = true;
-    if (!ms->jobs) msg_release(ms);
-}
-
-static void on_expire_closed(uv_handle_t *h) {
-    wsr_messaging *ms = (wsr_messaging *)h->data;
-    uv_close((uv_handle_t *)&ms->deadlines, on_deadlines_closed);
+    if (--ms->timers_open == 0 && !ms->jobs) msg_release(ms);
 }
 
 void wsr_messaging_free(wsr_messaging *ms) {
     if (!ms) return;
     ms->freeing = true;
-    uv_close((uv_handle_t *)&ms->expire, on_expire_closed);
+    uv_close((uv_handle_t *)&ms->expire, on_timer_closed);
+    uv_close((uv_handle_t *)&ms->deadlines, on_timer_closed);
 }

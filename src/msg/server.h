@@ -67,7 +67,7 @@ struct wsr_messaging {
     uint64_t next_deadline;   // when it fires; 0: not armed
     uint32_t jobs;            // password checks still running off the loop
     bool freeing;             // wsr_messaging_free was called
-    bool timers_closed;       // both timers' close callbacks ran: the last job frees
+    uint8_t timers_open;      // until both close callbacks ran; then the last job frees
     msg_handler *handlers;
     uint32_t nhandlers;
 };

@@ -162,7 +162,7 @@ static void crypt_done(uv_work_t *w, int status) {
     }
     OPENSSL_cleanse(j->password, sizeof j->password);
     free(j);
-    if (ms->timers_closed && !ms->jobs) msg_release(ms);
+    if (!ms->timers_open && !ms->jobs) msg_release(ms);
 }
 
 static void basic(wsr_messaging *ms, wsr_conn_id conn, const char *b64, size_t len) {
