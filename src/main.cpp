@@ -32,10 +32,12 @@ static void close_signals(daemon_state *d) {
 static void on_shutdown_done(wsr_server *srv, uint32_t, uint32_t) { close_signals((daemon_state *)wsr_server_user(srv)); }
 
 // SIGHUP: certificates renewed on disk (certbot and the like) are taken up by new
-// handshakes; a broken file is logged and the ones in use stay.
+// handshakes, and the --users-file is read again; a broken file is logged and what is
+// in use stays.
 static void on_reload(uv_signal_t *h, int) {
     daemon_state *d = (daemon_state *)h->data;
     wsr_server_reload_certificates(d->srv);
+    wsr_messaging_reload(d->msg);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {

@@ -171,7 +171,7 @@ static const option_def OPTIONS[] = {
     {"auth-timeout", "WSR_AUTH_TIMEOUT", K_NUMBER, NUM(msg.auth_timeout_ms, 0, MS_MAX), "MS",
      "anonymous connections must send auth this soon or be closed with 4001; 0 never"},
     {"users-file", "WSR_USERS_FILE", K_STRING, FLAG(msg.users_file), "FILE",
-     "users and passwords as user:crypt-hash lines (htpasswd -B)"},
+     "users and passwords as user:crypt-hash lines (htpasswd -B); re-read on SIGHUP"},
     {"jwt-secret", "WSR_JWT_SECRET", K_STRING, FLAG(msg.jwt_secret), "SECRET",
      "key of HS256/384/512 tokens; give it in the environment or the config file to keep it out of ps"},
     {"jwt-public-key", "WSR_JWT_PUBLIC_KEY", K_STRING, FLAG(msg.jwt_public_key), "FILE",
