@@ -10,7 +10,7 @@ NINJA       ?= ninja
 
 # Debian 12 packages the build and the tests need.
 DEPS := build-essential pkg-config meson ninja-build libuv1-dev node-llhttp libssl-dev \
-        zlib1g-dev libsimdjson-dev libjwt-dev libinih-dev libcmocka-dev python3 python3-websockets python3-prometheus-client haproxy chromium chromium-driver python3-selenium clang valgrind \
+        zlib1g-dev libsimdjson-dev libjwt-dev libinih-dev libcmocka-dev python3 python3-websockets python3-prometheus-client python3-jwt apache2-utils haproxy chromium chromium-driver python3-selenium clang valgrind \
         libbenchmark-dev
 
 .PHONY: all deps node-deps build run test bench bench-micro bench-peers fuzz fuzz-afl clean install

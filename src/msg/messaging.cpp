@@ -585,7 +585,7 @@ static void on_open(wsr_server *srv, wsr_conn_id id, void *user) {
     ms->clients[slot].who = who;
     if (who && who->expires_ms)
         msg_deadline_set(ms, slot, who->expires_ms, 4002);
-    else if (!who && ms->opts.auth_timeout_ms && auth_accepts_tokens(&ms->creds))
+    else if (!who && ms->opts.auth_timeout_ms)
         msg_deadline_set(ms, slot, msg_now_ms() + ms->opts.auth_timeout_ms, 4001);
     msg_begin(ms, "connection:established", nullptr);
     env_key(&ms->out, "payload", false);
