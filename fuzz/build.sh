@@ -1,6 +1,9 @@
 #!/bin/sh
 # Builds the libFuzzer targets fuzz/fuzz_*.cpp into $OUT, one executable per harness.
 #
+#   fuzz/build.sh               every target
+#   fuzz/build.sh messaging     only the targets named (frame, utf8, ..., messaging)
+#
 # OSS-Fuzz conventions: CC, CXX, CFLAGS, CXXFLAGS, LIB_FUZZING_ENGINE and OUT come from
 # the environment, so an OSS-Fuzz build.sh can just call this script. Defaults:
 #   CC=clang CXX=clang++ LIB_FUZZING_ENGINE=-fsanitize=fuzzer OUT=build/fuzz
@@ -19,7 +22,10 @@
 # src/core/*.cpp, the echo and broadcast handlers of src/app, libuv (-luv; pkg-config
 # libuv when it is there) and libssl. fuzz_envelope links src/msg/envelope.cpp and
 # simdjson (a shared library: pkg-config simdjson, else -lsimdjson).
-# fuzz_messaging links the core as fuzz_connection does, every src/msg/*.cpp and simdjson.
+# fuzz_messaging links the core as fuzz_connection does, every src/msg/*.cpp (by glob, so
+# new files there are picked up) and simdjson; when a src/msg source includes <jwt.h>,
+# <ini.h> or <crypt.h>, also libjwt, inih or libcrypt (pkg-config, else -ljwt, -linih,
+# -lcrypt).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +68,18 @@ LIBS="-lcrypto"
 OBJ=${WORK:+$WORK/wsreactor-fuzz-obj}
 OBJ=${OBJ:-$OUT/obj}
 mkdir -p "$OUT" "$OBJ"
+# The targets to build: the ones named, else every fuzz/fuzz_*.cpp.
+if [ $# -gt 0 ]; then
+  harnesses=""
+  for t in "$@"; do
+    [ -e "$ROOT/fuzz/fuzz_$t.cpp" ] || { echo "fuzz/build.sh: no target $t (fuzz/fuzz_$t.cpp)" >&2; exit 2; }
+    harnesses="$harnesses $ROOT/fuzz/fuzz_$t.cpp"
+  done
+else
+  harnesses=$(echo "$ROOT"/fuzz/fuzz_*.cpp)
+fi
+wants() { case " $harnesses " in *"/fuzz_$1.cpp "*) return 0 ;; esac; return 1; }
+
 echo "fuzz/build.sh: CXX=$CXX CXXFLAGS=$CXXFLAGS LIB_FUZZING_ENGINE=$LIB_FUZZING_ENGINE OUT=$OUT"
 
 # FUZZ_INSTRUMENT_LLHTTP=0 builds llhttp without coverage feedback, so that only our
@@ -92,7 +110,11 @@ UV_LIBS=$(pkg-config --libs libuv 2>/dev/null || echo -luv)
 # src/core/tls.cpp: OpenSSL's libssl (libcrypto is in LIBS already).
 SSL_LIBS=$(pkg-config --libs libssl 2>/dev/null || echo -lssl)
 core_objs=""
-for src in "$ROOT"/src/core/*.cpp "$ROOT"/src/app/echo.cpp "$ROOT"/src/app/broadcast.cpp; do
+core_srcs=""
+if wants connection || wants tls || wants messaging; then
+  core_srcs=$(echo "$ROOT"/src/core/*.cpp "$ROOT"/src/app/echo.cpp "$ROOT"/src/app/broadcast.cpp)
+fi
+for src in $core_srcs; do
   o="$OBJ/$(basename "$(dirname "$src")")_$(basename "$src" .cpp).o"
   # shellcheck disable=SC2086
   $CXX $CXXFLAGS $PROJ_CXX $UV_CFLAGS -c "$src" -o "$o"
@@ -102,19 +124,36 @@ done
 # The messaging envelope (src/msg/envelope.cpp) and simdjson, for fuzz_envelope only.
 SIMDJSON_CFLAGS=$(pkg-config --cflags simdjson 2>/dev/null || true)
 SIMDJSON_LIBS=$(pkg-config --libs simdjson 2>/dev/null || echo -lsimdjson)
-# shellcheck disable=SC2086
-$CXX $CXXFLAGS $PROJ_CXX $SIMDJSON_CFLAGS -c "$ROOT/src/msg/envelope.cpp" -o "$OBJ/msg_envelope.o"
-# The whole messaging layer (src/msg/*.cpp), for fuzz_messaging: with the core and simdjson.
-msg_objs="$OBJ/msg_envelope.o"
-for src in "$ROOT"/src/msg/*.cpp; do
-  [ "$(basename "$src")" = envelope.cpp ] && continue
-  o="$OBJ/msg_$(basename "$src" .cpp).o"
+if wants envelope || wants messaging; then
   # shellcheck disable=SC2086
-  $CXX $CXXFLAGS $PROJ_CXX $UV_CFLAGS $SIMDJSON_CFLAGS -c "$src" -o "$o"
-  msg_objs="$msg_objs $o"
-done
+  $CXX $CXXFLAGS $PROJ_CXX $SIMDJSON_CFLAGS -c "$ROOT/src/msg/envelope.cpp" -o "$OBJ/msg_envelope.o"
+fi
+# The whole messaging layer (src/msg/*.cpp), for fuzz_messaging: with the core and simdjson,
+# and the libraries its sources include (auth: libjwt; configuration: inih).
+msg_objs="$OBJ/msg_envelope.o"
+MSG_CFLAGS=""
+MSG_LIBS=""
+if wants messaging; then
+  # header, pkg-config module, the flag without pkg-config
+  for dep in "jwt.h libjwt -ljwt" "ini.h inih -linih" "crypt.h libcrypt -lcrypt"; do
+    # shellcheck disable=SC2086 # split the triple
+    set -- $dep
+    hdr=$(printf '%s' "$1" | sed 's/\./\\./g')
+    if grep -Eqs "#[[:space:]]*include[[:space:]]*[<\"]$hdr[>\"]" "$ROOT"/src/msg/*.cpp "$ROOT"/src/msg/*.h; then
+      MSG_CFLAGS="$MSG_CFLAGS $(pkg-config --cflags "$2" 2>/dev/null || true)"
+      MSG_LIBS="$MSG_LIBS $(pkg-config --libs "$2" 2>/dev/null || echo "$3")"
+    fi
+  done
+  for src in "$ROOT"/src/msg/*.cpp; do
+    [ "$(basename "$src")" = envelope.cpp ] && continue
+    o="$OBJ/msg_$(basename "$src" .cpp).o"
+    # shellcheck disable=SC2086
+    $CXX $CXXFLAGS $PROJ_CXX $UV_CFLAGS $SIMDJSON_CFLAGS $MSG_CFLAGS -c "$src" -o "$o"
+    msg_objs="$msg_objs $o"
+  done
+fi
 
-for h in "$ROOT"/fuzz/fuzz_*.cpp; do
+for h in $harnesses; do
   name=$(basename "$h" .cpp)         # fuzz_frame
   short=${name#fuzz_}                # frame
   extra=""
@@ -124,7 +163,7 @@ for h in "$ROOT"/fuzz/fuzz_*.cpp; do
     extra_libs="$UV_LIBS $SSL_LIBS"
   elif [ "$short" = messaging ]; then
     extra="$core_objs $msg_objs"
-    extra_libs="$UV_LIBS $SSL_LIBS $SIMDJSON_LIBS"
+    extra_libs="$UV_LIBS $SSL_LIBS $SIMDJSON_LIBS $MSG_LIBS"
   elif [ "$short" = envelope ]; then
     extra="$OBJ/msg_envelope.o"
     extra_libs=$SIMDJSON_LIBS

@@ -7,16 +7,27 @@
 // connection's output (always all of it), shutdown is recorded. TWO connections are
 // adopted (eventfds as descriptors), each sent a canned upgrade to /ws. Then the input
 // is cut into client messages at every 0xFF byte; each goes to connection 0 or 1 as a
-// single masked text frame (frame_write_header, frame_mask), and the harness pumps the
-// server (conn_on_readable, server_flush, conn_flush) until it is quiet.
+// masked text message (frame_write_header, frame_mask): one frame, or a text frame and
+// one or two continuation frames, and the harness pumps the server (conn_on_readable,
+// server_flush, conn_flush) until it is quiet. A connection's socket can be made to
+// refuse writes (write pressure): writev then answers -EAGAIN or takes only part, so
+// out-queues, read pausing and the slow-consumer policy run while the other
+// connection keeps sending.
 //
 // Input layout (4 bytes of settings, then the messages separated by 0xFF):
-//   [0] defaults.history_size [0] % 9; bits4-6 max_channels - 1 (1..8)
+//   [0] defaults.history_size [0] % 9; bit3 max_backpressure 4096 (else
+//       1 MiB); bits4-6 max_channels - 1 (1..8); bit7 big payloads (below)
 //   [1] bits0-1 rate limits: 0 off, 1 one message/s (burst 2), 2 64 bytes/s (burst
-//       256), 3 both; bits2-3 max_strikes 16, 1, 2, 4; bit4 max_message 512 (else 4096)
-//   [2..3] the seed of the clients' mask keys
+//       256), 3 both; bits2-3 max_strikes 16, 1, 2, 4; bit4 max_message 512 (else 4096);
+//       bits5-6 fragments: every message in one frame, in two, in three, or in one to
+//       three chosen per message (split points from the mask-key generator, empty
+//       fragments possible); bit7 slow-consumer policy drop (else close)
+//   [2..3] the seed of the clients' mask keys (and of split points and write pressure)
 // A message: [b0][p1][rest...]
-//   b0 bit7 the connection (0/1); bit6 raw: the text is everything after b0, as it is;
+//   b0 bit7 the connection (0/1); bit6 raw: the text is everything after b0, as it is,
+//   unless b0 & 0x3F is not 0: then it is a command, not a message: bit0 toggles write
+//   pressure on connection b0 bit7 (while on, each writev to it is refused with -EAGAIN
+//   seven times in eight, else takes 0..63 bytes); the rest is ignored;
 //   else a template, b0 & 7: 0 ping, 1 subscribe (p1 bit6: payload.since with the last
 //   epoch and offset the harness saw), 2 publish, 3 send, 4 presence, 5 unsubscribe,
 //   6 an unknown type, 7 subscribe with a bad channel name; b0 bit3 no "id";
@@ -26,6 +37,9 @@
 //   into [A-Za-z0-9_.:@/-], 1..40 chars); bits4-5 payload: absent, a JSON string of
 //   rest, a number, an object; bit6 send: to connection 0's client id, else 1's
 //   (p1 bit7 with bit6: an unknown id); bit7 (not send) an "event" field.
+//   With big payloads (settings [0] bit7) a string payload (p1 bits4-5 = 1) is padded
+//   with letters so that the whole message is max_message - 8 .. max_message + 8 bytes:
+//   one past max_message must close the connection (1009), at most must be served.
 // Templates carry "id":"k<n>" (n: the message's index), unique in the run.
 //
 // Checks:
@@ -42,7 +56,10 @@
 //     error, publish/send/unsubscribe ack or error, presence presence, unknown type
 //     error unknown_type, bad channel error bad_request (any: error rate_limited);
 //   - every template message with an id gets exactly one answer on its own connection,
-//     at once, unless its connection was closed (then at most one);
+//     at once, unless its connection was closed (then at most one); sent while its
+//     connection's socket refused writes: by the time the pressure is lifted;
+//   - a message that fits in max_message is never refused as too big: the connection
+//     is not closed with 1009;
 //   - shutdown completes (callback once, no connection left), wsr_server_free, then
 //     wsr_messaging_free and the loop run, uv_loop_close == 0; LeakSanitizer the rest.
 #include <errno.h>
@@ -86,11 +103,14 @@ struct peer {
     bool head_done;
     bool closed;     // a close frame came, or the connection is gone
     uint16_t close_code;
+    size_t longest;  // the longest message sent to it
     std::string client_id;
+    bool pressure;   // the socket refuses writes (-EAGAIN, or takes a part)
 };
 static peer P[NCONN];
 static wsr_server *g_srv;
 static int g_done_calls;
+static uint32_t next_rand();
 
 static int peer_of(conn *c) {
     wsr_conn_id id = conn_id(c);
@@ -115,9 +135,20 @@ static ssize_t fake_writev(wsr_server *, conn *c, const struct iovec *iov, int i
     size_t want = 0;
     for (int i = 0; i < iovcnt; i++) want += iov[i].iov_len;
     FUZZ_CHECK(!p.shut, "writev of %zu bytes after the transport was shut down", want);
-    for (int i = 0; i < iovcnt; i++) fuzz_trace_put(&p.out, iov[i].iov_base, iov[i].iov_len);
+    size_t take = want;
+    if (p.pressure && want > 0) {
+        uint32_t r = next_rand();
+        if (r & 7) return -EAGAIN;
+        take = (r >> 3) % (want < 64 ? want : 64); // a short write (0 is legal, if odd)
+    }
+    size_t left = take;
+    for (int i = 0; i < iovcnt && left > 0; i++) {
+        size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+        fuzz_trace_put(&p.out, iov[i].iov_base, k);
+        left -= k;
+    }
     FUZZ_CHECK(p.out.len < OUT_LIMIT, "more than %d bytes of output", OUT_LIMIT);
-    return (ssize_t)want;
+    return (ssize_t)take;
 }
 
 static bool fake_shutdown(wsr_server *, conn *c) {
@@ -152,6 +183,7 @@ static void pump(int i) {
         FUZZ_CHECK(rounds < 100000, "no end to connection %d's rounds (flags %#x state %u)", i, c->flags, c->state);
         if (c->flags & (CF_READ_PAUSED | CF_DEAD)) {
             after_event();
+            if (P[i].pressure) break; // its socket is full: read again once it drains
             FUZZ_CHECK(rounds < 1000, "connection %d paused with %zu bytes unread", i, left);
             continue;
         }
@@ -170,6 +202,7 @@ struct sent_msg {
     int tmpl;        // -1: raw
     bool tracked;    // a template with an id: exactly one answer
     bool closed_by;  // its connection was closed when or after it was sent
+    bool deferred;   // sent while its connection's socket refused writes
     unsigned answers;
 };
 static std::vector<sent_msg> g_sent;
@@ -177,6 +210,10 @@ static std::vector<std::string> g_raw_ids; // "id" strings of raw messages (answ
 static std::string g_last_epoch;
 static uint64_t g_last_offset;
 static uint32_t g_rng;
+static int g_frag;          // settings [1] bits5-6
+static bool g_big;          // settings [0] bit7
+static uint64_t g_max_message;
+static bool g_dump; // FUZZ_DUMP_OUTPUT: print what each connection is sent and got
 
 static uint32_t next_rand() {
     uint32_t x = g_rng;
@@ -260,7 +297,21 @@ static std::string make_template(size_t seq, int conn_i, const uint8_t *m, size_
     } else {
         switch ((p1 >> 4) & 3) {
         case 0: break;
-        case 1: o += ",\"payload\":"; json_string(o, rest, rn); break;
+        case 1: {
+            o += ",\"payload\":";
+            size_t at = o.size() + 1; // inside the string
+            json_string(o, rest, rn);
+            if (g_big) {
+                // Pad with letters so the whole text is max_message - 8 .. + 8 bytes.
+                size_t target = (size_t)g_max_message - 8 + next_rand() % 17, now = o.size() + 1; // + '}'
+                if (now < target) {
+                    std::string pad(target - now, 'p');
+                    for (size_t k = 0; k < pad.size() && rn; k++) pad[k] = (char)('a' + rest[k % rn] % 26);
+                    o.insert(at, pad);
+                }
+            }
+            break;
+        }
         case 2: {
             char b[40];
             snprintf(b, sizeof b, ",\"payload\":%u", rn ? rest[0] * 257u : 7u);
@@ -417,9 +468,16 @@ static void scan_output(int i) {
         if (avail - hl < len) return;
         uint8_t op = f[0] & 0x0f;
         FUZZ_CHECK(!p.closed, "connection %d: a frame (opcode %u) after the close frame", i, op);
+        if (g_dump)
+            fprintf(stderr, "conn %d <- %s %.*s\n", i, op == WS_OP_CLOSE ? "close" : "text",
+                    op == WS_OP_CLOSE ? (len >= 2 ? 2 : 0) : (int)(len < 200 ? len : 200),
+                    op == WS_OP_CLOSE ? "" : (const char *)f + hl);
         if (op == WS_OP_CLOSE) {
             p.closed = true;
             p.close_code = len >= 2 ? (uint16_t)(f[hl] << 8 | f[hl + 1]) : 1005;
+            FUZZ_CHECK(p.close_code != 1009 || p.longest > g_max_message,
+                       "connection %d: closed 1009 (too big), but its longest message was %zu of max_message %llu", i,
+                       p.longest, (unsigned long long)g_max_message);
         } else {
             FUZZ_CHECK(op == WS_OP_TEXT, "connection %d: a server frame with opcode %u", i, op);
             FUZZ_CHECK(utf8_complete(utf8_validate(UTF8_ACCEPT, f + hl, (size_t)len)), "connection %d: text not UTF-8",
@@ -438,18 +496,69 @@ static void scan_all() {
     }
 }
 
-// Queues a masked text frame with this payload for connection i.
-static void send_text(int i, const uint8_t *d, size_t n) {
+// Queues one masked frame for connection i.
+static void send_frame(int i, uint8_t op, bool fin, const uint8_t *d, size_t n) {
     uint8_t key[4];
     uint32_t r = next_rand();
     memcpy(key, &r, 4);
     uint8_t hdr[FRAME_MAX_HEADER];
-    size_t hl = frame_write_header(hdr, WS_OP_TEXT, true, false, n, key);
+    size_t hl = frame_write_header(hdr, op, fin, false, n, key);
     peer &p = P[i];
     p.in.insert(p.in.end(), hdr, hdr + hl);
     size_t at = p.in.size();
     p.in.insert(p.in.end(), d, d + n);
     if (n) frame_mask(p.in.data() + at, n, key, 0);
+}
+
+// Queues a text message for connection i: one frame, or (settings [1] bits5-6) a text
+// frame and one or two continuation frames, split where the generator says.
+static void send_text(int i, const uint8_t *d, size_t n) {
+    int frames = g_frag == 3 ? 1 + (int)(next_rand() % 3) : 1 + g_frag;
+    size_t cut[3] = {0, n, n};
+    if (frames >= 2) cut[0] = n ? next_rand() % (n + 1) : 0;
+    if (frames == 3) {
+        cut[1] = n ? next_rand() % (n + 1) : 0;
+        if (cut[1] < cut[0]) {
+            size_t t = cut[0];
+            cut[0] = cut[1];
+            cut[1] = t;
+        }
+    }
+    size_t from = 0;
+    for (int f = 0; f < frames; f++) {
+        size_t to = f == frames - 1 ? n : cut[f];
+        send_frame(i, f == 0 ? WS_OP_TEXT : WS_OP_CONT, f == frames - 1, d + from, to - from);
+        from = to;
+    }
+}
+
+// Lifts the write pressure on connection i: its socket takes everything again, and the
+// server's out-queue for it drains; the input it did not read is read now.
+static void release(int i) {
+    P[i].pressure = false;
+    for (int k = 0; k < 64; k++) {
+        pump(i);
+        conn *c = lookup(i);
+        if (!c || !(c->flags & (CF_WANT_WRITE | CF_READ_PAUSED))) break;
+    }
+    conn *c = lookup(i);
+    FUZZ_CHECK(!c || (P[i].in_pos == P[i].in.size() && !(c->flags & (CF_WANT_WRITE | CF_READ_PAUSED))),
+               "connection %d: still waiting after its socket drained (flags %#x, %zu bytes unread)", i,
+               c ? c->flags : 0, P[i].in.size() - P[i].in_pos);
+}
+
+// The messages sent on connection i while its socket refused writes: answered by now.
+static void check_deferred(int i) {
+    for (size_t k = 0; k < g_sent.size(); k++) {
+        sent_msg &x = g_sent[k];
+        if (x.conn != i || !x.deferred) continue;
+        x.deferred = false;
+        if (P[i].closed) x.closed_by = true;
+        if (x.tracked)
+            FUZZ_CHECK(x.answers == 1 || (x.closed_by && x.answers == 0),
+                       "k%zu (template %d, connection %d, sent under write pressure) got %u answers once it drained",
+                       k, x.tmpl, i, x.answers);
+    }
 }
 
 static const char UPGRADE[] = "GET /ws HTTP/1.1\r\nHost: fuzz\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -458,6 +567,7 @@ static const char UPGRADE[] = "GET /ws HTTP/1.1\r\nHost: fuzz\r\nUpgrade: websoc
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < SETTINGS) return 0;
     static const bool log_debug = getenv("FUZZ_LOG_DEBUG") != nullptr;
+    g_dump = getenv("FUZZ_DUMP_OUTPUT") != nullptr;
     wsr_log_set_level(log_debug ? WSR_LOG_DEBUG : WSR_LOG_ERROR);
     const uint8_t *s = data;
 
@@ -472,6 +582,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.idle_timeout_ms = 0;
     o.shutdown_timeout_ms = 0;
     o.max_connections = 8;
+    o.max_backpressure = (s[0] & 8) ? 4096 : 1 << 20;
+    o.slow_policy = (s[1] & 128) ? WSR_SLOW_DROP : WSR_SLOW_CLOSE;
+    g_max_message = o.max_message;
+    g_big = s[0] & 128;
+    g_frag = (s[1] >> 5) & 3;
 
     wsr_messaging_options mo;
     wsr_messaging_options_default(&mo);
@@ -534,26 +649,52 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (n == 0) continue;
         const uint8_t *msg = me - n;
         int c_i = (msg[0] >> 7) & 1;
-        sent_msg sm = {c_i, -1, false, false, 0};
+        if ((msg[0] & 64) && (msg[0] & 63)) { // a command
+            if (msg[0] & 1) {
+                if (g_dump) fprintf(stderr, "conn %d: write pressure %s\n", c_i, P[c_i].pressure ? "off" : "on");
+                if (P[c_i].pressure) {
+                    release(c_i);
+                    scan_all();
+                    check_deferred(c_i);
+                } else {
+                    P[c_i].pressure = true;
+                }
+            }
+            continue;
+        }
+        sent_msg sm = {c_i, -1, false, false, P[c_i].pressure, 0};
         size_t seq = g_sent.size();
+        size_t len;
         if (msg[0] & 64) {
             note_raw_id(msg + 1, n - 1);
             send_text(c_i, msg + 1, n - 1);
+            len = n - 1;
         } else {
             bool has_id;
             std::string text = make_template(seq, c_i, msg, n, &sm.tmpl, &has_id);
             sm.tracked = has_id;
             send_text(c_i, (const uint8_t *)text.data(), text.size());
+            len = text.size();
         }
+        if (len > P[c_i].longest) P[c_i].longest = len;
+        if (g_dump) fprintf(stderr, "conn %d -> %zu bytes: %.*s\n", c_i, len, (int)(len < 200 ? len : 200),
+                            (msg[0] & 64) ? (const char *)msg + 1 : "(template)");
         sm.closed_by = P[c_i].closed;
         g_sent.push_back(sm);
         pump(c_i);
         scan_all();
         sent_msg &now = g_sent[seq];
         if (P[c_i].closed) now.closed_by = true;
-        if (now.tracked)
+        if (now.tracked && !now.deferred)
             FUZZ_CHECK(now.answers == 1 || (now.closed_by && now.answers == 0),
                        "k%zu (template %d, connection %d) got %u answers", seq, now.tmpl, c_i, now.answers);
+    }
+    // The peers read everything from here on.
+    for (int i = 0; i < NCONN; i++) {
+        if (!P[i].pressure) continue;
+        release(i);
+        scan_all();
+        check_deferred(i);
     }
 
     wsr_server_shutdown(g_srv, on_done);
