@@ -93,14 +93,66 @@ static void api_channels(wsr_messaging *ms, wsr_conn_id req) {
     api_answer(ms, req, 200);
 }
 
+// ?channel= of a GET, into name; false (answered 400) when missing or not a channel name.
+static bool channel_param(wsr_messaging *ms, wsr_conn_id req, wsr_request *r, char name[MAX_CHANNEL_NAME],
+                          env_str *out) {
+    size_t len = 0;
+    bool found = msg_query_param(wsr_request_query(r), "channel", name, MAX_CHANNEL_NAME, &len);
+    *out = env_str{name, (uint32_t)len};
+    if (found && msg_channel_name_ok(out)) return true;
+    api_error(ms, req, 400, "bad_request", "?channel= a channel name");
+    return false;
+}
+
+// {"channel", "offset", "epoch", "publications": [the envelopes subscribers got]}: the
+// newest `limit` (default and at most all) publications the channel's history holds.
+static void api_history(wsr_messaging *ms, wsr_conn_id req, wsr_request *r) {
+    char name[MAX_CHANNEL_NAME];
+    env_str ch;
+    if (!channel_param(ms, req, r, name, &ch)) return;
+    char num[24];
+    size_t nlen;
+    uint64_t limit = UINT32_MAX;
+    if (msg_query_param(wsr_request_query(r), "limit", num, sizeof num - 1, &nlen)) {
+        num[nlen] = '\0';
+        char *end;
+        limit = strtoull(num, &end, 10);
+        if (!nlen || *end || num[0] == '-') return api_error(ms, req, 400, "bad_request", "?limit= a number");
+    }
+    uint32_t slot = channels_find(&ms->chans, ch.ptr, ch.len);
+    const channel *c = slot == CHANNELS_NONE ? nullptr : channels_at(&ms->chans, slot);
+    env_out_reset(&ms->out);
+    env_key(&ms->out, "channel", true);
+    env_string(&ms->out, ch.ptr, ch.len);
+    env_key(&ms->out, "offset", false);
+    env_u64(&ms->out, c ? c->last_offset : 0);
+    env_key(&ms->out, "epoch", false);
+    if (c) {
+        char epoch[17];
+        msg_epoch_text(c->epoch, epoch);
+        env_string(&ms->out, epoch, 16);
+    } else {
+        env_lit(&ms->out, "null");
+    }
+    env_key(&ms->out, "publications", false);
+    env_raw(&ms->out, "[", 1);
+    uint32_t n = c ? c->hist.len : 0, first = limit < n ? n - (uint32_t)limit : 0;
+    for (uint32_t i = first; i < n; i++) {
+        size_t len;
+        const void *text = wsr_msg_payload(history_at(&c->hist, i)->msg, &len);
+        if (i > first) env_raw(&ms->out, ",", 1);
+        env_raw(&ms->out, (const char *)text, len);
+    }
+    env_raw(&ms->out, "]}", 2);
+    api_answer(ms, req, 200);
+}
+
 static void api_presence(wsr_messaging *ms, wsr_conn_id req, wsr_request *r) {
     char name[MAX_CHANNEL_NAME];
-    size_t len = 0;
-    bool found = msg_query_param(wsr_request_query(r), "channel", name, sizeof name, &len);
-    env_str ch{name, (uint32_t)len};
-    if (!found || !msg_channel_name_ok(&ch)) return api_error(ms, req, 400, "bad_request", "?channel= a channel name");
+    env_str ch;
+    if (!channel_param(ms, req, r, name, &ch)) return;
     env_out_reset(&ms->out);
-    msg_presence_list(ms, channels_find(&ms->chans, name, (uint32_t)len));
+    msg_presence_list(ms, channels_find(&ms->chans, ch.ptr, ch.len));
     api_answer(ms, req, 200);
 }
 
@@ -174,6 +226,8 @@ static void on_api(wsr_server *, wsr_request *req, void *user) {
         return post ? api_error(ms, id, 405, "bad_request", "use GET") : api_channels(ms, id);
     if (wl == 8 && memcmp(what, "presence", 8) == 0)
         return post ? api_error(ms, id, 405, "bad_request", "use GET") : api_presence(ms, id, req);
+    if (wl == 7 && memcmp(what, "history", 7) == 0)
+        return post ? api_error(ms, id, 405, "bad_request", "use GET") : api_history(ms, id, req);
     bool pub = wl == 7 && memcmp(what, "publish", 7) == 0, snd = wl == 4 && memcmp(what, "send", 4) == 0;
     bool bc = wl == 9 && memcmp(what, "broadcast", 9) == 0, dis = wl == 10 && memcmp(what, "disconnect", 10) == 0;
     if (!pub && !snd && !bc && !dis) return api_error(ms, id, 404, "not_found", "no such API call");

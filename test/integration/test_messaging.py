@@ -772,6 +772,37 @@ class BackendApi(MessagingBase):
             self.assertEqual(st, 404, body)
         run(go())
 
+    def test_api_history(self):
+        async def go():
+            ch = fresh_channel("h")
+            a = await self.peer()
+            await a.subscribe(ch)
+            sent = []
+            for i in range(3):
+                st, body = await asyncio.to_thread(self.call, "POST", "/api/publish",
+                                                   {"channel": ch, "event": "e", "payload": {"i": i}})
+                self.assertEqual(st, 200, body)
+                raw, _ = await a.expect("e")
+                sent.append(json.loads(raw))
+            q = "/api/history?channel=" + ch.replace(":", "%3A")
+            st, body = await asyncio.to_thread(self.call, "GET", q)
+            self.assertEqual(st, 200, body)
+            self.assertEqual((body["channel"], body["offset"], body["epoch"]), (ch, 3, sent[0]["epoch"]))
+            # The very envelopes subscribers got, oldest first.
+            self.assertEqual(body["publications"], sent)
+            st, body = await asyncio.to_thread(self.call, "GET", q + "&limit=2")
+            self.assertEqual([p["offset"] for p in body["publications"]], [2, 3])
+            st, body = await asyncio.to_thread(self.call, "GET", q + "&limit=0")
+            self.assertEqual(body["publications"], [])
+            st, body = await asyncio.to_thread(self.call, "GET", "/api/history?channel=never-used")
+            self.assertEqual((st, body), (200, {"channel": "never-used", "offset": 0, "epoch": None, "publications": []}))
+            for bad in ["/api/history", "/api/history?channel=bad%20name", q + "&limit=x", q + "&limit=-1"]:
+                st, body = await asyncio.to_thread(self.call, "GET", bad)
+                self.assertEqual((st, body["error"]["code"]), (400, "bad_request"), bad)
+            self.assertEqual((await asyncio.to_thread(self.call, "POST", q, {}))[0], 405)
+            await a.ws.close()
+        run(go())
+
     def test_api_refusals(self):
         for key, st, code in [(None, 401, "unauthorized"), ("wrong", 401, "unauthorized"), ("first-ke", 401, "unauthorized")]:
             got, body = self.call("POST", "/api/publish", {"channel": "a", "payload": 1}, key)
