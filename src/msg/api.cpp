@@ -192,23 +192,40 @@ static void api_broadcast(wsr_messaging *ms, wsr_conn_id req, envelope *e) {
     api_answer(ms, req, 200);
 }
 
-// {"clientId", "code"?, "reason"?}: closes the client's connection, by default with 4009.
+// The close codes an application may send (RFC 6455 7.4).
+static bool close_code_ok(uint64_t c) { return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014) || (c >= 3000 && c <= 4999); }
+
+// {"clientId" | "user", "code"?, "reason"?}: closes the client's connection, or every
+// connection of the user, by default with 4009. {"disconnected": N}; 404 when none.
 static void api_disconnect(wsr_messaging *ms, wsr_conn_id req, const envelope *e) {
-    uint32_t who = e->client_id.ptr ? msg_client_find(ms, e->client_id.ptr, e->client_id.len) : MSG_NONE;
-    if (who == MSG_NONE) return api_error(ms, req, 404, "not_found", "no client with that id is connected");
     uint64_t code = 4009;
-    env_str reason = {"disconnected by the backend", 27};
+    env_str reason = {"disconnected by the backend", 27}, user = {};
     env_field_u64(ms->parser, "code", &code);
     env_field_string(ms->parser, "reason", &reason);
+    env_field_string(ms->parser, "user", &user);
     char text[124];
-    if (code > 4999 || reason.len >= sizeof text)
-        return api_error(ms, req, 400, "bad_request", "code: a close code; reason: at most 123 bytes");
+    if (!close_code_ok(code) || reason.len >= sizeof text)
+        return api_error(ms, req, 400, "bad_request", "code: 1000-1003, 1007-1014 or 3000-4999; reason: at most 123 bytes");
+    if (!e->client_id.ptr == !user.ptr) return api_error(ms, req, 400, "bad_request", "clientId or user, one of them");
     memcpy(text, reason.ptr, reason.len);
     text[reason.len] = '\0';
-    if (wsr_close(ms->srv, ms->clients[who].conn, (uint16_t)code, text) == WSR_EINVAL)
-        return api_error(ms, req, 400, "bad_request", "code: 1000-1003, 1007-1014 or 3000-4999");
+    uint64_t n = 0;
+    if (e->client_id.ptr) {
+        uint32_t who = msg_client_find(ms, e->client_id.ptr, e->client_id.len);
+        if (who != MSG_NONE && wsr_close(ms->srv, ms->clients[who].conn, (uint16_t)code, text) == WSR_OK) n++;
+    } else {
+        for (uint32_t i = 0; i < ms->nclients; i++) {
+            const msg_client *c = &ms->clients[i];
+            if (c->id[0] && c->who && strlen(c->who->user) == user.len && memcmp(c->who->user, user.ptr, user.len) == 0 &&
+                wsr_close(ms->srv, c->conn, (uint16_t)code, text) == WSR_OK)
+                n++;
+        }
+    }
+    if (!n) return api_error(ms, req, 404, "not_found", "no such client is connected");
     env_out_reset(&ms->out);
-    env_lit(&ms->out, "{}");
+    env_key(&ms->out, "disconnected", true);
+    env_u64(&ms->out, n);
+    env_raw(&ms->out, "}", 1);
     api_answer(ms, req, 200);
 }
 

@@ -406,6 +406,9 @@ bool auth_basic_decode(const char *b64, size_t len, char *buf, size_t cap, const
                        const char **password) {
     while (len && b64[len - 1] == ' ') len--;
     if (!len || len % 4 || len / 4 * 3 + 1 > cap) return false;
+    // OpenSSL takes '=' anywhere; only the last two characters may be padding.
+    const char *pad = (const char *)memchr(b64, '=', len);
+    if (pad && (pad < b64 + len - 2 || (pad == b64 + len - 2 && b64[len - 1] != '='))) return false;
     int n = EVP_DecodeBlock((unsigned char *)buf, (const unsigned char *)b64, (int)len);
     if (n < 0) return false;
     // EVP_DecodeBlock counts the padding as zero bytes.
@@ -437,11 +440,12 @@ bool auth_user_hash(const auth *a, const char *user, char *out, size_t cap, bool
             *known = true;
             break;
         }
-    // An unknown user is checked against a real user's hash (the same cost) and refused
-    // whatever the result.
+    // An unknown user is checked against a real user's hash (the same method and cost)
+    // with its last character changed: no password gives that text back.
     size_t n = strlen(u->hash);
     if (n + 1 > cap) return false;
     memcpy(out, u->hash, n + 1);
+    if (!*known) out[n - 1] = out[n - 1] == '.' ? '/' : '.';
     return true;
 }
 

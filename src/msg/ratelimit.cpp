@@ -36,8 +36,16 @@ void rate_table_free(rate_table *t) {
     t->slots = nullptr;
 }
 
-// The address's key: its IPv4 address, or its IPv6 /64, mixed with the seed so that
-// nobody can aim many addresses at one slot. Never 0.
+static uint64_t mix(uint64_t z) {
+    // splitmix64's finaliser.
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// The address's key: its IPv4 address, or its IPv6 /64, each family (and text that does
+// not parse) hashed apart, mixed with the seed so that nobody can aim many addresses at
+// one slot. Never 0.
 static uint64_t address_key(const char *text, uint64_t seed) {
     char host[64];
     const char *start = text, *end;
@@ -49,24 +57,21 @@ static uint64_t address_key(const char *text, uint64_t seed) {
         if (end && strchr(text, ':') != end) end = nullptr; // a bare IPv6 address
         if (!end) end = text + strlen(text);
     }
-    uint64_t raw = 0;
+    uint64_t raw = 0, family = 0;
     size_t n = end ? (size_t)(end - start) : 0;
     if (n && n < sizeof host) {
         memcpy(host, start, n);
         host[n] = '\0';
         unsigned char b[16];
-        if (inet_pton(AF_INET, host, b) == 1)
+        if (inet_pton(AF_INET, host, b) == 1) {
             memcpy(&raw, b, 4);
-        else if (inet_pton(AF_INET6, host, b) == 1) {
+            family = 4;
+        } else if (inet_pton(AF_INET6, host, b) == 1) {
             memcpy(&raw, b, 8);
-            raw ^= 1ull << 63; // apart from every IPv4 key
+            family = 6;
         }
     }
-    // splitmix64 of the seeded value.
-    uint64_t z = raw + seed;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    uint64_t z = mix(raw + seed) ^ mix(family + (seed >> 1));
     return z ? z : 1;
 }
 

@@ -15,9 +15,10 @@ struct rate_limit {
 uint64_t rate_refill(uint64_t tokens, const rate_limit *l, uint64_t dt_ms);
 // Milliseconds until `amount` can be taken from tokens; 0: now (always when no limit).
 uint64_t rate_wait(uint64_t tokens, const rate_limit *l, uint64_t amount);
-// Takes amount (which rate_wait allowed).
+// Takes amount (which rate_wait allowed: more than a burst empties the bucket).
 static inline uint64_t rate_take(uint64_t tokens, const rate_limit *l, uint64_t amount) {
-    return l->rate ? tokens - amount * 1000 : tokens;
+    if (!l->rate) return tokens;
+    return amount * 1000 >= tokens ? 0 : tokens - amount * 1000;
 }
 static inline uint64_t rate_full(const rate_limit *l) { return l->burst * 1000; }
 

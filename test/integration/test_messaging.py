@@ -762,8 +762,12 @@ class BackendApi(MessagingBase):
                 self.assertEqual((st, body["error"]["code"]), (400, "bad_request"), bad)
             st, body = await asyncio.to_thread(self.call, "POST", "/api/disconnect", {"clientId": a.id, "code": 999})
             self.assertEqual(st, 400, body)
+            st, body = await asyncio.to_thread(self.call, "POST", "/api/disconnect", {"clientId": a.id, "user": "x"})
+            self.assertEqual(st, 400, body)
+            st, body = await asyncio.to_thread(self.call, "POST", "/api/disconnect", {"user": "nobody"})
+            self.assertEqual(st, 404, body)
             st, body = await asyncio.to_thread(self.call, "POST", "/api/disconnect", {"clientId": a.id})
-            self.assertEqual((st, body), (200, {}))
+            self.assertEqual((st, body), (200, {"disconnected": 1}))
             with self.assertRaises(websockets.ConnectionClosed) as cm:
                 while True:
                     await asyncio.wait_for(a.ws.recv(), 5)
