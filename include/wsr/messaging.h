@@ -110,11 +110,12 @@ int wsr_messaging_reply(wsr_messaging *m, const wsr_messaging_message *msg, cons
 /* Answers msg with an error envelope {code, message}. */
 int wsr_messaging_error(wsr_messaging *m, const wsr_messaging_message *msg, const char *code, const char *message);
 /* Publishes on a channel as the backend does (no "from"). *offset gets the offset when
- * not NULL. WSR_EINVAL for a bad channel name or payload, WSR_ENOMEM. */
+ * not NULL. WSR_EINVAL for a bad channel name or payload, WSR_ETOOBIG when the envelope
+ * would pass max_message, WSR_ENOMEM. */
 int wsr_messaging_publish(wsr_messaging *m, const char *channel, const char *event, const char *payload, size_t len,
                           uint64_t *offset);
 /* A direct message to a client by id, as the backend sends it. WSR_ENOCONN when no
- * such client, WSR_EINVAL for a bad payload. */
+ * such client, WSR_EINVAL for a bad payload, WSR_ETOOBIG when too large. */
 int wsr_messaging_send(wsr_messaging *m, const char *client_id, const char *event, const char *payload, size_t len);
 
 #ifdef __cplusplus

@@ -42,13 +42,19 @@ static bool api_authorized(const wsr_messaging *ms, wsr_request *req) {
     return ok;
 }
 
+// A publication that could not be made: too large (413) or no room (503).
+static void api_unpublished(wsr_messaging *ms, wsr_conn_id req, const char *why) {
+    if (why == MSG_TOO_LARGE) return api_error(ms, req, 413, "too_large", why);
+    api_error(ms, req, 503, "unavailable", why);
+}
+
 static void api_publish(wsr_messaging *ms, wsr_conn_id req, const envelope *e) {
     if (!msg_channel_name_ok(&e->channel))
         return api_error(ms, req, 400, "bad_request", "channel must be 1-128 of A-Z a-z 0-9 _ . : @ / -");
     char epoch[17];
     const char *why;
     uint64_t offset = msg_publish(ms, e, nullptr, epoch, &why);
-    if (!offset) return api_error(ms, req, 503, "unavailable", why);
+    if (!offset) return api_unpublished(ms, req, why);
     env_out_reset(&ms->out);
     env_key(&ms->out, "offset", true);
     env_u64(&ms->out, offset);
@@ -61,7 +67,7 @@ static void api_publish(wsr_messaging *ms, wsr_conn_id req, const envelope *e) {
 static void api_send(wsr_messaging *ms, wsr_conn_id req, const envelope *e) {
     uint32_t to = e->client_id.ptr ? msg_client_find(ms, e->client_id.ptr, e->client_id.len) : MSG_NONE;
     if (to == MSG_NONE) return api_error(ms, req, 404, "not_found", "no client with that id is connected");
-    msg_direct(ms, to, e, nullptr);
+    if (!msg_direct(ms, to, e, nullptr)) return api_error(ms, req, 413, "too_large", MSG_TOO_LARGE);
     env_out_reset(&ms->out);
     env_lit(&ms->out, "{}");
     api_answer(ms, req, 200);
@@ -172,7 +178,7 @@ static void api_broadcast(wsr_messaging *ms, wsr_conn_id req, envelope *e) {
     for (size_t i = 0; i < n; i++) {
         env_field_string_at(ms->parser, "channels", i, &e->channel);
         const char *why;
-        if (!(offsets[i] = msg_publish(ms, e, nullptr, epochs[i], &why))) return api_error(ms, req, 503, "unavailable", why);
+        if (!(offsets[i] = msg_publish(ms, e, nullptr, epochs[i], &why))) return api_unpublished(ms, req, why);
     }
     env_out_reset(&ms->out);
     env_key(&ms->out, "channels", true);

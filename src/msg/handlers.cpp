@@ -69,7 +69,7 @@ int wsr_messaging_publish(wsr_messaging *ms, const char *channel, const char *ev
     char epoch[17];
     const char *why;
     uint64_t off = msg_publish(ms, &e, nullptr, epoch, &why);
-    if (!off) return WSR_ENOMEM;
+    if (!off) return why == MSG_TOO_LARGE ? WSR_ETOOBIG : WSR_ENOMEM;
     if (offset) *offset = off;
     return WSR_OK;
 }
@@ -79,6 +79,5 @@ int wsr_messaging_send(wsr_messaging *ms, const char *client_id, const char *eve
     uint32_t to = msg_client_find(ms, client_id, strlen(client_id));
     if (to == MSG_NONE) return WSR_ENOCONN;
     envelope e = backend_envelope(nullptr, event, payload, len);
-    msg_direct(ms, to, &e, nullptr);
-    return WSR_OK;
+    return msg_direct(ms, to, &e, nullptr) ? WSR_OK : WSR_ETOOBIG;
 }

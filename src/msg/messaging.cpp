@@ -386,6 +386,12 @@ uint64_t msg_publish(wsr_messaging *ms, const envelope *e, const char *from, cha
         env_string(&ms->out, from, CLIENT_ID_LEN);
     }
     msg_finish(&ms->out);
+    // What a client may not send, it is not sent either (its peers share the limit).
+    if (ms->out.len > ms->opts.max_message) {
+        channels_drop_if_empty(&ms->chans, ch);
+        *why = MSG_TOO_LARGE;
+        return 0;
+    }
     wsr_msg *m = ms->out.failed ? nullptr : wsr_msg_new(WSR_TEXT, ms->out.buf, ms->out.len);
     if (!m) {
         *why = "out of memory";
@@ -402,11 +408,13 @@ static void on_publish(wsr_messaging *ms, wsr_conn_id from, uint32_t client, con
     char epoch[17];
     const char *why;
     uint64_t offset = msg_publish(ms, e, ms->clients[client].id, epoch, &why);
-    if (!offset) return msg_send_error(ms, from, &e->id, "unavailable", why);
+    if (!offset) return msg_send_error(ms, from, &e->id, why == MSG_TOO_LARGE ? "too_large" : "unavailable", why);
     ack(ms, from, e, &offset);
 }
 
-void msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *from) {
+const char *const MSG_TOO_LARGE = "the envelope would be larger than the largest message";
+
+bool msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *from) {
     env_out_reset(&ms->out);
     env_key(&ms->out, "type", true);
     if (e->event.ptr && e->event.len)
@@ -427,13 +435,15 @@ void msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *f
         env_string(&ms->out, e->correlation_id.ptr, e->correlation_id.len);
     }
     msg_finish(&ms->out);
+    if (ms->out.len > ms->opts.max_message) return false;
     msg_send_out(ms, ms->clients[to].conn);
+    return true;
 }
 
 static void on_send(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
     uint32_t to = e->to.ptr ? msg_client_find(ms, e->to.ptr, e->to.len) : MSG_NONE;
     if (to == MSG_NONE) return msg_send_error(ms, from, &e->id, "not_found", "no client with that id");
-    msg_direct(ms, to, e, ms->clients[client].id);
+    if (!msg_direct(ms, to, e, ms->clients[client].id)) return msg_send_error(ms, from, &e->id, "too_large", MSG_TOO_LARGE);
     ack(ms, from, e, nullptr);
 }
 

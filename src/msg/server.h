@@ -101,7 +101,8 @@ void msg_presence_list(wsr_messaging *ms, uint32_t ch);
 
 // A publication on e->channel (event, payload) from a client (its id) or from the
 // backend (from NULL): framed once, shared by every subscriber and by the history.
-// The offset, and the channel's epoch in epoch_out; 0 when it could not be made (*why).
+// The offset, and the channel's epoch in epoch_out; 0 when it could not be made (*why:
+// MSG_TOO_LARGE, or what else went wrong).
 uint64_t msg_publish(wsr_messaging *ms, const envelope *e, const char *from, char epoch_out[17], const char **why);
 // Runs the upgrade hook of the /ws endpoint: handshakes per address, credentials.
 void msg_on_upgrade(wsr_server *srv, wsr_request *req, void *user);
@@ -118,5 +119,8 @@ void msg_release(wsr_messaging *ms);
 // An embedder's handler for a type, or NULL.
 const msg_handler *msg_handler_find(const wsr_messaging *ms, const char *type, size_t len);
 
+// msg_publish's *why when the envelope would pass max_message (error code too_large).
+extern const char *const MSG_TOO_LARGE;
 // A direct message to client slot `to` from a client's id or from the backend (NULL).
-void msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *from);
+// False when the envelope would pass max_message (nothing sent).
+bool msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *from);

@@ -528,6 +528,25 @@ class Messaging(MessagingBase):
             await p.ws.close()
         run(go())
 
+    def test_too_large_envelopes(self):
+        """A payload that fits a message but whose envelope would not: too_large, and
+        nothing delivered, to a channel or to a client."""
+        async def go():
+            a, b = await self.peers(2)
+            ch = fresh_channel("big")
+            await b.subscribe(ch)
+            big = '"' + "x" * ((1 << 20) - 82) + '"'  # the message fits, its envelope not
+            await a.send('{"type":"publish","channel":"%s","id":"p1","payload":%s}' % (ch, big))
+            await a.expect_error("too_large", "p1")
+            await a.send('{"type":"send","to":"%s","id":"s1","payload":%s}' % (b.id, big))
+            await a.expect_error("too_large", "s1")
+            await b.barrier()  # nothing reached b meanwhile
+            await a.publish(ch, '"small"', id_="p2")
+            raw, m = await b.expect("message")
+            self.assertEqual((m["offset"], m["payload"]), (1, "small"), raw)
+            await self.close_all(a, b)
+        run(go())
+
     def test_invalid_utf8_closes_1007(self):
         c = self.ws("/ws")
         op, data = c.recv_message()
