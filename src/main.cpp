@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
         wsr_messaging_options mo;
         config_messaging(&cfg, &mo);
         d.msg = wsr_messaging_new(loop, d.srv, "/ws", &mo);
-        if (!d.msg) r = WSR_ENOMEM;
+        if (!d.msg) r = WSR_EINVAL; // the layer logged why: a file it reads, an option
     }
     if (r == WSR_OK) {
         for (int i = 0; i < cfg.api_keys.n; i++) d.api_keys[i] = cfg.api_keys.items[i];

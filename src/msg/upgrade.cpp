@@ -172,8 +172,8 @@ static void basic(wsr_messaging *ms, wsr_conn_id conn, const char *b64, size_t l
         strlen(password) >= MAX_CRED)
         return refuse(ms, conn, 401, "unauthorized", "malformed Basic credentials", false);
     if (auth_env_match(&ms->creds, user, password)) {
-        OPENSSL_cleanse(buf, sizeof buf);
         auth_identity *who = auth_identity_new(user, strlen(user), nullptr, nullptr, 0);
+        OPENSSL_cleanse(buf, sizeof buf); // user points into it
         if (!who) return (void)wsr_respond(ms->srv, conn, 503, "Retry-After: 1\r\n", "out of memory\n", 14);
         return accept_as(ms, conn, who);
     }
