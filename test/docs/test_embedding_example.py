@@ -44,6 +44,31 @@ def free_port():
         return s.getsockname()[1]
 
 
+def build(src, tmp, include_dir, lib_dirs, libs, sanitize):
+    """Compiles a page's C program as the page says (warnings are errors): the
+    executable's path, or None and the compiler's complaint."""
+    path = os.path.join(tmp, "app.c")
+    with open(path, "w") as f:
+        f.write(src)
+    uv = subprocess.run(["pkg-config", "--cflags", "--libs", "libuv"], capture_output=True, text=True).stdout.split()
+    exe = os.path.join(tmp, "app")
+    flags = [f"-fsanitize={sanitize}"] if sanitize else []
+    dirs = [a for d in lib_dirs for a in ("-L", d)]
+    cc = subprocess.run(["cc", "-Wall", "-Werror", "-Wno-unused-parameter", *flags, "-I", include_dir, path, *dirs,
+                         *(f"-l{lib}" for lib in libs), *uv, "-o", exe], capture_output=True, text=True)
+    return (exe if cc.returncode == 0 else None), cc.stderr
+
+
+def wait_for_port(port, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
 def example_source():
     with open(os.path.join(ROOT, "docs", "embedding.md"), encoding="utf-8") as f:
         blocks = re.findall(r"```c\n(.*?)```", f.read(), re.S)
@@ -77,27 +102,15 @@ def main():
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         # The page's address, moved to a free port so that tests can run side by side.
-        path = os.path.join(tmp, "app.c")
-        with open(path, "w") as f:
-            f.write(src.replace("127.0.0.1:9001", f"127.0.0.1:{port}"))
-        uv = subprocess.run(["pkg-config", "--cflags", "--libs", "libuv"], capture_output=True, text=True).stdout.split()
-        exe = os.path.join(tmp, "app")
-        flags = [f"-fsanitize={sanitize}"] if sanitize else []
-        cc = subprocess.run(["cc", "-Wall", "-Werror", "-Wno-unused-parameter", *flags, "-I", include_dir,
-                             path, "-L", lib_dir, "-lwsreactor", *uv, "-o", exe], capture_output=True, text=True)
-        tap.check(cc.returncode == 0, "it builds with the documented command", cc.stderr)
-        if cc.returncode != 0:
+        exe, err = build(src.replace("127.0.0.1:9001", f"127.0.0.1:{port}"), tmp, include_dir, [lib_dir],
+                         ["wsreactor"], sanitize)
+        tap.check(exe is not None, "it builds with the documented command", err)
+        if not exe:
             return 1
         env = dict(os.environ, LD_LIBRARY_PATH=lib_dir)
         proc = subprocess.Popen([exe], env=env, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            wait_for_port(port)
             url = f"ws://127.0.0.1:{port}/stream"
             status = asyncio.run(try_without_token(url))
             tap.check(status == 401, f"no token: 401 (got {status})")

@@ -9,16 +9,14 @@ import base64
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_embedding_example import ROOT, Tap, free_port  # noqa: E402
+from test_embedding_example import ROOT, Tap, build, free_port, wait_for_port  # noqa: E402
 
 PASSWORD = "correct horse"
 
@@ -74,28 +72,15 @@ def main():
     tap.check(0 < lines <= 60, f"the example is complete and short ({lines} lines)")
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "app.c")
-        with open(path, "w") as f:
-            f.write(src.replace("127.0.0.1:9002", f"127.0.0.1:{port}"))
-        uv = subprocess.run(["pkg-config", "--cflags", "--libs", "libuv"], capture_output=True, text=True).stdout.split()
-        exe = os.path.join(tmp, "app")
-        flags = [f"-fsanitize={sanitize}"] if sanitize else []
-        cc = subprocess.run(["cc", "-Wall", "-Werror", "-Wno-unused-parameter", *flags, "-I", include_dir, path,
-                             "-L", msg_lib_dir, "-L", lib_dir, "-lwsreactor-messaging", "-lwsreactor", *uv, "-o", exe],
-                            capture_output=True, text=True)
-        tap.check(cc.returncode == 0, "it builds with the documented command", cc.stderr)
-        if cc.returncode != 0:
+        exe, err = build(src.replace("127.0.0.1:9002", f"127.0.0.1:{port}"), tmp, include_dir, [msg_lib_dir, lib_dir],
+                         ["wsreactor-messaging", "wsreactor"], sanitize)
+        tap.check(exe is not None, "it builds with the documented command", err)
+        if not exe:
             return 1
         env = dict(os.environ, LD_LIBRARY_PATH=f"{msg_lib_dir}:{lib_dir}", AGENT_PASSWORD=PASSWORD)
         proc = subprocess.Popen([exe], env=env, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            wait_for_port(port)
             asyncio.run(session(f"ws://127.0.0.1:{port}/ws", tap))
         finally:
             proc.kill()
