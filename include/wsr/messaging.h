@@ -90,6 +90,28 @@ int wsr_messaging_reload(wsr_messaging *m);
  * afterwards, as for wsr_server_free). Call once the server is freed. */
 void wsr_messaging_free(wsr_messaging *m);
 
+/* What the layer holds now, and counts since it started (for metrics and status pages).
+ * A sized struct: set size to sizeof before the call; fields past it are not written. */
+typedef struct wsr_messaging_stats {
+    size_t size;
+    uint64_t clients;          /* open connections */
+    uint64_t authenticated;    /* of which authenticated */
+    uint64_t channels;
+    uint64_t subscriptions;
+    uint64_t history_entries;  /* publications held for recovery */
+    uint64_t history_bytes;
+    uint64_t publications;     /* made, by clients and the backend */
+    uint64_t deliveries;       /* publications queued to subscribers */
+    uint64_t direct_messages;
+    uint64_t bad_messages;     /* answered with an error envelope */
+    uint64_t rate_limited;     /* messages refused over a rate */
+    uint64_t handshakes_limited; /* upgrades answered 429 */
+    uint64_t auth_failures;    /* upgrades answered 401, and auth messages refused */
+    uint64_t forbidden;        /* channel operations refused by a namespace's rule */
+    uint64_t api_requests;     /* backend HTTP API calls */
+} wsr_messaging_stats;
+void wsr_messaging_get_stats(const wsr_messaging *m, wsr_messaging_stats *out);
+
 /* A client's message of a type the protocol does not define, for an embedder's handler.
  * Views are valid during the call. */
 typedef struct wsr_messaging_message {

@@ -238,6 +238,7 @@ static void api_disconnect(wsr_messaging *ms, wsr_conn_id req, const envelope *e
 static void on_api(wsr_server *, wsr_request *req, void *user) {
     wsr_messaging *ms = (wsr_messaging *)user;
     wsr_conn_id id = wsr_request_id(req);
+    ms->counts.api_requests++;
     if (!ms->api_keys || !ms->api_keys[0])
         return api_error(ms, id, 403, "forbidden", "the backend API is off: the server has no API key");
     if (!api_authorized(ms, req)) return api_error(ms, id, 401, "unauthorized", "Authorization: Bearer <API key>");

@@ -176,6 +176,7 @@ void msg_error_object(env_out *o, const char *code, const char *message) {
 }
 
 void msg_send_error(wsr_messaging *ms, wsr_conn_id to, const env_str *id, const char *code, const char *message) {
+    ms->counts.bad_messages++;
     msg_begin(ms, "error", id);
     env_key(&ms->out, "payload", false);
     msg_error_object(&ms->out, code, message);
@@ -197,6 +198,7 @@ static void send_rate_limited(wsr_messaging *ms, wsr_conn_id to, const env_str *
     env_raw(&ms->out, "}", 1);
     msg_finish(&ms->out);
     msg_send_out(ms, to);
+    ms->counts.rate_limited++;
     msg_client *c = &ms->clients[slot_of(ms, to)];
     if (++c->strikes >= ms->opts.max_strikes) wsr_close(ms->srv, to, 1008, "over the rate limit");
 }
@@ -285,6 +287,7 @@ static bool allowed(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const 
         ms->clients[client].strikes = 0;
         return true;
     }
+    ms->counts.forbidden++;
     strike(ms, from, &e->id, code,
            a == NS_SUBSCRIBE ? "not allowed to subscribe to this channel" : "not allowed to publish on this channel");
     return false;
@@ -297,8 +300,10 @@ static uint32_t channel_get(wsr_messaging *ms, const env_str *name) {
 }
 
 static void on_presence(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
-    if (!ns_of(&ms->opts, e->channel.ptr, e->channel.len)->presence)
+    if (!ns_of(&ms->opts, e->channel.ptr, e->channel.len)->presence) {
+        ms->counts.forbidden++;
         return strike(ms, from, &e->id, "forbidden", "presence is off for this channel");
+    }
     if (!allowed(ms, from, client, e, NS_SUBSCRIBE)) return;
     uint32_t ch = channels_find(&ms->chans, e->channel.ptr, e->channel.len);
     msg_begin(ms, "presence", &e->id);
@@ -398,6 +403,8 @@ uint64_t msg_publish(wsr_messaging *ms, const envelope *e, const char *from, cha
         return 0;
     }
     channels_publish(&ms->chans, ch, msg_now_ms(), m, (uint32_t)ms->out.len);
+    ms->counts.publications++;
+    ms->counts.deliveries += c->nmembers;
     for (uint32_t i = 0; i < c->nmembers; i++) wsr_send_msg(ms->srv, ms->clients[c->members[i].client].conn, m);
     wsr_msg_free(m);
     return offset;
@@ -437,6 +444,7 @@ bool msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *f
     msg_finish(&ms->out);
     if (ms->out.len > ms->opts.max_message) return false;
     msg_send_out(ms, ms->clients[to].conn);
+    ms->counts.direct_messages++;
     return true;
 }
 
@@ -486,12 +494,14 @@ static void on_auth(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const 
     auth_result r = auth_token(&ms->creds, tok.ptr, tok.len, msg_now_ms(), &who, &why);
     msg_client *c = &ms->clients[client];
     if (r != AUTH_OK) {
+        ms->counts.auth_failures++;
         msg_send_error(ms, from, &e->id, "unauthorized", why);
         wsr_log(WSR_LOG_INFO, "messaging: client %s: auth refused: %s", c->id, why);
         wsr_close(ms->srv, from, r == AUTH_EXPIRED ? 4002 : 4001, r == AUTH_EXPIRED ? "token expired" : "unauthorized");
         return;
     }
     if (c->who && strcmp(c->who->user, who->user) != 0) {
+        ms->counts.auth_failures++;
         auth_identity_free(who);
         msg_send_error(ms, from, &e->id, "forbidden", "a token for another user");
         wsr_close(ms->srv, from, 4003, "forbidden");
@@ -709,6 +719,27 @@ wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *p
 }
 
 int wsr_messaging_reload(wsr_messaging *ms) { return auth_reload(&ms->creds); }
+
+void wsr_messaging_get_stats(const wsr_messaging *ms, wsr_messaging_stats *out) {
+    wsr_messaging_stats st = ms->counts;
+    st.clients = ms->live;
+    st.authenticated = 0;
+    for (uint32_t i = 0; i < ms->nclients; i++) st.authenticated += ms->clients[i].id[0] && ms->clients[i].who;
+    // Summed when asked (a scrape, a status page's second) rather than kept on every
+    // subscribe and publish.
+    st.channels = ms->chans.live;
+    st.subscriptions = st.history_entries = 0;
+    for (uint32_t i = 0; i < ms->chans.nslots; i++) {
+        const channel *c = &ms->chans.slots[i];
+        if (!c->name) continue;
+        st.subscriptions += c->nmembers;
+        st.history_entries += c->hist.len;
+    }
+    st.history_bytes = ms->chans.hist_bytes;
+    size_t n = out->size < sizeof st ? out->size : sizeof st;
+    st.size = out->size;
+    memcpy(out, &st, n);
+}
 
 void msg_release(wsr_messaging *ms) {
     channels_free(&ms->chans);

@@ -70,6 +70,7 @@ struct wsr_messaging {
     uint8_t timers_open;      // until both close callbacks ran; then the last job frees
     msg_handler *handlers;
     uint32_t nhandlers;
+    wsr_messaging_stats counts; // the counters of wsr_messaging_get_stats
 };
 
 // The connection's user pointer holds its client slot + 1 once open, and the pending

@@ -110,6 +110,7 @@ static void refuse(wsr_messaging *ms, wsr_conn_id conn, uint16_t status, const c
     char addr[ADDRESS_LEN];
     wsr_conn_address(ms->srv, conn, addr, sizeof addr);
     wsr_log(WSR_LOG_INFO, "messaging: upgrade from %s refused %u: %s", addr, status, why);
+    if (status == 401) ms->counts.auth_failures++;
     char headers[256];
     size_t n = 0;
     headers[0] = '\0';
@@ -216,6 +217,7 @@ void msg_on_upgrade(wsr_server *, wsr_request *req, void *user) {
         char h[64];
         snprintf(h, sizeof h, "Retry-After: %llu\r\n", (unsigned long long)((wait + 999) / 1000));
         wsr_log(WSR_LOG_INFO, "messaging: upgrade from %s refused 429: over the handshake rate", addr);
+        ms->counts.handshakes_limited++;
         wsr_respond(ms->srv, conn, 429, h, "too many upgrades from this address\n", 36);
         return;
     }
