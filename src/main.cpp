@@ -10,6 +10,7 @@
 #include "app/broadcast.h"
 #include "app/echo.h"
 #include "app/ops.h"
+#include "app/web.h"
 #include "wsr/messaging.h"
 #include "wsr/wsr.h"
 
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/echo", &echo_handlers, nullptr);
     if (r == WSR_OK) r = wsr_server_route(d.srv, "/broadcast", &broadcast_handlers, &d.room);
     if (r == WSR_OK) r = ops_register(d.srv, &d.ops);
+    if (r == WSR_OK) r = web_register(d.srv);
     if (r == WSR_OK) {
         wsr_messaging_options mo;
         config_messaging(&cfg, &mo);
