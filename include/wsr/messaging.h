@@ -84,8 +84,14 @@ wsr_messaging *wsr_messaging_new(struct uv_loop_s *loop, wsr_server *srv, const 
  * with no key at all every request is answered 403, so the API is never open by
  * accident. WSR_OK or the error of wsr_server_http. */
 int wsr_messaging_api(wsr_messaging *m, const char *prefix, const char *const *keys);
-/* Re-reads the users file (SIGHUP). WSR_OK, or an error with the old users kept. */
+/* Re-reads the users file and the JWT public key (SIGHUP). WSR_OK, or an error with the
+ * old ones kept. */
 int wsr_messaging_reload(wsr_messaging *m);
+/* Applies new options to a running layer (a reloaded configuration): rate limits,
+ * strikes, authentication (sources re-read), namespaces and channel defaults (their
+ * permissions at once, their history for channels made from now on). max_message and
+ * max_channels stay as they were. All or nothing: WSR_EINVAL (logged) keeps the old. */
+int wsr_messaging_update(wsr_messaging *m, const wsr_messaging_options *o);
 /* Stops timers; the memory goes from the loop, after close callbacks (run the loop
  * afterwards, as for wsr_server_free). Call once the server is freed. */
 void wsr_messaging_free(wsr_messaging *m);

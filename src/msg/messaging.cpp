@@ -677,6 +677,15 @@ static void on_deadlines(uv_timer_t *t) {
 
 // --- life ---------------------------------------------------------------------------------------
 
+enum { HANDSHAKE_SLOTS = 8192 };
+
+static void set_limits(wsr_messaging *ms) {
+    const wsr_messaging_options &op = ms->opts;
+    ms->lim_messages = rate_limit{op.rate_messages, op.burst_messages};
+    ms->lim_bytes = rate_limit{op.rate_bytes, op.burst_bytes};
+    ms->lim_publish = rate_limit{op.rate_publish, op.burst_publish};
+}
+
 wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *path, const wsr_messaging_options *o) {
     wsr_messaging *ms = (wsr_messaging *)calloc(1, sizeof *ms);
     if (!ms) return nullptr;
@@ -688,9 +697,7 @@ wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *p
     ms->free_head = MSG_NONE;
     ms->pending_free = MSG_NONE;
     const wsr_messaging_options &op = ms->opts;
-    ms->lim_messages = rate_limit{op.rate_messages, op.burst_messages};
-    ms->lim_bytes = rate_limit{op.rate_bytes, op.burst_bytes};
-    ms->lim_publish = rate_limit{op.rate_publish, op.burst_publish};
+    set_limits(ms);
     rate_limit hs{op.rate_handshakes, op.burst_handshakes};
     uint64_t seed;
     RAND_bytes((unsigned char *)&seed, sizeof seed);
@@ -707,7 +714,7 @@ wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *p
     ep.on_open = on_open;
     ep.on_message = on_message;
     ep.on_close = on_close;
-    bool ok = ms->parser && ns_validate(&op) == WSR_OK && rate_table_init(&ms->handshakes, &hs, 8192, seed * 3);
+    bool ok = ms->parser && ns_validate(&op) == WSR_OK && rate_table_init(&ms->handshakes, &hs, HANDSHAKE_SLOTS, seed * 3);
     if (ok && auth_init(&ms->creds, &op) != WSR_OK) ok = false;
     if (!ok || wsr_server_endpoint(srv, path, &ep, ms) != WSR_OK) {
         wsr_messaging_free(ms);
@@ -719,6 +726,29 @@ wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *p
 }
 
 int wsr_messaging_reload(wsr_messaging *ms) { return auth_reload(&ms->creds); }
+
+int wsr_messaging_update(wsr_messaging *ms, const wsr_messaging_options *o) {
+    wsr_messaging_options next;
+    wsr_messaging_options_default(&next);
+    memcpy(&next, o, o->size < sizeof next ? o->size : sizeof next);
+    next.size = sizeof next;
+    // What the parser and the tables were sized for stays.
+    next.max_message = ms->opts.max_message;
+    next.max_channels = ms->opts.max_channels;
+    auth creds;
+    if (ns_validate(&next) != WSR_OK || auth_init(&creds, &next) != WSR_OK) return WSR_EINVAL;
+    rate_limit hs{next.rate_handshakes, next.burst_handshakes};
+    if (!rate_table_set(&ms->handshakes, &hs, HANDSHAKE_SLOTS)) {
+        auth_free(&creds);
+        return WSR_ENOMEM;
+    }
+    auth_free(&ms->creds);
+    ms->creds = creds;
+    ms->opts = next;
+    set_limits(ms);
+    channels_set_history_bytes(&ms->chans, next.history_memory);
+    return WSR_OK;
+}
 
 void wsr_messaging_get_stats(const wsr_messaging *ms, wsr_messaging_stats *out) {
     wsr_messaging_stats st = ms->counts;

@@ -23,12 +23,18 @@ uint64_t rate_wait(uint64_t tokens, const rate_limit *l, uint64_t amount) {
 
 bool rate_table_init(rate_table *t, const rate_limit *l, uint32_t cap, uint64_t seed) {
     memset(t, 0, sizeof *t);
-    t->limit = *l;
     t->seed = seed | 1;
-    if (!l->rate) return true;
-    t->slots = (rate_table::entry *)calloc(cap, sizeof *t->slots);
-    t->cap = cap;
-    return t->slots != nullptr;
+    return rate_table_set(t, l, cap);
+}
+
+bool rate_table_set(rate_table *t, const rate_limit *l, uint32_t cap) {
+    if (l->rate && !t->slots) {
+        t->slots = (rate_table::entry *)calloc(cap, sizeof *t->slots);
+        if (!t->slots) return false;
+        t->cap = cap;
+    }
+    t->limit = *l;
+    return true;
 }
 
 void rate_table_free(rate_table *t) {

@@ -39,6 +39,8 @@ struct rate_table {
 // False when out of memory.
 bool rate_table_init(rate_table *t, const rate_limit *l, uint32_t cap, uint64_t seed);
 void rate_table_free(rate_table *t);
+// A new limit for the table (its buckets are kept). False when out of memory.
+bool rate_table_set(rate_table *t, const rate_limit *l, uint32_t cap);
 // Takes one token for the address (text as wsr_request_address gives it: "1.2.3.4:5",
 // "[::1]:5", without a port too). 0 when allowed, else the milliseconds to wait.
 // Addresses that do not parse share one bucket.
