@@ -607,6 +607,9 @@ static void on_open(wsr_server *srv, wsr_conn_id id, void *user) {
         msg_deadline_set(ms, slot, who->expires_ms, 4002);
     else if (!who && ms->opts.auth_timeout_ms)
         msg_deadline_set(ms, slot, msg_now_ms() + ms->opts.auth_timeout_ms, 4001);
+    char addr[64];
+    wsr_conn_address(srv, id, addr, sizeof addr);
+    wsr_log(WSR_LOG_INFO, "messaging: client %s user %s from %s: open", ms->clients[slot].id, who ? who->user : "-", addr);
     msg_begin(ms, "connection:established", nullptr);
     env_key(&ms->out, "payload", false);
     client_object(ms, slot);
@@ -614,10 +617,13 @@ static void on_open(wsr_server *srv, wsr_conn_id id, void *user) {
     msg_send_out(ms, id);
 }
 
-static void on_close(wsr_server *srv, wsr_conn_id id, uint16_t, void *user) {
+static void on_close(wsr_server *srv, wsr_conn_id id, uint16_t code, void *user) {
     wsr_messaging *ms = (wsr_messaging *)user;
     if (!wsr_conn_user(srv, id)) return; // never registered (out of memory at open)
     uint32_t slot = slot_of(ms, id);
+    // The address went with the socket; the open line, by the same client id, has it.
+    const msg_client *c = &ms->clients[slot];
+    wsr_log(WSR_LOG_INFO, "messaging: client %s user %s: closed %u", c->id, c->who ? c->who->user : "-", code);
     // Each channel it was in hears that it left.
     while (slot < ms->chans.clients_cap && ms->chans.clients[slot].n) {
         const chan_client *cl = &ms->chans.clients[slot];
