@@ -118,8 +118,26 @@ TLS_BENCH_ARGS ?=
 bench-tls: build
 	bash bench/run-tls.sh -b $(RELEASE_DIR) $(TLS_BENCH_ARGS)
 
+# The release build installed under PREFIX (default /usr/local), below DESTDIR when given
+# (make install DESTDIR=/tmp/pkg PREFIX=/usr): the binary, libwsreactor and
+# libwsreactor-messaging with their headers and pkg-config files, the systemd unit, the man
+# page wsreactor(1) and an example config in share/doc/wsreactor (nothing under /etc; see
+# docs/deployment.md). The release directory is re-configured only when PREFIX changes.
 install: build
-	$(MESON) install -C $(RELEASE_DIR) --destdir "$(DESTDIR)"
+	@prefix=$$($(MESON) introspect $(RELEASE_DIR) --buildoptions | /usr/bin/python3 -c \
+	  'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))'); \
+	if [ "$$prefix" != "$(PREFIX)" ]; then \
+	  echo "$(MESON) configure $(RELEASE_DIR) -Dprefix=$(PREFIX)"; \
+	  $(MESON) configure $(RELEASE_DIR) -Dprefix=$(PREFIX) >/dev/null || exit 1; \
+	fi
+	$(NINJA) -C $(RELEASE_DIR)
+	$(MESON) install -C $(RELEASE_DIR) --no-rebuild $(if $(DESTDIR),--destdir "$(abspath $(DESTDIR))")
+
+# Rewrites the OPTIONS entries of docs/wsreactor.1 from `wsreactor --help`
+# (docs/man-options.py); test/integration/install fails while one is missing.
+.PHONY: man
+man: build
+	/usr/bin/python3 docs/man-options.py $(RELEASE_DIR)/wsreactor --write docs/wsreactor.1
 
 clean:
 	rm -rf build
