@@ -78,6 +78,7 @@ int main(int argc, char **argv) {
         config_messaging(&cfg, &mo);
         d.msg = wsr_messaging_new(loop, d.srv, "/ws", &mo);
         if (!d.msg) r = WSR_EINVAL; // the layer logged why: a file it reads, an option
+        d.ops.msg = d.msg;          // its figures in /metrics
     }
     if (r == WSR_OK) {
         for (int i = 0; i < cfg.api_keys.n; i++) d.api_keys[i] = cfg.api_keys.items[i];

@@ -217,6 +217,75 @@ static int render_server(wsr_server *srv, metrics_text *out) {
     return 0;
 }
 
+// --- the messaging layer --------------------------------------------------------------
+
+// A field of wsr_messaging_stats; entries of one name in a row are one metric whose
+// samples carry the label kind= (label_value non-NULL).
+struct msg_metric_def {
+    const char *name;
+    bool counter;
+    size_t offset; // of a uint64_t in wsr_messaging_stats
+    const char *label_value;
+    const char *help;
+};
+
+#define MSG(field) offsetof(wsr_messaging_stats, field)
+
+// What the layer holds now are gauges; what it counted since it started, counters.
+static const msg_metric_def MSG_METRICS[] = {
+    {"wsreactor_messaging_clients", false, MSG(clients), nullptr,
+     "Clients connected to the messaging endpoint (/ws) now."},
+    {"wsreactor_messaging_authenticated_clients", false, MSG(authenticated), nullptr,
+     "Messaging clients authenticated now (at the handshake or in-band)."},
+    {"wsreactor_channels", false, MSG(channels), nullptr, "Channels that exist now."},
+    {"wsreactor_subscriptions", false, MSG(subscriptions), nullptr,
+     "Subscriptions now: one per client and channel it is subscribed to."},
+    {"wsreactor_history_entries", false, MSG(history_entries), nullptr,
+     "Publications held in channel histories for recovery."},
+    {"wsreactor_history_bytes", false, MSG(history_bytes), nullptr,
+     "Bytes channel histories hold, against the history memory limit."},
+    {"wsreactor_publications_total", true, MSG(publications), nullptr,
+     "Publications made on channels, by clients and the backend."},
+    {"wsreactor_deliveries_total", true, MSG(deliveries), nullptr, "Publications queued to subscribers."},
+    {"wsreactor_direct_messages_total", true, MSG(direct_messages), nullptr,
+     "Direct messages sent to a client by id."},
+    {"wsreactor_bad_messages_total", true, MSG(bad_messages), nullptr,
+     "Client messages answered with an error envelope (those refused by a namespace's rule included; those over a "
+     "rate are in wsreactor_rate_limited_total)."},
+    {"wsreactor_rate_limited_total", true, MSG(rate_limited), "message",
+     "Refused over a rate limit: messages over a connection's bucket (kind=\"message\"), upgrades answered 429 "
+     "(kind=\"handshake\")."},
+    {"wsreactor_rate_limited_total", true, MSG(handshakes_limited), "handshake", nullptr},
+    {"wsreactor_auth_failures_total", true, MSG(auth_failures), nullptr,
+     "Authentication failures: upgrades answered 401 and auth messages refused."},
+    {"wsreactor_forbidden_total", true, MSG(forbidden), nullptr,
+     "Channel operations refused by a namespace's permissions."},
+    {"wsreactor_api_requests_total", true, MSG(api_requests), nullptr, "Backend HTTP API calls."},
+};
+
+// As for wsr_stats: a field added to wsr_messaging_stats must be exported here.
+static_assert(sizeof(wsr_messaging_stats) == sizeof(size_t) + 15 * sizeof(uint64_t),
+              "wsr_messaging_stats changed: export the new field in MSG_METRICS");
+
+static int render_messaging(const wsr_messaging_stats *ms, metrics_text *out) {
+    const char *open = nullptr; // the metric whose HELP and TYPE are written
+    for (const msg_metric_def &m : MSG_METRICS) {
+        // A struct from an older, shorter layout: its missing figures are left out.
+        if (m.offset + sizeof(uint64_t) > ms->size) continue;
+        if (!open || strcmp(open, m.name) != 0) {
+            if (family_begin(out, m.name, m.counter, m.help) != 0) return -1;
+            open = m.name;
+        }
+        uint64_t v;
+        memcpy(&v, (const char *)ms + m.offset, sizeof v);
+        int r = m.label_value ? text_printf(out, "%s{kind=\"%s\"} %llu\n", m.name, m.label_value,
+                                            (unsigned long long)v)
+                              : sample_u64(out, m.name, v);
+        if (r != 0) return -1;
+    }
+    return 0;
+}
+
 // --- the process ----------------------------------------------------------------------
 
 static uint64_t now_unix_ms(void) {
@@ -278,7 +347,8 @@ static int render_process(uint64_t started_ms, metrics_text *out) {
     return 0;
 }
 
-int metrics_render(wsr_server *srv, uint64_t started_ms, metrics_text *out) {
+int metrics_render(wsr_server *srv, const wsr_messaging_stats *msg, uint64_t started_ms, metrics_text *out) {
     if (render_server(srv, out) != 0) return -1;
+    if (msg && render_messaging(msg, out) != 0) return -1;
     return render_process(started_ms, out);
 }

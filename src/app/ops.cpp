@@ -14,7 +14,10 @@ static void on_healthz(wsr_server *srv, wsr_request *req, void *) {
 static void on_metrics(wsr_server *srv, wsr_request *req, void *user) {
     const ops_state *st = (const ops_state *)user;
     metrics_text text = {};
-    if (metrics_render(srv, st->started_ms, &text) != 0) {
+    wsr_messaging_stats ms;
+    ms.size = sizeof ms;
+    if (st->msg) wsr_messaging_get_stats(st->msg, &ms);
+    if (metrics_render(srv, st->msg ? &ms : nullptr, st->started_ms, &text) != 0) {
         static const char body[] = "out of memory\n";
         wsr_respond(srv, wsr_request_id(req), 503, "Content-Type: text/plain\r\nRetry-After: 1\r\n", body,
                     sizeof body - 1);

@@ -7,6 +7,7 @@
 // server's own; label values are escaped. test/app/test_metrics_parse.py runs the same
 // text through prometheus_client's parser.
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "unit.h"
 
 #include "app/metrics.h"
+#include "wsr/messaging.h"
 #include "wsr/wsr.h"
 
 // --- a checker for the format -----------------------------------------------------
@@ -253,13 +255,15 @@ static void test_fresh_server_renders_every_metric(void **) {
     server_start(&f);
     metrics_text out = {};
     uint64_t started = 1700000000123ull; // long before now: the uptime is large
-    assert_int_equal(metrics_render(f.srv, started, &out), 0);
+    assert_int_equal(metrics_render(f.srv, nullptr, started, &out), 0);
     checked c;
     const char *why = check_text(out.data, out.len, &c);
     if (why) fail_msg("%s\n%s", why, out.data);
 
     size_t n = sizeof expected / sizeof expected[0];
-    assert_int_equal(c.n, n);
+    assert_int_equal(c.n, n); // without a messaging layer, none of its metrics
+    assert_null(find_family(&c, "wsreactor_channels"));
+    assert_null(strstr(out.data, "wsreactor_messaging_clients"));
     for (size_t i = 0; i < n; i++) {
         const family *fam = find_family(&c, expected[i].name);
         if (!fam) fail_msg("no metric %s", expected[i].name);
@@ -332,7 +336,7 @@ static void test_figures_follow_the_server(void **) {
     assert_int_equal(st.handshakes_failed[0], 1);
 
     metrics_text out = {};
-    assert_int_equal(metrics_render(f.srv, now_unix_ms() + 3600 * 1000, &out), 0);
+    assert_int_equal(metrics_render(f.srv, nullptr, now_unix_ms() + 3600 * 1000, &out), 0);
     checked c;
     const char *why = check_text(out.data, out.len, &c);
     if (why) fail_msg("%s\n%s", why, out.data);
@@ -350,6 +354,100 @@ static void test_figures_follow_the_server(void **) {
     free(out.data);
 }
 
+// The messaging layer's figures, each from its own field of wsr_messaging_stats.
+static const struct {
+    const char *sample; // as written, labels included
+    const char *family;
+    bool counter;
+    size_t offset;
+} messaging_expected[] = {
+    {"wsreactor_messaging_clients", "wsreactor_messaging_clients", false, offsetof(wsr_messaging_stats, clients)},
+    {"wsreactor_messaging_authenticated_clients", "wsreactor_messaging_authenticated_clients", false,
+     offsetof(wsr_messaging_stats, authenticated)},
+    {"wsreactor_channels", "wsreactor_channels", false, offsetof(wsr_messaging_stats, channels)},
+    {"wsreactor_subscriptions", "wsreactor_subscriptions", false, offsetof(wsr_messaging_stats, subscriptions)},
+    {"wsreactor_history_entries", "wsreactor_history_entries", false, offsetof(wsr_messaging_stats, history_entries)},
+    {"wsreactor_history_bytes", "wsreactor_history_bytes", false, offsetof(wsr_messaging_stats, history_bytes)},
+    {"wsreactor_publications_total", "wsreactor_publications_total", true, offsetof(wsr_messaging_stats, publications)},
+    {"wsreactor_deliveries_total", "wsreactor_deliveries_total", true, offsetof(wsr_messaging_stats, deliveries)},
+    {"wsreactor_direct_messages_total", "wsreactor_direct_messages_total", true,
+     offsetof(wsr_messaging_stats, direct_messages)},
+    {"wsreactor_bad_messages_total", "wsreactor_bad_messages_total", true, offsetof(wsr_messaging_stats, bad_messages)},
+    {"wsreactor_rate_limited_total{kind=\"message\"}", "wsreactor_rate_limited_total", true,
+     offsetof(wsr_messaging_stats, rate_limited)},
+    {"wsreactor_rate_limited_total{kind=\"handshake\"}", "wsreactor_rate_limited_total", true,
+     offsetof(wsr_messaging_stats, handshakes_limited)},
+    {"wsreactor_auth_failures_total", "wsreactor_auth_failures_total", true, offsetof(wsr_messaging_stats, auth_failures)},
+    {"wsreactor_forbidden_total", "wsreactor_forbidden_total", true, offsetof(wsr_messaging_stats, forbidden)},
+    {"wsreactor_api_requests_total", "wsreactor_api_requests_total", true, offsetof(wsr_messaging_stats, api_requests)},
+};
+
+// Distinct values in every field (101, 102, ...), so that a figure read from the wrong
+// field shows.
+static void distinct_stats(wsr_messaging_stats *ms) {
+    memset(ms, 0, sizeof *ms);
+    ms->size = sizeof *ms;
+    uint64_t *v = &ms->clients;
+    for (size_t i = 0; i < (sizeof *ms - offsetof(wsr_messaging_stats, clients)) / sizeof(uint64_t); i++) v[i] = 101 + i;
+}
+
+static uint64_t field(const wsr_messaging_stats *ms, size_t offset) {
+    uint64_t v;
+    memcpy(&v, (const char *)ms + offset, sizeof v);
+    return v;
+}
+
+static void test_messaging_figures(void **) {
+    fixture f;
+    server_start(&f);
+    wsr_messaging_stats ms;
+    distinct_stats(&ms);
+    assert_int_equal(ms.api_requests, 115); // every field was given its own value
+    metrics_text out = {};
+    assert_int_equal(metrics_render(f.srv, &ms, now_unix_ms(), &out), 0);
+    checked c;
+    const char *why = check_text(out.data, out.len, &c);
+    if (why) fail_msg("%s\n%s", why, out.data);
+    size_t n = sizeof messaging_expected / sizeof messaging_expected[0];
+    // The server's and the process's metrics, and 14 more (rate_limited has two samples).
+    assert_int_equal(c.n, sizeof expected / sizeof expected[0] + n - 1);
+    for (size_t i = 0; i < n; i++) {
+        const family *fam = find_family(&c, messaging_expected[i].family);
+        if (!fam) fail_msg("no metric %s", messaging_expected[i].family);
+        assert_int_equal(fam->counter, messaging_expected[i].counter);
+        double v = sample_value(out.data, messaging_expected[i].sample);
+        if (v != (double)field(&ms, messaging_expected[i].offset))
+            fail_msg("%s is %g, not %llu", messaging_expected[i].sample, v,
+                     (unsigned long long)field(&ms, messaging_expected[i].offset));
+    }
+    assert_int_equal(find_family(&c, "wsreactor_rate_limited_total")->samples, 2);
+    // Named here too, so that the test does not only compare the table with itself.
+    assert_true(sample_value(out.data, "wsreactor_messaging_clients") == 101);
+    assert_true(sample_value(out.data, "wsreactor_history_bytes") == 106);
+    assert_true(sample_value(out.data, "wsreactor_rate_limited_total{kind=\"message\"}") == 111);
+    assert_true(sample_value(out.data, "wsreactor_rate_limited_total{kind=\"handshake\"}") == 112);
+    assert_true(sample_value(out.data, "wsreactor_api_requests_total") == 115);
+    // The existing names are all still there, unchanged.
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
+        if (!find_family(&c, expected[i].name)) fail_msg("no metric %s", expected[i].name);
+    free(out.data);
+
+    // A struct from an older, shorter layout: only the figures within its size.
+    distinct_stats(&ms);
+    ms.size = offsetof(wsr_messaging_stats, history_entries);
+    out = {};
+    assert_int_equal(metrics_render(f.srv, &ms, now_unix_ms(), &out), 0);
+    why = check_text(out.data, out.len, &c);
+    if (why) fail_msg("%s\n%s", why, out.data);
+    assert_true(sample_value(out.data, "wsreactor_subscriptions") == 104);
+    assert_null(find_family(&c, "wsreactor_history_entries"));
+    assert_null(find_family(&c, "wsreactor_rate_limited_total"));
+    assert_null(find_family(&c, "wsreactor_api_requests_total"));
+    assert_int_equal(c.n, sizeof expected / sizeof expected[0] + 4);
+    free(out.data);
+    server_teardown(&f);
+}
+
 // The text is appended to what the buffer holds; a second rendering into the same
 // buffer repeats every HELP, which the checker must refuse.
 static void test_render_appends(void **) {
@@ -360,7 +458,7 @@ static void test_render_appends(void **) {
     out.data = strdup(before);
     assert_non_null(out.data);
     out.len = out.cap = strlen(out.data);
-    assert_int_equal(metrics_render(f.srv, now_unix_ms(), &out), 0);
+    assert_int_equal(metrics_render(f.srv, nullptr, now_unix_ms(), &out), 0);
     assert_memory_equal(out.data, before, strlen(before));
     checked c;
     const char *why = check_text(out.data, out.len, &c);
@@ -369,7 +467,7 @@ static void test_render_appends(void **) {
     assert_non_null(find_family(&c, "wsreactor_build_info"));
     int families = c.n;
 
-    assert_int_equal(metrics_render(f.srv, now_unix_ms(), &out), 0);
+    assert_int_equal(metrics_render(f.srv, nullptr, now_unix_ms(), &out), 0);
     why = check_text(out.data, out.len, &c);
     assert_non_null(why);
     assert_non_null(strstr(why, "a second HELP"));
@@ -432,6 +530,7 @@ int main(void) {
         cmocka_unit_test(test_checker_refuses_bad_text),
         cmocka_unit_test(test_fresh_server_renders_every_metric),
         cmocka_unit_test(test_figures_follow_the_server),
+        cmocka_unit_test(test_messaging_figures),
         cmocka_unit_test(test_render_appends),
         cmocka_unit_test(test_label_value_escapes),
     };
