@@ -10,6 +10,7 @@
 #include "app/broadcast.h"
 #include "app/echo.h"
 #include "app/ops.h"
+#include "app/status.h"
 #include "app/web.h"
 #include "wsr/messaging.h"
 #include "wsr/wsr.h"
@@ -85,6 +86,7 @@ int main(int argc, char **argv) {
         d.api_keys[cfg.api_keys.n] = nullptr;
         r = wsr_messaging_api(d.msg, "/api/", d.api_keys);
     }
+    if (r == WSR_OK) r = status_register(d.srv, loop, d.msg, &cfg, d.api_keys, d.ops.started_ms);
     if (r != WSR_OK) {
         fprintf(stderr, "wsreactor: cannot start: %s\n", wsr_strerror(r));
         wsr_server_free(d.srv);
@@ -117,6 +119,7 @@ int main(int argc, char **argv) {
 
     wsr_server_free(d.srv);
     wsr_messaging_free(d.msg);
+    status_free();
     uv_run(loop, UV_RUN_DEFAULT); // the messaging timer's close callback
     broadcast_room_free(&d.room);
     uv_loop_close(loop);
