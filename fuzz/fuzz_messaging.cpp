@@ -49,12 +49,15 @@
 //   - every text frame is one JSON object (simdjson DOM) with a "type" string and an
 //     integer "timestamp"; the first is connection:established with a 32-hex clientId;
 //     an "error" has payload.code in the documented set (invalid_json, bad_request,
-//     unknown_type, not_found, unavailable, rate_limited);
+//     unknown_type, unauthorized, forbidden, not_found, too_large, unavailable,
+//     rate_limited); a publication ("message") or direct message ("from") is at most
+//     max_message bytes (larger ones are refused with too_large);
 //   - an answer (a message with "correlationId" and without "from") names the id of a
 //     template message sent on the same connection (or of a raw message whose DOM has a
 //     string "id"), and has a type that answers it: ping pong, subscribe subscribed or
 //     error, publish/send/unsubscribe ack or error, presence presence, unknown type
-//     error unknown_type, bad channel error bad_request (any: error rate_limited);
+//     error unknown_type, bad channel error bad_request (any: error rate_limited;
+//     publish and send also error too_large);
 //   - every template message with an id gets exactly one answer on its own connection,
 //     at once, unless its connection was closed (then at most one); sent while its
 //     connection's socket refused writes: by the time the pressure is lifted;
@@ -354,8 +357,8 @@ static bool answers(int t, std::string_view type, std::string_view code) {
     switch (t) {
     case T_PING: return type == "pong";
     case T_SUB: return type == "subscribed" || (type == "error" && code == "unavailable");
-    case T_PUB: return type == "ack" || (type == "error" && code == "unavailable");
-    case T_SEND: return type == "ack" || (type == "error" && code == "not_found");
+    case T_PUB: return type == "ack" || (type == "error" && (code == "unavailable" || code == "too_large"));
+    case T_SEND: return type == "ack" || (type == "error" && (code == "not_found" || code == "too_large"));
     case T_PRES: return type == "presence";
     case T_UNSUB: return type == "ack";
     case T_UNKNOWN: return type == "error" && code == "unknown_type";
@@ -364,8 +367,8 @@ static bool answers(int t, std::string_view type, std::string_view code) {
     return false;
 }
 
-static const char *const CODES[] = {"invalid_json", "bad_request", "unknown_type", "not_found", "unavailable",
-                                    "rate_limited"};
+static const char *const CODES[] = {"invalid_json", "bad_request", "unknown_type", "unauthorized", "forbidden",
+                                    "not_found",    "too_large",   "unavailable",  "rate_limited"};
 
 // One text message the server sent on connection i.
 static void check_text(int i, const uint8_t *d, size_t n, bool first) {
@@ -393,6 +396,12 @@ static void check_text(int i, const uint8_t *d, size_t n, bool first) {
     } else {
         FUZZ_CHECK(type != "connection:established", "connection %d: connection:established twice", i);
     }
+    // A publication or a direct message (an envelope the server made from a client's
+    // message) that would pass max_message is refused with too_large, never delivered.
+    std::string_view from0;
+    if (type == "message" || obj["from"].get_string().get(from0) == SUCCESS)
+        FUZZ_CHECK(n <= g_max_message, "connection %d: a %.*s of %zu bytes delivered, max_message %llu", i,
+                   (int)type.size(), type.data(), n, (unsigned long long)g_max_message);
     std::string_view code;
     if (type == "error") {
         FUZZ_CHECK(obj.at_pointer("/payload/code").get_string().get(code) == SUCCESS,
