@@ -53,6 +53,13 @@ void wsr_log_set_level(wsr_log_level level);
  * lines suppressed"). NULL restores stderr. Set it before starting servers. */
 typedef void (*wsr_log_fn)(wsr_log_level level, const char *msg, void *user);
 void wsr_log_set_sink(wsr_log_fn fn, void *user);
+/* The format of the lines written to stderr (not to a sink): text (the default),
+ * "2026-11-23T04:30:00.123Z info  message", or JSON, one object per line:
+ * {"ts":"2026-11-23T04:30:00.123Z","level":"info","msg":"message"} with the message
+ * escaped as a JSON string (bytes that are not UTF-8 become U+FFFD). Every line takes it,
+ * the rate-limit summaries included. */
+typedef enum wsr_log_format { WSR_LOG_TEXT = 0, WSR_LOG_JSON = 1 } wsr_log_format;
+void wsr_log_set_format(wsr_log_format format);
 /* A line in the server's log, for the layers built on the API (and embedders): at or
  * below the level set, and rate-limited per fmt (the same format string) like the
  * server's own lines, so a line a peer can cause cannot flood the log. */

@@ -1,5 +1,5 @@
-// One-line logs: "2026-11-23T04:30:00.123Z info  message" on stderr, or to the sink an
-// embedder sets (wsr_log_set_sink).
+// One-line logs: "2026-11-23T04:30:00.123Z info  message" on stderr, or one JSON object
+// per line (wsr_log_set_format), or to the sink an embedder sets (wsr_log_set_sink).
 //
 // Most lines are caused by peers (a rejected handshake, a protocol failure), so a
 // flood of bad input must not become a flood of log writes on the loop: each call site
@@ -7,6 +7,7 @@
 // once per window as "N similar lines suppressed".
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "wsr/wsr.h"
@@ -23,6 +24,10 @@ void log_write(wsr_log_level level, const char *fmt, ...) __attribute__((format(
 bool log_flush_suppressed(void);
 // Lines suppressed since the process started.
 uint64_t log_suppressed_total(void);
+// s[0..len) as the inside of a JSON string (RFC 8259 §7): '"', '\\' and control
+// characters escaped, bytes that are not UTF-8 replaced by U+FFFD. Writes at most cap - 1
+// bytes and a NUL, never half an escape or half a character; returns the bytes written.
+size_t log_json_escape(char *out, size_t cap, const char *s, size_t len);
 
 #define LOG_AT(lvl, fmt, ...)                                                                 \
     do {                                                                                      \

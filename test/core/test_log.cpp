@@ -4,7 +4,10 @@
 // What an operator and an embedder rely on: a flood of lines from one call site is
 // cut to 10 per 5 s and then summarised once, with the count, while other sites keep
 // logging; a sink receives exactly the formatted message and its level; the level
-// filters before anything is counted; NULL puts lines back on stderr.
+// filters before anything is counted; NULL puts lines back on stderr; in the JSON
+// format every line is one object whose message is escaped so that any JSON parser
+// reads back exactly the message (quotes, backslashes, control characters, and bytes
+// that are not UTF-8, which become U+FFFD).
 //
 // The rate limit is per call site, known by its format string's address, so each test
 // uses literals of its own. One test sleeps past the 5 s window.
@@ -186,12 +189,106 @@ static void test_null_sink_restores_stderr(void **) {
     assert_string_equal(line + 24, " info  to stderr 2\n");
 }
 
+// What a line written to stderr by f looks like.
+template <typename F> static size_t stderr_of(F f, char *line, size_t cap) {
+    char path[] = "/tmp/wsr_test_log_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    f();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ssize_t n = pread(fd, line, cap - 1, 0);
+    close(fd);
+    assert_true(n > 0);
+    line[n] = 0;
+    return (size_t)n;
+}
+
+static void test_json_escape(void **) {
+    char out[256];
+    struct {
+        const char *in;
+        size_t len;
+        const char *want;
+    } cases[] = {
+#define CASE(in, want) {in, sizeof(in) - 1, want}
+        CASE("plain text", "plain text"),
+        CASE("a \"quote\" and a \\ backslash", "a \\\"quote\\\" and a \\\\ backslash"),
+        CASE("nl\n cr\r tab\t bs\b ff\f", "nl\\n cr\\r tab\\t bs\\b ff\\f"),
+        CASE("\x01\x1f\x0b\x7f", "\\u0001\\u001f\\u000b\x7f"),
+        CASE("nul\0in", "nul\\u0000in"),
+        CASE("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+        // not UTF-8: a stray continuation, a lone lead, an overlong '/', a surrogate, a
+        // sequence cut by the end of the message
+        CASE("a\x80" "b\xc3" "c\xc0\xaf" "d\xed\xa0\x80" "e\xe2\x82",
+             "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd" "d\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+             "e\xef\xbf\xbd\xef\xbf\xbd"),
+#undef CASE
+    };
+    for (auto &c : cases) {
+        size_t n = log_json_escape(out, sizeof out, c.in, c.len);
+        assert_int_equal(n, strlen(c.want));
+        assert_string_equal(out, c.want);
+    }
+    // A full buffer cuts between escapes and characters, never inside one.
+    assert_int_equal(log_json_escape(out, 4, "ab\"c", 4), 2);
+    assert_string_equal(out, "ab");
+    assert_int_equal(log_json_escape(out, 5, "a\xe2\x82\xac", 4), 4);
+    assert_int_equal(log_json_escape(out, 4, "a\xe2\x82\xac", 4), 1);
+    assert_int_equal(log_json_escape(out, 6, "\x01", 1), 0);
+    assert_int_equal(log_json_escape(out, 7, "\x01", 1), 6);
+    assert_int_equal(log_json_escape(out, 0, "x", 1), 0);
+}
+
+static void test_json_lines(void **) {
+    wsr_log_set_sink(nullptr, nullptr);
+    wsr_log_set_format(WSR_LOG_JSON);
+    char line[512];
+    size_t n = stderr_of([] { log_warn("path \"%s\" from %s\tbad\\%c", "/a?b", "[::1]:80", '\n'); }, line, sizeof line);
+    wsr_log_set_format(WSR_LOG_TEXT);
+    // {"ts":"2026-11-23T04:30:00.123Z","level":"warn","msg":"..."}\n
+    assert_int_equal(line[n - 1], '\n');
+    assert_null(memchr(line, '\n', n - 1)); // one line
+    assert_memory_equal(line, "{\"ts\":\"", 7);
+    const char *ts = line + 7;
+    assert_true(ts[4] == '-' && ts[10] == 'T' && ts[19] == '.' && ts[23] == 'Z' && ts[24] == '"');
+    assert_string_equal(ts + 25, ",\"level\":\"warn\",\"msg\":\"path \\\"/a?b\\\" from [::1]:80\\tbad\\\\\\n\"}\n");
+}
+
+static void json_summary_site(int i) { log_info("json flood, line %d", i); }
+
+// The rate limit's summary is a line like the others.
+static void test_json_summary(void **) {
+    wsr_log_set_sink(nullptr, nullptr);
+    wsr_log_set_format(WSR_LOG_JSON);
+    char line[4096];
+    size_t n = stderr_of(
+        [] {
+            for (int i = 0; i < 12; i++) json_summary_site(i);
+        },
+        line, sizeof line);
+    assert_true(n > 0);
+    sleep_ms(5100);
+    n = stderr_of([] { log_flush_suppressed(); }, line, sizeof line);
+    wsr_log_set_format(WSR_LOG_TEXT);
+    assert_memory_equal(line, "{\"ts\":\"", 7);
+    assert_non_null(strstr(line, "\"level\":\"info\",\"msg\":\"2 similar lines suppressed in 5 s (\\\"json flood, line %d\\\")\"}\n"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_burst_then_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_gets_message_and_level, setup, teardown),
         cmocka_unit_test_setup_teardown(test_level_filters_before_counting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_sink_restores_stderr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_escape, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_summary, setup, teardown),
     };
     return unit_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
