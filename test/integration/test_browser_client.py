@@ -267,12 +267,6 @@ def main():
         check(page.states("A") == ["connecting", "open"] and re.fullmatch(r"[0-9a-f]{32}", a["id"] or "")
               and a["user"] == "alice", f"{page.states('A')} {a}")
 
-        # B: 3 s tokens handed out fresh by getToken; C: one static 3 s token, no getToken.
-        b_start = time.monotonic()
-        page.js("H.make('B', arguments[0], { getToken: H.getToken('B'), pingInterval: 0 }).open();", uri)
-        page.js("H.make('C', arguments[0], { token: arguments[1], pingInterval: 0, minDelay: 50 }).open();",
-                uri, token("carol", 3))
-
         page.js("""H.got = []; H.track("sub", H.clients.A.subscribe(arguments[0],
                      (p, env) => H.got.push({ o: env.offset, e: env.epoch, n: p.n })));""", CH)
         sub = page.settled("sub")
@@ -352,6 +346,13 @@ def main():
         check([g["o"] for g in got] == list(range(1, 9)) and resub["recovered"] is True,
               f"{got} {resub} {page.log('A', 'state')[5:]}")
 
+        # After the freeze (a frozen server cannot take a refresh in time). B: 3 s tokens handed out fresh by getToken; C: one static 3 s token, no getToken.
+        b_start = time.monotonic()
+        page.js("H.make('B', arguments[0], { getToken: H.getToken('B'), pingInterval: 0 }).open();", uri)
+        page.js("H.make('C', arguments[0], { token: arguments[1], pingInterval: 0, minDelay: 50 }).open();",
+                uri, token("carol", 3))
+
+        page.until(lambda: page.states("B")[-1:] == ["open"], "B open")
         # B has lived through several 3 s tokens (the server closes 4002 at exp without a
         # refresh, as C shows).
         page.until(lambda: time.monotonic() - b_start > 8.5, "8.5 s of B", 20)
