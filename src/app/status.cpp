@@ -434,6 +434,15 @@ static void on_live_open(wsr_server *srv, wsr_conn_id id, void *user) {
     if (st->nwatchers == 1) uv_timer_start(&st->timer, on_tick, STATUS_TICK_MS, STATUS_TICK_MS);
 }
 
+// An upgrade at / or /status. Without an endpoint there the server would hand it to the
+// page's HTTP route as a plain GET (keeping the connection open after the answer); with
+// this one it gets what an upgrade at a path without an endpoint always got: 404, and
+// the connection closed.
+static void on_page_upgrade(wsr_server *srv, wsr_request *req, void *) {
+    static const char body[] = "no WebSocket endpoint at this path\n";
+    wsr_respond(srv, wsr_request_id(req), 404, "Content-Type: text/plain\r\n", body, sizeof body - 1);
+}
+
 static void on_live_message(wsr_server *, wsr_conn_id, wsr_opcode, const uint8_t *, size_t, void *) {
     // The page only listens; what it might send is ignored.
 }
@@ -468,8 +477,13 @@ int status_register(wsr_server *srv, uv_loop_t *loop, wsr_messaging *msg, const 
     ep.on_message = on_live_message;
     ep.on_close = on_live_close;
     int r = wsr_server_endpoint(srv, "/status/live", &ep, st);
-    if (r == WSR_OK) r = wsr_server_http(srv, "/status", WSR_HTTP_GET, on_page, st);
-    if (r == WSR_OK) r = wsr_server_http(srv, "/", WSR_HTTP_GET, on_page, st);
+    wsr_endpoint none = WSR_ENDPOINT_INIT;
+    none.on_upgrade = on_page_upgrade;
+    static const char *const PAGE_PATHS[] = {"/status", "/"};
+    for (const char *path : PAGE_PATHS) {
+        if (r == WSR_OK) r = wsr_server_http(srv, path, WSR_HTTP_GET, on_page, st);
+        if (r == WSR_OK) r = wsr_server_endpoint(srv, path, &none, st);
+    }
     return r;
 }
 
