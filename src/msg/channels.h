@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "msg/history.h"
+#include "wsr/messaging.h"
 
 struct chan_member {
     uint32_t client; // client slot
@@ -90,3 +91,6 @@ void channels_client_gone(channels *cs, uint32_t client);
 uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg, uint32_t size);
 // Expires old history everywhere and frees channels left with nothing.
 void channels_expire(channels *cs, uint64_t now_ms);
+// wsr_messaging_top_channels: the n channels with the most subscribers (ties: higher
+// offset first) into out, most first; how many it wrote.
+size_t channels_top(const channels *cs, wsr_messaging_channel *out, size_t n);
