@@ -769,7 +769,8 @@ void wsr_server_free(wsr_server *srv) {
 
 int wsr_send(wsr_server *srv, wsr_conn_id id, wsr_opcode op, const void *data, size_t len) {
     if (op != WSR_TEXT && op != WSR_BINARY) return WSR_EINVAL;
-    conn *c = conn_table_lookup(&srv->table, id);
+    // Most sends answer the connection whose message is being delivered.
+    conn *c = srv->reply.c && conn_id(srv->reply.c) == id ? srv->reply.c : conn_table_lookup(&srv->table, id);
     if (!c || (c->flags & CF_DEAD)) return WSR_ENOCONN;
     return conn_send(srv, c, (uint8_t)op, data, len);
 }
