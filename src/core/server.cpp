@@ -600,7 +600,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     if (srv->read_size < 512) srv->read_size = 512;
     if (!srv->rbuf) return new_failed(srv, WSR_ENOMEM);
     // Costs of the server, not of its first connection, paid up front: the read
-    // buffer's pages, and OpenSSL mapping its SHA-1 provider (about 2 MB) on first use.
+    // buffer's pages, and the pages of OpenSSL's SHA-1 code (about 0.1 MB).
     memset(srv->rbuf, 0, srv->rbuf_size);
     char warm[HS_ACCEPT_LEN + 1];
     hs_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, warm);
