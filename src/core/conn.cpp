@@ -135,6 +135,38 @@ static void queued(wsr_server *srv, conn *c) {
 
 static void send_now(wsr_server *srv, conn *c, const char *data, size_t len);
 
+// Writes iov at once when nothing is queued ahead of it, and queues what the kernel did
+// not take (all of it when something was queued ahead). False when the connection
+// failed instead: the socket (marked dead, for the flush pass) or memory (cut).
+static bool write_or_queue(wsr_server *srv, conn *c, const struct iovec *iov, int n) {
+    size_t skip = 0;
+    if (!c->out.head) {
+        ssize_t w = conn_io(srv, c)->writev(srv, c, iov, n);
+        if (w < 0 && w != -EAGAIN) {
+            c->flags |= CF_DEAD;
+            server_want_flush(srv, c);
+            return false;
+        }
+        if (w > 0) {
+            skip = (size_t)w;
+            srv->stats.bytes_out += (uint64_t)w;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        if (!push_copy(srv, c, (const char *)iov[i].iov_base + skip, len - skip, nullptr, 0)) {
+            cut(srv, c, "out of memory for output");
+            return false;
+        }
+        skip = 0;
+    }
+    return true;
+}
+
 // --- replies to the connection being read (struct conn_reply) ----------------------
 //
 // An echo used to copy every message into the out-queue (a buffer and a segment taken
@@ -171,7 +203,14 @@ static bool reply_add(wsr_server *srv, uint8_t opcode, const void *data, size_t 
     size_t copy = ref ? 0 : len;
     if (r->used + FRAME_MAX_HEADER + copy > REPLY_BYTES || r->niov + 2 > REPLY_IOV) return false;
     uint8_t *p = r->buf + r->used;
-    size_t hlen = frame_write_header(p, opcode, true, rsv1, len, nullptr);
+    size_t hlen;
+    if (len < 126) { // the common small frame, without the general writer's call
+        p[0] = (uint8_t)(0x80 | (rsv1 ? 0x40 : 0) | opcode);
+        p[1] = (uint8_t)len;
+        hlen = 2;
+    } else {
+        hlen = frame_write_header(p, opcode, true, rsv1, len, nullptr);
+    }
     if (copy) memcpy(p + hlen, d, copy);
     r->used += hlen + copy;
     reply_iov(r, p, hlen + copy);
@@ -206,32 +245,8 @@ static void reply_flush(wsr_server *srv, conn *c) {
     r->niov = 0;
     r->used = 0;
     if (!n || (c->flags & CF_DEAD)) return;
-    size_t skip = 0;
-    if (!c->out.head) { // always: anything queued meanwhile spilled the reply
-        ssize_t w = conn_io(srv, c)->writev(srv, c, r->iov, n);
-        if (w < 0 && w != -EAGAIN) {
-            c->flags |= CF_DEAD;
-            server_want_flush(srv, c);
-            return;
-        }
-        if (w > 0) {
-            skip = (size_t)w;
-            srv->stats.bytes_out += (uint64_t)w;
-        }
-    }
-    bool rest = false;
-    for (int i = 0; i < n; i++) {
-        size_t len = r->iov[i].iov_len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        if (!push_copy(srv, c, (const uint8_t *)r->iov[i].iov_base + skip, len - skip, nullptr, 0))
-            return cut(srv, c, "out of memory for output");
-        skip = 0;
-        rest = true;
-    }
-    if (rest) queued(srv, c);
+    // The queue is empty (anything queued meanwhile spilled the reply), so this writes.
+    if (write_or_queue(srv, c, r->iov, n) && c->out.head) queued(srv, c);
 }
 
 // Control frames and the server's own frames: never refused by the slow-consumer
@@ -345,29 +360,7 @@ static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reaso
 void conn_write(wsr_server *srv, conn *c, const struct iovec *iov, int n) {
     if (c->flags & CF_DEAD) return;
     if (srv->reply.c == c && srv->reply.niov && !reply_spill(srv, c)) return;
-    size_t skip = 0;
-    if (!c->out.head) {
-        ssize_t w = conn_io(srv, c)->writev(srv, c, iov, n);
-        if (w < 0 && w != -EAGAIN) {
-            c->flags |= CF_DEAD;
-            server_want_flush(srv, c);
-            return;
-        }
-        if (w > 0) {
-            skip = (size_t)w;
-            srv->stats.bytes_out += (uint64_t)w;
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        size_t len = iov[i].iov_len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        if (!push_copy(srv, c, (const char *)iov[i].iov_base + skip, len - skip, nullptr, 0))
-            return cut(srv, c, "out of memory for output");
-        skip = 0;
-    }
+    if (!write_or_queue(srv, c, iov, n)) return;
     if (c->out.head) queued(srv, c);
     server_want_flush(srv, c);
 }
@@ -697,8 +690,22 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_
             if (used) {
                 data += used;
                 n -= used;
-                if (ev.opcode == WS_OP_TEXT && !ev.rsv1) c->utf8 = utf8_validate(UTF8_ACCEPT, ev.data, ev.len);
-                if (!message_done(srv, c, ev.data, ev.len, data, n, budget)) return;
+                if (ev.rsv1) {
+                    if (!message_done(srv, c, ev.data, ev.len, data, n, budget)) return;
+                } else {
+                    // message_done for a message that needs no inflating and was never
+                    // assembled, step for step.
+                    if (ev.opcode == WS_OP_TEXT &&
+                        !utf8_complete(c->utf8 = utf8_validate(UTF8_ACCEPT, ev.data, ev.len)))
+                        return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
+                    deliver(srv, c, ev.opcode, ev.data, ev.len);
+                    free_message(srv, c);
+                    if (c->flags & (CF_FAILING | CF_DEAD)) return;
+                    if (spend(budget, MESSAGE_COST)) {
+                        if (n) hold_over(srv, c, data, n);
+                        return;
+                    }
+                }
                 if (!n) return; // the parser waits for a header: nothing more to learn
                 continue;
             }
@@ -875,7 +882,10 @@ int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t
         zlen = len;
     }
     r = send_budget(srv, c, zlen);
-    if (r == WSR_OK) r = queue_frame(srv, c, opcode, z, zlen, deflated);
+    // An answer to the connection being read (an echo) joins its reply without the
+    // general path's setup; queue_frame would make the same choice.
+    if (r == WSR_OK && !(srv->reply.c == c && !c->out.head && reply_add(srv, opcode, z, zlen, deflated)))
+        r = queue_frame(srv, c, opcode, z, zlen, deflated);
     if (deflated) compression_release_deflated(srv);
     return r == WSR_OK ? sent_message(srv, c) : r;
 }
@@ -886,7 +896,7 @@ int conn_send_msg(wsr_server *srv, conn *c, wsr_msg *m) {
     int r = admit(srv, c);
     if (r != WSR_OK) return r;
     if (srv->reply.c == c && srv->reply.niov && !reply_spill(srv, c)) return WSR_ENOCONN;
-    buf *b = compression_msg_frame(srv, c, m);
+    buf *b = (c->pmd & CP_ON) ? compression_msg_frame(srv, c, m) : m->plain;
     if (outq_push_buf(&c->out, b, 0, b->len) != 0) return WSR_ENOMEM;
     srv->stats.broadcast_sends++;
     queued(srv, c);

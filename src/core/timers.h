@@ -57,11 +57,13 @@ static inline void timers_put(timers *t, conn *c, uint8_t kind) {
     // or sends; most touches change nothing, and they are decided here without a call:
     // a disabled kind on an empty lane, or the same deadline as before (touched again
     // within the same loop millisecond: a list in deadline order stays in order with
-    // the link where it is, and the timer is already armed no later than it).
+    // the link where it is, and the timer is already armed no later than it). The loop's
+    // time is read from the loop itself, as uv_now does (libuv 1.x keeps it there; it
+    // changes only between callbacks), to spare a call into libuv twice per message.
     uint8_t lane = kind == TK_IDLE ? 1 : 0;
     uint32_t ms = t->lists[kind].timeout_ms;
     if (ms == 0 ? c->timer_kind[lane] == TK_NONE
-                : c->timer_kind[lane] == kind && c->tl[lane].deadline == (uint32_t)uv_now(t->timer.loop) + ms)
+                : c->timer_kind[lane] == kind && c->tl[lane].deadline == (uint32_t)t->timer.loop->time + ms)
         return;
     timers_put_slow(t, c, kind);
 }

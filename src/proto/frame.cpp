@@ -211,7 +211,23 @@ size_t frame_parse_whole(frame_parser *p, const frame_limits *lim, uint8_t *data
     uint8_t *payload = data + hl;
     if (masked) {
         memcpy(p->mask, data + hl - 4, 4);
-        frame_mask(payload, (size_t)plen, p->mask, 0);
+        if (plen >= 64) {
+            frame_mask(payload, (size_t)plen, p->mask, 0);
+        } else {
+            // A small payload, key offset 0: words in place, without frame_mask's call
+            // and set-up (the same XOR, whatever the byte order).
+            uint32_t k32;
+            memcpy(&k32, p->mask, 4);
+            uint64_t k64 = (uint64_t)k32 << 32 | k32;
+            size_t i = 0;
+            for (; i + 8 <= plen; i += 8) {
+                uint64_t d;
+                memcpy(&d, payload + i, 8);
+                d ^= k64;
+                memcpy(payload + i, &d, 8);
+            }
+            for (; i < plen; i++) payload[i] ^= p->mask[i & 3];
+        }
     }
     // As header_done, the payload and FRAME_END leave the parser for a whole frame.
     p->msg_opcode = op;
