@@ -16,8 +16,7 @@
 #   -t TOP     functions listed per case [12]
 #   -s         also count syscalls per message (strace -c -f, the same two runs, no valgrind)
 #   -S         only syscalls, no callgrind
-# env: WSBENCH, RAWECHO, WSREACTOR override the binaries; KEEP=1 keeps the profiles;
-#      SERVER_ARGS adds daemon options.
+# env: WSBENCH, RAWECHO, WSREACTOR override the binaries; KEEP=1 keeps the profiles.
 set -u
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -53,24 +52,9 @@ CASES=(
 
 bench_workdir instr INT TERM
 
-# start_server WRAPPER... -- BINARY: starts BINARY (under WRAPPER) on an ephemeral port;
-# SPID and SPORT. Valgrind takes seconds to start, hence the patient port wait.
-start_server() {
-    local log=$WORK/server.log wrap=()
-    while [ "$1" != -- ]; do wrap+=("$1"); shift; done
-    shift
-    : >"$log"
-    # shellcheck disable=SC2086 # SERVER_ARGS is a word list on purpose
-    "${wrap[@]}" "$@" --listen 127.0.0.1:0 ${SERVER_ARGS:-} 2>"$log" &
-    SPID=$!
-    PIDS+=("$SPID")
-    SPORT=$(bench_listen_port "$log" "$SPID" 600 0.1)
-    if [ -z "$SPORT" ]; then
-        echo "$ME: server did not start:" >&2
-        cat "$log" >&2
-        exit 1
-    fi
-}
+# Servers run unpinned (no taskset, which valgrind and strace would only wrap), patiently:
+# valgrind takes seconds to start.
+PIN_S=() PRIO=() SERVER_WAIT=600
 
 # stop_server: SIGTERM (a graceful shutdown) and waits, so the profile is written. Under
 # strace the signal goes to the traced server (strace itself would only detach).
@@ -84,15 +68,15 @@ stop_server() {
 # one_run NAME SERVER OPTS N TOOL: one server under TOOL (callgrind or strace), one wsbench
 # run of N messages against it.
 one_run() {
-    local name=$1 srv=$2 opts=$3 n=$4 tool=$5 bin wrap url path
+    local name=$1 srv=$2 opts=$3 n=$4 tool=$5 bin url path
     if [ "$srv" = raw ]; then bin=$RAWECHO; else bin=$WSREACTOR; fi
     local out=$WORK/$name.$n.$tool
     if [ "$tool" = callgrind ]; then
-        wrap=(valgrind --tool=callgrind --callgrind-out-file="$out" --dump-line=no --compress-strings=yes -q)
+        SERVER_WRAP=(valgrind --tool=callgrind --callgrind-out-file="$out" --dump-line=no --compress-strings=yes -q)
     else
-        wrap=(strace -c -f -o "$out")
+        SERVER_WRAP=(strace -c -f -o "$out")
     fi
-    start_server "${wrap[@]}" -- "$bin"
+    bench_start_server server "$bin"
     path=/echo
     case $opts in fanout*) path=/broadcast ;; esac
     if [ "$srv" = raw ]; then url=tcp://127.0.0.1:$SPORT; else url=ws://127.0.0.1:$SPORT$path; fi
