@@ -237,7 +237,8 @@ size_t frame_parse_whole(frame_parser *p, const frame_limits *lim, uint8_t *data
     p->fin = 1;
     p->rsv1 = rsv1;
     p->remaining = 0;
-    p->mask_off = (uint8_t)(plen & 3);
+    p->hdr_need = (uint8_t)hl;
+    p->mask_off = masked ? (uint8_t)(plen & 3) : 0;
     ev->type = FRAME_PAYLOAD;
     ev->opcode = op;
     ev->fin = 1;
