@@ -701,21 +701,24 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_
         if (c->state == CONN_OPEN) {
             // Most frames are whole, unfragmented data frames, complete in this read:
             // parsed in one step and delivered from where they lie.
-            size_t used = frame_parse_whole(&c->fp, lim, data, n, &ev);
+            // An event of its own, never passed on by address: its fields can stay in
+            // registers.
+            frame_event wev;
+            size_t used = frame_parse_whole(&c->fp, lim, data, n, &wev);
             if (used) {
                 data += used;
                 n -= used;
-                if (ev.rsv1) {
-                    if (!message_done(srv, c, ev.data, ev.len, data, n, budget)) return;
+                if (wev.rsv1) {
+                    if (!message_done(srv, c, wev.data, wev.len, data, n, budget)) return;
                 } else {
                     // message_done for a message that needs no inflating and was never
                     // assembled, step for step.
-                    if (ev.opcode == WS_OP_TEXT &&
-                        !utf8_complete(c->utf8 = short_ascii(ev.data, ev.len)
+                    if (wev.opcode == WS_OP_TEXT &&
+                        !utf8_complete(c->utf8 = short_ascii(wev.data, wev.len)
                                                      ? (uint8_t)UTF8_ACCEPT
-                                                     : utf8_validate(UTF8_ACCEPT, ev.data, ev.len)))
+                                                     : utf8_validate(UTF8_ACCEPT, wev.data, wev.len)))
                         return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
-                    deliver(srv, c, ev.opcode, ev.data, ev.len);
+                    deliver(srv, c, wev.opcode, wev.data, wev.len);
                     free_message(srv, c);
                     if (c->flags & (CF_FAILING | CF_DEAD)) return;
                     if (spend(budget, MESSAGE_COST)) {
