@@ -100,6 +100,7 @@ struct bench_opts {
     int server_pid;
     uint32_t concurrency; // connections being opened at once
     int64_t per_source;   // connections per 127.0.0.x source address; 0: the kernel picks; -1: auto
+    uint64_t messages;    // echo, fanout closed loop: this many messages, then stop; 0: by time
     bool quiet;
     bool json;
     bool raw;
@@ -178,6 +179,8 @@ struct bench {
     uint64_t fan_done;   // fanout: messages every subscriber has (they complete in order)
     uint32_t fan_subs;   // fanout: subscribers open when publishing began
     uint64_t published;  // fanout: messages published in the measured window
+    uint64_t quota;      // --messages: echo, per connection; fanout, published in all
+    uint32_t quota_left; // --messages: connections (echo) or 1 (fanout) not yet finished
     uint64_t msgs, bytes, tick_msgs;
     bc_errors err;
     cpu_snap cpu0, cpu1;
@@ -535,8 +538,10 @@ static void fanout_delivered(bench *b, uint64_t j, uint64_t t_sent, uint64_t now
     bconn *pub = &b->conns[0];
     if (b->o.rate <= 0 && b->sending && pub->state == CS_OPEN) {
         pub->target = b->fan_done + b->o.depth; // closed loop: D messages in flight
+        if (b->quota && pub->target > b->quota) pub->target = b->quota;
         conn_mark(b, pub);
     }
+    if (b->quota && b->fan_done == b->quota) b->quota_left = 0;
 }
 
 // Which sequence numbers connection c may receive: what it sent, or (fanout) what the
@@ -571,8 +576,10 @@ static void msg_done(bench *b, bconn *c, uint64_t now) {
     }
     hdr_record(&b->tick_hist, lat);
     b->tick_msgs++;
+    if (b->o.sc == SC_ECHO && b->quota && c->recvd == b->quota && b->quota_left) b->quota_left--;
     if (b->o.sc == SC_ECHO && b->sending && c->state == CS_OPEN) {
         c->target = c->recvd + b->o.depth;
+        if (b->quota && c->target > b->quota) c->target = b->quota;
         conn_mark(b, c);
     }
 }
@@ -945,15 +952,28 @@ static void bench_timed(bench *b) {
     b->sending = true;
     b->running = true;
     bool scheduled = o->sc == SC_LATENCY || (o->sc == SC_FANOUT && o->rate > 0);
+    // --messages: a fixed amount of work (the callgrind difference in bench/run-instr.sh
+    // needs two runs that differ only in the number of messages); the run ends when it is
+    // done, and the duration is then only a time limit.
+    b->quota = 0;
+    b->quota_left = 0;
+    if (o->messages && o->sc == SC_ECHO) {
+        uint32_t open = b->state_count[CS_OPEN];
+        b->quota = open ? (o->messages + open - 1) / open : 0;
+        b->quota_left = open;
+    } else if (o->messages && o->sc == SC_FANOUT && !scheduled) {
+        b->quota = o->messages;
+        b->quota_left = 1;
+    }
     if (o->sc == SC_ECHO) {
         for (uint32_t i = 0; i < b->nconns; i++) {
             bconn *c = &b->conns[i];
             if (c->state != CS_OPEN) continue;
-            c->target = o->depth;
+            c->target = b->quota && b->quota < o->depth ? b->quota : o->depth;
             conn_mark(b, c);
         }
     } else if (o->sc == SC_FANOUT && !scheduled) {
-        b->conns[0].target = o->depth;
+        b->conns[0].target = b->quota && b->quota < o->depth ? b->quota : o->depth;
         conn_mark(b, &b->conns[0]);
     } else if (o->sc == SC_CONNECT) {
         for (uint32_t i = 0; i < b->nconns; i++) conn_start(b, &b->conns[i], now);
@@ -995,6 +1015,7 @@ static void bench_timed(bench *b) {
             cpu_take(b, &b->cpu0);
         }
         if (now >= b->t_end || bc_interrupted) break;
+        if (b->quota && b->quota_left == 0) break;
         if (now >= next_tick) {
             if (o->sc == SC_CONNECT) bench_sweep(b, now);
             if (show) progress_print(b, now, b->measuring ? "run" : "warmup");
@@ -1316,6 +1337,8 @@ static void usage(FILE *f) {
             "  --text | --binary   message type [text]\n"
             "  --duration T        measured seconds [5]\n"
             "  --warmup T          seconds run before measuring [1]\n"
+            "  --messages N        echo, closed-loop fanout: send N messages in all (echo: N/C per\n"
+            "                      connection), then stop; --duration becomes a time limit [by time]\n"
             "  --rate R            latency: messages/s over all connections [20000];\n"
             "                      fanout: messages/s published, 0 for closed loop [0]\n"
             "  --hold T            idle: seconds to hold the connections [10]\n"
@@ -1445,6 +1468,9 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
         } else if (strcmp(name, "concurrency") == 0) {
             ok = bc_parse_u64(val, false, &u) && u >= 1 && u <= 1000000;
             o->concurrency = (uint32_t)u;
+        } else if (strcmp(name, "messages") == 0) {
+            ok = bc_parse_u64(val, true, &u) && u >= 1;
+            o->messages = u;
         } else if (strcmp(name, "per-source") == 0) {
             ok = bc_parse_u64(val, false, &u) && u <= 60000;
             o->per_source = (int64_t)u;

@@ -7,14 +7,17 @@
 //   [2] largest chunk when splitting (0 = one byte at a time)
 //   [3..4] splitter seed
 //
-// Three runs over the stream must agree:
+// Four runs over the stream must agree:
 //   A  frame_parse over the whole stream in one slice,
 //   B  frame_parse over the same bytes cut into chunks,
+//   C  the same chunks, each offered to frame_parse_whole (the server's fast path for a
+//      whole frame) before frame_parse, as the server does,
 //   R  a reference decoder written here, non-incremental, straight from RFC 6455 §5.2.
 // A and B must produce identical event logs (headers, the concatenated payload of each
 // frame, ends, the error code and reason) and identical final parser state: principle 1
 // of docs/design: "1 byte at a time must give the same result as all at once". A and R
-// must agree on everything but the reason text. Every call is also checked against the
+// must agree on everything but the reason text. C must give exactly what B gives, and
+// end in the same parser state. Every call is also checked against the
 // frame_parse contract (consumed <= given, NEED_MORE consumed everything, payload sums
 // to frame_len, errors are sticky, no call loops without progress).
 #include <stdint.h>
@@ -34,6 +37,9 @@ enum : uint8_t { T_HEADER = 'H', T_PAYLOAD = 'P', T_END = 'E', T_ERROR = 'X', T_
 static void limits_from(const uint8_t *s, frame_limits *lim) {
     lim->allow_rsv1 = s[0] & 1;
     lim->expect_masked = !(s[0] & 2);
+    // Compressed frames are held to max_message too, as the checks below and the
+    // reference assume (left unset, this field was whatever the stack held).
+    lim->max_compressed = 0;
     switch ((s[0] >> 2) & 3) {
     case 0: lim->max_message = s[1]; break;                 // tiny: 0..255, around the 125/126 edge
     case 1: lim->max_message = (uint64_t)s[1] * 257; break; // 0..65535, around the 16-bit edge
@@ -93,7 +99,8 @@ struct run_result {
 
 // Feeds in[0..n) to a fresh parser in the chunks the splitter gives (one chunk when
 // split is NULL) and logs what comes out.
-static void run_parser(const frame_limits *lim, const uint8_t *in, size_t n, fuzz_splitter *split, run_result *out) {
+static void run_parser(const frame_limits *lim, const uint8_t *in, size_t n, fuzz_splitter *split, bool fast,
+                       run_result *out) {
     // The parser unmasks in place, so it gets its own copy; the reference reads `in`.
     uint8_t *buf = (uint8_t *)malloc(n ? n : 1);
     FUZZ_CHECK(buf != nullptr, "out of memory");
@@ -120,6 +127,22 @@ static void run_parser(const frame_limits *lim, const uint8_t *in, size_t n, fuz
             frame_event ev;
             memset(&ev, 0xA5, sizeof ev); // fields the parser forgets to set show up as garbage
             size_t give = end - pos;
+            if (fast && !in_frame) {
+                size_t w = frame_parse_whole(&p, lim, buf + pos, give, &ev);
+                FUZZ_CHECK(w <= give, "whole frame of %zu bytes from %zu", w, give);
+                if (w) {
+                    FUZZ_CHECK(ev.type == FRAME_PAYLOAD && ev.fin && ev.len == ev.frame_len &&
+                                   ev.data + ev.len == buf + pos + w && !ws_opcode_is_control(ev.opcode),
+                               "whole frame event does not describe the bytes taken");
+                    log_header(&log, ev.opcode, ev.fin, ev.rsv1, ev.frame_len);
+                    fuzz_trace_put(&log.payload, ev.data, ev.len);
+                    log_end(&log, ev.opcode, ev.fin, ev.rsv1);
+                    pos += w;
+                    idle = 0;
+                    continue;
+                }
+                memset(&ev, 0xA5, sizeof ev);
+            }
             size_t got = frame_parse(&p, lim, buf + pos, give, &ev);
             FUZZ_CHECK(got <= give, "consumed %zu of %zu bytes", got, give);
             idle = got ? 0 : idle + 1;
@@ -354,9 +377,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *in = data + SETTINGS_LEN;
     size_t n = size - SETTINGS_LEN;
 
-    run_result a, b;
-    run_parser(&lim, in, n, nullptr, &a);
-    run_parser(&lim, in, n, &split, &b);
+    run_result a, b, c;
+    run_parser(&lim, in, n, nullptr, false, &a);
+    run_parser(&lim, in, n, &split, false, &b);
+    fuzz_splitter_init(&split, (uint32_t)data[3] | (uint32_t)data[4] << 8, data[2]); // the same chunks again
+    run_parser(&lim, in, n, &split, true, &c);
     fuzz_trace ref;
     run_reference(&lim, in, n, &ref);
 
@@ -367,8 +392,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(same_state(&a.final, &b.final), "whole and split runs end in different parser states");
     FUZZ_CHECK(fuzz_trace_equal(&a.trace, &ref), "parser and reference differ at log byte %zu (%zu vs %zu bytes)",
                fuzz_trace_diff_at(&a.trace, &ref), a.trace.len, ref.len);
+    FUZZ_CHECK(fuzz_trace_equal(&b.trace, &c.trace), "runs with and without the whole-frame path differ at log byte %zu",
+               fuzz_trace_diff_at(&b.trace, &c.trace));
+    FUZZ_CHECK(fuzz_trace_equal(&b.reasons, &c.reasons), "the whole-frame path changes an error reason");
+    FUZZ_CHECK(b.consumed == c.consumed, "consumed %zu without the whole-frame path, %zu with it", b.consumed,
+               c.consumed);
+    FUZZ_CHECK(same_state(&b.final, &c.final), "the whole-frame path ends in a different parser state");
     check_mask(in, n);
 
+    fuzz_trace_free(&c.trace);
+    fuzz_trace_free(&c.reasons);
     fuzz_trace_free(&a.trace);
     fuzz_trace_free(&a.reasons);
     fuzz_trace_free(&b.trace);

@@ -99,8 +99,11 @@ void conn_cut(wsr_server *srv, conn *c, const char *why) {
 }
 static void cut(wsr_server *srv, conn *c, const char *why) { conn_cut(srv, c, why); }
 
+static bool reply_spill(wsr_server *srv, conn *c);
+
 // Every copy into the out-queue goes through here, for the memory account.
 static bool push_copy(wsr_server *srv, conn *c, const void *a, size_t alen, const void *b, size_t blen) {
+    if (srv->reply.c == c && srv->reply.niov && !reply_spill(srv, c)) return false;
     if (outq_push_copy(&c->out, a, alen, b, blen) != 0) return false;
     server_mem_change(srv, (int64_t)(alen + blen));
     return true;
@@ -132,10 +135,129 @@ static void queued(wsr_server *srv, conn *c) {
 
 static void send_now(wsr_server *srv, conn *c, const char *data, size_t len);
 
+// Writes iov at once when nothing is queued ahead of it, and queues what the kernel did
+// not take (all of it when something was queued ahead). False when the connection
+// failed instead: the socket (marked dead, for the flush pass) or memory (cut).
+static bool write_or_queue(wsr_server *srv, conn *c, const struct iovec *iov, int n) {
+    size_t skip = 0;
+    if (!c->out.head) {
+        ssize_t w = conn_io(srv, c)->writev(srv, c, iov, n);
+        if (w < 0 && w != -EAGAIN) {
+            c->flags |= CF_DEAD;
+            server_want_flush(srv, c);
+            return false;
+        }
+        if (w > 0) {
+            skip = (size_t)w;
+            srv->stats.bytes_out += (uint64_t)w;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        if (!push_copy(srv, c, (const char *)iov[i].iov_base + skip, len - skip, nullptr, 0)) {
+            cut(srv, c, "out of memory for output");
+            return false;
+        }
+        skip = 0;
+    }
+    return true;
+}
+
+// --- replies to the connection being read (struct conn_reply) ----------------------
+//
+// An echo used to copy every message into the out-queue (a buffer and a segment taken
+// and given back per read) and write it in the flush pass. Frames for the connection
+// whose read is being parsed are collected instead and written with one writev when the
+// read is parsed: the same one write per read, without the queue, and a payload that is
+// still in the read buffer (an echo of a frame that arrived whole) is sent from there.
+// Anything else queued or written for the connection meanwhile spills the collected
+// frames into the queue first, so the order on the wire holds.
+
+enum { REPLY_REF_MIN = 512 }; // smaller payloads are copied: cheaper than an iovec
+
+static bool in_rbuf(const wsr_server *srv, const uint8_t *d, size_t len) {
+    uintptr_t p = (uintptr_t)d, lo = (uintptr_t)srv->rbuf;
+    return p >= lo && len <= srv->rbuf_size && p - lo <= srv->rbuf_size - len;
+}
+
+static void reply_iov(conn_reply *r, const void *p, size_t n) {
+    iovec *last = r->niov ? &r->iov[r->niov - 1] : nullptr;
+    if (last && (const uint8_t *)last->iov_base + last->iov_len == p) {
+        last->iov_len += n;
+        return;
+    }
+    r->iov[r->niov].iov_base = (void *)p;
+    r->iov[r->niov].iov_len = n;
+    r->niov++;
+}
+
+// Adds a frame to the reply; false when it does not fit (the caller queues it instead).
+static bool reply_add(wsr_server *srv, uint8_t opcode, const void *data, size_t len, bool rsv1) {
+    conn_reply *r = &srv->reply;
+    const uint8_t *d = (const uint8_t *)data;
+    bool ref = len >= REPLY_REF_MIN && in_rbuf(srv, d, len);
+    size_t copy = ref ? 0 : len;
+    if (r->used + FRAME_MAX_HEADER + copy > REPLY_BYTES || r->niov + 2 > REPLY_IOV) return false;
+    uint8_t *p = r->buf + r->used;
+    size_t hlen;
+    if (len < 126) { // the common small frame, without the general writer's call
+        p[0] = (uint8_t)(0x80 | (rsv1 ? 0x40 : 0) | opcode);
+        p[1] = (uint8_t)len;
+        hlen = 2;
+    } else {
+        hlen = frame_write_header(p, opcode, true, rsv1, len, nullptr);
+    }
+    if (copy) memcpy(p + hlen, d, copy);
+    r->used += hlen + copy;
+    reply_iov(r, p, hlen + copy);
+    if (ref) reply_iov(r, d, len);
+    return true;
+}
+
+// Moves the collected frames into c's out-queue: something else is about to be queued
+// or written for c. False when memory ran out (c is cut: part of the stream is lost).
+static bool reply_spill(wsr_server *srv, conn *c) {
+    conn_reply *r = &srv->reply;
+    int n = r->niov;
+    r->niov = 0;
+    r->used = 0; // the bytes stay where they are until the next reply_add
+    for (int i = 0; i < n; i++) {
+        if (outq_push_copy(&c->out, r->iov[i].iov_base, r->iov[i].iov_len, nullptr, 0) != 0) {
+            cut(srv, c, "out of memory for output");
+            return false;
+        }
+        server_mem_change(srv, (int64_t)r->iov[i].iov_len);
+    }
+    if (n) queued(srv, c);
+    return true;
+}
+
+// The read is parsed: its replies go out in one writev; what the kernel does not take
+// is queued, and the flush pass and writability take it from there.
+static void reply_flush(wsr_server *srv, conn *c) {
+    conn_reply *r = &srv->reply;
+    r->c = nullptr;
+    int n = r->niov;
+    r->niov = 0;
+    r->used = 0;
+    if (!n || (c->flags & CF_DEAD)) return;
+    // The queue is empty (anything queued meanwhile spilled the reply), so this writes.
+    if (write_or_queue(srv, c, r->iov, n) && c->out.head) queued(srv, c);
+}
+
 // Control frames and the server's own frames: never refused by the slow-consumer
 // policy, or a slow peer could not even be closed. A frame is queued whole or not at
 // all (WSR_ENOMEM); a control frame that cannot be sent cuts the connection.
 static int queue_frame(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len, bool rsv1 = false) {
+    if (srv->reply.c == c && !c->out.head && reply_add(srv, opcode, data, len, rsv1)) {
+        // A close must still be finished (shut down, destroyed) by the flush pass.
+        if (ws_opcode_is_control(opcode)) server_want_flush(srv, c);
+        return WSR_OK;
+    }
     uint8_t hdr[FRAME_MAX_HEADER];
     size_t hlen = frame_write_header(hdr, opcode, true, rsv1, len, nullptr);
     if (ws_opcode_is_control(opcode) && !c->out.head) {
@@ -237,29 +359,8 @@ static void conn_fail(wsr_server *srv, conn *c, uint16_t code, const char *reaso
 // fails, part of the bytes may be out, so nothing else may follow: cut.
 void conn_write(wsr_server *srv, conn *c, const struct iovec *iov, int n) {
     if (c->flags & CF_DEAD) return;
-    size_t skip = 0;
-    if (!c->out.head) {
-        ssize_t w = conn_io(srv, c)->writev(srv, c, iov, n);
-        if (w < 0 && w != -EAGAIN) {
-            c->flags |= CF_DEAD;
-            server_want_flush(srv, c);
-            return;
-        }
-        if (w > 0) {
-            skip = (size_t)w;
-            srv->stats.bytes_out += (uint64_t)w;
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        size_t len = iov[i].iov_len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        if (!push_copy(srv, c, (const char *)iov[i].iov_base + skip, len - skip, nullptr, 0))
-            return cut(srv, c, "out of memory for output");
-        skip = 0;
-    }
+    if (srv->reply.c == c && srv->reply.niov && !reply_spill(srv, c)) return;
+    if (!write_or_queue(srv, c, iov, n)) return;
     if (c->out.head) queued(srv, c);
     server_want_flush(srv, c);
 }
@@ -285,6 +386,7 @@ static void set_want_write(wsr_server *srv, conn *c, bool on) {
 // Writes what the kernel takes. Never frees the connection: on a hard error it is
 // marked dead and left for conn_flush at a safe point. False when dead.
 static bool write_out(wsr_server *srv, conn *c) {
+    if (srv->reply.c == c && srv->reply.niov && !reply_spill(srv, c)) return false;
     while (c->out.head) {
         struct iovec iov[IOV_BATCH];
         int n = outq_iov(&c->out, iov, IOV_BATCH);
@@ -539,14 +641,96 @@ static void on_control(wsr_server *srv, conn *c, uint8_t op, const uint8_t *d, s
     }
 }
 
+// A data message is complete (d, dn: in place or assembled in msg): inflated if it was
+// compressed, validated, delivered, its round's budget charged. rest/rest_n is the input
+// after it, held over when the round ends here. False when the feed must stop.
+static bool message_done(wsr_server *srv, conn *c, const uint8_t *d, size_t dn, const uint8_t *rest, size_t rest_n,
+                         size_t *budget) {
+    size_t cost = 0;
+    if (c->fp.msg_rsv1) {
+        uint16_t err = compression_inflate(srv, c, d, dn, inflate_step(*budget), &d, &dn);
+        if (err == COMPRESSION_MORE) {
+            // Inflating it goes on in later rounds (the inflater copied the bytes), and
+            // what follows it waits for that.
+            free_message(srv, c);
+            c->flags2 |= CF2_INFLATING;
+            hold_over(srv, c, rest, rest_n);
+            return false;
+        }
+        if (err) {
+            fail_inflate(srv, c, err);
+            return false;
+        }
+        cost = dn; // inflating is work the read did not pay for
+    }
+    finish_message(srv, c, d, dn, c->fp.msg_rsv1);
+    free_message(srv, c);
+    // A send from the handler may have found the socket dead: nothing more for this
+    // connection, or on_message would run for an id that cannot answer.
+    if (c->flags & (CF_FAILING | CF_DEAD)) return false;
+    if (spend(budget, cost + MESSAGE_COST)) {
+        if (rest_n) hold_over(srv, c, rest, rest_n);
+        return false;
+    }
+    return true;
+}
+
+// True for a short payload that is all ASCII, which is valid UTF-8 as it stands: most
+// text messages are, and this decides them a word at a time without the validator's call.
+static inline bool short_ascii(const uint8_t *d, size_t n) {
+    if (n > 64) return false;
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, d + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++) acc |= d[i];
+    return !(acc & 0x8080808080808080ull);
+}
+
 static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget) {
     frame_event ev;
     uint64_t frame_len = 0;
     bool whole = false;        // the frame's header was parsed in this call, no payload yet
     const uint8_t *zc = nullptr; // a complete frame payload still in the read buffer
     size_t zc_len = 0;
+    const frame_limits *lim = c->pmd & CP_ON ? &srv->limits_pmd : &srv->limits;
     for (;;) {
-        size_t used = frame_parse(&c->fp, c->pmd & CP_ON ? &srv->limits_pmd : &srv->limits, data, n, &ev);
+        if (c->state == CONN_OPEN) {
+            // Most frames are whole, unfragmented data frames, complete in this read:
+            // parsed in one step and delivered from where they lie.
+            // An event of its own, never passed on by address: its fields can stay in
+            // registers.
+            frame_event wev;
+            size_t used = frame_parse_whole(&c->fp, lim, data, n, &wev);
+            if (used) {
+                data += used;
+                n -= used;
+                if (wev.rsv1) {
+                    if (!message_done(srv, c, wev.data, wev.len, data, n, budget)) return;
+                } else {
+                    // message_done for a message that needs no inflating and was never
+                    // assembled, step for step.
+                    if (wev.opcode == WS_OP_TEXT &&
+                        !utf8_complete(c->utf8 = short_ascii(wev.data, wev.len)
+                                                     ? (uint8_t)UTF8_ACCEPT
+                                                     : utf8_validate(UTF8_ACCEPT, wev.data, wev.len)))
+                        return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
+                    deliver(srv, c, wev.opcode, wev.data, wev.len);
+                    free_message(srv, c);
+                    if (c->flags & (CF_FAILING | CF_DEAD)) return;
+                    if (spend(budget, MESSAGE_COST)) {
+                        if (n) hold_over(srv, c, data, n);
+                        return;
+                    }
+                }
+                if (!n) return; // the parser waits for a header: nothing more to learn
+                continue;
+            }
+        }
+        size_t used = frame_parse(&c->fp, lim, data, n, &ev);
         data += used;
         n -= used;
         switch (ev.type) {
@@ -589,40 +773,18 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_
             if (!message_append(srv, c, ev.data, ev.len)) return;
             break;
         case FRAME_END: {
-            size_t cost = 0;
             if (ws_opcode_is_control(ev.opcode)) {
                 on_control(srv, c, ev.opcode, zc ? zc : c->aux.ctl, zc ? zc_len : c->ctl_len);
                 free(c->aux.ctl);
                 c->aux.ctl = nullptr;
                 c->ctl_len = 0;
             } else if (ev.fin && c->state == CONN_OPEN) {
-                const uint8_t *d = zc ? zc : c->msg;
-                size_t dn = zc ? zc_len : c->msg_len;
-                if (c->fp.msg_rsv1) {
-                    uint16_t err = compression_inflate(srv, c, d, dn, inflate_step(*budget), &d, &dn);
-                    if (err == COMPRESSION_MORE) {
-                        // Inflating it goes on in later rounds (the inflater copied the
-                        // bytes), and what follows it waits for that.
-                        free_message(srv, c);
-                        c->flags2 |= CF2_INFLATING;
-                        return hold_over(srv, c, data, n);
-                    }
-                    if (err) return fail_inflate(srv, c, err);
-                    cost = dn; // inflating is work the read did not pay for
-                }
-                finish_message(srv, c, d, dn, c->fp.msg_rsv1);
-                free_message(srv, c);
-                cost += MESSAGE_COST;
+                if (!message_done(srv, c, zc ? zc : c->msg, zc ? zc_len : c->msg_len, data, n, budget)) return;
             }
             zc = nullptr;
             whole = false;
-            // A send from the handler may have found the socket dead: nothing more for
-            // this connection, or on_message would run for an id that cannot answer.
+            // A send from a handler may have found the socket dead: nothing more.
             if (c->flags & (CF_FAILING | CF_DEAD)) return;
-            if (cost && spend(budget, cost)) {
-                if (n) hold_over(srv, c, data, n);
-                return;
-            }
             break;
         }
         }
@@ -709,7 +871,9 @@ void conn_on_readable(wsr_server *srv, conn *c) {
         } else if (c->state == CONN_HANDSHAKE) {
             http_feed(&srv->http, srv, c, srv->rbuf, (size_t)n, &budget);
         } else {
+            if (!(c->flags2 & CF2_TLS)) srv->reply.c = c; // TLS writes go through its own buffers
             frames_feed(srv, c, srv->rbuf, (size_t)n, &budget);
+            if (srv->reply.c == c) reply_flush(srv, c);
         }
         if (c->flags & (CF_READ_PAUSED | CF_DEAD) || (c->flags2 & CF2_AWAITING) || conn_waits(c)) return;
         // A short read drained the socket, unless the transport holds more itself.
@@ -732,13 +896,16 @@ int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t
     if (r != WSR_OK) return r;
     const uint8_t *z;
     size_t zlen;
-    bool deflated = compression_deflate(srv, c, (const uint8_t *)data, len, &z, &zlen);
+    bool deflated = (c->pmd & CP_ON) && compression_deflate(srv, c, (const uint8_t *)data, len, &z, &zlen);
     if (!deflated) {
         z = (const uint8_t *)data;
         zlen = len;
     }
     r = send_budget(srv, c, zlen);
-    if (r == WSR_OK) r = queue_frame(srv, c, opcode, z, zlen, deflated);
+    // An answer to the connection being read (an echo) joins its reply without the
+    // general path's setup; queue_frame would make the same choice.
+    if (r == WSR_OK && !(srv->reply.c == c && !c->out.head && reply_add(srv, opcode, z, zlen, deflated)))
+        r = queue_frame(srv, c, opcode, z, zlen, deflated);
     if (deflated) compression_release_deflated(srv);
     return r == WSR_OK ? sent_message(srv, c) : r;
 }
@@ -748,7 +915,8 @@ int conn_send_msg(wsr_server *srv, conn *c, wsr_msg *m) {
     if (m->plain->len - m->hdr_len > srv->opts.max_message) return WSR_ETOOBIG;
     int r = admit(srv, c);
     if (r != WSR_OK) return r;
-    buf *b = compression_msg_frame(srv, c, m);
+    if (srv->reply.c == c && srv->reply.niov && !reply_spill(srv, c)) return WSR_ENOCONN;
+    buf *b = (c->pmd & CP_ON) ? compression_msg_frame(srv, c, m) : m->plain;
     if (outq_push_buf(&c->out, b, 0, b->len) != 0) return WSR_ENOMEM;
     srv->stats.broadcast_sends++;
     queued(srv, c);
@@ -822,6 +990,11 @@ void conn_on_timeout(wsr_server *srv, conn *c, uint8_t kind) {
 
 void conn_destroy(wsr_server *srv, conn *c, bool clean) {
     if (c->state == CONN_FREE || c->fd < 0) return; // fd < 0: inside its own on_close
+    if (srv->reply.c == c) {
+        srv->reply.c = nullptr;
+        srv->reply.niov = 0;
+        srv->reply.used = 0;
+    }
     timers_remove_all(&srv->tm, c);
     if (counts_as_handshake(c)) srv->handshakes--;
     free_aux(srv, c);

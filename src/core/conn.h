@@ -129,6 +129,21 @@ static inline bool conn_waits(const conn *c) {
     return (c->flags2 & (CF2_HELD | CF2_INFLATING)) || c->state == CONN_UPGRADING;
 }
 
+// Frames sent to the connection whose input is being parsed, collected while its read
+// is parsed and written with one writev once the read is done, before the next read
+// (see reply_add in conn.cpp). Payload that lies in the loop-wide read buffer (an echo)
+// is referenced there, not copied; the rest is copied into buf. Whatever the kernel does
+// not take goes to the connection's out-queue. One per server: only one connection's
+// input is parsed at a time.
+enum { REPLY_IOV = 32, REPLY_BYTES = 4096 };
+struct conn_reply {
+    conn *c;        // the connection being read; NULL: none
+    int niov;
+    size_t used;    // bytes of buf in use
+    struct iovec iov[REPLY_IOV];
+    uint8_t buf[REPLY_BYTES];
+};
+
 // Bytes read, plus bytes inflated, plus 256 per message, that one round may cost.
 enum { CONN_ROUND_BUDGET = 256 * 1024 };
 

@@ -62,14 +62,6 @@ void conn_table_release(conn_table *t, conn *c) {
     t->live--;
 }
 
-conn *conn_table_lookup(const conn_table *t, wsr_conn_id id) {
-    uint32_t idx = (uint32_t)id, gen = (uint32_t)(id >> 32);
-    if (idx >= conn_table_slots(t)) return nullptr;
-    conn *c = conn_table_at(t, idx);
-    if (c->gen != gen || c->state == CONN_FREE) return nullptr;
-    return c;
-}
-
 bool conn_table_side_fit(void **arr, uint32_t *cap, uint32_t idx, size_t elem) {
     if (idx < *cap) return true;
     uint32_t n = *cap ? *cap : (uint32_t)CONN_BLOCK;

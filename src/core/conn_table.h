@@ -23,10 +23,17 @@ void conn_table_release(conn_table *t, conn *c);
 static inline conn *conn_table_at(const conn_table *t, uint32_t idx) {
     return &t->blocks[idx / CONN_BLOCK][idx % CONN_BLOCK];
 }
-// The live connection with this id, or NULL.
-conn *conn_table_lookup(const conn_table *t, wsr_conn_id id);
 // Slots allocated so far (live or free): the bound for iterating over every slot.
 static inline uint32_t conn_table_slots(const conn_table *t) { return t->nblocks * CONN_BLOCK; }
+// The live connection with this id, or NULL. Inline: every event and every send by id
+// goes through it.
+static inline conn *conn_table_lookup(const conn_table *t, wsr_conn_id id) {
+    uint32_t idx = (uint32_t)id, gen = (uint32_t)(id >> 32);
+    if (idx >= conn_table_slots(t)) return nullptr;
+    conn *c = conn_table_at(t, idx);
+    if (c->gen != gen || c->state == CONN_FREE) return nullptr;
+    return c;
+}
 
 // Facts few connections have (a proxied client's address, their own zlib streams, a
 // subprotocol name of their own) live in arrays beside the table, indexed by slot, so

@@ -74,6 +74,7 @@ struct wsr_server {
     uint64_t mem_peak;     // highest mem_held since memory was last given back
     bool accept_paused;    // out of descriptors: the listener is not watched
     bool fd_episode;       // accepting failed for lack of descriptors since the last success
+    conn_reply reply;    // frames for the connection being read (see conn.h)
     uint8_t *rbuf;       // the one read buffer
     size_t rbuf_size;
     size_t read_size;    // bytes asked of one read: rbuf_size, or less under a small backpressure limit

@@ -72,13 +72,14 @@ void timers_init(timers *t, uv_loop_t *loop, conn_table *table, timers_expire_cb
 
 void timers_set_timeout(timers *t, uint8_t kind, uint32_t ms) { t->lists[kind].timeout_ms = ms; }
 
-void timers_put(timers *t, conn *c, uint8_t kind) {
+void timers_put_slow(timers *t, conn *c, uint8_t kind) {
     uint8_t lane = lane_of(kind);
-    unlink_lane(t, c, lane);
     deadline_list *l = &t->lists[kind];
-    if (l->timeout_ms == 0) return;
+    uint32_t deadline = now_ms(t) + l->timeout_ms;
     timer_link *k = &c->tl[lane];
-    k->deadline = now_ms(t) + l->timeout_ms;
+    unlink_lane(t, c, lane);
+    if (l->timeout_ms == 0) return;
+    k->deadline = deadline;
     k->prev = l->tail;
     k->next = NONE;
     c->timer_kind[lane] = kind;

@@ -51,7 +51,22 @@ void timers_set_timeout(timers *t, uint8_t kind, uint32_t ms);
 static inline bool timers_enabled(const timers *t, uint8_t kind) { return t->lists[kind].timeout_ms != 0; }
 // Puts c on the kind's list with a fresh deadline, moving it off whatever list its
 // lane held. A disabled kind just empties the lane.
-void timers_put(timers *t, conn *c, uint8_t kind);
+void timers_put_slow(timers *t, conn *c, uint8_t kind);
+static inline void timers_put(timers *t, conn *c, uint8_t kind) {
+    // A connection touches its deadlines for every read and every message it receives
+    // or sends; most touches change nothing, and they are decided here without a call:
+    // a disabled kind on an empty lane, or the same deadline as before (touched again
+    // within the same loop millisecond: a list in deadline order stays in order with
+    // the link where it is, and the timer is already armed no later than it). The loop's
+    // time is read from the loop itself, as uv_now does (libuv 1.x keeps it there; it
+    // changes only between callbacks), to spare a call into libuv twice per message.
+    uint8_t lane = kind == TK_IDLE ? 1 : 0;
+    uint32_t ms = t->lists[kind].timeout_ms;
+    if (ms == 0 ? c->timer_kind[lane] == TK_NONE
+                : c->timer_kind[lane] == kind && c->tl[lane].deadline == (uint32_t)t->timer.loop->time + ms)
+        return;
+    timers_put_slow(t, c, kind);
+}
 // Takes c off the kind's list if it is on it.
 void timers_remove(timers *t, conn *c, uint8_t kind);
 // Takes c off every list.

@@ -183,6 +183,72 @@ size_t frame_parse(frame_parser *p, const frame_limits *lim, uint8_t *data, size
     }
 }
 
+size_t frame_parse_whole(frame_parser *p, const frame_limits *lim, uint8_t *data, size_t len, frame_event *ev) {
+    if (p->state != ST_HEADER || p->hdr_have || p->in_message || len < 2) return 0;
+    uint8_t b0 = data[0], b1 = data[1];
+    uint8_t op = b0 & 0x0F;
+    // FIN set, RSV2/RSV3 clear, text or binary; RSV1 only with an extension.
+    if ((b0 & 0xB0) != 0x80 || (op != WS_OP_TEXT && op != WS_OP_BINARY)) return 0;
+    bool rsv1 = (b0 & 0x40) != 0;
+    if (rsv1 && !lim->allow_rsv1) return 0;
+    bool masked = (b1 & 0x80) != 0;
+    if (masked != lim->expect_masked) return 0;
+    uint8_t len7 = b1 & 0x7F;
+    size_t hl = 2;
+    uint64_t plen = len7;
+    if (len7 == 126) {
+        if (len < 4) return 0;
+        plen = (uint64_t)data[2] << 8 | data[3];
+        if (plen < 126) return 0; // non-minimal: the slow path reports it
+        hl = 4;
+    } else if (len7 == 127) {
+        return 0;
+    }
+    uint64_t cap = rsv1 && lim->max_compressed ? lim->max_compressed : lim->max_message;
+    if (plen > cap) return 0;
+    if (masked) hl += 4;
+    if (len < hl || len - hl < plen) return 0;
+    uint8_t *payload = data + hl;
+    if (masked) {
+        memcpy(p->mask, data + hl - 4, 4);
+        if (plen >= 64) {
+            frame_mask(payload, (size_t)plen, p->mask, 0);
+        } else {
+            // A small payload, key offset 0: words in place, without frame_mask's call
+            // and set-up (the same XOR, whatever the byte order).
+            uint32_t k32;
+            memcpy(&k32, p->mask, 4);
+            uint64_t k64 = (uint64_t)k32 << 32 | k32;
+            size_t i = 0;
+            for (; i + 8 <= plen; i += 8) {
+                uint64_t d;
+                memcpy(&d, payload + i, 8);
+                d ^= k64;
+                memcpy(payload + i, &d, 8);
+            }
+            for (; i < plen; i++) payload[i] ^= p->mask[i & 3];
+        }
+    }
+    // As header_done, the payload and FRAME_END leave the parser for a whole frame.
+    p->msg_opcode = op;
+    p->msg_rsv1 = rsv1;
+    p->msg_len = 0;
+    p->opcode = op;
+    p->fin = 1;
+    p->rsv1 = rsv1;
+    p->remaining = 0;
+    p->hdr_need = (uint8_t)hl;
+    p->mask_off = masked ? (uint8_t)(plen & 3) : 0;
+    ev->type = FRAME_PAYLOAD;
+    ev->opcode = op;
+    ev->fin = 1;
+    ev->rsv1 = rsv1;
+    ev->frame_len = plen;
+    ev->data = payload;
+    ev->len = (size_t)plen;
+    return hl + (size_t)plen;
+}
+
 size_t frame_write_header(uint8_t *out, uint8_t opcode, bool fin, bool rsv1, uint64_t len,
                           const uint8_t *mask_key) {
     size_t n = 0;
@@ -206,16 +272,42 @@ size_t frame_write_header(uint8_t *out, uint8_t opcode, bool fin, bool rsv1, uin
 }
 
 typedef uint32_t v4u32 __attribute__((vector_size(16)));
+typedef uint32_t v8u32 __attribute__((vector_size(32)));
+
+// Large payloads are masked 64 bytes per step. On x86-64 with GCC the step is built
+// twice, for AVX2 and for the baseline (SSE2), and the loader picks one by the CPU (an
+// ifunc); elsewhere the generic vectors lower to what the target has (NEON on ARM), or to
+// plain words. XOR with a 4-byte pattern repeated is the same whatever the byte order.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+size_t frame_mask_bulk(uint8_t *data, size_t len, uint32_t k32) {
+    v8u32 kv = {k32, k32, k32, k32, k32, k32, k32, k32};
+    size_t i = 0;
+    for (; i + 64 <= len; i += 64) {
+        v8u32 a, b;
+        memcpy(&a, data + i, 32);
+        memcpy(&b, data + i + 32, 32);
+        a ^= kv;
+        b ^= kv;
+        memcpy(data + i, &a, 32);
+        memcpy(data + i + 32, &b, 32);
+    }
+    return i;
+}
 
 void frame_mask(uint8_t *data, size_t len, const uint8_t key[4], unsigned offset) {
     // Rotate the key so that its first byte lines up with data[0]; then every 4-, 8-
     // and 16-byte block uses the same bits. The vector type lowers to SSE2 on x86-64
     // and NEON on ARM, with no intrinsics to port.
-    uint8_t rot[4] = {key[offset & 3], key[(offset + 1) & 3], key[(offset + 2) & 3], key[(offset + 3) & 3]};
+    uint8_t rot[8];
+    memcpy(rot, key, 4);
+    memcpy(rot + 4, key, 4);
     uint32_t k32;
-    memcpy(&k32, rot, 4);
-    size_t i = 0;
-    if (len >= 16) {
+    memcpy(&k32, rot + (offset & 3), 4);
+    memcpy(rot, &k32, 4);
+    size_t i = len >= 64 ? frame_mask_bulk(data, len, k32) : 0;
+    if (len - i >= 16) {
         v4u32 kv = {k32, k32, k32, k32};
         for (; i + 16 <= len; i += 16) {
             v4u32 d;

@@ -97,6 +97,16 @@ void frame_parser_init(frame_parser *p);
 // FRAME_NEED_MORE or FRAME_ERROR.
 size_t frame_parse(frame_parser *p, const frame_limits *lim, uint8_t *data, size_t len, frame_event *ev);
 
+// The fast path for the common case: when data starts with one whole, unfragmented,
+// valid text or binary frame (7- or 16-bit length) and no frame or fragmented message
+// is in progress, consumes that frame, unmasks its payload in place and reports it as
+// one FRAME_PAYLOAD event (data, len, opcode, fin, rsv1, frame_len) that also ends the
+// frame: the parser is left as frame_parse leaves it after that frame's FRAME_END.
+// Returns 0, consuming nothing, for anything else (a partial frame, a control frame, a
+// fragment, any rule broken); frame_parse then takes it, so events and errors are the
+// same either way.
+size_t frame_parse_whole(frame_parser *p, const frame_limits *lim, uint8_t *data, size_t len, frame_event *ev);
+
 static inline bool ws_opcode_is_control(uint8_t op) { return (op & 0x8) != 0; }
 
 // Largest header a frame can have: 2 + 8 (64-bit length) + 4 (mask key).
@@ -110,6 +120,9 @@ size_t frame_write_header(uint8_t *out, uint8_t opcode, bool fin, bool rsv1, uin
 // XORs data with the key, starting at key position `offset` (0..3). Works a vector at
 // a time; masking and unmasking are the same operation.
 void frame_mask(uint8_t *data, size_t len, const uint8_t key[4], unsigned offset);
+// frame_mask's inner loop: XORs whole 64-byte blocks of data with the 4-byte pattern k32
+// (as it lies in memory); returns the bytes done (len rounded down to 64).
+size_t frame_mask_bulk(uint8_t *data, size_t len, uint32_t k32);
 
 // True for the codes a peer may put on the wire (§7.4.1, §7.4.2 and the IANA registry).
 bool frame_close_code_valid(uint16_t code);

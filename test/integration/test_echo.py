@@ -14,7 +14,7 @@ import threading
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsclient import (OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, ServerTestCase,  # noqa: E402
+from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, ServerTestCase,  # noqa: E402
                       add_cases, encode_frame, run_tap)
 
 import websockets  # noqa: E402
@@ -142,6 +142,38 @@ class Echo(EchoMixin, ServerTestCase):
         c.send(b"".join(encode_frame(OP_BINARY, m) for m in msgs))
         for i, m in enumerate(msgs):
             self.assertEqual(c.recv_message(), (OP_BINARY, m), f"message {i}")
+
+    def test_replies_to_one_read_in_order_raw(self):
+        # Everything in one write, so the server parses it from one read: echoes of small
+        # and large whole frames (a large one is sent from where it arrived), pongs, a
+        # fragmented message, more than the server collects before it queues, then a
+        # close. Every answer comes back in the order of what it answers, then the close.
+        c = self.server.ws_connect()
+        self._clients.append(c)
+        wire, want = [], []
+        for i in range(60):
+            size = (5, 700, 3000, 126, 20000)[i % 5]
+            data = bytes((i + k) & 0xFF for k in range(size))
+            wire.append(encode_frame(OP_BINARY, data))
+            want.append((OP_BINARY, data))
+            if i % 7 == 3:
+                wire.append(encode_frame(OP_PING, b"p%d" % i))
+                want.append((OP_PONG, b"p%d" % i))
+            if i % 11 == 5:
+                wire.append(encode_frame(OP_TEXT, b"part-a ", fin=False) + encode_frame(OP_CONT, b"part-b", fin=True))
+                want.append((OP_TEXT, b"part-a part-b"))
+        wire.append(encode_frame(OP_CLOSE, b"\x03\xe8"))
+        c.send(b"".join(wire))
+        for n, (op, payload) in enumerate(want):
+            f = c.recv_frame()
+            if op == OP_PONG:
+                self.assertEqual((f.opcode, f.payload), (OP_PONG, payload), f"answer {n}")
+                continue
+            frames = [f]
+            while not frames[-1].fin:
+                frames.append(c.recv_frame())
+            self.assertEqual((frames[0].opcode, b"".join(x.payload for x in frames)), (op, payload), f"answer {n}")
+        c.expect_close(1000, reply=False)
 
     def test_concurrent_clients(self):
         nclients, nmsgs = 25, 40

@@ -49,6 +49,12 @@ static void run_free(run *r) {
     r->payload = nullptr;
 }
 
+// With g_fast, the driver offers each chunk to frame_parse_whole before frame_parse, as
+// the server does, and logs a whole frame it takes as its header and end events;
+// g_fast_hits counts the frames it took.
+static bool g_fast;
+static size_t g_fast_hits;
+
 // cuts: ascending chunk end offsets (the last chunk always ends at n).
 static void feed(const frame_limits *lim, const uint8_t *in, size_t n, const size_t *cuts, size_t ncuts, run *r) {
     memset(r, 0, sizeof *r);
@@ -67,6 +73,24 @@ static void feed(const frame_limits *lim, const uint8_t *in, size_t n, const siz
             if (calls > 2 * (end - start) + 4) fail_msg("parser makes no progress at offset %zu", off);
             frame_event ev;
             memset(&ev, 0xA5, sizeof ev);
+            if (g_fast) {
+                size_t w = frame_parse_whole(&p, lim, buf + off, end - off, &ev);
+                if (w) {
+                    if (w > end - off || ev.type != FRAME_PAYLOAD || ev.len != ev.frame_len || !ev.fin ||
+                        ev.data + ev.len != buf + off + w)
+                        fail_msg("whole frame event off the input");
+                    log_add(r, "H%u,%u,%u,%llu ", ev.opcode, ev.fin, ev.rsv1, (unsigned long long)ev.frame_len);
+                    memcpy(r->payload + r->payload_len, ev.data, ev.len);
+                    r->payload_len += ev.len;
+                    log_add(r, "E%llu ", (unsigned long long)ev.len);
+                    op = ev.opcode;
+                    frame_len = got = ev.len;
+                    off += w;
+                    g_fast_hits++;
+                    continue;
+                }
+                memset(&ev, 0xA5, sizeof ev);
+            }
             size_t used = frame_parse(&p, lim, buf + off, end - off, &ev);
             if (used > end - off) fail_msg("consumed %zu of %zu bytes", used, end - off);
             switch (ev.type) {
@@ -528,6 +552,97 @@ static void test_payload_lengths(void **) {
     }
 }
 
+// The whole-frame fast path (frame_parse_whole) changes nothing a peer can see: with it,
+// every scenario, header rule and payload length gives the same events, payload bytes,
+// errors and consumption as frame_parse alone, whole and cut anywhere. And it is taken:
+// for whole unfragmented text and binary frames, and for nothing else.
+static void test_whole_frame_path(void **) {
+    g_fast_hits = 0;
+    char what[160];
+    for (const auto &sc : scenarios) {
+        stream s;
+        stream_init(&s, &SERVER, 8192);
+        sc.fn(&s);
+        run slow, fast;
+        feed_whole(&s.lim, s.bytes, s.len, &slow);
+        g_fast = true;
+        feed_whole(&s.lim, s.bytes, s.len, &fast);
+        g_fast = false;
+        expect_same(sc.name, &slow, &fast);
+        run_free(&fast);
+        for (size_t cut = 0; cut <= s.len; cut++) {
+            g_fast = true;
+            feed(&s.lim, s.bytes, s.len, &cut, 1, &fast);
+            g_fast = false;
+            snprintf(what, sizeof what, "%s, fast path, split at %zu", sc.name, cut);
+            expect_same(what, &slow, &fast);
+            run_free(&fast);
+        }
+        run_free(&slow);
+        stream_free(&s);
+    }
+    for (const rule_case &c : rule_cases) {
+        run fast;
+        g_fast = true;
+        feed_whole(c.lim, (const uint8_t *)c.bytes, c.n, &fast);
+        g_fast = false;
+        if (strcmp(fast.log, c.log) != 0) fail_msg("%s, fast path: got \"%s\", want \"%s\"", c.name, fast.log, c.log);
+        run_free(&fast);
+    }
+    static const size_t lens[] = {0, 1, 3, 64, 125, 126, 127, 1000, 65535, 65536};
+    static const frame_limits *const lims[] = {&SERVER, &SERVER_DEFLATE, &CLIENT};
+    for (const frame_limits *lim : lims)
+        for (size_t len : lens)
+            for (int rsv1 = 0; rsv1 <= (lim == &SERVER_DEFLATE); rsv1++) {
+                stream s;
+                stream_init(&s, lim, len + 128);
+                add(&s, rsv1 ? WS_OP_TEXT : WS_OP_BINARY, true, rsv1, len);
+                add(&s, WS_OP_TEXT, true, false, 2);
+                run slow, fast;
+                feed_whole(&s.lim, s.bytes, s.len, &slow);
+                size_t before = g_fast_hits;
+                g_fast = true;
+                feed_whole(&s.lim, s.bytes, s.len, &fast);
+                g_fast = false;
+                snprintf(what, sizeof what, "length %zu rsv1 %d, fast path", len, rsv1);
+                expect_same(what, &slow, &fast);
+                // 7- and 16-bit lengths take the fast path; 64-bit ones do not.
+                size_t want = len < 65536 ? 2 : 1;
+                if (g_fast_hits - before != want) fail_msg("%s: %zu frames took it, want %zu", what, g_fast_hits - before, want);
+                run_free(&slow);
+                run_free(&fast);
+                stream_free(&s);
+            }
+    // Not taken: a control frame, a fragment, a frame cut short, a non-minimal length,
+    // a frame over the limit, RSV1 without an extension.
+    static const frame_limits SMALL = {4, false, true, 0};
+    const struct {
+        const char *name;
+        const frame_limits *lim;
+        const char *bytes;
+        size_t n;
+    } refused[] = {
+        {"ping", &SERVER, RAW("\x89\x80" K)},
+        {"first fragment", &SERVER, RAW("\x01\x80" K)},
+        {"payload not all here", &SERVER, RAW("\x81\x82" K "a")},
+        {"mask key not all here", &SERVER, RAW("\x81\x80\x11\x22")},
+        {"non-minimal 16-bit length", &SERVER, RAW("\x82\xFE\x00\x05" K "abcde")},
+        {"over the message limit", &SMALL, RAW("\x82\x85" K "abcde")},
+        {"RSV1 without an extension", &SERVER, RAW("\xC1\x80" K)},
+        {"unmasked client frame", &SERVER, RAW("\x81\x00")},
+    };
+    for (const auto &c : refused) {
+        uint8_t buf[64];
+        memcpy(buf, c.bytes, c.n);
+        frame_parser p;
+        frame_parser_init(&p);
+        frame_event ev;
+        if (frame_parse_whole(&p, c.lim, buf, c.n, &ev) != 0) fail_msg("%s: took the fast path", c.name);
+        if (memcmp(buf, c.bytes, c.n) != 0) fail_msg("%s: refused but changed the input", c.name);
+    }
+    assert_true(g_fast_hits > 0);
+}
+
 // ---------------------------------------------------------------------------------
 // Header writer and masking.
 
@@ -569,10 +684,12 @@ static void test_write_header(void **) {
 // offset equals masking at once (how the parser unmasks across reads).
 static void test_mask(void **) {
     static const uint8_t key[4] = {0x3C, 0xA5, 0x0F, 0xF0};
-    uint8_t orig[48 + 3], got[48 + 3], want[48 + 3];
+    // Up to 200 bytes: the 64-byte blocks of frame_mask_bulk, then the 16-, 8-, 4- and
+    // 1-byte steps after them.
+    uint8_t orig[200 + 3], got[200 + 3], want[200 + 3];
     for (size_t i = 0; i < sizeof orig; i++) orig[i] = (uint8_t)(i * 37 + 11);
     for (unsigned offset = 0; offset < 4; offset++) {
-        for (size_t len = 0; len <= 40; len++) {
+        for (size_t len = 0; len <= 200; len++) {
             for (size_t align = 0; align < 3; align++) {
                 memcpy(got, orig, sizeof got);
                 memcpy(want, orig, sizeof want);
@@ -655,6 +772,7 @@ int main(void) {
         cmocka_unit_test(test_payload_lengths),
         cmocka_unit_test(test_write_header),
         cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_whole_frame_path),
         cmocka_unit_test(test_close_parse),
     };
     return unit_exit(cmocka_run_group_tests(tests, NULL, NULL));
