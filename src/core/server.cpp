@@ -456,6 +456,10 @@ int wsr_server_add_listener(wsr_server *srv, const char *addr, unsigned flags) {
     socklen_t len;
     if (srv->listening || (flags & ~(unsigned)(WSR_LISTEN_REUSEPORT | WSR_LISTEN_PROXY | WSR_LISTEN_TLS)))
         return WSR_EINVAL;
+    if ((flags & WSR_LISTEN_TLS) && !tls_supported()) {
+        log_error("listener %s: this build has no TLS support (built with -Dtls=disabled)", addr ? addr : "(null)");
+        return WSR_EINVAL;
+    }
     if ((flags & WSR_LISTEN_PROXY) && (flags & WSR_LISTEN_TLS)) {
         log_error("listener %s: the PROXY protocol in front of TLS is not supported", addr ? addr : "(null)");
         return WSR_EINVAL;

@@ -1,9 +1,10 @@
 #include "proto/handshake.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "proto/crypto.h"
 
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -41,13 +42,9 @@ void hs_accept_key(const char *key, size_t key_len, char out[HS_ACCEPT_LEN + 1])
     if (key_len > 64) key_len = 64;
     memcpy(in, key, key_len);
     memcpy(in + key_len, WS_GUID, sizeof WS_GUID - 1);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    // Fetched once: OpenSSL 3 otherwise looks the algorithm up on every call.
-    static EVP_MD *sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
-    EVP_Digest(in, key_len + sizeof WS_GUID - 1, md, &md_len, sha1 ? sha1 : EVP_sha1(), nullptr);
-    EVP_EncodeBlock((unsigned char *)out, md, (int)md_len);
-    out[HS_ACCEPT_LEN] = '\0';
+    uint8_t md[CRYPTO_SHA1_LEN];
+    crypto_sha1(in, key_len + sizeof WS_GUID - 1, md);
+    crypto_base64_encode(md, sizeof md, out);
 }
 
 static void reject(hs_result *r, uint16_t status, const char *error) {
