@@ -116,6 +116,9 @@ class CheckConfig(ConfigFile):
         # errors only: no start or shutdown lines that would read as if it had served
         self.assertNotIn("shutdown complete", err)
 
+    def test_read_buffer_below_a_tls_record(self):
+        self.assert_refused(["--read-buffer", "8k"], "read-buffer")
+
     def test_bad_listen_address(self):
         self.assert_refused(["--listen", "999.1.1.1:80"], "999.1.1.1:80")
 
