@@ -210,6 +210,19 @@ test-cross: test-deps
 	$(call install_missing,g++-$(CROSS_TRIPLET_$(ARCH)) qemu-user file)
 	test/cross/run.sh $(ARCH)
 
+# The static daemon without TLS for ARCH, from the same sysroot (it holds the static
+# archives too): build/wsreactor-static-ARCH, stripped.
+.PHONY: static-cross
+static-cross: deps $(SIMDJSON_DIR)/simdjson.cpp
+	@[ -n "$(CROSS_TRIPLET_$(ARCH))" ] || { echo "ARCH=$(ARCH): one of aarch64, armhf, s390x"; exit 2; }
+	$(call install_missing,g++-$(CROSS_TRIPLET_$(ARCH)) qemu-user)
+	test/cross/sysroot.sh $(ARCH)
+	@[ -f build/cross/$(ARCH)/static/build.ninja ] || $(MESON) setup build/cross/$(ARCH)/static \
+	  --cross-file test/cross/$(ARCH).ini --cross-file build/cross/$(ARCH)/sysroot.ini $(STATIC_OPTS) -Dtls=disabled
+	$(NINJA) -C build/cross/$(ARCH)/static wsreactor
+	$(CROSS_TRIPLET_$(ARCH))-strip -o build/wsreactor-static-$(ARCH) build/cross/$(ARCH)/static/wsreactor
+	@ls -l build/wsreactor-static-$(ARCH) | awk '{printf "%-28s %8d bytes (%d KiB)\n", $$9, $$5, $$5 / 1024}'
+
 # All three, one after the other.
 test-cross-all:
 	$(MAKE) test-cross ARCH=aarch64
