@@ -37,15 +37,16 @@ static void test_sha1_vectors(void **) {
 }
 
 // RFC 4648 §10.
+static const char *const PLAIN[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+static const char *const CODED[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+
 static void test_base64_encode_vectors(void **) {
-    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *const coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (size_t i = 0; i < 7; i++) {
         char out[16];
         memset(out, 'x', sizeof out);
-        size_t n = crypto_base64_encode(plain[i], strlen(plain[i]), out);
-        assert_int_equal(n, strlen(coded[i]));
-        assert_string_equal(out, coded[i]);
+        size_t n = crypto_base64_encode(PLAIN[i], strlen(PLAIN[i]), out);
+        assert_int_equal(n, strlen(CODED[i]));
+        assert_string_equal(out, CODED[i]);
     }
     // The alphabet's last two characters, '+' and '/' (62 and 63).
     uint8_t ff[3] = {0xfb, 0xff, 0xbf};
@@ -55,13 +56,11 @@ static void test_base64_encode_vectors(void **) {
 }
 
 static void test_base64_decode_vectors(void **) {
-    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *const coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (size_t i = 0; i < 7; i++) {
         uint8_t out[16];
-        ssize_t n = crypto_base64_decode(coded[i], strlen(coded[i]), out, sizeof out);
-        assert_int_equal(n, (ssize_t)strlen(plain[i]));
-        assert_memory_equal(out, plain[i], (size_t)n);
+        ssize_t n = crypto_base64_decode(CODED[i], strlen(CODED[i]), out, sizeof out);
+        assert_int_equal(n, (ssize_t)strlen(PLAIN[i]));
+        assert_memory_equal(out, PLAIN[i], (size_t)n);
     }
     uint8_t out[8];
     assert_int_equal(crypto_base64_decode("+/+/", 4, out, sizeof out), 3);
