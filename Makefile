@@ -8,20 +8,25 @@ RUN_ARGS    ?=
 MESON       ?= meson
 NINJA       ?= ninja
 
-# Debian 12 packages the build and the tests need.
+# Debian 12 packages that building and running the daemon needs (make run, make static):
+# nettle-dev is the crypto of builds without TLS, curl fetches simdjson's source for
+# static builds.
 DEPS := build-essential pkg-config meson ninja-build libuv1-dev node-llhttp libssl-dev \
-        zlib1g-dev libsimdjson-dev libjwt-dev libinih-dev libcmocka-dev python3 python3-websockets python3-prometheus-client python3-jwt apache2-utils haproxy chromium chromium-driver python3-selenium clang valgrind \
-        libbenchmark-dev
+        zlib1g-dev libsimdjson-dev libjwt-dev libinih-dev nettle-dev curl python3
+# What only the tests, fuzzers and benchmarks add (make test installs both lists).
+TEST_DEPS := libcmocka-dev python3-websockets python3-prometheus-client python3-jwt apache2-utils haproxy \
+        chromium chromium-driver python3-selenium clang valgrind libbenchmark-dev
 
-.PHONY: all deps node-deps build run test bench bench-micro bench-peers fuzz fuzz-afl clean install
+.PHONY: all deps test-deps node-deps build run test bench bench-micro bench-peers fuzz fuzz-afl clean install
 
 NODE_DIR ?= test/integration/node
 
 all: build
 
-# Installs only what is missing, so a prepared machine pays one dpkg query.
-deps:
-	@missing=""; for p in $(DEPS); do \
+# $(call install_missing,PACKAGES): installs only what is missing, so a prepared machine
+# pays one dpkg query.
+define install_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -29,10 +34,17 @@ deps:
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEPS))
+
+test-deps: deps
+	$(call install_missing,$(TEST_DEPS))
 
 # node and npm for the node `ws` interop test, checked by command: NodeSource's nodejs
 # bundles npm and conflicts with Debian's npm package.
-node-deps: deps
+node-deps: test-deps
 	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
 	  echo "installing: nodejs npm"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -53,7 +65,7 @@ build: deps $(RELEASE_DIR)/build.ninja
 # (WSR_API_KEYS or --api-key in RUN_ARGS): the API is never open without a key.
 run: build
 	@if [ -z "$$WSR_API_KEYS" ] && ! echo "$(RUN_ARGS)" | grep -q -- --api-key; then \
-	  key=$$(openssl rand -hex 16); echo "development API key (Authorization: Bearer): $$key"; \
+	  key=$$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n'); echo "development API key (Authorization: Bearer): $$key"; \
 	  exec ./$(RELEASE_DIR)/wsreactor --api-key "$$key" $(RUN_ARGS); \
 	else exec ./$(RELEASE_DIR)/wsreactor $(RUN_ARGS); fi
 
@@ -61,7 +73,7 @@ $(TEST_DIR)/build.ninja:
 	$(MESON) setup $(TEST_DIR) --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
 
 # Every test, built with ASan+UBSan; the last line is "N passed, N failed".
-test: deps node-deps $(TEST_DIR)/build.ninja
+test: test-deps node-deps $(TEST_DIR)/build.ninja
 	$(NINJA) -C $(TEST_DIR)
 	@/usr/bin/python3 test/run_tests.py $(TEST_DIR)
 
@@ -72,12 +84,12 @@ bench: build
 # libFuzzer harnesses (clang, ASan+UBSan), each run for FUZZ_SECONDS; see docs/fuzzing.md.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
-fuzz: deps
+fuzz: test-deps
 	fuzz/build.sh
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZ_TARGETS)
 
 # The same harnesses under AFL++.
-fuzz-afl: deps
+fuzz-afl: test-deps
 	@dpkg-query -W -f='$${Status}' afl++ 2>/dev/null | grep -q 'install ok installed' || { \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq afl++; }
 	fuzz/build-afl.sh
@@ -93,7 +105,7 @@ bench-peers: build
 
 # Microbenchmarks of src/proto (Google Benchmark) against plain reference code in the same
 # run: medians of 5 repetitions and ratios. CPU=, REPS=, MIN_TIME= tune bench/micro/run.sh.
-bench-micro: deps $(RELEASE_DIR)/build.ninja
+bench-micro: test-deps $(RELEASE_DIR)/build.ninja
 	bash bench/micro/run.sh $(RELEASE_DIR)
 
 # p99 echo latency of 50 clients at 2,000 msg/s in total, alone and while one client
@@ -150,6 +162,84 @@ install: build
 .PHONY: man
 man: build
 	/usr/bin/python3 docs/man-options.py $(RELEASE_DIR)/wsreactor --write docs/wsreactor.1
+
+# --- the edge: static binaries and other CPUs (docs/edge.md) ------------------------------
+
+# Debian packages simdjson as a shared library only; a static build compiles the
+# single-file source of the same version from Debian's source package, checked against the
+# checksum its .dsc publishes. snapshot.debian.org keeps it once the pool moves on.
+SIMDJSON_VERSION := 3.0.1
+SIMDJSON_SHA256  := 156b1bc5eb0561b2bd166b46d191fd3d95a3e709cc63761477d3b7aec2b6e9ed
+SIMDJSON_TAR     := build/simdjson_$(SIMDJSON_VERSION).orig.tar.gz
+SIMDJSON_DIR     := build/simdjson-$(SIMDJSON_VERSION)/singleheader
+SIMDJSON_URLS    := http://deb.debian.org/debian/pool/main/s/simdjson/simdjson_$(SIMDJSON_VERSION).orig.tar.gz \
+                    https://snapshot.debian.org/archive/debian/20230601T000000Z/pool/main/s/simdjson/simdjson_$(SIMDJSON_VERSION).orig.tar.gz
+
+$(SIMDJSON_DIR)/simdjson.cpp:
+	@mkdir -p build
+	@if ! echo "$(SIMDJSON_SHA256)  $(SIMDJSON_TAR)" | sha256sum -c --status 2>/dev/null; then \
+	  for u in $(SIMDJSON_URLS); do \
+	    echo "fetching $$u"; curl -fsSL --retry 3 -o $(SIMDJSON_TAR).part "$$u" && mv $(SIMDJSON_TAR).part $(SIMDJSON_TAR) && break; \
+	  done; \
+	fi
+	echo "$(SIMDJSON_SHA256)  $(SIMDJSON_TAR)" | sha256sum -c --quiet
+	tar -xzf $(SIMDJSON_TAR) -C build simdjson-$(SIMDJSON_VERSION)/singleheader/simdjson.cpp \
+	  simdjson-$(SIMDJSON_VERSION)/singleheader/simdjson.h
+	touch $@
+
+# Two statically linked daemons: without TLS (nettle, no libcrypto, no JWT) and with it.
+# -Os and --gc-sections pay, LTO does not (bench/run-edge-size.sh, docs/edge.md); the
+# stripped copies are build/wsreactor-static and build/wsreactor-static-tls.
+STATIC_DIR     ?= build/static
+STATIC_TLS_DIR ?= build/static-tls
+STATIC_OPTS    := --buildtype=release -Doptimization=s -Dstatic=true -Dtests=false \
+                  -Ddefault_library=static -Db_pie=false -Dsimdjson_src=$(SIMDJSON_DIR)
+
+$(STATIC_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp
+	$(MESON) setup $(STATIC_DIR) $(STATIC_OPTS) -Dtls=disabled
+
+$(STATIC_TLS_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp
+	$(MESON) setup $(STATIC_TLS_DIR) $(STATIC_OPTS) -Dtls=enabled
+
+.PHONY: static
+static: deps $(SIMDJSON_DIR)/simdjson.cpp $(STATIC_DIR)/build.ninja $(STATIC_TLS_DIR)/build.ninja
+	$(NINJA) -C $(STATIC_DIR) wsreactor
+	$(NINJA) -C $(STATIC_TLS_DIR) wsreactor
+	strip -o build/wsreactor-static $(STATIC_DIR)/wsreactor
+	strip -o build/wsreactor-static-tls $(STATIC_TLS_DIR)/wsreactor
+	@ls -l build/wsreactor-static build/wsreactor-static-tls | awk '{printf "%-28s %8d bytes (%d KiB)\n", $$9, $$5, $$5 / 1024}'
+
+# Cross builds without TLS for ARCH (aarch64, armhf, s390x), tested under qemu-user:
+# test/cross/run.sh says what runs where. Installs the cross compiler and qemu-user; the
+# libraries come as a private sysroot of Debian packages (test/cross/sysroot.sh).
+ARCH ?= aarch64
+CROSS_TRIPLET_aarch64 := aarch64-linux-gnu
+CROSS_TRIPLET_armhf   := arm-linux-gnueabihf
+CROSS_TRIPLET_s390x   := s390x-linux-gnu
+.PHONY: test-cross test-cross-all
+test-cross: test-deps
+	@[ -n "$(CROSS_TRIPLET_$(ARCH))" ] || { echo "ARCH=$(ARCH): one of aarch64, armhf, s390x"; exit 2; }
+	$(call install_missing,g++-$(CROSS_TRIPLET_$(ARCH)) qemu-user file)
+	test/cross/run.sh $(ARCH)
+
+# The static daemon without TLS for ARCH, from the same sysroot (it holds the static
+# archives too): build/wsreactor-static-ARCH, stripped.
+.PHONY: static-cross
+static-cross: deps $(SIMDJSON_DIR)/simdjson.cpp
+	@[ -n "$(CROSS_TRIPLET_$(ARCH))" ] || { echo "ARCH=$(ARCH): one of aarch64, armhf, s390x"; exit 2; }
+	$(call install_missing,g++-$(CROSS_TRIPLET_$(ARCH)) qemu-user)
+	test/cross/sysroot.sh $(ARCH)
+	@[ -f build/cross/$(ARCH)/static/build.ninja ] || $(MESON) setup build/cross/$(ARCH)/static \
+	  --cross-file test/cross/$(ARCH).ini --cross-file build/cross/$(ARCH)/sysroot.ini $(STATIC_OPTS) -Dtls=disabled
+	$(NINJA) -C build/cross/$(ARCH)/static wsreactor
+	$(CROSS_TRIPLET_$(ARCH))-strip -o build/wsreactor-static-$(ARCH) build/cross/$(ARCH)/static/wsreactor
+	@ls -l build/wsreactor-static-$(ARCH) | awk '{printf "%-28s %8d bytes (%d KiB)\n", $$9, $$5, $$5 / 1024}'
+
+# All three, one after the other.
+test-cross-all:
+	$(MAKE) test-cross ARCH=aarch64
+	$(MAKE) test-cross ARCH=armhf
+	$(MAKE) test-cross ARCH=s390x
 
 clean:
 	rm -rf build

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -104,10 +105,17 @@ struct bench_opts {
     bool quiet;
     bool json;
     bool raw;
+    bool offer_deflate; // idle: offer permessage-deflate, so the server keeps its per-connection state
     bc_tls_opts tls; // wss://
 };
 
 // --- connection ---------------------------------------------------------------------
+
+// idle --offer-deflate: the server may agree to permessage-deflate (it must name it);
+// nothing compressed is exchanged, so the parameters need no checking here.
+static const char *deflate_agreed(void *, char *value) {
+    return strncasecmp(value, "permessage-deflate", 18) == 0 ? nullptr : "an extension we did not offer";
+}
 
 struct bconn {
     int fd;
@@ -493,7 +501,8 @@ static bool conn_read_handshake(bench *b, bconn *c, uint64_t now) {
         return head_len == 0;
     }
     char status[64];
-    const char *why = bc_handshake_check(c->hs, c->accept, nullptr, nullptr, status, sizeof status);
+    const char *why = bc_handshake_check(c->hs, c->accept, b->o.offer_deflate ? deflate_agreed : nullptr, nullptr,
+                                         status, sizeof status);
     if (why) {
         bc_error(&b->err, c->idx, BC_ERR_HANDSHAKE, "%s (%s)", why, status);
         conn_fail(b, c, now);
@@ -1349,6 +1358,8 @@ static void usage(FILE *f) {
             "  --tls12             wss: TLS 1.2 only [TLS 1.3 only]\n"
             "  --ca FILE           wss: trust the PEM certificates in FILE [the system's]\n"
             "  --insecure          wss: do not verify the server's certificate\n"
+            "  --offer-deflate     idle: offer permessage-deflate, to measure what an agreed\n"
+            "                      compression costs an idle connection\n"
             "  --resume            wss: each connection slot offers the session (ticket) its previous\n"
             "                      connection got [full handshakes, no session offered]\n"
             "  --quiet             no progress, no human summary\n"
@@ -1418,6 +1429,8 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
             o->tls.insecure = true;
         } else if (strcmp(name, "resume") == 0) {
             o->tls.resume = true;
+        } else if (strcmp(name, "offer-deflate") == 0) {
+            o->offer_deflate = true;
         } else if (strcmp(name, "help") == 0) {
             usage(stdout);
             return 1;
@@ -1492,6 +1505,8 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
     if (tls_opt && !o->u.tls) return bc_usage_error("wsbench", "--tls12, --ca, --insecure and --resume need a wss:// URL");
     if (o->u.tls && o->raw) return bc_usage_error("wsbench", "--raw speaks plain TCP, not wss://");
     if (o->tls.ca && o->tls.insecure) return bc_usage_error("wsbench", "--ca and --insecure contradict each other");
+    if (o->offer_deflate && o->sc != SC_IDLE)
+        return bc_usage_error("wsbench", "--offer-deflate applies to idle only (no compressed frames are sent or read)");
     o->tls.lean = o->sc == SC_IDLE; // thousands of idle sessions: no record buffers while empty
     return 0;
 }
@@ -1561,7 +1576,8 @@ static int bench_init(bench *b) {
 
     int hl = bc_request_head(b->request, sizeof b->request, &o->u);
     if (hl > 0 && hl < (int)sizeof b->request)
-        hl += snprintf(b->request + hl, sizeof b->request - (size_t)hl, "User-Agent: wsbench\r\n");
+        hl += snprintf(b->request + hl, sizeof b->request - (size_t)hl, "User-Agent: wsbench\r\n%s",
+                       o->offer_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
     if (hl <= 0 || hl >= (int)sizeof b->request - 64) {
         fprintf(stderr, "wsbench: URL too long\n");
         return -1;

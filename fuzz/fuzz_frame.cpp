@@ -309,13 +309,14 @@ static void run_reference(const frame_limits *lim, const uint8_t *in, size_t n, 
         }
         const uint8_t *key = masked ? in + pos + 2 + ext : nullptr;
         if (!control) {
-            // 128-bit sum: the check must not depend on how large the limit is.
-            unsigned __int128 total = (unsigned __int128)(op == 0 ? msg_len : 0) + len;
-            if (total > lim->max_message) {
+            // An overflow-checked sum: the check must not depend on how large the limit
+            // is (and 32-bit targets have no 128-bit integer to sum in).
+            uint64_t total = 0;
+            if (__builtin_add_overflow(op == 0 ? msg_len : (uint64_t)0, len, &total) || total > lim->max_message) {
                 code = WS_CLOSE_TOO_BIG;
                 break;
             }
-            msg_len = (uint64_t)total;
+            msg_len = total;
             in_msg = !fin;
         }
         // The header writer must reproduce these exact bytes: the parser only accepts

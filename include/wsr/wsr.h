@@ -153,6 +153,10 @@ typedef enum wsr_option {
     /* An HTTP connection idle this long between requests is closed. 1 .. WSR_MAX_TIMEOUT_MS.
      * Default 5000. */
     WSR_OPT_HTTP_IDLE_TIMEOUT_MS = 7,
+    /* Bytes of the one read buffer all connections read into in turn. Smaller saves
+     * memory on a small board; larger takes a fast peer's burst in fewer reads. At least
+     * one TLS record (16384) .. 16 MiB. Default 131072. */
+    WSR_OPT_READ_BUFFER = 8,
 } wsr_option;
 int wsr_server_set_option(wsr_server *srv, wsr_option opt, uint64_t value);
 

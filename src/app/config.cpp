@@ -80,6 +80,8 @@ static const option_def OPTIONS[] = {
      "largest HTTP request body; longer gets 413 (default 1m)"},
     {"http-idle-timeout", "WSR_HTTP_IDLE_TIMEOUT", K_KEYED_NUMBER, KEY(WSR_OPT_HTTP_IDLE_TIMEOUT_MS, 1, MS_MAX), "MS",
      "close an HTTP keep-alive connection idle this long between requests (default 5000)"},
+    {"read-buffer", "WSR_READ_BUFFER", K_KEYED_BYTES, KEY(WSR_OPT_READ_BUFFER, 16384, 16u << 20), "BYTES",
+     "the one buffer all connections read into in turn; smaller saves memory (default 128k, 16k .. 16m)"},
     {"http-max-requests", "WSR_HTTP_MAX_REQUESTS", K_KEYED_NUMBER, KEY(WSR_OPT_HTTP_MAX_REQUESTS, 1, UINT32_MAX), "N",
      "requests one HTTP connection may make before it is closed (default 1000)"},
     {"max-message", "WSR_MAX_MESSAGE", K_BYTES, NUM(opts.max_message, 1, UINT32_MAX - 64), "BYTES",
@@ -790,6 +792,7 @@ static uint64_t keyed_value(const config *cfg, size_t key) {
     case WSR_OPT_MAX_BODY: return 1u << 20;
     case WSR_OPT_HTTP_MAX_REQUESTS: return 1000;
     case WSR_OPT_HTTP_IDLE_TIMEOUT_MS: return 5000;
+    case WSR_OPT_READ_BUFFER: return 128u << 10;
     }
     return 0;
 }

@@ -263,8 +263,14 @@ static const msg_metric_def MSG_METRICS[] = {
     {"wsreactor_api_requests_total", true, MSG(api_requests), nullptr, "Backend HTTP API calls."},
 };
 
-// As for wsr_stats: a field added to wsr_messaging_stats must be exported here.
-static_assert(sizeof(wsr_messaging_stats) == sizeof(size_t) + 15 * sizeof(uint64_t),
+// As for wsr_stats: a field added to wsr_messaging_stats must be exported here. Compared
+// with a struct of the same members rather than a sum of sizes: on 32-bit ARM the 4-byte
+// size is padded to the 8-byte alignment of what follows.
+struct messaging_stats_layout {
+    size_t size;
+    uint64_t counters[15];
+};
+static_assert(sizeof(wsr_messaging_stats) == sizeof(messaging_stats_layout),
               "wsr_messaging_stats changed: export the new field in MSG_METRICS");
 
 static int render_messaging(const wsr_messaging_stats *ms, metrics_text *out) {

@@ -1,7 +1,6 @@
 #include "app/status.h"
 
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <uv.h>
 
 #include "app/web.h"
+#include "proto/crypto.h"
 
 enum {
     STATUS_MAX_WATCHERS = 32,   // open status pages at once; more get 503 (or 1013)
@@ -145,10 +145,10 @@ static uint16_t status_access(const status_page *st, wsr_request *req) {
     if (n > 0) {
         for (const char *const *k = st->keys; *k; k++) {
             size_t kl = strlen(*k);
-            ok |= kl == (size_t)n && CRYPTO_memcmp(*k, key, kl) == 0;
+            ok |= kl == (size_t)n && crypto_equal(*k, key, kl);
         }
     }
-    OPENSSL_cleanse(key, sizeof key);
+    crypto_wipe(key, sizeof key);
     return ok ? 0 : 401;
 }
 

@@ -122,6 +122,10 @@ bool options_check_key(const wsr_options *o, wsr_option key, uint64_t value, cha
     case WSR_OPT_HTTP_IDLE_TIMEOUT_MS:
         return value >= 1 && value <= WSR_MAX_TIMEOUT_MS ? true
                                                           : fail(why, cap, "http_idle_timeout_ms", value, 1, WSR_MAX_TIMEOUT_MS);
+    case WSR_OPT_READ_BUFFER:
+        return value >= OPTIONS_MIN_READ_BUFFER && value <= OPTIONS_MAX_READ_BUFFER
+                   ? true
+                   : fail(why, cap, "read_buffer", value, OPTIONS_MIN_READ_BUFFER, OPTIONS_MAX_READ_BUFFER);
     }
     snprintf(why, cap, "unknown option %d", (int)key);
     return false;

@@ -26,7 +26,7 @@ static const uint32_t NONE = UINT32_MAX;
 static const uint64_t CONN_TAG_MIN = 1ull << 32;
 
 enum {
-    READ_BUFFER = 128 * 1024,
+    READ_BUFFER = 128 * 1024,    // the default of WSR_OPT_READ_BUFFER
     ACCEPTS_PER_WAKEUP = 64,     // then timers and the other handles run before more
     TICK_MS = 250,               // housekeeping period, only while something waits for it
     MEM_SETTLE_BYTES = 512u << 10, // held memory that peaked past this is given back once it drains
@@ -456,6 +456,10 @@ int wsr_server_add_listener(wsr_server *srv, const char *addr, unsigned flags) {
     socklen_t len;
     if (srv->listening || (flags & ~(unsigned)(WSR_LISTEN_REUSEPORT | WSR_LISTEN_PROXY | WSR_LISTEN_TLS)))
         return WSR_EINVAL;
+    if ((flags & WSR_LISTEN_TLS) && !tls_supported()) {
+        log_error("listener %s: this build has no TLS support (built with -Dtls=disabled)", addr ? addr : "(null)");
+        return WSR_EINVAL;
+    }
     if ((flags & WSR_LISTEN_PROXY) && (flags & WSR_LISTEN_TLS)) {
         log_error("listener %s: the PROXY protocol in front of TLS is not supported", addr ? addr : "(null)");
         return WSR_EINVAL;
@@ -563,6 +567,24 @@ static uint32_t default_max_conns(void) {
 }
 
 // Undoes a partly built server (before its loop handles exist); returns err.
+// The loop-wide read buffer, replaced by one of size bytes (WSR_OPT_READ_BUFFER). Its
+// pages are touched now: a cost of the server, not of its first connection.
+static int read_buffer_set(wsr_server *srv, size_t size) {
+    uint8_t *b = (uint8_t *)malloc(size);
+    if (!b) return WSR_ENOMEM;
+    memset(b, 0, size);
+    free(srv->rbuf);
+    srv->rbuf = b;
+    srv->rbuf_size = size;
+    // Reading happens only while a connection's queue is under half the backpressure
+    // limit, and what one read triggers must not carry it past the limit: an echo
+    // writes no more than it read (server frames are unmasked), so reads are capped
+    // at half the limit.
+    srv->read_size = srv->opts.max_backpressure / 2 < size ? (size_t)srv->opts.max_backpressure / 2 : size;
+    if (srv->read_size < 512) srv->read_size = 512;
+    return WSR_OK;
+}
+
 static int new_failed(wsr_server *srv, int err) {
     if (srv->spare_fd >= 0) close(srv->spare_fd);
     http_free(&srv->http);
@@ -589,19 +611,10 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->tls_io = &transport_tls;
     tls_init(&srv->tls);
     http_init(&srv->http, &srv->opts, &srv->stats);
-    srv->rbuf_size = READ_BUFFER;
     srv->round_budget = CONN_ROUND_BUDGET;
-    srv->rbuf = (uint8_t *)malloc(srv->rbuf_size);
-    // Reading happens only while a connection's queue is under half the backpressure
-    // limit, and what one read triggers must not carry it past the limit: an echo
-    // writes no more than it read (server frames are unmasked), so reads are capped
-    // at half the limit.
-    srv->read_size = srv->opts.max_backpressure / 2 < srv->rbuf_size ? (size_t)srv->opts.max_backpressure / 2 : srv->rbuf_size;
-    if (srv->read_size < 512) srv->read_size = 512;
-    if (!srv->rbuf) return new_failed(srv, WSR_ENOMEM);
-    // Costs of the server, not of its first connection, paid up front: the read
-    // buffer's pages, and the pages of OpenSSL's SHA-1 code (about 0.1 MB).
-    memset(srv->rbuf, 0, srv->rbuf_size);
+    if (read_buffer_set(srv, READ_BUFFER) != WSR_OK) return new_failed(srv, WSR_ENOMEM);
+    // A cost of the server, not of its first connection, paid up front: the pages of the
+    // SHA-1 code (about 0.1 MB with OpenSSL's direct functions).
     char warm[HS_ACCEPT_LEN + 1];
     hs_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, warm);
     srv->limits.max_message = srv->opts.max_message;
@@ -671,6 +684,7 @@ int wsr_server_set_option(wsr_server *srv, wsr_option opt, uint64_t value) {
     case WSR_OPT_MAX_BODY: srv->http.max_body = value; break;
     case WSR_OPT_HTTP_MAX_REQUESTS: srv->http.max_requests = (uint32_t)value; break;
     case WSR_OPT_HTTP_IDLE_TIMEOUT_MS: timers_set_timeout(&srv->tm, TK_KEEPALIVE, (uint32_t)value); break;
+    case WSR_OPT_READ_BUFFER: return read_buffer_set(srv, (size_t)value);
     }
     return WSR_OK;
 }

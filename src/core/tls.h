@@ -36,6 +36,9 @@ struct tls_state {
     uint64_t failures;     // TLS connections that failed (bad records, plaintext, alerts)
 };
 
+// Whether this build has TLS (meson option tls; core/tls_disabled.cpp stands in when not).
+bool tls_supported(void);
+
 void tls_init(tls_state *t);
 void tls_free(tls_state *t);
 // Loads a certificate (chain) and its key for new handshakes. WSR_OK, or WSR_EINVAL with

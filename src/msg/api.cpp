@@ -1,13 +1,13 @@
 // The backend HTTP API (docs/messaging.md): publish, broadcast, send, disconnect,
 // channels and presence for a service that holds an API key.
 #include <ctype.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "msg/server.h"
+#include "proto/crypto.h"
 
 static void api_answer(wsr_messaging *ms, wsr_conn_id req, uint16_t status) {
     wsr_respond(ms->srv, req, status, "Content-Type: application/json\r\nCache-Control: no-store\r\n", ms->out.buf,
@@ -37,7 +37,7 @@ static bool api_authorized(const wsr_messaging *ms, wsr_request *req) {
     bool ok = false;
     for (const char *const *k = ms->api_keys; *k; k++) {
         size_t kl = strlen(*k);
-        ok |= kl == n && CRYPTO_memcmp(*k, tok, n) == 0;
+        ok |= kl == n && crypto_equal(*k, tok, n);
     }
     return ok;
 }

@@ -3,15 +3,17 @@
 #define SIMDJSON_DEVELOPMENT_CHECKS 0
 #include <crypt.h>
 #include <errno.h>
+#if WSR_HAVE_JWT
 #include <jwt.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#endif
 #include <simdjson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <new>
+
+#include "proto/crypto.h"
 
 using namespace simdjson;
 
@@ -93,7 +95,7 @@ bool auth_granted(const char *const *patterns, const char *channel, size_t len) 
 
 static void users_free(auth_user *u, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
-        OPENSSL_cleanse(u[i].hash, strlen(u[i].hash));
+        crypto_wipe(u[i].hash, strlen(u[i].hash));
         free(u[i].name);
         free(u[i].hash);
     }
@@ -152,7 +154,7 @@ static int users_read(const char *path, auth_user **out, uint32_t *nout) {
         n++;
         if (!users[n - 1].name || !users[n - 1].hash) r = WSR_ENOMEM;
     }
-    OPENSSL_cleanse(line, sizeof line);
+    crypto_wipe(line, sizeof line);
     fclose(f);
     if (r == WSR_OK && !n) {
         wsr_log(WSR_LOG_ERROR, "users file %s: no users", path);
@@ -202,6 +204,14 @@ int auth_init(auth *a, const wsr_messaging_options *o) {
         wsr_log(WSR_LOG_ERROR, "auth: a user without a password");
         return WSR_EINVAL;
     }
+#if !WSR_HAVE_JWT
+    // libjwt needs libcrypto, which a build without TLS leaves out (docs/edge.md).
+    if (a->jwt_secret || a->jwt_key_file) {
+        wsr_log(WSR_LOG_ERROR, "auth: this build has no JWT support (built with -Dtls=disabled): "
+                               "jwt-secret and jwt-public-key cannot be used");
+        return WSR_EINVAL;
+    }
+#endif
     if (a->jwt_secret && strlen(a->jwt_secret) < 32)
         wsr_log(WSR_LOG_WARN, "auth: the JWT secret is shorter than 32 bytes: tokens can be forged by guessing it");
     int r = auth_reload(a);
@@ -251,6 +261,7 @@ bool auth_accepts_tokens(const auth *a) { return a->jwt_secret || a->jwt_key_fil
 
 // --- tokens -------------------------------------------------------------------------------
 
+#if WSR_HAVE_JWT
 static bool is_hmac(jwt_alg_t alg) { return alg == JWT_ALG_HS256 || alg == JWT_ALG_HS384 || alg == JWT_ALG_HS512; }
 static bool is_public(jwt_alg_t alg) { return alg >= JWT_ALG_RS256 && alg <= JWT_ALG_ES512; }
 
@@ -269,6 +280,7 @@ static jwt_t *verified(const auth *a, const char *token) {
     }
     return nullptr;
 }
+#endif
 
 // A NumericDate claim in milliseconds: absent (true, *ms 0), a number, or wrong (false).
 static bool date_claim(dom::object claims, const char *name, uint64_t *ms) {
@@ -339,6 +351,7 @@ auth_result auth_token(const auth *a, const char *token, size_t len, uint64_t no
     }
     memcpy(copy, token, len);
     copy[len] = '\0';
+#if WSR_HAVE_JWT
     jwt_t *j = verified(a, copy);
     if (!j) {
         *why = "token signature or format not valid";
@@ -346,6 +359,10 @@ auth_result auth_token(const auth *a, const char *token, size_t len, uint64_t no
     }
     char *json = jwt_get_grants_json(j, nullptr);
     jwt_free(j);
+#else
+    // Not reached: auth_init refuses token keys in a build without JWT.
+    char *json = nullptr;
+#endif
     if (!json) {
         *why = "token without claims";
         return AUTH_BAD;
@@ -405,15 +422,10 @@ auth_result auth_token(const auth *a, const char *token, size_t len, uint64_t no
 bool auth_basic_decode(const char *b64, size_t len, char *buf, size_t cap, const char **user,
                        const char **password) {
     while (len && b64[len - 1] == ' ') len--;
-    if (!len || len % 4 || len / 4 * 3 + 1 > cap) return false;
-    // OpenSSL takes '=' anywhere; only the last two characters may be padding.
-    const char *pad = (const char *)memchr(b64, '=', len);
-    if (pad && (pad < b64 + len - 2 || (pad == b64 + len - 2 && b64[len - 1] != '='))) return false;
-    int n = EVP_DecodeBlock((unsigned char *)buf, (const unsigned char *)b64, (int)len);
+    if (!len || cap == 0) return false;
+    // One byte is kept for the NUL.
+    ssize_t n = crypto_base64_decode(b64, len, (uint8_t *)buf, cap - 1);
     if (n < 0) return false;
-    // EVP_DecodeBlock counts the padding as zero bytes.
-    if (b64[len - 1] == '=') n--;
-    if (b64[len - 2] == '=') n--;
     buf[n] = '\0';
     if (memchr(buf, '\0', (size_t)n)) return false;
     char *colon = strchr(buf, ':');
@@ -427,7 +439,7 @@ bool auth_basic_decode(const char *b64, size_t len, char *buf, size_t cap, const
 bool auth_env_match(const auth *a, const char *user, const char *password) {
     if (!a->env_user || strcmp(user, a->env_user) != 0) return false;
     size_t n = strlen(password);
-    return n == strlen(a->env_password) && CRYPTO_memcmp(password, a->env_password, n) == 0;
+    return n == strlen(a->env_password) && crypto_equal(password, a->env_password, n);
 }
 
 bool auth_user_hash(const auth *a, const char *user, char *out, size_t cap, bool *known) {
@@ -454,8 +466,8 @@ bool auth_crypt_check(const char *hash, const char *password) {
     if (!cd) return false;
     const char *h = crypt_r(password, hash, cd);
     size_t n = strlen(hash);
-    bool ok = h && h[0] != '*' && strlen(h) == n && CRYPTO_memcmp(h, hash, n) == 0;
-    OPENSSL_cleanse(cd, sizeof *cd);
+    bool ok = h && h[0] != '*' && strlen(h) == n && crypto_equal(h, hash, n);
+    crypto_wipe(cd, sizeof *cd);
     free(cd);
     return ok;
 }

@@ -2,8 +2,6 @@
 // with recovery, presence, direct messages, and the limits on what a client may send.
 #include "wsr/messaging.h"
 
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <ctype.h>
@@ -15,6 +13,7 @@
 #include "msg/namespaces.h"
 #include "msg/probe.h"
 #include "msg/server.h"
+#include "proto/crypto.h"
 
 void wsr_messaging_options_default(wsr_messaging_options *o) {
     memset(o, 0, sizeof *o);
@@ -101,7 +100,7 @@ static uint32_t client_add(wsr_messaging *ms, wsr_conn_id conn) {
     }
     msg_client *c = &ms->clients[slot];
     unsigned char raw[CLIENT_ID_LEN / 2];
-    if (RAND_bytes(raw, sizeof raw) != 1) {
+    if (!crypto_random(raw, sizeof raw)) {
         c->id[0] = '\0';
         c->next_free = ms->free_head;
         ms->free_head = slot;
@@ -705,8 +704,10 @@ wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *p
     const wsr_messaging_options &op = ms->opts;
     set_limits(ms);
     rate_limit hs{op.rate_handshakes, op.burst_handshakes};
-    uint64_t seed;
-    RAND_bytes((unsigned char *)&seed, sizeof seed);
+    // Without a random seed the table still works; only its resistance to chosen
+    // channel names that collide is weaker, so the clock stands in.
+    uint64_t seed = 0;
+    if (!crypto_random(&seed, sizeof seed)) seed = uv_hrtime();
     channels_init(&ms->chans, op.max_channels, seed);
     channels_set_history_bytes(&ms->chans, op.history_memory);
     ms->parser = env_parser_new((size_t)op.max_message);

@@ -3,13 +3,13 @@
 // "Authorization: Bearer" or ?token=). A password hash is checked off the loop and the
 // upgrade answered when it is done; the identity waits in a pending slot for on_open.
 #include <ctype.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "msg/server.h"
+#include "proto/crypto.h"
 
 enum { MAX_CRED = 512, MAX_HASH = 256, ADDRESS_LEN = 64 };
 
@@ -161,7 +161,7 @@ static void crypt_done(uv_work_t *w, int status) {
             refuse(ms, j->conn, 401, "unauthorized", "wrong user or password", false);
         }
     }
-    OPENSSL_cleanse(j->password, sizeof j->password);
+    crypto_wipe(j->password, sizeof j->password);
     free(j);
     if (!ms->timers_open && !ms->jobs) msg_release(ms);
 }
@@ -174,13 +174,13 @@ static void basic(wsr_messaging *ms, wsr_conn_id conn, const char *b64, size_t l
         return refuse(ms, conn, 401, "unauthorized", "malformed Basic credentials", false);
     if (auth_env_match(&ms->creds, user, password)) {
         auth_identity *who = auth_identity_new(user, strlen(user), nullptr, nullptr, 0);
-        OPENSSL_cleanse(buf, sizeof buf); // user points into it
+        crypto_wipe(buf, sizeof buf); // user points into it
         if (!who) return (void)wsr_respond(ms->srv, conn, 503, "Retry-After: 1\r\n", "out of memory\n", 14);
         return accept_as(ms, conn, who);
     }
     crypt_job *j = (crypt_job *)calloc(1, sizeof *j);
     if (!j || !auth_user_hash(&ms->creds, user, j->hash, sizeof j->hash, &j->known)) {
-        OPENSSL_cleanse(buf, sizeof buf);
+        crypto_wipe(buf, sizeof buf);
         free(j);
         return refuse(ms, conn, 401, "unauthorized", "wrong user or password", false);
     }
@@ -188,11 +188,11 @@ static void basic(wsr_messaging *ms, wsr_conn_id conn, const char *b64, size_t l
     j->conn = conn;
     memcpy(j->user, user, strlen(user) + 1);
     memcpy(j->password, password, strlen(password) + 1);
-    OPENSSL_cleanse(buf, sizeof buf);
+    crypto_wipe(buf, sizeof buf);
     j->work.data = j;
     uv_loop_t *loop = ms->expire.loop;
     if (uv_queue_work(loop, &j->work, crypt_run, crypt_done) != 0) {
-        OPENSSL_cleanse(j->password, sizeof j->password);
+        crypto_wipe(j->password, sizeof j->password);
         free(j);
         return refuse(ms, conn, 401, "unauthorized", "cannot check the password now", false);
     }

@@ -1,17 +1,10 @@
-// SHA-1 through OpenSSL's direct functions (SHA1_Init/Update/Final), which OpenSSL 3
-// marks deprecated but keeps: the EVP route initialises the library (configuration file,
-// default provider, its algorithm tables), about 2.2 MB of resident pages in a process
-// that otherwise never needs them, where the direct functions cost about 0.1 MB. The
-// accept key is a fixed transform of the client's nonce, not a security function, so
-// that it bypasses providers (and a FIPS configuration) loses nothing.
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include "proto/handshake.h"
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "proto/crypto.h"
 
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -49,13 +42,9 @@ void hs_accept_key(const char *key, size_t key_len, char out[HS_ACCEPT_LEN + 1])
     if (key_len > 64) key_len = 64;
     memcpy(in, key, key_len);
     memcpy(in + key_len, WS_GUID, sizeof WS_GUID - 1);
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA_CTX ctx;
-    SHA1_Init(&ctx);
-    SHA1_Update(&ctx, in, key_len + sizeof WS_GUID - 1);
-    SHA1_Final(md, &ctx);
-    EVP_EncodeBlock((unsigned char *)out, md, (int)sizeof md);
-    out[HS_ACCEPT_LEN] = '\0';
+    uint8_t md[CRYPTO_SHA1_LEN];
+    crypto_sha1(in, key_len + sizeof WS_GUID - 1, md);
+    crypto_base64_encode(md, sizeof md, out);
 }
 
 static void reject(hs_result *r, uint16_t status, const char *error) {

@@ -23,8 +23,8 @@
 //
 // wsr_server_new and wsr_server_set_option log a refused option through one call site
 // ("invalid option: %s"), which writes at most 10 lines per 5 s: the tests below that
-// look for such a line cause 9 of them in all (3 + 5 + 1), so none is suppressed.
-// Keep it so when adding cases.
+// look for such a line cause 10 of them in all (3 + 6 + 1), so none is suppressed.
+// Keep it so when adding cases (the limit is reached).
 
 static log_capture cap;
 
@@ -346,6 +346,12 @@ static void test_set_option_ranges(void **) {
 
     assert_int_equal(wsr_server_set_option(f.srv, WSR_OPT_MAX_HANDSHAKES, UINT32_MAX), WSR_OK);
     assert_int_equal(wsr_server_set_option(f.srv, WSR_OPT_MAX_HANDSHAKES, (uint64_t)UINT32_MAX + 1), WSR_EINVAL);
+
+    // The read buffer holds at least one TLS record; a refusal keeps the buffer in use.
+    assert_int_equal(set_logged(&f, WSR_OPT_READ_BUFFER, 16383), WSR_EINVAL);
+    assert_true(error_logged_naming("read_buffer"));
+    assert_int_equal(wsr_server_set_option(f.srv, WSR_OPT_READ_BUFFER, 16384), WSR_OK);
+    assert_int_equal(wsr_server_set_option(f.srv, WSR_OPT_READ_BUFFER, 16u << 20), WSR_OK);
 
     // Keys an older or newer header might pass; 0 is no key.
     assert_int_equal(set_logged(&f, (wsr_option)0, 1), WSR_EINVAL);

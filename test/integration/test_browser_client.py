@@ -214,10 +214,10 @@ def main():
     ]
     print(f"1..{len(checks)}")
     missing = [p for p in (CHROMIUM, DRIVER) if not os.path.exists(p)]
-    if missing or webdriver is None or jwt is None:
-        why = ", ".join(missing) or "python3-selenium or python3-jwt"
+    if not wsclient.HAS_JWT or missing or webdriver is None or jwt is None:
+        why = wsclient.NO_JWT if not wsclient.HAS_JWT else (", ".join(missing) or "python3-selenium or python3-jwt") + " not installed"
         for i in range(1, len(checks) + 1):
-            print(f"ok {i} # SKIP {why} not installed")
+            print(f"ok {i} # SKIP {why}")
         return 0
     failed = 0
     n = 0

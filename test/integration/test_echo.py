@@ -287,6 +287,25 @@ add_cases(Echo, "text", [(str(n), n) for n in SIZES], _echo_text)
 add_cases(Echo, "binary", [(str(n), n) for n in SIZES], _echo_binary)
 
 
+class EchoSmallReadBuffer(EchoMixin, ServerTestCase):
+    """--read-buffer at its least (the small-board profile): a message many times the
+    buffer, and many frames in one write, arrive whole over many reads."""
+    server_args = ("--read-buffer", "16k")
+
+    def test_message_of_many_buffers(self):
+        run(self.roundtrip(os.urandom(300 * 1024)))
+
+    def test_many_frames_in_one_write_raw(self):
+        c = self.server.ws_connect()
+        self._clients.append(c)
+        msgs = [os.urandom(1000 + i) for i in range(40)]  # ~42 KB in one send
+        self.assertTrue(c.send(b"".join(encode_frame(OP_BINARY, m) for m in msgs)))
+        for m in msgs:
+            op, data = c.recv_message()
+            self.assertEqual(op, OP_BINARY)
+            self.assert_same(data, m)
+
+
 class EchoLarge(EchoMixin, ServerTestCase):
     server_args = ("--max-message", "8388608")
 

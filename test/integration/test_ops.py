@@ -36,7 +36,8 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from httputil import free_port  # noqa: E402
-from wsclient import Server, run_tap, server_binary, server_env, wait_for  # noqa: E402
+from wsclient import (HAS_JWT, HAS_TLS, Server, require_features, run_tap, server_binary,  # noqa: E402
+                      server_env, wait_for)
 
 import websockets  # noqa: E402
 
@@ -46,8 +47,11 @@ JWT_SECRET = "jwt-" + os.urandom(8).hex()
 PASSWORD = "pw-" + os.urandom(8).hex()
 
 
-def run(*args, env=None, timeout=20):
-    """The binary with args; (exit status, stdout, stderr)."""
+def run(*args, env=None, timeout=20, unsupported_ok=False):
+    """The binary with args; (exit status, stdout, stderr). Skips the test when args need
+    what this build lacks, unless unsupported_ok (a test of that refusal)."""
+    if not unsupported_ok:
+        require_features(args)
     p = subprocess.run([server_binary(), *args], capture_output=True, text=True, env=server_env(env),
                        timeout=timeout, stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout, p.stderr
@@ -104,13 +108,16 @@ class CheckConfig(ConfigFile):
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
 
-    def assert_refused(self, args, needle, env=None):
-        rc, out, err = run(*args, "--check-config", env=env)
+    def assert_refused(self, args, needle, env=None, unsupported_ok=False):
+        rc, out, err = run(*args, "--check-config", env=env, unsupported_ok=unsupported_ok)
         self.assertEqual(rc, 2, out + err)
         self.assertNotIn("configuration OK", out)
         self.assertIn(needle, err)
         # errors only: no start or shutdown lines that would read as if it had served
         self.assertNotIn("shutdown complete", err)
+
+    def test_read_buffer_below_a_tls_record(self):
+        self.assert_refused(["--read-buffer", "8k"], "read-buffer")
 
     def test_bad_listen_address(self):
         self.assert_refused(["--listen", "999.1.1.1:80"], "999.1.1.1:80")
@@ -118,6 +125,14 @@ class CheckConfig(ConfigFile):
     def test_missing_certificate(self):
         missing = os.path.join(self.dir.name, "nope.pem")
         self.assert_refused(["--listen-tls", "127.0.0.1:0", "--tls-cert", missing, "--tls-key", missing], missing)
+
+    @unittest.skipIf(HAS_TLS, "this build has TLS")
+    def test_tls_refused_without_tls(self):
+        self.assert_refused(["--listen-tls", "127.0.0.1:0"], "this build has no TLS support", unsupported_ok=True)
+
+    @unittest.skipIf(HAS_JWT, "this build has JWT")
+    def test_jwt_refused_without_jwt(self):
+        self.assert_refused(["--jwt-secret", "x" * 32], "this build has no JWT support", unsupported_ok=True)
 
     def test_missing_users_file(self):
         missing = os.path.join(self.dir.name, "users")

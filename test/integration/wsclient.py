@@ -40,6 +40,22 @@ STOP_TIMEOUT = 10.0     # wait for the process to exit after SIGTERM
 VALID_WIRE_CODES = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))
 
 
+# What the binary under test was built with (test/integration/meson.build sets these).
+HAS_TLS = os.environ.get("WSR_HAS_TLS", "1") != "0"
+HAS_JWT = os.environ.get("WSR_HAS_JWT", "1") != "0"
+NO_TLS = "this build has no TLS support (-Dtls=disabled)"
+NO_JWT = "this build has no JWT support (-Dtls=disabled or -Dstatic=true)"
+
+
+def require_features(argv):
+    """Skips the running test when argv asks for TLS or JWT and the binary has none:
+    such a build refuses those options at start (CheckConfig tests that refusal)."""
+    if not HAS_TLS and any(a in ("--listen-tls", "--tls-cert", "--tls-key") for a in argv):
+        raise unittest.SkipTest(NO_TLS)
+    if not HAS_JWT and any(str(a).startswith("--jwt-") for a in argv):
+        raise unittest.SkipTest(NO_JWT)
+
+
 def server_binary():
     path = os.environ.get("WSR_BIN", "")
     if not path:
@@ -133,6 +149,7 @@ class Server:
         """Starts the process and waits until it listens; kills it (and raises
         RuntimeError with its log's tail) if it exits or does not listen in time."""
         argv = [server_binary()] + self.listen_args() + self.args
+        require_features(argv)
         if self.log_level:
             argv += ["--log-level", self.log_level]
         self._log = tempfile.NamedTemporaryFile(prefix="wsr-", suffix=".log", delete=False)

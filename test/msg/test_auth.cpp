@@ -7,10 +7,12 @@
 // audience or issuer, signed with another key, or signed with an algorithm that does not
 // fit the key configured ("none", or HS256 keyed with the public key's PEM text).
 #include <crypt.h>
+#if WSR_HAVE_JWT
 #include <jwt.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +70,7 @@ static size_t count(const char *const *l) {
     return n;
 }
 
+#if WSR_HAVE_JWT
 // An HS256 token over the claims given as JSON (arrays, objects) plus sub/exp when set.
 static std::string hs256(const char *secret, const char *sub, long exp, const char *json) {
     jwt_t *j = nullptr;
@@ -84,6 +87,8 @@ static std::string hs256(const char *secret, const char *sub, long exp, const ch
     return t;
 }
 
+#endif
+
 static auth_result token(const auth *a, const std::string &t, auth_identity **id, const char **why) {
     *why = nullptr;
     auth_result r = auth_token(a, t.data(), t.size(), NOW_MS, id, why);
@@ -96,6 +101,7 @@ static auth_result token(const auth *a, const std::string &t, auth_identity **id
     return r;
 }
 
+#if WSR_HAVE_JWT
 static void init_secret(auth *a, wsr_messaging_options *o) {
     *o = options();
     o->jwt_secret = SECRET;
@@ -120,6 +126,8 @@ static std::string hs256_raw(const char *secret, const char *payload) {
     assert_non_null(HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)si.data(), si.size(), mac, &n));
     return si + "." + b64url(std::string((const char *)mac, n));
 }
+
+#endif
 
 // --- grants -------------------------------------------------------------------------------
 
@@ -460,6 +468,7 @@ static void test_reload_keeps_the_old_users(void **) {
 }
 
 // --- tokens -------------------------------------------------------------------------------
+#if WSR_HAVE_JWT
 
 static void test_token_hs256(void **) {
     auth a;
@@ -818,6 +827,27 @@ static void test_token_rs256_and_alg_confusion(void **) {
     assert_int_equal(auth_init(&a, &o), WSR_EINVAL);
 }
 
+#else
+// A build without JWT (no libcrypto) refuses token keys at start rather than accepting
+// a configuration that would let no token in, or every token.
+static void test_token_options_refused_without_jwt(void **) {
+    wsr_messaging_options o = options();
+    auth a;
+    o.jwt_secret = SECRET;
+    assert_int_equal(auth_init(&a, &o), WSR_EINVAL);
+    o = options();
+    o.jwt_public_key = "/nonexistent/key.pem";
+    assert_int_equal(auth_init(&a, &o), WSR_EINVAL);
+    o = options();
+    assert_int_equal(auth_init(&a, &o), WSR_OK);
+    assert_false(auth_accepts_tokens(&a));
+    auth_identity *id = nullptr;
+    const char *why = nullptr;
+    assert_int_equal(token(&a, "e30.e30.e30", &id, &why), AUTH_BAD);
+    auth_free(&a);
+}
+#endif
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_granted_globs),
@@ -830,6 +860,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_user_hash_never_matches),
         cmocka_unit_test(test_users_file_refused),
         cmocka_unit_test(test_reload_keeps_the_old_users),
+#if WSR_HAVE_JWT
         cmocka_unit_test(test_token_hs256),
         cmocka_unit_test(test_token_times),
         cmocka_unit_test(test_token_audience_and_issuer),
@@ -838,6 +869,9 @@ int main(void) {
         cmocka_unit_test(test_token_alg_none),
         cmocka_unit_test(test_token_too_long),
         cmocka_unit_test(test_token_rs256_and_alg_confusion),
+#else
+        cmocka_unit_test(test_token_options_refused_without_jwt),
+#endif
     };
     return unit_exit(cmocka_run_group_tests(tests, nullptr, nullptr));
 }
