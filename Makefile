@@ -8,9 +8,10 @@ RUN_ARGS    ?=
 MESON       ?= meson
 NINJA       ?= ninja
 
-# Debian 12 packages the build and the tests need.
+# Debian 12 packages the build and the tests need. libhiredis-dev: the daemon links hiredis
+# (--broker); redis-server is only for the tests (TEST_DEPS): `make run` needs no Redis.
 DEPS := build-essential pkg-config meson ninja-build libuv1-dev node-llhttp libssl-dev \
-        zlib1g-dev libsimdjson-dev libjwt-dev libinih-dev libcmocka-dev python3 python3-websockets python3-prometheus-client python3-jwt apache2-utils haproxy chromium chromium-driver python3-selenium clang valgrind \
+        zlib1g-dev libsimdjson-dev libjwt-dev libinih-dev libhiredis-dev libcmocka-dev python3 python3-websockets python3-prometheus-client python3-jwt apache2-utils haproxy chromium chromium-driver python3-selenium clang valgrind \
         libbenchmark-dev
 
 .PHONY: all deps node-deps build run test bench bench-micro bench-peers fuzz fuzz-afl clean install
@@ -19,9 +20,19 @@ NODE_DIR ?= test/integration/node
 
 all: build
 
+TEST_DEPS := redis-server
+
 # Installs only what is missing, so a prepared machine pays one dpkg query.
 deps:
-	@missing=""; for p in $(DEPS); do \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEPS)"
+
+# The multi-node tests start a real redis-server (test/integration/test_scaling.py).
+test-deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(TEST_DEPS)"
+
+.PHONY: install-packages test-deps
+install-packages:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -58,7 +69,7 @@ $(TEST_DIR)/build.ninja:
 	$(MESON) setup $(TEST_DIR) --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
 
 # Every test, built with ASan+UBSan; the last line is "N passed, N failed".
-test: deps node-deps $(TEST_DIR)/build.ninja
+test: deps test-deps node-deps $(TEST_DIR)/build.ninja
 	$(NINJA) -C $(TEST_DIR)
 	@/usr/bin/python3 test/run_tests.py $(TEST_DIR)
 

@@ -138,7 +138,7 @@ static void channel_drop(channels *cs, uint32_t ch) {
 
 static void drop_if_empty(channels *cs, uint32_t ch) {
     channel *c = &cs->slots[ch];
-    if (!c->nmembers && !c->hist.len) channel_drop(cs, ch);
+    if (!c->nmembers && !c->hist.len && !c->pending) channel_drop(cs, ch);
 }
 
 static chan_client *client_of(channels *cs, uint32_t client) {
@@ -226,6 +226,14 @@ uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *m
         history_push(&c->hist, offset, now_ms, msg, size);
     cs->hist_bytes = cs->hist_bytes - before + c->hist.bytes;
     return offset;
+}
+
+void channels_reset(channels *cs, uint32_t ch, uint64_t epoch, uint64_t last_offset) {
+    channel *c = &cs->slots[ch];
+    cs->hist_bytes -= c->hist.bytes;
+    history_free(&c->hist);
+    c->epoch = epoch;
+    c->last_offset = last_offset;
 }
 
 void channels_expire(channels *cs, uint64_t now_ms) {

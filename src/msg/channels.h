@@ -36,6 +36,10 @@ struct channel {
     // for one of the new sequence.
     uint64_t epoch;
     history hist;
+    // Subscriptions waiting for the broker's answer (Redis gives the offset and the
+    // history): the channel stays while they wait, so the publications that reach this
+    // node meanwhile are kept for them.
+    uint32_t pending;
 };
 
 struct chan_client {
@@ -88,5 +92,8 @@ void channels_client_gone(channels *cs, uint32_t client);
 // takes, and the history keeps a reference to msg. Returns the offset. When the history
 // cannot keep it (out of memory) it is cleared, so recovery says "gone", never a gap.
 uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg, uint32_t size);
+// With a broker, offsets and epochs come from Redis: the channel takes this epoch and
+// offset as its newest, its history emptied (it could not stay gap-free).
+void channels_reset(channels *cs, uint32_t ch, uint64_t epoch, uint64_t last_offset);
 // Expires old history everywhere and frees channels left with nothing.
 void channels_expire(channels *cs, uint64_t now_ms);

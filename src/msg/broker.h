@@ -1,0 +1,100 @@
+// The broker: what carries publications, direct messages, presence changes and backend
+// disconnects between the clients of the messaging layer.
+//
+// Without --broker it is the process itself: messaging.cpp frames a publication and hands
+// it to the local subscribers (channels.*, history.*), as it always did, and nothing here
+// runs. With --broker redis://… (docs/scaling.md) every such event goes through Redis
+// instead (broker_redis.cpp) and comes back to every node, this one included, from its
+// subscriber connection: so a client on any node receives what was published on any
+// other exactly once, and a publication is framed for a node's subscribers once, as in
+// one process. Offsets and epochs are given out by Redis, the history lives in a Redis
+// stream per channel, presence in a hash per channel with entries per node.
+//
+// Private to src/msg/.
+#pragma once
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "msg/envelope.h"
+#include "wsr/messaging.h"
+
+// --- the URL of --broker (pure: no I/O) ---------------------------------------------------
+
+enum { BROKER_HOST_MAX = 255, BROKER_PATH_MAX = 107, BROKER_CRED_MAX = 255 };
+
+struct broker_url {
+    bool unix_socket;
+    char host[BROKER_HOST_MAX + 1]; // a name or an address (IPv6 without brackets)
+    uint16_t port;                  // default 6379
+    char path[BROKER_PATH_MAX + 1]; // the socket of unix:// (what sun_path holds)
+    char user[BROKER_CRED_MAX + 1]; // percent-decoded; "" none (AUTH password alone)
+    char pass[BROKER_CRED_MAX + 1]; // "" none (no AUTH)
+    uint32_t db;                    // SELECT; default 0
+};
+
+// "redis://[user[:pass]@]host[:port][/db]" or "unix:///path[?db=N]". True and *out
+// filled, or false with *why saying what is wrong (a static string).
+bool broker_url_parse(const char *text, broker_url *out, const char **why);
+
+// --- the Redis broker ------------------------------------------------------------------
+
+struct msg_broker;
+
+// Connects (from the loop, never blocking: names are resolved off the loop) and keeps
+// reconnecting with backoff. NULL when out of memory.
+msg_broker *broker_new(wsr_messaging *ms, uv_loop_t *loop, const broker_url *u);
+// Drops the connections; operations still waiting are forgotten without an answer (the
+// server that would carry it is gone). The memory goes from the loop: ms->timers_open
+// counts the broker's timer until its close callback.
+void broker_close(msg_broker *b);
+// Both connections are up (the subscriber has its subscriptions): what needs the bus
+// may be tried; otherwise it is answered unavailable at once.
+bool broker_up(const msg_broker *b);
+void broker_stats(const msg_broker *b, wsr_messaging_stats *st);
+// The node's id (16 hex digits, random per process).
+const char *broker_node(const msg_broker *b);
+
+// Who waits for the answer of an operation.
+enum broker_waiter_kind {
+    BW_NONE,      // nobody (the embedder's calls, and events without an answer)
+    BW_WS,        // a /ws client: an ack or an error envelope, with its correlation id
+    BW_HTTP,      // a backend API request: a JSON body and a status
+};
+struct broker_waiter {
+    broker_waiter_kind kind;
+    wsr_conn_id conn;    // the client's connection or the request's id
+    env_str correlation; // copied by the broker (ptr NULL: none)
+};
+
+// Publications: one per channel (the backend's broadcast gives several; a client's
+// publish one). e gives event and payload; from the sender's client id or NULL.
+// False (nothing sent, and *why set) when the broker is down or an envelope would pass
+// max_message (*why == MSG_TOO_LARGE).
+bool broker_publish(msg_broker *b, const broker_waiter *w, const envelope *e, const char *from, const env_str *channels,
+                    uint32_t n, bool broadcast_answer, const char **why);
+// A subscription: Redis gives the channel's epoch and offset and, when since/epoch
+// match, what came after since; the client is then subscribed (msg_subscribed).
+// since_epoch.ptr NULL: no recovery asked. False when the broker is down.
+bool broker_subscribe(msg_broker *b, uint32_t client, const env_str *correlation, const env_str *channel, bool asked,
+                      uint64_t since, const env_str *since_epoch);
+// A client joined or left a channel: the channel's presence hash and, with join_leave,
+// an event to the other members on every node.
+void broker_presence_change(msg_broker *b, uint32_t client, const char *channel, uint32_t len, bool joined,
+                            bool announce);
+// {"clients": [...]} of a channel across the nodes (entries of dead nodes dropped).
+bool broker_presence_query(msg_broker *b, const broker_waiter *w, const env_str *channel);
+// A framed direct message (data) to a client of another node. Answer: ack / {} when it
+// was handed to the client's node, not_found / 404 when no live node has it.
+bool broker_direct(msg_broker *b, const broker_waiter *w, const char *client_id, uint32_t id_len, const char *data,
+                   size_t len);
+// Closes a client of another node (answer {"disconnected":1} or 404), or every
+// connection of a user on the other nodes (no answer: the caller answered).
+bool broker_disconnect_client(msg_broker *b, const broker_waiter *w, const char *client_id, uint32_t id_len,
+                              uint16_t code, const char *reason);
+bool broker_disconnect_user(msg_broker *b, const char *user, uint32_t user_len, uint16_t code, const char *reason);
+// The backend's GET history: the newest `limit` publications of the channel's stream.
+bool broker_history(msg_broker *b, const broker_waiter *w, const env_str *channel, uint64_t limit);
+// A client opened or closed on this node: the registry that routes direct messages.
+void broker_client_open(msg_broker *b, uint32_t client);
+void broker_client_close(msg_broker *b, const char *client_id);

@@ -1,0 +1,493 @@
+#!/usr/bin/python3
+"""Several wsreactor nodes sharing channels through a real redis-server (--broker).
+
+A redis-server on a free loopback port in a temporary directory, without persistence,
+and three nodes on it. Subscribe on one node and publish on another (a client and the
+backend HTTP API): every subscriber gets each publication exactly once, in order.
+Recovery after moving to another node (since/epoch), presence across nodes and after a
+node is killed with SIGKILL, direct messages and backend disconnects across nodes, the
+history API from any node, and Redis killed and started again mid-test: the nodes go on
+serving, publications during the outage answer unavailable (HTTP 503), the nodes
+reconnect, nothing is delivered twice and nothing acked is lost.
+
+"Exactly once" is checked with a marker: after the publications a test waits for, one
+more publication follows on the same channel; the next message a subscriber gets must be
+that marker (a duplicate would come before it, per-channel order being kept).
+"""
+
+import asyncio
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from httputil import free_port  # noqa: E402
+from wsclient import Server, run_tap, wait_for  # noqa: E402
+
+import websockets  # noqa: E402
+
+API_KEY = "scaling-test-key"
+RECV_TIMEOUT = 5
+
+
+def run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def fresh(prefix="s"):
+    return f"{prefix}:{uuid.uuid4().hex[:12]}"
+
+
+class Redis:
+    """redis-server on a free port in a temporary directory: no RDB, no AOF."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="wsr-redis-")
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_for(self.ping, 10, 0.05):
+            raise RuntimeError("redis-server did not answer PING")
+        return self
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def node(redis):
+    return Server("--broker", redis.url(), "--api-key", API_KEY, log_level="info")
+
+
+def api(srv, method, path, body=None):
+    c = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    c.request(method, path, body=data, headers=headers)
+    r = c.getresponse()
+    text = r.read()
+    c.close()
+    return r.status, (json.loads(text) if text else None)
+
+
+def metric(srv, name):
+    c = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+class Peer:
+    def __init__(self, test, ws):
+        self.t, self.ws, self.id = test, ws, None
+        self.presence = []
+
+    async def recv(self, presence=False):
+        while True:
+            msg = json.loads(await asyncio.wait_for(self.ws.recv(), RECV_TIMEOUT))
+            if presence or msg.get("type") not in ("join", "leave"):
+                return msg
+            self.presence.append(msg)
+
+    async def expect(self, type_):
+        msg = await self.recv(presence=type_ in ("join", "leave"))
+        self.t.assertEqual(msg.get("type"), type_, msg)
+        return msg
+
+    async def send(self, obj):
+        await self.ws.send(json.dumps(obj))
+
+    async def subscribe(self, channel, since=None, id_="sub"):
+        m = {"type": "subscribe", "channel": channel, "id": id_}
+        if since is not None:
+            m["payload"] = {"since": since}
+        await self.send(m)
+        msg = await self.expect("subscribed")
+        self.t.assertEqual(msg.get("correlationId"), id_, msg)
+        return msg["payload"]
+
+    async def publish(self, channel, payload, id_="pub"):
+        await self.send({"type": "publish", "channel": channel, "id": id_, "payload": payload})
+        msg = await self.recv()
+        return msg
+
+    async def close(self):
+        await self.ws.close()
+
+
+class Scaling(unittest.TestCase):
+    redis = None
+    nodes = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis().start()
+        cls.nodes = [node(cls.redis).start() for _ in range(3)]
+        for n in cls.nodes:
+            if not wait_for(lambda: metric(n, "wsreactor_broker_up") == 1, 10, 0.1):
+                raise RuntimeError("a node did not connect to Redis:\n" + n.log_tail())
+
+    @classmethod
+    def tearDownClass(cls):
+        bad = []
+        for n in cls.nodes:
+            rc = n.stop()
+            if rc != 0:
+                bad.append(f"node exited {rc}:\n{n.log_tail()}")
+            n.remove_log()
+        cls.redis.cleanup()
+        if bad:
+            raise AssertionError("\n".join(bad))
+
+    def setUp(self):
+        for n in self.nodes:
+            self.assertTrue(n.alive(), "a node died:\n" + n.log_tail())
+        self.server = self.nodes[0]  # the TAP reporter shows its log on failure
+
+    async def peer(self, srv):
+        ws = await websockets.connect(srv.uri("/ws"), max_size=None, compression=None, open_timeout=5,
+                                      close_timeout=2, ping_interval=None)
+        p = Peer(self, ws)
+        msg = await p.expect("connection:established")
+        p.id = msg["payload"]["clientId"]
+        return p
+
+    async def marker(self, channel, peers, via):
+        """Publishes a marker and checks it is the next message of every peer (nothing
+        was delivered twice before it)."""
+        tag = uuid.uuid4().hex
+        st, _ = api(via, "POST", "/api/publish", {"channel": channel, "payload": {"marker": tag}})
+        self.assertEqual(st, 200)
+        for p in peers:
+            msg = await p.recv()
+            self.assertEqual(msg.get("payload"), {"marker": tag}, f"not the marker next (a duplicate?): {msg}")
+
+    # -- publications ------------------------------------------------------------------------
+
+    def test_publish_across_nodes(self):
+        async def go():
+            ch = fresh()
+            a, b, c = await self.peer(self.nodes[0]), await self.peer(self.nodes[1]), await self.peer(self.nodes[1])
+            pa, pb = await a.subscribe(ch), await b.subscribe(ch)
+            self.assertEqual((pa["epoch"], pa["offset"]), (pb["epoch"], pb["offset"]), "one channel, one epoch")
+            ack = await c.publish(ch, {"n": 1})
+            self.assertEqual(ack.get("type"), "ack", ack)
+            off = ack["payload"]["offset"]
+            self.assertEqual(off, pa["offset"] + 1)
+            for p in (a, b):
+                m = await p.recv()
+                self.assertEqual((m["type"], m["channel"], m["offset"], m["epoch"], m["payload"], m["from"]),
+                                 ("message", ch, off, pa["epoch"], {"n": 1}, c.id), m)
+            # The backend API on a third node.
+            st, body = api(self.nodes[2], "POST", "/api/publish", {"channel": ch, "event": "e", "payload": [2]})
+            self.assertEqual(st, 200, body)
+            self.assertEqual((body["offset"], body["epoch"]), (off + 1, pa["epoch"]))
+            for p in (a, b):
+                m = await p.recv()
+                self.assertEqual((m["type"], m["offset"], m["payload"]), ("e", off + 1, [2]), m)
+                self.assertNotIn("from", m)
+            # Broadcast on two channels from the API.
+            ch2 = fresh()
+            await a.subscribe(ch2, id_="s2")
+            st, body = api(self.nodes[1], "POST", "/api/broadcast", {"channels": [ch, ch2], "payload": 3})
+            self.assertEqual(st, 200, body)
+            self.assertEqual([x["channel"] for x in body["channels"]], [ch, ch2])
+            got = [await a.recv(), await a.recv()]
+            self.assertEqual(sorted(m["channel"] for m in got), sorted([ch, ch2]))
+            self.assertEqual((await b.recv())["payload"], 3)
+            await self.marker(ch, [a, b], self.nodes[0])
+            for p in (a, b, c):
+                await p.close()
+        run(go())
+
+    def test_many_publications_in_order(self):
+        async def go():
+            ch = fresh()
+            subs = [await self.peer(n) for n in self.nodes]
+            for s in subs:
+                await s.subscribe(ch)
+            pubs = [await self.peer(self.nodes[0]), await self.peer(self.nodes[2])]
+            n = 50
+            for i in range(n):
+                for k, p in enumerate(pubs):
+                    await p.send({"type": "publish", "channel": ch, "payload": {"p": k, "i": i}})
+            for s in subs:
+                offs, seen = [], {0: [], 1: []}
+                for _ in range(2 * n):
+                    m = await s.recv()
+                    offs.append(m["offset"])
+                    seen[m["payload"]["p"]].append(m["payload"]["i"])
+                self.assertEqual(offs, sorted(offs), "offsets in order")
+                self.assertEqual(len(set(offs)), 2 * n, "each offset once")
+                self.assertEqual(seen, {0: list(range(n)), 1: list(range(n))}, "each publisher's order kept")
+            await self.marker(ch, subs, self.nodes[1])
+            for p in subs + pubs:
+                await p.close()
+        run(go())
+
+    # -- recovery --------------------------------------------------------------------------
+
+    def test_recovery_on_another_node(self):
+        async def go():
+            ch = fresh()
+            a = await self.peer(self.nodes[0])
+            sub = await a.subscribe(ch)
+            epoch = sub["epoch"]
+            for i in range(3):
+                api(self.nodes[1], "POST", "/api/publish", {"channel": ch, "payload": i})
+            last = None
+            for i in range(3):
+                m = await a.recv()
+                self.assertEqual(m["payload"], i)
+                last = m["offset"]
+            await a.close()
+            # Published while the client is away.
+            for i in range(3, 7):
+                api(self.nodes[2], "POST", "/api/publish", {"channel": ch, "payload": i})
+            b = await self.peer(self.nodes[1])
+            p = await b.subscribe(ch, since={"offset": last, "epoch": epoch})
+            self.assertEqual((p["recovered"], p["epoch"], p["offset"]), (True, epoch, last + 4), p)
+            for i in range(3, 7):
+                m = await b.recv()
+                self.assertEqual((m["payload"], m["offset"]), (i, last + 1 + i - 3), m)
+            await self.marker(ch, [b], self.nodes[2])
+            # Nothing missed: recovered, nothing sent.
+            c = await self.peer(self.nodes[2])
+            p = await c.subscribe(ch, since={"offset": last + 5, "epoch": epoch})
+            self.assertEqual((p["recovered"], p["offset"]), (True, last + 5), p)
+            # Another epoch, or an offset from the future: not recovered, nothing sent.
+            d = await self.peer(self.nodes[0])
+            p = await d.subscribe(ch, since={"offset": 1, "epoch": "0123456789abcdef"})
+            self.assertFalse(p["recovered"], p)
+            p = await d.subscribe(ch, since={"offset": last + 99, "epoch": epoch}, id_="s2")
+            self.assertFalse(p["recovered"], p)
+            await self.marker(ch, [b, c, d], self.nodes[1])
+            # The history API from any node: the stream's publications.
+            st, h = api(self.nodes[2], "GET", f"/api/history?channel={ch}&limit=2")
+            self.assertEqual(st, 200, h)
+            self.assertEqual((h["epoch"], len(h["publications"])), (epoch, 2), h)
+            self.assertEqual(h["publications"][-1]["payload"], {"marker": h["publications"][-1]["payload"]["marker"]})
+            for x in (b, c, d):
+                await x.close()
+        run(go())
+
+    def test_recovery_gone_past_history_size(self):
+        async def go():
+            ch = fresh()
+            a = await self.peer(self.nodes[0])
+            sub = await a.subscribe(ch)
+            await a.close()
+            for i in range(105):  # the default history keeps 100
+                api(self.nodes[1], "POST", "/api/publish", {"channel": ch, "payload": i})
+            b = await self.peer(self.nodes[2])
+            p = await b.subscribe(ch, since={"offset": sub["offset"], "epoch": sub["epoch"]})
+            self.assertEqual((p["recovered"], p["offset"]), (False, sub["offset"] + 105), p)
+            await self.marker(ch, [b], self.nodes[0])
+            await b.close()
+        run(go())
+
+    # -- presence and direct messages ----------------------------------------------------------
+
+    def test_presence_across_nodes(self):
+        async def go():
+            ch = fresh()
+            a, b = await self.peer(self.nodes[0]), await self.peer(self.nodes[1])
+            await a.subscribe(ch)
+            await b.subscribe(ch)
+            j = await a.expect("join")
+            self.assertEqual((j["channel"], j["payload"]["clientId"]), (ch, b.id), j)
+            await a.send({"type": "presence", "channel": ch, "id": "pr"})
+            m = await a.expect("presence")
+            self.assertEqual(sorted(x["clientId"] for x in m["payload"]["clients"]), sorted([a.id, b.id]), m)
+            st, body = api(self.nodes[2], "GET", f"/api/presence?channel={ch}")
+            self.assertEqual(st, 200)
+            self.assertEqual(sorted(x["clientId"] for x in body["clients"]), sorted([a.id, b.id]), body)
+            await b.send({"type": "unsubscribe", "channel": ch, "id": "u"})
+            await b.expect("ack")
+            l = await a.expect("leave")
+            self.assertEqual(l["payload"]["clientId"], b.id, l)
+            st, body = api(self.nodes[1], "GET", f"/api/presence?channel={ch}")
+            self.assertEqual([x["clientId"] for x in body["clients"]], [a.id], body)
+            await a.close()
+            await b.close()
+        run(go())
+
+    def test_presence_after_a_node_is_killed(self):
+        async def go():
+            ch = fresh()
+            extra = node(self.redis).start()
+            try:
+                self.assertTrue(wait_for(lambda: metric(extra, "wsreactor_broker_up") == 1, 10, 0.1))
+                a = await self.peer(self.nodes[0])
+                await a.subscribe(ch)
+                d = await self.peer(extra)
+                await d.subscribe(ch)
+                self.assertEqual((await a.expect("join"))["payload"]["clientId"], d.id)
+                extra.proc.send_signal(signal.SIGKILL)
+                extra.proc.wait()
+                # Its heartbeat expires (10 s) and a live node sweeps its entries: a leave.
+                deadline = time.monotonic() + 20
+                left = None
+                while time.monotonic() < deadline and left is None:
+                    try:
+                        left = await asyncio.wait_for(a.expect("leave"), 2)
+                    except asyncio.TimeoutError:
+                        pass
+                self.assertIsNotNone(left, "no leave after the node died")
+                self.assertEqual(left["payload"]["clientId"], d.id, left)
+                st, body = api(self.nodes[1], "GET", f"/api/presence?channel={ch}")
+                self.assertEqual([x["clientId"] for x in body["clients"]], [a.id], body)
+                # Its client is gone from the registry too.
+                st, body = api(self.nodes[1], "POST", "/api/send", {"clientId": d.id, "payload": 1})
+                self.assertEqual(st, 404, body)
+                await a.close()
+            finally:
+                extra.kill()
+                extra.remove_log()
+        run(go(), timeout=60)
+
+    def test_direct_and_disconnect_across_nodes(self):
+        async def go():
+            a, b = await self.peer(self.nodes[0]), await self.peer(self.nodes[1])
+            await a.send({"type": "send", "to": b.id, "id": "d1", "payload": {"hi": 1}})
+            self.assertEqual((await a.expect("ack")).get("correlationId"), "d1")
+            m = await b.recv()
+            self.assertEqual((m["type"], m["from"], m["payload"]), ("message", a.id, {"hi": 1}), m)
+            await a.send({"type": "send", "to": "0" * 32, "id": "d2", "payload": 1})
+            e = await a.expect("error")
+            self.assertEqual(e["payload"]["code"], "not_found", e)
+            st, body = api(self.nodes[2], "POST", "/api/send", {"clientId": b.id, "event": "x", "payload": 2})
+            self.assertEqual((st, body), (200, {}))
+            m = await b.recv()
+            self.assertEqual((m["type"], m["payload"]), ("x", 2), m)
+            st, body = api(self.nodes[2], "POST", "/api/send", {"clientId": "f" * 32, "payload": 2})
+            self.assertEqual(st, 404, body)
+            st, body = api(self.nodes[0], "POST", "/api/disconnect", {"clientId": b.id, "code": 4321})
+            self.assertEqual((st, body), (200, {"disconnected": 1}))
+            with self.assertRaises(websockets.ConnectionClosed) as cm:
+                while True:
+                    await asyncio.wait_for(b.ws.recv(), RECV_TIMEOUT)
+            self.assertEqual(cm.exception.rcvd.code, 4321)
+            await a.close()
+        run(go())
+
+    # -- Redis goes away -------------------------------------------------------------------------
+
+    def test_z_redis_killed_and_restarted(self):
+        async def go():
+            ch = fresh()
+            a, b = await self.peer(self.nodes[0]), await self.peer(self.nodes[1])
+            pub = await self.peer(self.nodes[2])
+            await a.subscribe(ch)
+            await b.subscribe(ch)
+            acked = []
+            for i in range(5):
+                m = await pub.publish(ch, {"i": i}, id_=f"p{i}")
+                self.assertEqual(m["type"], "ack", m)
+                acked.append(i)
+            got = {id(a): [], id(b): []}
+            for p in (a, b):
+                for _ in range(5):
+                    got[id(p)].append((await p.recv())["payload"]["i"])
+            self.redis.kill()
+            for n in self.nodes:
+                self.assertTrue(wait_for(lambda: metric(n, "wsreactor_broker_up") == 0, 10, 0.1),
+                                "a node did not notice Redis is gone")
+            # During the outage: unavailable, never a false success.
+            m = await pub.publish(ch, {"i": 100}, id_="down")
+            self.assertEqual((m["type"], m["payload"]["code"], m["correlationId"]), ("error", "unavailable", "down"), m)
+            st, body = api(self.nodes[0], "POST", "/api/publish", {"channel": ch, "payload": {"i": 101}})
+            self.assertEqual(st, 503, body)
+            self.assertEqual(body["error"]["code"], "unavailable")
+            # Local things go on: ping, and the nodes still answer HTTP.
+            await a.send({"type": "ping", "id": "pp"})
+            self.assertEqual((await a.expect("pong"))["correlationId"], "pp")
+            self.redis.start()
+            for n in self.nodes:
+                self.assertTrue(wait_for(lambda: metric(n, "wsreactor_broker_up") == 1, 15, 0.1),
+                                "a node did not reconnect:\n" + n.log_tail())
+                self.assertGreaterEqual(metric(n, "wsreactor_broker_reconnects_total"), 1)
+            for i in range(5, 10):
+                m = await pub.publish(ch, {"i": i}, id_=f"p{i}")
+                self.assertEqual(m["type"], "ack", m)
+                acked.append(i)
+            for p in (a, b):
+                for _ in range(5):
+                    got[id(p)].append((await p.recv())["payload"]["i"])
+            await self.marker(ch, [a, b], self.nodes[2])
+            for p in (a, b):
+                self.assertEqual(got[id(p)], acked, "every acked publication once, in order")
+            # Presence was written again for the members that stayed.
+            st, body = api(self.nodes[2], "GET", f"/api/presence?channel={ch}")
+            self.assertEqual(sorted(x["clientId"] for x in body["clients"]), sorted([a.id, b.id]), body)
+            for p in (a, b, pub):
+                await p.close()
+        run(go(), timeout=90)
+
+
+class BrokerUrl(unittest.TestCase):
+    """A bad --broker is refused at start with a clear message."""
+
+    def test_bad_url(self):
+        for url in ("http://x", "redis://", "redis://h:0", "redis://h:70000", "redis://h/x", "unix://rel"):
+            s = Server("--broker", url)
+            with self.assertRaises(RuntimeError) as cm:
+                s.start()
+            self.assertIn("--broker", str(cm.exception), url)
+
+    def test_redis_absent_at_start(self):
+        # No Redis there: the node starts, serves, says the bus is down, and exits 0.
+        s = Server("--broker", f"redis://127.0.0.1:{free_port()}/0", "--api-key", API_KEY).start()
+        self.server = s
+        try:
+            st, body = api(s, "POST", "/api/publish", {"channel": "x", "payload": 1})
+            self.assertEqual(st, 503, body)
+            self.assertEqual(metric(s, "wsreactor_broker_up"), 0)
+        finally:
+            rc = s.stop()
+            s.remove_log()
+        self.assertEqual(rc, 0)
+
+
+if __name__ == "__main__":
+    run_tap(budget=240)
