@@ -477,10 +477,11 @@ void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const 
     // recovered ones, so the client sees every offset once, in order.
     if (c->epoch != ep || c->last_offset < offset) channels_reset(&ms->chans, ch, ep, offset);
     uint32_t first = 0, count = 0;
-    bool later = history_since(&c->hist, offset, c->last_offset, &first, &count);
-    if (!later) recovered = false; // the node missed some: the client starts from now
-    uint64_t from_offset = later ? offset : c->last_offset;
     bool joined = !channels_is_member(&ms->chans, ch, client);
+    // A client subscribed already (a second subscribe) got the later ones live.
+    bool later = joined && history_since(&c->hist, offset, c->last_offset, &first, &count);
+    if (!later && c->last_offset > offset) recovered = false; // the node missed some: from now on
+    uint64_t from_offset = later ? offset : c->last_offset;
     if (!channels_subscribe(&ms->chans, ch, client)) {
         channels_drop_if_empty(&ms->chans, ch);
         return msg_send_error(ms, conn, correlation, "unavailable", "out of memory");
