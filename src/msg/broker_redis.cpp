@@ -358,6 +358,18 @@ static bool send_args(msg_broker *b, args *a, broker_op *op) {
     return true;
 }
 
+// send_args for an operation: the arguments are freed, and so is op (counted as an
+// error) when it could not be sent. False then: the caller answers unavailable.
+static bool send_op(msg_broker *b, args *a, broker_op *op) {
+    bool sent = send_args(b, a, op);
+    args_free(a);
+    if (!sent) {
+        free(op);
+        b->errors++;
+    }
+    return sent;
+}
+
 static broker_op *op_new(msg_broker *b, op_kind kind, const broker_waiter *w, const env_str *corr, size_t names_len) {
     size_t cl = corr && corr->ptr ? corr->len : 0;
     broker_op *op = (broker_op *)calloc(1, sizeof *op + cl + names_len + 1);
@@ -1173,15 +1185,9 @@ bool broker_publish(msg_broker *b, const broker_waiter *w, const envelope *e, co
         arg_u64(&a, ns->history_size);
         arg_u64(&a, ns->history_ttl_ms);
     }
-    bool sent = send_args(b, &a, op);
-    args_free(&a);
-    if (!sent) {
-        free(op);
-        b->errors++;
-        *why = "the message bus (Redis) is down";
-        return false;
-    }
-    return true;
+    if (send_op(b, &a, op)) return true;
+    *why = "the message bus (Redis) is down";
+    return false;
 }
 
 bool broker_subscribe(msg_broker *b, uint32_t client, const env_str *correlation, const env_str *channel, bool asked,
@@ -1211,13 +1217,7 @@ bool broker_subscribe(msg_broker *b, uint32_t client, const env_str *correlation
     arg_u64(&a, KEEP_MS);
     arg_u64(&a, ns->history_ttl_ms);
     arg_u64(&a, ns->history_size);
-    bool sent = send_args(b, &a, op);
-    args_free(&a);
-    if (!sent) {
-        free(op);
-        b->errors++;
-    }
-    return sent;
+    return send_op(b, &a, op);
 }
 
 void broker_presence_change(msg_broker *b, uint32_t client, const char *channel, uint32_t len, bool joined, bool announce) {
@@ -1232,10 +1232,7 @@ bool broker_presence_query(msg_broker *b, const broker_waiter *w, const env_str 
     args a = {};
     evalsha(&a, b, SC_MEMBERS, 1);
     arg_key(&a, channel->ptr, channel->len, "}:p");
-    bool sent = send_args(b, &a, op);
-    args_free(&a);
-    if (!sent) free(op);
-    return sent;
+    return send_op(b, &a, op);
 }
 
 // A message for the node that has client_id (S_ROUTE).
@@ -1246,13 +1243,7 @@ static bool route(msg_broker *b, broker_op *op, const char *client_id, const cha
     arg_cat(&a, "wsr:client:", 11, client_id, CLIENT_ID_LEN, nullptr, 0);
     arg_str(&a, b->node_prefix);
     arg_cat(&a, msg, mlen, m2, l2, nullptr, 0);
-    bool sent = send_args(b, &a, op);
-    args_free(&a);
-    if (!sent) {
-        free(op);
-        b->errors++;
-    }
-    return sent;
+    return send_op(b, &a, op);
 }
 
 bool broker_direct(msg_broker *b, const broker_waiter *w, const char *client_id, uint32_t id_len, const char *data,
@@ -1299,10 +1290,7 @@ bool broker_history(msg_broker *b, const broker_waiter *w, const env_str *channe
     arg_key(&a, channel->ptr, channel->len, "}:m");
     arg_key(&a, channel->ptr, channel->len, "}:s");
     arg_u64(&a, limit < ns->history_size ? limit : ns->history_size);
-    bool sent = send_args(b, &a, op);
-    args_free(&a);
-    if (!sent) free(op);
-    return sent;
+    return send_op(b, &a, op);
 }
 
 void broker_client_open(msg_broker *b, uint32_t client) {
