@@ -78,6 +78,10 @@ bool broker_publish(msg_broker *b, const broker_waiter *w, const envelope *e, co
 // since_epoch.ptr NULL: no recovery asked. False when the broker is down.
 bool broker_subscribe(msg_broker *b, uint32_t client, const env_str *correlation, const env_str *channel, bool asked,
                       uint64_t since, const env_str *since_epoch);
+// An unsubscribe (msg_unsubscribe) done when Redis has answered what the client asked
+// before it (a subscription), so the client's requests keep their order. False when the
+// broker is down (or b NULL): the caller does it at once.
+bool broker_after(msg_broker *b, uint32_t client, const env_str *correlation, const env_str *channel);
 // A client joined or left a channel: the channel's presence hash and, with join_leave,
 // an event to the other members on every node.
 void broker_presence_change(msg_broker *b, uint32_t client, const char *channel, uint32_t len, bool joined,

@@ -219,13 +219,13 @@ struct broker_resolve {
 
 // One command's context: what to do with the answer, and who waits for it. Variable
 // parts (the correlation id, channel names) follow the struct.
-enum op_kind { OP_SETUP, OP_PLAIN, OP_PUBLISH, OP_SUBSCRIBE, OP_MEMBERS, OP_ROUTE, OP_DISCONNECT, OP_HISTORY };
+enum op_kind { OP_SETUP, OP_PLAIN, OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_MEMBERS, OP_ROUTE, OP_DISCONNECT, OP_HISTORY };
 struct broker_op {
     msg_broker *b;
     op_kind kind;
     broker_waiter_kind wk;
     wsr_conn_id conn;
-    uint32_t client;      // OP_SUBSCRIBE: the client slot
+    uint32_t client;      // OP_SUBSCRIBE, OP_UNSUBSCRIBE: the client slot
     uint32_t n;           // OP_PUBLISH: channels
     bool broadcast;       // OP_PUBLISH: the answer of /api/broadcast
     uint32_t corr_len;    // bytes of the correlation id; UINT32_MAX: none
@@ -401,10 +401,10 @@ static void evalsha(args *a, msg_broker *b, script_id s, int nkeys) {
 static void answer_unavailable(msg_broker *b, broker_op *op, const char *why) {
     wsr_messaging *ms = b->ms;
     env_str corr = op_corr(op);
-    if (op->kind == OP_SUBSCRIBE) {
-        env_str ch{op_names(op), op->names_len};
-        return msg_subscribe_failed(ms, op->client, op->conn, &corr, &ch, why);
-    }
+    env_str ch{op_names(op), op->names_len};
+    if (op->kind == OP_SUBSCRIBE) return msg_subscribe_failed(ms, op->client, op->conn, &corr, &ch, why);
+    // Leaving needs nothing of Redis: it happens whatever the answer.
+    if (op->kind == OP_UNSUBSCRIBE) return msg_unsubscribe(ms, op->client, op->conn, &corr, &ch);
     if (op->wk == BW_WS) msg_send_error(ms, op->conn, &corr, "unavailable", why);
     if (op->wk == BW_HTTP) msg_api_error(ms, op->conn, 503, "unavailable", why);
 }
@@ -615,6 +615,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     case OP_PLAIN: break;
     case OP_PUBLISH: done_publish(b, op, r); break;
     case OP_SUBSCRIBE: done_subscribe(b, op, r); break;
+    case OP_UNSUBSCRIBE: answer_unavailable(b, op, nullptr); break; // PING answered: now
     case OP_MEMBERS: done_members(b, op, r); break;
     case OP_ROUTE:
     case OP_DISCONNECT: done_route(b, op, r); break;
@@ -1217,6 +1218,23 @@ bool broker_subscribe(msg_broker *b, uint32_t client, const env_str *correlation
     arg_u64(&a, KEEP_MS);
     arg_u64(&a, ns->history_ttl_ms);
     arg_u64(&a, ns->history_size);
+    return send_op(b, &a, op);
+}
+
+bool broker_after(msg_broker *b, uint32_t client, const env_str *correlation, const env_str *channel) {
+    // The command link alone matters: a subscribe may wait on it while the subscriber
+    // link is down.
+    if (!b || b->closing || !b->cmd.ac || !b->cmd.ready) return false;
+    broker_op *op = op_new(b, OP_UNSUBSCRIBE, nullptr, correlation, channel->len);
+    if (!op) return false;
+    op->wk = BW_WS;
+    op->client = client;
+    op->conn = b->ms->clients[client].conn;
+    memcpy(op_names(op), channel->ptr, channel->len);
+    // Commands are answered in order on the one connection: when PING's answer comes,
+    // the client's earlier subscribe has been answered and handled.
+    args a = {};
+    arg_str(&a, "PING");
     return send_op(b, &a, op);
 }
 

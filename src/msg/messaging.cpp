@@ -504,6 +504,14 @@ void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const 
     for (uint32_t i = 0; later && i < count; i++) wsr_send_msg(ms->srv, conn, history_at(&c->hist, first + i)->msg);
 }
 
+void msg_unsubscribe(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,
+                     const env_str *channel) {
+    if (!client_still(ms, client, conn)) return;
+    uint32_t ch = channels_find(&ms->chans, channel->ptr, channel->len);
+    if (ch != CHANNELS_NONE && channels_is_member(&ms->chans, ch, client)) leave(ms, ch, client);
+    msg_ack(ms, conn, correlation, nullptr);
+}
+
 void msg_bus_direct(wsr_messaging *ms, const char *client_id, const char *data, size_t len) {
     uint32_t to = msg_client_find(ms, client_id, CLIENT_ID_LEN);
     if (to == MSG_NONE) return; // gone since Redis routed it here
@@ -779,9 +787,9 @@ static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint
     } else if (is(&e.type, "subscribe")) {
         on_subscribe(ms, from, client, &e);
     } else if (is(&e.type, "unsubscribe")) {
-        uint32_t ch = channels_find(&ms->chans, e.channel.ptr, e.channel.len);
-        if (ch != CHANNELS_NONE && channels_is_member(&ms->chans, ch, client)) leave(ms, ch, client);
-        msg_ack(ms, from, &e.id, nullptr);
+        // With the broker, behind what the client asked before (a subscribe still waiting
+        // for Redis), so that it is not subscribed again after its unsubscribe.
+        if (!broker_after(ms->broker, client, &e.id, &e.channel)) msg_unsubscribe(ms, client, from, &e.id, &e.channel);
     } else if (is(&e.type, "presence")) {
         on_presence(ms, from, client, &e);
     } else if (is(&e.type, "publish")) {

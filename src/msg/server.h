@@ -153,6 +153,9 @@ uint64_t msg_disconnect_user(wsr_messaging *ms, const char *user, size_t len, ui
 void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,
                     const env_str *channel, const char *epoch, uint64_t offset, bool recovered, const char *const *data,
                     const size_t *lens, uint32_t n);
+// Unsubscribes the client (when still connected) and acks.
+void msg_unsubscribe(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,
+                     const env_str *channel);
 // The broker is down, or answered an error: the subscription is not made (the channel
 // may go again).
 void msg_subscribe_failed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,

@@ -265,6 +265,29 @@ class Scaling(unittest.TestCase):
                 await p.close()
         run(go())
 
+    def test_requests_keep_their_order(self):
+        # subscribe, unsubscribe and publish sent at once: answered in that order, and
+        # the client is not subscribed in the end (its subscribe waited for Redis).
+        async def go():
+            ch = fresh()
+            a, b = await self.peer(self.nodes[0]), await self.peer(self.nodes[0])
+            await b.subscribe(ch)
+            await a.ws.send(json.dumps({"type": "subscribe", "channel": ch, "id": "s"}))
+            await a.ws.send(json.dumps({"type": "unsubscribe", "channel": ch, "id": "u"}))
+            await a.ws.send(json.dumps({"type": "publish", "channel": ch, "id": "p", "payload": 1}))
+            got = [await a.recv(), await a.recv(), await a.recv()]
+            self.assertEqual([(m["type"], m.get("correlationId")) for m in got],
+                             [("subscribed", "s"), ("ack", "u"), ("ack", "p")], got)
+            m = await b.recv()
+            self.assertEqual(m["payload"], 1)
+            # b got the publication; a, no longer subscribed, gets nothing before its pong.
+            await a.send({"type": "ping", "id": "after"})
+            m = await a.recv()
+            self.assertEqual((m["type"], m.get("correlationId")), ("pong", "after"), m)
+            await a.close()
+            await b.close()
+        run(go())
+
     # -- recovery --------------------------------------------------------------------------
 
     def test_recovery_on_another_node(self):
