@@ -33,7 +33,7 @@ struct broker_url {
     uint32_t db;                    // SELECT; default 0
 };
 
-// "redis://[user[:pass]@]host[:port][/db]" or "unix:///path[?db=N]". True and *out
+// "redis://[user[:pass]@]host[:port][/db]" or "unix://[user[:pass]@]/path[?db=N]". True and *out
 // filled, or false with *why saying what is wrong (a static string).
 bool broker_url_parse(const char *text, broker_url *out, const char **why);
 

@@ -74,9 +74,10 @@ static const char S_PUBLISH[] =
     "return out\n";
 
 // A subscription. KEYS: meta, stream. ARGV: asked (1/0), since, the client's epoch, a new
-// epoch, KEEP_MS, history age (ms), history count. Returns {epoch, offset, recovered,
-// envelopes after since oldest first...}: recovered only when every one is still there
-// and young enough.
+// epoch, KEEP_MS, history age (ms), history count, bytes at most. Returns {epoch, offset,
+// recovered, envelopes after since oldest first...}: recovered only when every one is
+// still there and young enough, and they fit in the bytes (an answer this node must hold
+// at once: past it the client reloads instead).
 static const char S_RECOVER[] =
     "local m, s = KEYS[1], KEYS[2]\n"
     "local e = redis.call('HGET', m, 'e')\n"
@@ -97,8 +98,12 @@ static const char S_RECOVER[] =
     "  local born = tonumber(string.sub(id, 1, string.find(id, '-') - 1))\n"
     "  if t[1] * 1000 + math.floor(t[2] / 1000) - born > ttl then return {e, o, 0} end\n"
     "end\n"
-    "local out = {e, o, 1}\n"
-    "for i = want, 1, -1 do out[#out + 1] = r[i][2][4] end\n"
+    "local out, bytes, cap = {e, o, 1}, 0, tonumber(ARGV[8])\n"
+    "for i = want, 1, -1 do\n"
+    "  bytes = bytes + #r[i][2][4]\n"
+    "  if bytes > cap then return {e, o, 0} end\n"
+    "  out[#out + 1] = r[i][2][4]\n"
+    "end\n"
     "return out\n";
 
 // A presence change. KEYS: presence hash, the node's channel set. ARGV: bus, joined
@@ -163,15 +168,17 @@ static const char S_ROUTE[] =
     "redis.call('PUBLISH', ARGV[1] .. n, ARGV[2])\n"
     "return 1\n";
 
-// The backend's history. KEYS: meta, stream. ARGV: how many. Returns {epoch or '',
-// offset, envelopes oldest first...}.
+// The backend's history. KEYS: meta, stream. ARGV: how many, bytes at most. Returns
+// {epoch or '', offset, envelopes oldest first...}: the newest that fit in the bytes.
 static const char S_HISTORY[] =
     "local e = redis.call('HGET', KEYS[1], 'e')\n"
     "local o = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')\n"
-    "local out, n = {e or '', o}, tonumber(ARGV[1])\n"
+    "local out, n, cap = {e or '', o}, tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "if n > 0 then\n"
     "  local r = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)\n"
-    "  for i = #r, 1, -1 do out[#out + 1] = r[i][2][4] end\n"
+    "  local last, bytes = 0, 0\n"
+    "  while last < #r and bytes + #r[last + 1][2][4] <= cap do last = last + 1; bytes = bytes + #r[last][2][4] end\n"
+    "  for i = last, 1, -1 do out[#out + 1] = r[i][2][4] end\n"
     "end\n"
     "return out\n";
 
@@ -388,6 +395,14 @@ static env_str op_corr(const broker_op *op) {
     return op->corr_len == UINT32_MAX ? env_str{nullptr, 0} : env_str{op->text, op->corr_len};
 }
 static char *op_names(broker_op *op) { return op->text + (op->corr_len == UINT32_MAX ? 0 : op->corr_len); }
+
+// The most bytes of publications one answer of Redis may bring (a recovery, a history):
+// hiredis holds a whole answer in memory, so it is bounded as the local histories are
+// (--history-memory), and by 16 MiB on top.
+static uint64_t reply_cap(const msg_broker *b) {
+    uint64_t cap = b->ms->opts.history_memory;
+    return cap && cap < (16u << 20) ? cap : 16u << 20;
+}
 
 static void evalsha(args *a, msg_broker *b, script_id s, int nkeys) {
     arg_str(a, "EVALSHA");
@@ -1218,6 +1233,7 @@ bool broker_subscribe(msg_broker *b, uint32_t client, const env_str *correlation
     arg_u64(&a, KEEP_MS);
     arg_u64(&a, ns->history_ttl_ms);
     arg_u64(&a, ns->history_size);
+    arg_u64(&a, reply_cap(b));
     return send_op(b, &a, op);
 }
 
@@ -1308,6 +1324,7 @@ bool broker_history(msg_broker *b, const broker_waiter *w, const env_str *channe
     arg_key(&a, channel->ptr, channel->len, "}:m");
     arg_key(&a, channel->ptr, channel->len, "}:s");
     arg_u64(&a, limit < ns->history_size ? limit : ns->history_size);
+    arg_u64(&a, reply_cap(b));
     return send_op(b, &a, op);
 }
 

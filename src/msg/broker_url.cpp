@@ -48,8 +48,31 @@ static bool number(const char *s, size_t len, uint64_t max, uint64_t *out) {
 // more, so any int Redis itself would take for SELECT.
 static const uint64_t DB_MAX = INT32_MAX;
 
+// "user:pass", "user" or ":pass" in [p, at): a lone part is the password (Redis before
+// ACLs had no users), as redis-cli reads it.
+static bool parse_credentials(const char *p, const char *at, broker_url *out, const char **why) {
+    const char *colon = (const char *)memchr(p, ':', (size_t)(at - p));
+    size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);
+    if (!decode(p, ulen, out->user, sizeof out->user)) return *why = "the user is too long or badly escaped", false;
+    if (colon && !decode(colon + 1, (size_t)(at - colon - 1), out->pass, sizeof out->pass))
+        return *why = "the password is too long or badly escaped", false;
+    if (!colon) {
+        memcpy(out->pass, out->user, sizeof out->pass);
+        out->user[0] = '\0';
+    }
+    return true;
+}
+
 static bool parse_unix(const char *p, broker_url *out, const char **why) {
-    // unix:///path: the path is absolute, so the part after "unix://" starts with '/'.
+    // unix://[user:pass@]/path: credentials end at the last '@' before the path.
+    const char *slash = strchr(p, '/'), *at = nullptr;
+    for (const char *s = p; slash && s < slash; s++)
+        if (*s == '@') at = s;
+    if (at && at + 1 == slash) {
+        if (!parse_credentials(p, at, out, why)) return false;
+        p = slash;
+    }
+    // The path is absolute, so what follows "unix://" (and the credentials) is '/'.
     if (*p != '/') return *why = "unix:// needs an absolute path (unix:///run/redis.sock)", false;
     const char *q = strchr(p, '?');
     size_t len = q ? (size_t)(q - p) : strlen(p);
@@ -79,17 +102,7 @@ bool broker_url_parse(const char *text, broker_url *out, const char **why) {
     for (const char *s = p; s < end; s++)
         if (*s == '@') at = s;
     if (at) {
-        const char *colon = (const char *)memchr(p, ':', (size_t)(at - p));
-        size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);
-        if (!decode(p, ulen, out->user, sizeof out->user)) return *why = "the user is too long or badly escaped", false;
-        if (colon && !decode(colon + 1, (size_t)(at - colon - 1), out->pass, sizeof out->pass))
-            return *why = "the password is too long or badly escaped", false;
-        // redis://secret@host: a lone part is the password (Redis before ACLs had no
-        // users), as redis-cli reads it.
-        if (!colon) {
-            memcpy(out->pass, out->user, sizeof out->pass);
-            out->user[0] = '\0';
-        }
+        if (!parse_credentials(p, at, out, why)) return false;
         p = at + 1;
     }
     const char *host_end;

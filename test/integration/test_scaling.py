@@ -50,19 +50,24 @@ def fresh(prefix="s"):
 
 
 class Redis:
-    """redis-server on a free port in a temporary directory: no RDB, no AOF."""
+    """redis-server on a free port in a temporary directory: no RDB, no AOF. extra: more
+    arguments (a password, users); unix: listen on a Unix socket in the directory too."""
 
-    def __init__(self):
+    def __init__(self, *extra, unix=False):
         self.dir = tempfile.mkdtemp(prefix="wsr-redis-")
         self.port = free_port()
+        self.extra = list(extra)
+        self.sock = os.path.join(self.dir, "redis.sock") if unix else None
         self.proc = None
 
     def start(self):
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"] + self.extra
+        if self.sock:
+            args += ["--unixsocket", self.sock, "--unixsocketperm", "700"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         if not wait_for(self.ping, 10, 0.05):
             raise RuntimeError("redis-server did not answer PING")
         return self
@@ -71,7 +76,8 @@ class Redis:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                # With a password: an error that asks for it is an answer all the same.
+                return s.recv(64)[:1] in (b"+", b"-")
         except OSError:
             return False
 
@@ -275,9 +281,15 @@ class Scaling(unittest.TestCase):
             await a.ws.send(json.dumps({"type": "subscribe", "channel": ch, "id": "s"}))
             await a.ws.send(json.dumps({"type": "unsubscribe", "channel": ch, "id": "u"}))
             await a.ws.send(json.dumps({"type": "publish", "channel": ch, "id": "p", "payload": 1}))
-            got = [await a.recv(), await a.recv(), await a.recv()]
-            self.assertEqual([(m["type"], m.get("correlationId")) for m in got],
-                             [("subscribed", "s"), ("ack", "u"), ("ack", "p")], got)
+            got = []
+            while not got or got[-1].get("correlationId") != "p":
+                got.append(await a.recv())
+            answers = [(m["type"], m.get("correlationId")) for m in got if m["type"] != "message"]
+            self.assertEqual(answers, [("subscribed", "s"), ("ack", "u"), ("ack", "p")], got)
+            # Its own publication may reach it before the unsubscribe is answered (live
+            # delivery races the answer), never after.
+            kinds = [m["type"] for m in got]
+            self.assertNotIn("message", kinds[kinds.index("ack"):], got)
             m = await b.recv()
             self.assertEqual(m["payload"], 1)
             # b got the publication; a, no longer subscribed, gets nothing before its pong.
@@ -486,6 +498,112 @@ class Scaling(unittest.TestCase):
             for p in (a, b, pub):
                 await p.close()
         run(go(), timeout=90)
+
+
+class BrokerForms(unittest.TestCase):
+    """The URL forms against real servers: a password (requirepass), an ACL user, a
+    database number, a Unix socket; a wrong password; a small --history-memory bounding
+    what one answer of Redis may bring."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis("--requirepass", "s3cret", "--user", "app", "on", ">app%pw", "~*", "&*", "+@all").start()
+        cls.plain = Redis("--requirepass", "sock%pw", unix=True)
+        cls.servers = []
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in cls.servers:
+            s.kill()
+            s.remove_log()
+        cls.redis.cleanup()
+        cls.plain.cleanup()
+
+    def node(self, url, *args):
+        s = Server("--broker", url, "--api-key", API_KEY, *args, log_level="info")
+        self.servers.append(s)
+        self.server = s
+        return s.start()
+
+    def up(self, s):
+        return wait_for(lambda: metric(s, "wsreactor_broker_up") == 1, 10, 0.1)
+
+    def test_password_user_and_database(self):
+        async def go():
+            p = self.redis.port
+            a = self.node(f"redis://:s3cret@127.0.0.1:{p}/1")
+            b = self.node(f"redis://app:app%25pw@localhost:{p}/1")  # a name, resolved off the loop
+            c = self.node(f"redis://:s3cret@127.0.0.1:{p}/2")  # another database: another service
+            for s in (a, b, c):
+                self.assertTrue(self.up(s), s.log_tail())
+            ch = fresh()
+            ws = await websockets.connect(a.uri("/ws"), compression=None, ping_interval=None)
+            await ws.recv()
+            await ws.send(json.dumps({"type": "subscribe", "channel": ch, "id": "s"}))
+            self.assertEqual(json.loads(await ws.recv())["type"], "subscribed")
+            self.assertEqual(api(c, "POST", "/api/publish", {"channel": ch, "payload": "other db"})[0], 200)
+            st, body = api(b, "POST", "/api/publish", {"channel": ch, "payload": "same db"})
+            self.assertEqual((st, body["offset"]), (200, 1), body)
+            m = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))
+            self.assertEqual(m["payload"], "same db", "database 2 is not on database 1's bus")
+            await ws.close()
+        run(go())
+
+    def test_wrong_password(self):
+        s = self.node(f"redis://:wrong@127.0.0.1:{self.redis.port}/1")
+        self.assertTrue(wait_for(lambda: "Redis answered an error" in s.log(), 10, 0.1), s.log_tail())
+        self.assertEqual(metric(s, "wsreactor_broker_up"), 0)
+        st, body = api(s, "POST", "/api/publish", {"channel": "x", "payload": 1})
+        self.assertEqual((st, body["error"]["code"]), (503, "unavailable"))
+        self.assertNotIn("wrong", s.log(), "the password is not logged")
+        self.assertEqual(s.stop(), 0, s.log_tail())
+
+    def test_unix_socket(self):
+        async def go():
+            self.plain.start()
+            s = self.node(f"unix://:sock%25pw@{self.plain.sock}?db=3")
+            self.assertTrue(wait_for(lambda: metric(s, "wsreactor_broker_up") == 1, 10, 0.1), s.log_tail())
+            ch = fresh()
+            ws = await websockets.connect(s.uri("/ws"), compression=None, ping_interval=None)
+            await ws.recv()
+            await ws.send(json.dumps({"type": "subscribe", "channel": ch, "id": "s"}))
+            self.assertEqual(json.loads(await ws.recv())["type"], "subscribed")
+            self.assertEqual(api(s, "POST", "/api/publish", {"channel": ch, "payload": 7})[0], 200)
+            m = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))
+            self.assertEqual((m["payload"], m["offset"]), (7, 1), m)
+            await ws.close()
+        run(go())
+
+    def test_answers_bounded_by_history_memory(self):
+        async def go():
+            s = self.node(f"redis://:s3cret@127.0.0.1:{self.redis.port}/4", "--history-memory", "3000")
+            self.assertTrue(self.up(s), s.log_tail())
+            ch = fresh()
+            ws = await websockets.connect(s.uri("/ws"), compression=None, ping_interval=None)
+            await ws.recv()
+            await ws.send(json.dumps({"type": "subscribe", "channel": ch, "id": "s"}))
+            sub = json.loads(await ws.recv())["payload"]
+            await ws.close()
+            for i in range(20):  # about 450 bytes each: 9 KB in the stream
+                self.assertEqual(api(s, "POST", "/api/publish", {"channel": ch, "payload": "x" * 300})[0], 200)
+            ws = await websockets.connect(s.uri("/ws"), compression=None, ping_interval=None)
+            await ws.recv()
+            since = {"offset": 0, "epoch": sub["epoch"]}
+            await ws.send(json.dumps({"type": "subscribe", "channel": ch, "id": "a", "payload": {"since": since}}))
+            p = json.loads(await ws.recv())["payload"]
+            self.assertEqual((p["recovered"], p["offset"]), (False, 20), "9 KB do not fit in 3000 bytes")
+            since = {"offset": 17, "epoch": sub["epoch"]}
+            await ws.send(json.dumps({"type": "subscribe", "channel": ch, "id": "b", "payload": {"since": since}}))
+            p = json.loads(await ws.recv())["payload"]
+            self.assertTrue(p["recovered"], p)
+            offs = [json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))["offset"] for _ in range(3)]
+            self.assertEqual(offs, [18, 19, 20])
+            st, h = api(s, "GET", f"/api/history?channel={ch}")
+            n = len(h["publications"])
+            self.assertTrue(0 < n < 20 and h["publications"][-1]["offset"] == 20, (n, h["offset"]))
+            self.assertLessEqual(sum(len(json.dumps(x)) for x in h["publications"]), 3000 + 100 * n)
+            await ws.close()
+        run(go())
 
 
 class BrokerUrl(unittest.TestCase):

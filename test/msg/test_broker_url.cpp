@@ -100,6 +100,17 @@ static void test_unix(void **) {
     u = parse_ok(longest.c_str());
     assert_int_equal(strlen(u.path), BROKER_PATH_MAX);
     refused(("unix:///" + std::string(BROKER_PATH_MAX, 's')).c_str());
+    // A password for a socket of a Redis with requirepass, or an ACL user.
+    u = parse_ok("unix://:pw@/run/r.sock?db=1");
+    assert_string_equal(u.pass, "pw");
+    assert_string_equal(u.user, "");
+    assert_string_equal(u.path, "/run/r.sock");
+    assert_int_equal(u.db, 1);
+    u = parse_ok("unix://app:p%40w@/run/r.sock");
+    assert_string_equal(u.user, "app");
+    assert_string_equal(u.pass, "p@w");
+    refused("unix://pw@run/r.sock");
+    refused("unix://:%zz@/run/r.sock");
     refused("unix://relative.sock");
     refused("unix:///tmp/r.sock?database=1");
     refused("unix:///tmp/r.sock?db=");
