@@ -615,7 +615,13 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     if (r->type == REDIS_REPLY_ERROR) {
         b->errors++;
         wsr_log(WSR_LOG_WARN, "broker: Redis answered an error: %.*s", (int)(r->len > 200 ? 200 : r->len), r->str);
-        if (op->kind == OP_SETUP && l) l->failed_setup = true;
+        // A replica after a failover (READONLY), a Redis still loading its data (LOADING)
+        // or one that lost our scripts (NOSCRIPT: SCRIPT FLUSH) will not do better on this
+        // connection: it is made again (the scripts loaded anew, perhaps on the new
+        // primary behind the same address).
+        bool hopeless = r->len >= 7 && (memcmp(r->str, "READONL", 7) == 0 || memcmp(r->str, "LOADING", 7) == 0 ||
+                                         memcmp(r->str, "NOSCRIP", 7) == 0);
+        if ((op->kind == OP_SETUP || hopeless) && l) l->failed_setup = true;
         answer_unavailable(b, op, "the broker refused the operation");
         return free(op);
     }
@@ -1047,7 +1053,7 @@ static void tick(uv_timer_t *t) {
     redis_link *links[2] = {&b->cmd, &b->sub};
     for (redis_link *l : links) {
         if (!l->ac) continue;
-        if (l->failed_setup) link_drop(b, l, "a set-up command failed (AUTH, SELECT, SCRIPT LOAD or SUBSCRIBE)");
+        if (l->failed_setup) link_drop(b, l, "a set-up command failed (AUTH, SELECT, SCRIPT LOAD, SUBSCRIBE), or Redis cannot serve (READONLY, LOADING, NOSCRIPT)");
         else if (!l->ready && now - l->started_ms > CONNECT_TIMEOUT_MS) link_drop(b, l, "connect timed out");
         else if (l == &b->cmd && l->waiting && now - l->heard_ms > REPLY_TIMEOUT_MS) link_drop(b, l, "no answer in time");
         else if (l == &b->sub && l->ready && now - l->heard_ms > SILENCE_MS) link_drop(b, l, "the subscriber heard nothing");

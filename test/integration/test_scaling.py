@@ -549,6 +549,25 @@ class BrokerForms(unittest.TestCase):
             await ws.close()
         run(go())
 
+    def test_scripts_flushed(self):
+        # SCRIPT FLUSH behind the node's back: the next publication is answered
+        # unavailable (NOSCRIPT), the node makes its connection again and loads them anew.
+        s = self.node(f"redis://:s3cret@127.0.0.1:{self.redis.port}/5")
+        self.assertTrue(self.up(s), s.log_tail())
+        self.assertEqual(api(s, "POST", "/api/publish", {"channel": "f", "payload": 1})[0], 200)
+        with socket.create_connection(("127.0.0.1", self.redis.port), timeout=2) as c:
+            c.sendall(b"AUTH s3cret\r\nSCRIPT FLUSH\r\n")
+            got = b""
+            while got.count(b"+OK") < 2:
+                got += c.recv(64)
+        st, body = api(s, "POST", "/api/publish", {"channel": "f", "payload": 2})
+        self.assertEqual((st, body["error"]["code"]), (503, "unavailable"), body)
+        self.assertTrue(wait_for(lambda: api(s, "POST", "/api/publish", {"channel": "f", "payload": 3})[0] == 200,
+                                 10, 0.2), s.log_tail())
+        self.assertIn("NOSCRIPT", s.log())
+        self.assertGreaterEqual(metric(s, "wsreactor_broker_reconnects_total"), 1)
+        self.assertEqual(s.stop(), 0, s.log_tail())
+
     def test_wrong_password(self):
         s = self.node(f"redis://:wrong@127.0.0.1:{self.redis.port}/1")
         self.assertTrue(wait_for(lambda: "Redis answered an error" in s.log(), 10, 0.1), s.log_tail())
