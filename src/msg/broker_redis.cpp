@@ -132,8 +132,9 @@ static const char S_MEMBERS[] =
 
 // The node's heartbeat, and the sweep of nodes whose heartbeat expired (their presence
 // entries go, with a leave to every node; their clients leave the registry). ARGV: op
-// ('beat' or 'forget': this node's own entries go, as after a lost connection, before
-// they are written again), node, its Pub/Sub channel, NODE_TTL_MS, bus.
+// ('beat'; 'forget': this node's own entries go, as after a lost connection, before
+// they are written again; 'bye': the node stops, as a dead one is swept but at once),
+// node, its Pub/Sub channel, NODE_TTL_MS, bus.
 static const char S_NODE[] =
     "local op, me, mine, ttl, bus = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
     "local function forget(n, announce)\n"
@@ -152,6 +153,9 @@ static const char S_NODE[] =
     "  redis.call('DEL', 'wsr:node:' .. n .. ':ch', 'wsr:node:' .. n .. ':cl')\n"
     "end\n"
     "if op == 'forget' then forget(me, false); return 1 end\n"
+    "if op == 'bye' then\n"
+    "  forget(me, true); redis.call('DEL', 'wsr:node:' .. me); redis.call('SREM', 'wsr:nodes', me); return 1\n"
+    "end\n"
     "redis.call('SET', 'wsr:node:' .. me, '1', 'PX', ttl)\n"
     "redis.call('SADD', 'wsr:nodes', me)\n"
     "redis.call('PUBLISH', mine, 'h')\n"
@@ -214,7 +218,7 @@ struct msg_broker {
     uint64_t beat_ms;     // the last heartbeat sent
     broker_resolve *resolving;
     char addr[BROKER_HOST_MAX + 1]; // the address of url.host (resolved when a name)
-    bool up, ever_up, closing;
+    bool up, ever_up, closing, closed;
     uint64_t reconnects, errors;
     env_out scratch;      // envelopes' heads and tails
 };
@@ -821,11 +825,17 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     schedule_retry(b);
 }
 
+static void finish_close(msg_broker *b);
+
 static void on_disconnect(const redisAsyncContext *ac, int status) {
     msg_broker *b = (msg_broker *)ac->data;
     redis_link *l = link_of(b, ac);
+    bool was_cmd = l == &b->cmd;
     if (l) *l = redis_link{};
-    if (b->closing) return;
+    if (b->closing) {
+        if (was_cmd) finish_close(b); // the goodbye went out (broker_close)
+        return;
+    }
     went_down(b, status == REDIS_OK ? "closed" : ac->errstr);
     schedule_retry(b);
 }
@@ -1110,18 +1120,41 @@ static void on_tick_closed(uv_handle_t *h) {
     if (--ms->timers_open == 0 && !ms->jobs) msg_release(ms);
 }
 
+// The end: the command connection goes (now, or once its goodbye was answered), then the
+// timer, whose close callback frees the broker. Once.
+static void finish_close(msg_broker *b) {
+    if (b->closed) return;
+    b->closed = true;
+    redisAsyncContext *ac = b->cmd.ac;
+    b->cmd = redis_link{};
+    if (ac) redisAsyncFree(ac); // commands still waiting: their callbacks only free them
+    uv_close((uv_handle_t *)&b->tick, on_tick_closed);
+}
+
+// The goodbye took too long: Redis is gone or stuck; the process does not wait for it.
+static void on_goodbye_late(uv_timer_t *t) { finish_close((msg_broker *)t->data); }
+
 void broker_close(msg_broker *b) {
     b->closing = true;
+    b->ms->timers_open++;
     if (b->resolving) {
         b->resolving->b = nullptr; // its callback frees it
         uv_cancel((uv_req_t *)&b->resolving->req);
     }
     // Waiting commands' callbacks run here with no reply and free their contexts.
-    if (b->cmd.ac) redisAsyncFree(b->cmd.ac);
     if (b->sub.ac) redisAsyncFree(b->sub.ac);
-    b->cmd = b->sub = redis_link{};
-    b->ms->timers_open++;
-    uv_close((uv_handle_t *)&b->tick, on_tick_closed);
+    b->sub = redis_link{};
+    if (!b->cmd.ac || !b->cmd.ready) return finish_close(b);
+    // A node that stops says so: its clients' presence entries go at once (a leave to
+    // every other node) instead of when its heartbeat expires, and with them what is
+    // still queued (the leaves of its last clients). hiredis sends what is queued and
+    // closes once every answer is in; the loop is kept running for it (its handles are
+    // referenced again), a second at most.
+    send_node(b, "bye");
+    uv_ref((uv_handle_t *)&((redisLibuvEvents *)b->cmd.ac->ev.data)->handle);
+    uv_ref((uv_handle_t *)&b->tick);
+    uv_timer_start(&b->tick, on_goodbye_late, 1000, 0);
+    redisAsyncDisconnect(b->cmd.ac); // may finish at once (nothing queued): on_disconnect
 }
 
 // --- operations ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -80,6 +81,12 @@ class Redis:
                 return s.recv(64)[:1] in (b"+", b"-")
         except OSError:
             return False
+
+    def command(self, *words):
+        """One command (inline form: words without spaces); its reply's first line."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall((" ".join(words) + "\r\n").encode())
+            return s.recv(4096).split(b"\r\n")[0].decode()
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
@@ -420,6 +427,38 @@ class Scaling(unittest.TestCase):
                 extra.kill()
                 extra.remove_log()
         run(go(), timeout=60)
+
+    def test_presence_after_a_node_stops(self):
+        # SIGTERM: the node says goodbye, so its client's leave comes at once (not after
+        # the 10 s a dead node's heartbeat takes to expire), and it exits 0.
+        async def go():
+            ch = fresh()
+            extra = node(self.redis).start()
+            try:
+                self.assertTrue(wait_for(lambda: metric(extra, "wsreactor_broker_up") == 1, 10, 0.1))
+                a = await self.peer(self.nodes[1])
+                await a.subscribe(ch)
+                d = await self.peer(extra)
+                await d.subscribe(ch)
+                self.assertEqual((await a.expect("join"))["payload"]["clientId"], d.id)
+                t0 = time.monotonic()
+                extra.send_signal(signal.SIGTERM)
+                left = await asyncio.wait_for(a.expect("leave"), 3)
+                self.assertEqual(left["payload"]["clientId"], d.id, left)
+                self.assertLess(time.monotonic() - t0, 3)
+                self.assertEqual(extra.wait(10), 0, extra.log_tail())
+                me = re.search(r"as node ([0-9a-f]{16})", extra.log()).group(1)
+                self.assertEqual(self.redis.command("SISMEMBER", "wsr:nodes", me), ":0", "the node said goodbye")
+                self.assertEqual(self.redis.command("EXISTS", f"wsr:node:{me}"), ":0")
+                st, body = api(self.nodes[2], "GET", f"/api/presence?channel={ch}")
+                self.assertEqual([x["clientId"] for x in body["clients"]], [a.id], body)
+                st, body = api(self.nodes[2], "POST", "/api/send", {"clientId": d.id, "payload": 1})
+                self.assertEqual(st, 404, body)
+                await a.close()
+            finally:
+                extra.kill()
+                extra.remove_log()
+        run(go())
 
     def test_direct_and_disconnect_across_nodes(self):
         async def go():
