@@ -48,7 +48,7 @@ CHANNELS = ["status-a", "status-b", "status-c"]  # subscriber i takes the first 
 N_PUBLISHERS = 2
 LOAD_SECONDS = 4.0
 PUBLISH_EVERY = 0.01  # per publisher: ~100/s, well under the default publish rate limit
-PLAN = 28
+PLAN = 29
 
 
 def header_version():
@@ -265,6 +265,8 @@ def main():
               f"{nchannels} channels shown", (last["messaging"], text("channels")))
         check(last["messaging"]["subscriptions"] == nsubs and text("subscriptions") == str(nsubs),
               f"{nsubs} subscriptions shown", (last["messaging"], text("subscriptions")))
+        check(last.get("broker", {}).get("state") == "none" and text("broker") == "none",
+              "one node: the broker tile says none", (last.get("broker"), text("broker")))
 
         # -- load: the chart moves ----------------------------------------------------------------
         before = s["snapshots"]
