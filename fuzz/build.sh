@@ -129,13 +129,14 @@ if wants envelope || wants messaging; then
   $CXX $CXXFLAGS $PROJ_CXX $SIMDJSON_CFLAGS -c "$ROOT/src/msg/envelope.cpp" -o "$OBJ/msg_envelope.o"
 fi
 # The whole messaging layer (src/msg/*.cpp), for fuzz_messaging: with the core and simdjson,
-# and the libraries its sources include (auth: libjwt; configuration: inih).
+# and the libraries its sources include (auth: libjwt; configuration: inih; the Redis
+# broker: hiredis).
 msg_objs="$OBJ/msg_envelope.o"
 MSG_CFLAGS=""
 MSG_LIBS=""
 if wants messaging; then
   # header, pkg-config module, the flag without pkg-config
-  for dep in "jwt.h libjwt -ljwt" "ini.h inih -linih" "crypt.h libcrypt -lcrypt"; do
+  for dep in "jwt.h libjwt -ljwt" "ini.h inih -linih" "crypt.h libcrypt -lcrypt" "hiredis/async.h hiredis -lhiredis"; do
     # shellcheck disable=SC2086 # split the triple
     set -- $dep
     hdr=$(printf '%s' "$1" | sed 's/\./\\./g')
