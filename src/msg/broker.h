@@ -37,6 +37,44 @@ struct broker_url {
 // filled, or false with *why saying what is wrong (a static string).
 bool broker_url_parse(const char *text, broker_url *out, const char **why);
 
+// --- the messages of the bus (pure: no I/O) -----------------------------------------------
+
+// One message on Redis Pub/Sub, as the scripts of broker_redis.cpp write them:
+//   h                                   a node's heartbeat to itself
+//   p CHANNEL EPOCH OFFSET ENVELOPE     a publication (EPOCH: 16 hex digits; OFFSET >= 1)
+//   j|l CHANNEL CLIENTID OBJECT         a client joined / left ({"clientId","user"})
+//   d CLIENTID ENVELOPE                 a direct message (to one node's channel)
+//   x CLIENTID CODE REASON              a backend disconnect of a client (idem)
+//   u NODE CODE USERLEN USER REASON     a backend disconnect of a user's connections,
+//                                       from NODE (USER: USERLEN bytes, then the reason)
+enum bus_kind : char {
+    BUS_HEARTBEAT = 'h',
+    BUS_PUBLICATION = 'p',
+    BUS_JOIN = 'j',
+    BUS_LEAVE = 'l',
+    BUS_DIRECT = 'd',
+    BUS_DISCONNECT = 'x',
+    BUS_DISCONNECT_USER = 'u',
+};
+// Views into the message.
+struct bus_msg {
+    char kind;               // a bus_kind
+    const char *channel;     // p j l: a valid channel name
+    uint32_t channel_len;
+    const char *epoch;       // p: 16 lowercase hex digits
+    uint64_t offset;         // p
+    const char *client_id;   // j l d x: 32 lowercase hex digits
+    const char *node;        // u: 16 lowercase hex digits
+    uint16_t code;           // x u: a close code an application may send
+    const char *user;        // u
+    size_t user_len;
+    const char *data;        // the rest: the envelope (p d), the client object (j l), the
+    size_t data_len;         // reason (x u, at most 123 bytes)
+};
+// True with *out filled when m is one of those, every field well formed; false for
+// anything else (another program's message on our channels, a truncated one).
+bool bus_parse(const char *m, size_t len, bus_msg *out);
+
 // --- the Redis broker ------------------------------------------------------------------
 
 struct msg_broker;

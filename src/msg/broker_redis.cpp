@@ -660,101 +660,41 @@ static void send_plain(msg_broker *b, args *a) {
 
 // --- the bus ------------------------------------------------------------------------------------
 
-// The next space-separated field of [*p, end); false when there is none.
-static bool field(const char **p, const char *end, const char **f, size_t *len) {
-    const char *s = *p, *sp = (const char *)memchr(s, ' ', (size_t)(end - s));
-    if (!sp || sp == s) return false;
-    *f = s;
-    *len = (size_t)(sp - s);
-    *p = sp + 1;
-    return true;
-}
-
-static bool field_u64(const char **p, const char *end, uint64_t *v) {
-    const char *f;
-    size_t len;
-    if (!field(p, end, &f, &len) || len > 19) return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (f[i] < '0' || f[i] > '9') return false;
-        x = x * 10 + (uint64_t)(f[i] - '0');
-    }
-    *v = x;
-    return true;
-}
-
-// A message of the bus or of this node's channel. Anything malformed (another program
-// on the same channel, a node of another version) is logged, rate-limited, and dropped.
+// A message of the bus or of this node's channel (bus_parse). Anything malformed (another
+// program on the same channel, a node of another version) is logged, rate-limited, and
+// dropped.
 static void on_bus(msg_broker *b, const char *m, size_t len) {
     wsr_messaging *ms = b->ms;
-    const char *p = m + 2, *end = m + len;
-    bool ok = len >= 2 && m[1] == ' ';
-    if (len == 1 && m[0] == 'h') return; // the node's heartbeat: heard_ms is all it is for
-    if (ok && m[0] == 'p') {
-        const char *name, *epoch;
-        size_t nl, el;
-        uint64_t offset;
-        ok = field(&p, end, &name, &nl) && nl <= MAX_CHANNEL_NAME && field(&p, end, &epoch, &el) && el == 16 &&
-             field_u64(&p, end, &offset) && p < end;
-        if (ok) {
-            if ((uint64_t)(end - p) > ms->opts.max_message) {
-                wsr_log(WSR_LOG_WARN, "broker: a publication on the bus is larger than max-message here; dropped");
-                return;
-            }
-            char ep[17];
-            memcpy(ep, epoch, 16);
-            ep[16] = '\0';
-            return msg_bus_publication(ms, name, (uint32_t)nl, ep, offset, p, (size_t)(end - p));
-        }
-    } else if (ok && (m[0] == 'j' || m[0] == 'l')) {
-        const char *name, *id;
-        size_t nl, il;
-        ok = field(&p, end, &name, &nl) && nl <= MAX_CHANNEL_NAME && field(&p, end, &id, &il) && il == CLIENT_ID_LEN &&
-             p < end;
-        if (ok) {
-            char cid[CLIENT_ID_LEN + 1];
-            memcpy(cid, id, CLIENT_ID_LEN);
-            cid[CLIENT_ID_LEN] = '\0';
-            return msg_bus_presence(ms, name, (uint32_t)nl, cid, p, (size_t)(end - p), m[0] == 'j');
-        }
-    } else if (ok && (m[0] == 'd' || m[0] == 'x')) {
-        const char *id;
-        size_t il;
-        ok = field(&p, end, &id, &il) && il == CLIENT_ID_LEN;
-        uint64_t code = 0;
-        if (ok && m[0] == 'x') ok = field_u64(&p, end, &code) && code <= 4999;
-        if (ok) {
-            char cid[CLIENT_ID_LEN + 1];
-            memcpy(cid, id, CLIENT_ID_LEN);
-            cid[CLIENT_ID_LEN] = '\0';
-            if (m[0] == 'd') return msg_bus_direct(ms, cid, p, (size_t)(end - p));
-            char reason[124];
-            size_t rl = (size_t)(end - p) < sizeof reason - 1 ? (size_t)(end - p) : sizeof reason - 1;
-            memcpy(reason, p, rl);
-            reason[rl] = '\0';
-            return msg_bus_disconnect(ms, cid, (uint16_t)code, reason);
-        }
-    } else if (ok && m[0] == 'u') {
-        // u NODE CODE USERLEN USER+REASON
-        const char *node;
-        size_t nl;
-        uint64_t code, ul;
-        ok = field(&p, end, &node, &nl) && field_u64(&p, end, &code) && code <= 4999 && field_u64(&p, end, &ul) &&
-             ul <= (uint64_t)(end - p);
-        if (ok) {
-            if (nl == 16 && memcmp(node, b->node, 16) == 0) return; // its node closed them already
-            char reason[124];
-            size_t rl = (size_t)(end - p) - ul;
-            if (rl > sizeof reason - 1) rl = sizeof reason - 1;
-            memcpy(reason, p + ul, rl);
-            reason[rl] = '\0';
-            msg_disconnect_user(ms, p, ul, (uint16_t)code, reason);
+    bus_msg bm;
+    if (!bus_parse(m, len, &bm)) {
+        wsr_log(WSR_LOG_WARN, "broker: a bus message that is not ours was dropped (%zu bytes)", len);
+        return;
+    }
+    char cid[CLIENT_ID_LEN + 1] = "", text[124] = "";
+    if (bm.client_id) memcpy(cid, bm.client_id, CLIENT_ID_LEN);
+    if (bm.kind == BUS_DISCONNECT || bm.kind == BUS_DISCONNECT_USER) memcpy(text, bm.data, bm.data_len);
+    switch (bm.kind) {
+    case BUS_HEARTBEAT: return; // heard_ms is all it is for
+    case BUS_PUBLICATION: {
+        if (bm.data_len > ms->opts.max_message) {
+            wsr_log(WSR_LOG_WARN, "broker: a publication on the bus is larger than max-message here; dropped");
             return;
         }
-    } else {
-        ok = false;
+        char ep[17];
+        memcpy(ep, bm.epoch, 16);
+        ep[16] = '\0';
+        return msg_bus_publication(ms, bm.channel, bm.channel_len, ep, bm.offset, bm.data, bm.data_len);
     }
-    wsr_log(WSR_LOG_WARN, "broker: a bus message that is not ours was dropped (%zu bytes)", len);
+    case BUS_JOIN:
+    case BUS_LEAVE:
+        return msg_bus_presence(ms, bm.channel, bm.channel_len, cid, bm.data, bm.data_len, bm.kind == BUS_JOIN);
+    case BUS_DIRECT: return msg_bus_direct(ms, cid, bm.data, bm.data_len);
+    case BUS_DISCONNECT: return msg_bus_disconnect(ms, cid, bm.code, text);
+    case BUS_DISCONNECT_USER:
+        if (memcmp(bm.node, b->node, 16) == 0) return; // its node closed them already
+        msg_disconnect_user(ms, bm.user, bm.user_len, bm.code, text);
+        return;
+    }
 }
 
 static void on_sub(redisAsyncContext *ac, void *reply, void *) {
@@ -1341,6 +1281,7 @@ bool broker_disconnect_client(msg_broker *b, const broker_waiter *w, const char 
 
 bool broker_disconnect_user(msg_broker *b, const char *user, uint32_t user_len, uint16_t code, const char *reason) {
     if (!broker_up(b)) return b->errors++, false;
+    if (!user_len) return true; // nobody has the empty name
     char head[64];
     int hl = snprintf(head, sizeof head, "u %s %u %u ", b->node, code, user_len);
     args a = {};
