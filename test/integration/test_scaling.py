@@ -394,71 +394,53 @@ class Scaling(unittest.TestCase):
             await b.close()
         run(go())
 
-    def test_presence_after_a_node_is_killed(self):
+    def node_goes(self, sig, leave_within):
+        """A fourth node with a client in a channel goes away by sig; a member on another
+        node hears its client leave within leave_within seconds; presence and the
+        registry no longer have it. Returns the fourth node (stopped)."""
         async def go():
             ch = fresh()
-            extra = node(self.redis).start()
-            try:
-                self.assertTrue(wait_for(lambda: metric(extra, "wsreactor_broker_up") == 1, 10, 0.1))
-                a = await self.peer(self.nodes[0])
-                await a.subscribe(ch)
-                d = await self.peer(extra)
-                await d.subscribe(ch)
-                self.assertEqual((await a.expect("join"))["payload"]["clientId"], d.id)
-                extra.proc.send_signal(signal.SIGKILL)
-                extra.proc.wait()
-                # Its heartbeat expires (10 s) and a live node sweeps its entries: a leave.
-                deadline = time.monotonic() + 20
-                left = None
-                while time.monotonic() < deadline and left is None:
-                    try:
-                        left = await asyncio.wait_for(a.expect("leave"), 2)
-                    except asyncio.TimeoutError:
-                        pass
-                self.assertIsNotNone(left, "no leave after the node died")
-                self.assertEqual(left["payload"]["clientId"], d.id, left)
-                st, body = api(self.nodes[1], "GET", f"/api/presence?channel={ch}")
-                self.assertEqual([x["clientId"] for x in body["clients"]], [a.id], body)
-                # Its client is gone from the registry too.
-                st, body = api(self.nodes[1], "POST", "/api/send", {"clientId": d.id, "payload": 1})
-                self.assertEqual(st, 404, body)
-                await a.close()
-            finally:
-                extra.kill()
-                extra.remove_log()
+            a = await self.peer(self.nodes[1])
+            await a.subscribe(ch)
+            d = await self.peer(extra)
+            await d.subscribe(ch)
+            self.assertEqual((await a.expect("join"))["payload"]["clientId"], d.id)
+            t0 = time.monotonic()
+            extra.send_signal(sig)
+            left = None
+            while time.monotonic() - t0 < leave_within and left is None:
+                try:
+                    left = await asyncio.wait_for(a.expect("leave"), 1)
+                except asyncio.TimeoutError:
+                    pass
+            self.assertIsNotNone(left, f"no leave within {leave_within} s")
+            self.assertEqual(left["payload"]["clientId"], d.id, left)
+            st, body = api(self.nodes[2], "GET", f"/api/presence?channel={ch}")
+            self.assertEqual([x["clientId"] for x in body["clients"]], [a.id], body)
+            # Its client is gone from the registry too.
+            st, body = api(self.nodes[2], "POST", "/api/send", {"clientId": d.id, "payload": 1})
+            self.assertEqual(st, 404, body)
+            await a.close()
+
+        extra = node(self.redis).start()
+        self.addCleanup(extra.remove_log)
+        self.addCleanup(extra.kill)
+        self.assertTrue(wait_for(lambda: metric(extra, "wsreactor_broker_up") == 1, 10, 0.1))
         run(go(), timeout=60)
+        return extra
+
+    def test_presence_after_a_node_is_killed(self):
+        # SIGKILL: its heartbeat expires (10 s) and a live node sweeps its entries.
+        self.node_goes(signal.SIGKILL, 20)
 
     def test_presence_after_a_node_stops(self):
         # SIGTERM: the node says goodbye, so its client's leave comes at once (not after
         # the 10 s a dead node's heartbeat takes to expire), and it exits 0.
-        async def go():
-            ch = fresh()
-            extra = node(self.redis).start()
-            try:
-                self.assertTrue(wait_for(lambda: metric(extra, "wsreactor_broker_up") == 1, 10, 0.1))
-                a = await self.peer(self.nodes[1])
-                await a.subscribe(ch)
-                d = await self.peer(extra)
-                await d.subscribe(ch)
-                self.assertEqual((await a.expect("join"))["payload"]["clientId"], d.id)
-                t0 = time.monotonic()
-                extra.send_signal(signal.SIGTERM)
-                left = await asyncio.wait_for(a.expect("leave"), 3)
-                self.assertEqual(left["payload"]["clientId"], d.id, left)
-                self.assertLess(time.monotonic() - t0, 3)
-                self.assertEqual(extra.wait(10), 0, extra.log_tail())
-                me = re.search(r"as node ([0-9a-f]{16})", extra.log()).group(1)
-                self.assertEqual(self.redis.command("SISMEMBER", "wsr:nodes", me), ":0", "the node said goodbye")
-                self.assertEqual(self.redis.command("EXISTS", f"wsr:node:{me}"), ":0")
-                st, body = api(self.nodes[2], "GET", f"/api/presence?channel={ch}")
-                self.assertEqual([x["clientId"] for x in body["clients"]], [a.id], body)
-                st, body = api(self.nodes[2], "POST", "/api/send", {"clientId": d.id, "payload": 1})
-                self.assertEqual(st, 404, body)
-                await a.close()
-            finally:
-                extra.kill()
-                extra.remove_log()
-        run(go())
+        extra = self.node_goes(signal.SIGTERM, 3)
+        self.assertEqual(extra.wait(10), 0, extra.log_tail())
+        me = re.search(r"as node ([0-9a-f]{16})", extra.log()).group(1)
+        self.assertEqual(self.redis.command("SISMEMBER", "wsr:nodes", me), ":0", "the node said goodbye")
+        self.assertEqual(self.redis.command("EXISTS", f"wsr:node:{me}"), ":0")
 
     def test_direct_and_disconnect_across_nodes(self):
         async def go():
