@@ -219,6 +219,7 @@ struct msg_broker {
     broker_resolve *resolving;
     char addr[BROKER_HOST_MAX + 1]; // the address of url.host (resolved when a name)
     bool up, ever_up, closing, closed;
+    uint32_t attempts;    // failed connects: which of a host name's addresses to try next
     uint64_t reconnects, errors;
     env_out scratch;      // envelopes' heads and tails
 };
@@ -760,6 +761,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     if (l) *l = redis_link{};
     if (b->closing) return;
     b->errors++;
+    b->attempts++;
     wsr_log(WSR_LOG_WARN, "broker: cannot connect to Redis: %s", ac->errstr);
     went_down(b, "connect failed");
     schedule_retry(b);
@@ -858,6 +860,7 @@ static void connect_links(msg_broker *b) {
     if (ok && !b->sub.ac) ok = link_open(b, &b->sub, true);
     if (!ok) {
         b->errors++;
+        b->attempts++;
         schedule_retry(b);
     }
 }
@@ -867,9 +870,16 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     msg_broker *b = r->b;
     if (b) b->resolving = nullptr;
     if (b && status == 0 && res) {
-        void *a = res->ai_family == AF_INET6 ? (void *)&((sockaddr_in6 *)res->ai_addr)->sin6_addr
-                                             : (void *)&((sockaddr_in *)res->ai_addr)->sin_addr;
-        inet_ntop(res->ai_family, a, b->addr, sizeof b->addr);
+        // A name with several addresses (localhost: ::1 and 127.0.0.1) where Redis listens
+        // on one of them: after a failed connect the next one is tried, so a refused one
+        // is not the only one ever tried.
+        uint32_t n = 0;
+        for (addrinfo *i = res; i; i = i->ai_next) n++;
+        addrinfo *pick = res;
+        for (uint32_t k = b->attempts % n; k; k--) pick = pick->ai_next;
+        void *a = pick->ai_family == AF_INET6 ? (void *)&((sockaddr_in6 *)pick->ai_addr)->sin6_addr
+                                              : (void *)&((sockaddr_in *)pick->ai_addr)->sin_addr;
+        inet_ntop(pick->ai_family, a, b->addr, sizeof b->addr);
         connect_links(b);
     } else if (b) {
         b->errors++;
@@ -1004,7 +1014,10 @@ static void tick(uv_timer_t *t) {
     for (redis_link *l : links) {
         if (!l->ac) continue;
         if (l->failed_setup) link_drop(b, l, "a set-up command failed (AUTH, SELECT, SCRIPT LOAD, SUBSCRIBE), or Redis cannot serve (READONLY, LOADING, NOSCRIPT)");
-        else if (!l->ready && now - l->started_ms > CONNECT_TIMEOUT_MS) link_drop(b, l, "connect timed out");
+        else if (!l->ready && now - l->started_ms > CONNECT_TIMEOUT_MS) {
+            b->attempts++;
+            link_drop(b, l, "connect timed out");
+        }
         else if (l == &b->cmd && l->waiting && now - l->heard_ms > REPLY_TIMEOUT_MS) link_drop(b, l, "no answer in time");
         else if (l == &b->sub && l->ready && now - l->heard_ms > SILENCE_MS) link_drop(b, l, "the subscriber heard nothing");
     }

@@ -62,8 +62,7 @@ class Redis:
         self.proc = None
 
     def start(self):
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"] + self.extra
         if self.sock:
             args += ["--unixsocket", self.sock, "--unixsocketperm", "700"]
@@ -99,6 +98,15 @@ class Redis:
 
     def url(self):
         return f"redis://127.0.0.1:{self.port}/0"
+
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def need_redis():
+    # `make test` installs it (test-deps); a bare run of this script says what is missing.
+    if not os.access(REDIS_SERVER, os.X_OK):
+        raise unittest.SkipTest("redis-server is not installed (make test-deps)")
 
 
 def node(redis):
@@ -174,6 +182,7 @@ class Scaling(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        need_redis()
         cls.redis = Redis().start()
         cls.nodes = [node(cls.redis).start() for _ in range(3)]
         for n in cls.nodes:
@@ -528,6 +537,7 @@ class BrokerForms(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        need_redis()
         cls.redis = Redis("--requirepass", "s3cret", "--user", "app", "on", ">app%pw", "~*", "&*", "+@all").start()
         cls.plain = Redis("--requirepass", "sock%pw", unix=True)
         cls.servers = []
