@@ -120,6 +120,9 @@ bool broker_subscribe(msg_broker *b, uint32_t client, const env_str *correlation
 // before it (a subscription), so the client's requests keep their order. False when the
 // broker is down (or b NULL): the caller does it at once.
 bool broker_after(msg_broker *b, uint32_t client, const env_str *correlation, const env_str *channel);
+// What a channel of this node missed while its subscriber connection was down: the
+// publications after `since` (msg_caught_up). False when it could not be sent.
+bool broker_catch_up(msg_broker *b, const env_str *channel, uint64_t since, const env_str *epoch);
 // A client joined or left a channel: the channel's presence hash and, with join_leave,
 // an event to the other members on every node.
 void broker_presence_change(msg_broker *b, uint32_t client, const char *channel, uint32_t len, bool joined,

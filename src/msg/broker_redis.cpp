@@ -231,7 +231,9 @@ struct broker_resolve {
 
 // One command's context: what to do with the answer, and who waits for it. Variable
 // parts (the correlation id, channel names) follow the struct.
-enum op_kind { OP_SETUP, OP_PLAIN, OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_MEMBERS, OP_ROUTE, OP_DISCONNECT, OP_HISTORY };
+enum op_kind {
+    OP_SETUP, OP_PLAIN, OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_CATCHUP, OP_MEMBERS, OP_ROUTE, OP_DISCONNECT, OP_HISTORY
+};
 struct broker_op {
     msg_broker *b;
     op_kind kind;
@@ -423,6 +425,7 @@ static void answer_unavailable(msg_broker *b, broker_op *op, const char *why) {
     env_str corr = op_corr(op);
     env_str ch{op_names(op), op->names_len};
     if (op->kind == OP_SUBSCRIBE) return msg_subscribe_failed(ms, op->client, op->conn, &corr, &ch, why);
+    if (op->kind == OP_CATCHUP) return msg_caught_up(ms, &ch, nullptr, 0, false, nullptr, nullptr, 0);
     // Leaving needs nothing of Redis: it happens whatever the answer.
     if (op->kind == OP_UNSUBSCRIBE) return msg_unsubscribe(ms, op->client, op->conn, &corr, &ch);
     if (op->wk == BW_WS) msg_send_error(ms, op->conn, &corr, "unavailable", why);
@@ -506,8 +509,11 @@ static void done_subscribe(msg_broker *b, broker_op *op, const redisReply *r) {
     memcpy(epoch, r->element[0]->str, 16);
     epoch[16] = '\0';
     env_str corr = op_corr(op), ch{op_names(op), op->names_len};
-    msg_subscribed(b->ms, op->client, op->conn, &corr, &ch, epoch, (uint64_t)r->element[1]->integer,
-                   r->element[2]->integer == 1, data, lens, n);
+    if (op->kind == OP_CATCHUP)
+        msg_caught_up(b->ms, &ch, epoch, (uint64_t)r->element[1]->integer, r->element[2]->integer == 1, data, lens, n);
+    else
+        msg_subscribed(b->ms, op->client, op->conn, &corr, &ch, epoch, (uint64_t)r->element[1]->integer,
+                       r->element[2]->integer == 1, data, lens, n);
     free(data);
     free(lens);
 }
@@ -640,7 +646,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
         break;
     case OP_PLAIN: break;
     case OP_PUBLISH: done_publish(b, op, r); break;
-    case OP_SUBSCRIBE: done_subscribe(b, op, r); break;
+    case OP_SUBSCRIBE:
+    case OP_CATCHUP: done_subscribe(b, op, r); break;
     case OP_UNSUBSCRIBE: answer_unavailable(b, op, nullptr); break; // PING answered: now
     case OP_MEMBERS: done_members(b, op, r); break;
     case OP_ROUTE:
@@ -741,6 +748,9 @@ static void schedule_retry(msg_broker *b) {
     RAND_bytes((unsigned char *)&r, sizeof r);
     b->retry_ms = now + b->backoff_ms / 2 + r % (b->backoff_ms / 2 + 1);
     b->backoff_ms = b->backoff_ms * 2 > (uint32_t)BACKOFF_MAX_MS ? (uint32_t)BACKOFF_MAX_MS : b->backoff_ms * 2;
+    // The tick fires then (and every TICK_MS after): a short backoff is not rounded up to
+    // the tick, which would leave the node away from the bus longer than it needs.
+    uv_timer_start(&b->tick, tick, b->retry_ms - now, TICK_MS);
 }
 
 static void went_down(msg_broker *b, const char *why) {
@@ -832,6 +842,13 @@ static bool link_open(msg_broker *b, redis_link *l, bool subscriber) {
     l->started_ms = l->heard_ms = now_ms();
     // Set-up commands are queued now and go out once connected, before anything else.
     l->waiting = send_auth(b, ac);
+    // Named, so that an operator sees in CLIENT LIST which node and link is which.
+    char name[48];
+    snprintf(name, sizeof name, "wsr:%s:%s", b->node, subscriber ? "sub" : "cmd");
+    const char *nv[3] = {"CLIENT", "SETNAME", name};
+    size_t nl[3] = {6, 7, strlen(name)};
+    redisAsyncCommandArgv(ac, on_reply, op_new(b, OP_SETUP, nullptr, nullptr, 0), 3, nv, nl);
+    l->waiting++;
     if (subscriber) {
         const char *v[3] = {"SUBSCRIBE", b->bus, b->mine};
         size_t len[3] = {9, strlen(b->bus), strlen(b->mine)};
@@ -999,11 +1016,14 @@ static void check_up(msg_broker *b) {
     b->backoff_ms = BACKOFF_MIN_MS;
     char where[BROKER_HOST_MAX + BROKER_PATH_MAX + 16];
     log_url(b, where, sizeof where);
-    if (b->ever_up) b->reconnects++;
-    wsr_log(WSR_LOG_INFO, "broker: %s Redis at %s as node %s", b->ever_up ? "reconnected to" : "connected to", where,
+    bool again = b->ever_up;
+    if (again) b->reconnects++;
+    wsr_log(WSR_LOG_INFO, "broker: %s Redis at %s as node %s", again ? "reconnected to" : "connected to", where,
             b->node);
     b->ever_up = true;
     resync(b);
+    // What the bus carried while this node did not hear it is in the streams.
+    if (again) msg_catch_up(b->ms);
 }
 
 static void tick(uv_timer_t *t) {
@@ -1198,14 +1218,9 @@ bool broker_publish(msg_broker *b, const broker_waiter *w, const envelope *e, co
     return false;
 }
 
-bool broker_subscribe(msg_broker *b, uint32_t client, const env_str *correlation, const env_str *channel, bool asked,
-                      uint64_t since, const env_str *since_epoch) {
-    if (!broker_up(b)) return b->errors++, false;
-    broker_op *op = op_new(b, OP_SUBSCRIBE, nullptr, correlation, channel->len);
-    if (!op) return false;
-    op->wk = BW_WS;
-    op->client = client;
-    op->conn = b->ms->clients[client].conn;
+// S_RECOVER for op (a subscription or a catch-up).
+static bool send_recover(msg_broker *b, broker_op *op, const env_str *channel, bool asked, uint64_t since,
+                         const env_str *since_epoch) {
     memcpy(op_names(op), channel->ptr, channel->len);
     const wsr_namespace *ns = ns_of(&b->ms->opts, channel->ptr, channel->len);
     char epoch[17];
@@ -1227,6 +1242,23 @@ bool broker_subscribe(msg_broker *b, uint32_t client, const env_str *correlation
     arg_u64(&a, ns->history_size);
     arg_u64(&a, reply_cap(b));
     return send_op(b, &a, op);
+}
+
+bool broker_subscribe(msg_broker *b, uint32_t client, const env_str *correlation, const env_str *channel, bool asked,
+                      uint64_t since, const env_str *since_epoch) {
+    if (!broker_up(b)) return b->errors++, false;
+    broker_op *op = op_new(b, OP_SUBSCRIBE, nullptr, correlation, channel->len);
+    if (!op) return false;
+    op->wk = BW_WS;
+    op->client = client;
+    op->conn = b->ms->clients[client].conn;
+    return send_recover(b, op, channel, asked, since, since_epoch);
+}
+
+bool broker_catch_up(msg_broker *b, const env_str *channel, uint64_t since, const env_str *epoch) {
+    if (!broker_up(b)) return false;
+    broker_op *op = op_new(b, OP_CATCHUP, nullptr, nullptr, channel->len);
+    return op && send_recover(b, op, channel, true, since, epoch);
 }
 
 bool broker_after(msg_broker *b, uint32_t client, const env_str *correlation, const env_str *channel) {

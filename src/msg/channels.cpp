@@ -33,7 +33,15 @@ void channels_init(channels *cs, uint32_t max_channels, uint64_t epoch_seed) {
     cs->max_channels = max_channels;
 }
 
+static void unhold(channel *c) {
+    for (uint32_t i = 0; i < c->nheld; i++) wsr_msg_free(c->held[i].msg);
+    free(c->held);
+    c->held = nullptr;
+    c->nheld = c->held_cap = 0;
+}
+
 static void channel_release(channel *c) {
+    unhold(c);
     history_free(&c->hist);
     free(c->name);
     free(c->members);
@@ -227,6 +235,22 @@ uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *m
     cs->hist_bytes = cs->hist_bytes - before + c->hist.bytes;
     return offset;
 }
+
+bool channels_hold(channels *cs, uint32_t ch, uint64_t offset, wsr_msg *msg, uint32_t size) {
+    channel *c = &cs->slots[ch];
+    if (c->nheld == CHANNELS_HOLD_MAX) return false;
+    if (c->nheld == c->held_cap) {
+        uint32_t cap = c->held_cap ? c->held_cap * 2 : 16;
+        held_pub *n = (held_pub *)realloc(c->held, cap * sizeof *n);
+        if (!n) return false;
+        c->held = n;
+        c->held_cap = cap;
+    }
+    c->held[c->nheld++] = held_pub{offset, wsr_msg_ref(msg), size};
+    return true;
+}
+
+void channels_unhold(channels *cs, uint32_t ch) { unhold(&cs->slots[ch]); }
 
 void channels_reset(channels *cs, uint32_t ch, uint64_t epoch, uint64_t last_offset) {
     channel *c = &cs->slots[ch];

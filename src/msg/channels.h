@@ -40,6 +40,19 @@ struct channel {
     // history): the channel stays while they wait, so the publications that reach this
     // node meanwhile are kept for them.
     uint32_t pending;
+    // Catching up (with a broker, after this node's subscriber connection was lost):
+    // publications from the bus wait here, in order, until what was missed is fetched
+    // from Redis and delivered first. NULL otherwise.
+    struct held_pub *held;
+    uint32_t nheld, held_cap;
+    bool catching;
+};
+
+// A publication waiting while its channel catches up.
+struct held_pub {
+    uint64_t offset;
+    wsr_msg *msg; // a reference
+    uint32_t size;
 };
 
 struct chan_client {
@@ -95,5 +108,11 @@ uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *m
 // With a broker, offsets and epochs come from Redis: the channel takes this epoch and
 // offset as its newest, its history emptied (it could not stay gap-free).
 void channels_reset(channels *cs, uint32_t ch, uint64_t epoch, uint64_t last_offset);
+// Keeps a publication while the channel catches up (takes a reference to msg). False
+// when out of memory or past CHANNELS_HOLD_MAX (the caller gives up catching up).
+bool channels_hold(channels *cs, uint32_t ch, uint64_t offset, wsr_msg *msg, uint32_t size);
+// Drops what is held (references and array).
+void channels_unhold(channels *cs, uint32_t ch);
+enum { CHANNELS_HOLD_MAX = 4096 };
 // Expires old history everywhere and frees channels left with nothing.
 void channels_expire(channels *cs, uint64_t now_ms);

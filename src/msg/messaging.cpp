@@ -417,6 +417,33 @@ static bool epoch_parse(const char *text, uint64_t *out) {
     return true;
 }
 
+// A publication of the bus into a channel of this node: kept in the local history and
+// sent to the members. Takes nothing from m (the caller frees its reference).
+static void deliver(wsr_messaging *ms, uint32_t ch, uint64_t ep, uint64_t offset, wsr_msg *m, uint32_t size) {
+    channel *c = channels_at(&ms->chans, ch);
+    // A new epoch (the channel was made again in Redis) or a gap (this node missed
+    // publications and could not fetch them): the local history starts over, so that it
+    // never serves a gap.
+    if (c->epoch != ep || offset > c->last_offset + 1) channels_reset(&ms->chans, ch, ep, offset - 1);
+    // Already delivered: at most once, even if Redis said it twice.
+    if (offset <= c->last_offset) return;
+    channels_publish(&ms->chans, ch, msg_now_ms(), m, size);
+    c = channels_at(&ms->chans, ch);
+    ms->counts.deliveries += c->nmembers;
+    for (uint32_t i = 0; i < c->nmembers; i++) wsr_send_msg(ms->srv, ms->clients[c->members[i].client].conn, m);
+}
+
+// Ends a catch-up: what waited is delivered in order (after what was fetched, if any).
+static void release_held(wsr_messaging *ms, uint32_t ch, uint64_t ep) {
+    channel *c = channels_at(&ms->chans, ch);
+    c->catching = false;
+    for (uint32_t i = 0; i < c->nheld; i++) {
+        held_pub *h = &channels_at(&ms->chans, ch)->held[i];
+        deliver(ms, ch, ep, h->offset, h->msg, h->size);
+    }
+    channels_unhold(&ms->chans, ch);
+}
+
 void msg_bus_publication(wsr_messaging *ms, const char *name, uint32_t len, const char *epoch, uint64_t offset,
                          const char *data, size_t dlen) {
     // Channels nobody here is subscribed to (or waiting for) are not kept on this node:
@@ -428,23 +455,55 @@ void msg_bus_publication(wsr_messaging *ms, const char *name, uint32_t len, cons
         wsr_log(WSR_LOG_WARN, "broker: a publication with a bad epoch was dropped");
         return;
     }
-    channel *c = channels_at(&ms->chans, ch);
-    // A new epoch (the channel was made again in Redis) or a gap (this node missed
-    // publications while its subscriber was down): the local history starts over, so
-    // that it never serves a gap.
-    if (c->epoch != ep || offset > c->last_offset + 1) channels_reset(&ms->chans, ch, ep, offset - 1);
-    // Already delivered: at most once, even if Redis said it twice.
-    if (offset <= c->last_offset) return;
     wsr_msg *m = wsr_msg_new(WSR_TEXT, data, dlen);
     if (!m) {
         channels_reset(&ms->chans, ch, ep, offset); // cannot keep it: no gap served either
         return;
     }
-    channels_publish(&ms->chans, ch, msg_now_ms(), m, (uint32_t)dlen);
-    c = channels_at(&ms->chans, ch);
-    ms->counts.deliveries += c->nmembers;
-    for (uint32_t i = 0; i < c->nmembers; i++) wsr_send_msg(ms->srv, ms->clients[c->members[i].client].conn, m);
+    channel *c = channels_at(&ms->chans, ch);
+    if (c->catching && c->epoch == ep && channels_hold(&ms->chans, ch, offset, m, (uint32_t)dlen)) {
+        wsr_msg_free(m);
+        return; // after what this node missed
+    }
+    if (c->catching) release_held(ms, ch, c->epoch); // no room to wait: as without catching up
+    deliver(ms, ch, ep, offset, m, (uint32_t)dlen);
     wsr_msg_free(m);
+}
+
+void msg_catch_up(wsr_messaging *ms) {
+    for (uint32_t i = 0; i < ms->chans.nslots; i++) {
+        channel *c = &ms->chans.slots[i];
+        if (!c->name || !c->nmembers || c->catching) continue;
+        char ep[17];
+        msg_epoch_text(c->epoch, ep);
+        env_str name{c->name, c->name_len}, epoch{ep, 16};
+        if (!broker_catch_up(ms->broker, &name, c->last_offset, &epoch)) return;
+        c = &ms->chans.slots[i];
+        c->catching = true;
+        c->pending++;
+    }
+}
+
+void msg_caught_up(wsr_messaging *ms, const env_str *channel, const char *epoch, uint64_t offset, bool recovered,
+                   const char *const *data, const size_t *lens, uint32_t n) {
+    uint32_t ch = channels_find(&ms->chans, channel->ptr, channel->len);
+    if (ch == CHANNELS_NONE) return;
+    struct channel *c = channels_at(&ms->chans, ch);
+    if (c->pending) c->pending--;
+    if (!c->catching) return channels_drop_if_empty(&ms->chans, ch); // ended early (a new epoch)
+    uint64_t ep = c->epoch;
+    bool same = epoch && epoch_parse(epoch, &ep) && ep == c->epoch;
+    // What Redis kept after the local newest offset, oldest first: delivered as if it had
+    // come from the bus, then what did come meanwhile (offsets already sent are skipped).
+    uint64_t first = c->last_offset + 1;
+    for (uint32_t i = 0; same && recovered && i < n && offset >= first + i; i++) {
+        wsr_msg *m = wsr_msg_new(WSR_TEXT, data[i], lens[i]);
+        if (!m) break;
+        deliver(ms, ch, ep, first + i, m, (uint32_t)lens[i]);
+        wsr_msg_free(m);
+    }
+    release_held(ms, ch, channels_at(&ms->chans, ch)->epoch);
+    channels_drop_if_empty(&ms->chans, ch);
 }
 
 // The client of a broker operation, if it is still the one that asked.
@@ -466,12 +525,24 @@ void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const 
                     const env_str *channel, const char *epoch, uint64_t offset, bool recovered, const char *const *data,
                     const size_t *lens, uint32_t n) {
     uint64_t ep;
+    char local_epoch[17];
     if (!epoch_parse(epoch, &ep)) return msg_subscribe_failed(ms, client, conn, correlation, channel, "bad epoch");
     uint32_t ch = channels_find(&ms->chans, channel->ptr, channel->len);
     if (ch == CHANNELS_NONE) return msg_subscribe_failed(ms, client, conn, correlation, channel, "channel gone");
     struct channel *c = channels_at(&ms->chans, ch);
     if (c->pending) c->pending--;
     if (!client_still(ms, client, conn)) return channels_drop_if_empty(&ms->chans, ch);
+    if (c->catching) {
+        // The channel is fetching what this node missed, which will go to every member,
+        // this one too: it starts from the local newest offset (not recovered: the
+        // client's since cannot be served in between).
+        recovered = false;
+        offset = c->last_offset;
+        ep = c->epoch;
+        msg_epoch_text(ep, local_epoch);
+        epoch = local_epoch;
+        n = 0;
+    }
     // Redis's offset is the truth up to when it answered; what this node heard from the
     // bus since (offsets past it) is in the local history and goes out after the
     // recovered ones, so the client sees every offset once, in order.

@@ -156,6 +156,14 @@ void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const 
 // Unsubscribes the client (when still connected) and acks.
 void msg_unsubscribe(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,
                      const env_str *channel);
+// This node's subscriber connection to Redis came back: every channel with members here
+// fetches what was published meanwhile (broker_catch_up), holding what the bus brings
+// until then, so that members get every offset once, in order.
+void msg_catch_up(wsr_messaging *ms);
+// Redis's answer (recovered: the publications after the local newest offset, oldest
+// first), or a failure (recovered false, epoch NULL): what was held goes out after.
+void msg_caught_up(wsr_messaging *ms, const env_str *channel, const char *epoch, uint64_t offset, bool recovered,
+                   const char *const *data, const size_t *lens, uint32_t n);
 // The broker is down, or answered an error: the subscription is not made (the channel
 // may go again).
 void msg_subscribe_failed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,

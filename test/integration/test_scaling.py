@@ -81,6 +81,19 @@ class Redis:
         except OSError:
             return False
 
+    def command_raw(self, *words):
+        """A command whose reply is one bulk string: its text."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall((" ".join(words) + "\r\n").encode())
+            data = b""
+            while b"\r\n" not in data:
+                data += s.recv(65536)
+            head, _, rest = data.partition(b"\r\n")
+            size = int(head[1:])
+            while len(rest) < size:
+                rest += s.recv(65536)
+            return rest[:size].decode()
+
     def command(self, *words):
         """One command (inline form: words without spaces); its reply's first line."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
@@ -314,6 +327,39 @@ class Scaling(unittest.TestCase):
             self.assertEqual((m["type"], m.get("correlationId")), ("pong", "after"), m)
             await a.close()
             await b.close()
+        run(go())
+
+    def test_subscriber_connection_lost(self):
+        # One node's subscriber connection to Redis is killed while another node
+        # publishes: when it is back, the node fetches what it missed from the streams, so
+        # its subscriber still gets every acked publication once, in order.
+        async def go():
+            ch = fresh()
+            a = await self.peer(self.nodes[0])
+            await a.subscribe(ch)
+            pub = await self.peer(self.nodes[1])
+            me = re.findall(r"as node ([0-9a-f]{16})", self.nodes[0].log())[-1]
+            n, acked = 300, []
+            for i in range(n):
+                await pub.send({"type": "publish", "channel": ch, "id": f"p{i}", "payload": i})
+                if i == 30:
+                    listing = self.redis.command_raw("CLIENT", "LIST")
+                    ids = re.findall(rf"id=(\d+) .*name=wsr:{me}:sub", listing)
+                    self.assertEqual(len(ids), 1, listing)
+                    self.assertEqual(self.redis.command("CLIENT", "KILL", "ID", ids[0]), ":1")
+                if i % 5 == 4:
+                    await asyncio.sleep(0.01)  # spread over the time the node is away
+            while len(acked) < n:
+                m = await pub.recv()
+                if m["type"] == "ack":
+                    acked.append(m["payload"]["offset"])
+            self.assertEqual(acked, sorted(acked))
+            got = [(await a.recv())["payload"] for _ in range(n)]
+            self.assertEqual(got, list(range(n)), "every publication once, in order")
+            await self.marker(ch, [a], self.nodes[2])
+            self.assertTrue(wait_for(lambda: metric(self.nodes[0], "wsreactor_broker_up") == 1, 10, 0.1))
+            await a.close()
+            await pub.close()
         run(go())
 
     # -- recovery --------------------------------------------------------------------------
