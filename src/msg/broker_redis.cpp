@@ -1033,12 +1033,12 @@ static void tick(uv_timer_t *t) {
     redis_link *links[2] = {&b->cmd, &b->sub};
     for (redis_link *l : links) {
         if (!l->ac) continue;
-        if (l->failed_setup) link_drop(b, l, "a set-up command failed (AUTH, SELECT, SCRIPT LOAD, SUBSCRIBE), or Redis cannot serve (READONLY, LOADING, NOSCRIPT)");
-        else if (!l->ready && now - l->started_ms > CONNECT_TIMEOUT_MS) {
+        if (l->failed_setup) {
+            link_drop(b, l, "a set-up command failed, or Redis cannot serve (READONLY, LOADING, NOSCRIPT)");
+        } else if (!l->ready && now - l->started_ms > CONNECT_TIMEOUT_MS) {
             b->attempts++;
             link_drop(b, l, "connect timed out");
-        }
-        else if (l == &b->cmd && l->waiting && now - l->heard_ms > REPLY_TIMEOUT_MS) link_drop(b, l, "no answer in time");
+        } else if (l == &b->cmd && l->waiting && now - l->heard_ms > REPLY_TIMEOUT_MS) link_drop(b, l, "no answer in time");
         else if (l == &b->sub && l->ready && now - l->heard_ms > SILENCE_MS) link_drop(b, l, "the subscriber heard nothing");
     }
     if ((!b->cmd.ac || !b->sub.ac) && b->retry_ms && now >= b->retry_ms) start_connect(b);
