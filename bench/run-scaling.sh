@@ -82,7 +82,8 @@ sys.exit(0 if "\nwsreactor_broker_up 1\n" in text else 1)
 PY
         sleep 0.1
     done
-    echo "$ME: a node did not connect to Redis" >&2
+    echo "$ME: the node on port $1 did not say wsreactor_broker_up 1 in 10 s; its log and Redis's:" >&2
+    tail -5 "$WORK"/n*.log "$WORK/redis.log" >&2
     FAILED=1
 }
 
