@@ -17,6 +17,8 @@
 //   wsr:client:ID     the node that has the client (direct messages)
 // Pub/Sub channels: wsr:bus:DB (every node) and wsr:node:DB:NODE (one node).
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -37,7 +39,7 @@ enum { TICK_MS = 500, BEAT_MS = 1000, NODE_TTL_MS = 10000 };
 // that hears nothing (not even this node's own heartbeat) for this long is dropped and
 // made again: hiredis's libuv adapter ignores poll errors, so a dead socket might
 // otherwise never be noticed.
-enum { CONNECT_TIMEOUT_MS = 3000, REPLY_TIMEOUT_MS = 5000, SILENCE_MS = 5000 };
+enum { CONNECT_TIMEOUT_MS = 3000, REPLY_TIMEOUT_MS = 5000, SILENCE_MS = 5000, CONNECT_CHECK_MS = 50 };
 enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000 };
 // Channel keys stay this long after their last publication or subscription: the epoch
 // and the offsets of a channel nobody uses are forgotten after a day.
@@ -798,7 +800,9 @@ static void link_drop(msg_broker *b, redis_link *l, const char *why) {
     redisAsyncContext *ac = l->ac;
     if (!ac) return;
     b->errors++;
-    wsr_log(WSR_LOG_WARN, "broker: dropping a Redis connection: %s", why);
+    char where[BROKER_HOST_MAX + BROKER_PATH_MAX + 16];
+    log_url(b, where, sizeof where);
+    wsr_log(WSR_LOG_WARN, "broker: dropping the connection to Redis at %s: %s", where, why);
     went_down(b, why);
     redisAsyncFree(ac); // calls on_disconnect when it was connected
     *l = redis_link{};
@@ -840,6 +844,8 @@ static bool link_open(msg_broker *b, redis_link *l, bool subscriber) {
     *l = redis_link{};
     l->ac = ac;
     l->started_ms = l->heard_ms = now_ms();
+    // Looked at soon (connect_error), then every TICK_MS.
+    uv_timer_start(&b->tick, tick, CONNECT_CHECK_MS, TICK_MS);
     // Set-up commands are queued now and go out once connected, before anything else.
     l->waiting = send_auth(b, ac);
     // Named, so that an operator sees in CLIENT LIST which node and link is which.
@@ -1026,6 +1032,18 @@ static void check_up(msg_broker *b) {
     if (again) msg_catch_up(b->ms);
 }
 
+// The error of a connect still in progress (0: none yet). hiredis's libuv adapter drops
+// poll errors, so a refused connect would otherwise wait out CONNECT_TIMEOUT_MS; the
+// socket is asked directly (a pending error is only read here when the link is then
+// dropped).
+static int connect_error(const redis_link *l) {
+    if (!l->ac || (l->ac->c.flags & REDIS_CONNECTED)) return 0;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(l->ac->c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err;
+}
+
 static void tick(uv_timer_t *t) {
     msg_broker *b = (msg_broker *)t->data;
     if (b->closing) return;
@@ -1035,6 +1053,11 @@ static void tick(uv_timer_t *t) {
         if (!l->ac) continue;
         if (l->failed_setup) {
             link_drop(b, l, "a set-up command failed, or Redis cannot serve (READONLY, LOADING, NOSCRIPT)");
+        } else if (int err = l->ready ? 0 : connect_error(l)) { // read once: reading clears it
+            b->attempts++;
+            char why[96];
+            snprintf(why, sizeof why, "cannot connect: %s", strerror(err));
+            link_drop(b, l, why);
         } else if (!l->ready && now - l->started_ms > CONNECT_TIMEOUT_MS) {
             b->attempts++;
             link_drop(b, l, "connect timed out");
