@@ -130,6 +130,20 @@ typedef struct wsr_messaging_stats {
 } wsr_messaging_stats;
 void wsr_messaging_get_stats(const wsr_messaging *m, wsr_messaging_stats *out);
 
+/* A channel and its figures, as wsr_messaging_top_channels gives them. name points into
+ * the layer and is valid until the loop runs again (a channel can go with its last
+ * subscriber and its history). */
+typedef struct wsr_messaging_channel {
+    const char *name;
+    size_t name_len;
+    uint64_t subscribers;
+    uint64_t offset; /* of the channel's last publication */
+} wsr_messaging_channel;
+/* The channels with the most subscribers, most first (ties: the higher offset first),
+ * at most n of them, into out; returns how many it wrote. Costs one pass over the
+ * channels (times n at worst), so a status page asks once a second, not per message. */
+size_t wsr_messaging_top_channels(const wsr_messaging *m, wsr_messaging_channel *out, size_t n);
+
 /* A client's message of a type the protocol does not define, for an embedder's handler.
  * Views are valid during the call. */
 typedef struct wsr_messaging_message {

@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <uv.h>
 
 // K_BYTES is a number that also takes a k/m/g suffix. K_KEYED_* go to cfg->keyed.
 // K_ENUM: one of names, stored as an int. K_BOOL: yes/no. K_STRING: kept as given.
@@ -42,10 +44,11 @@ static const uint64_t RATE_BYTES_MAX = 1ull << 40;
 static const uint64_t U32 = UINT32_MAX;
 
 static const char *const LOG_NAMES[] = {"error", "warn", "info", "debug", nullptr};
+static const char *const FORMAT_NAMES[] = {"text", "json", nullptr};
 static const char *const DEFLATE_NAMES[] = {"shared", "off", "dedicated", nullptr};
 static const char *const POLICY_NAMES[] = {"close", "drop", nullptr};
 static const char *const ALLOW_NAMES[] = {"anyone", "users", "granted", "backend", nullptr};
-static_assert(WSR_LOG_DEBUG == 3 && WSR_DEFLATE_DEDICATED == 2 && WSR_SLOW_DROP == 1 && WSR_ALLOW_BACKEND == 3,
+static_assert(WSR_LOG_JSON == 1 && sizeof(wsr_log_format) == sizeof(int) && WSR_LOG_DEBUG == 3 && WSR_DEFLATE_DEDICATED == 2 && WSR_SLOW_DROP == 1 && WSR_ALLOW_BACKEND == 3,
               "the names above are indexed by value");
 
 // One table drives parsing, the environment, the config file and --help, so they cannot
@@ -126,6 +129,8 @@ static const option_def OPTIONS[] = {
     {"deflate-threshold", "WSR_DEFLATE_THRESHOLD", K_BYTES, NUM(opts.deflate_threshold, 0, UINT32_MAX), "BYTES",
      "messages shorter than this are sent uncompressed (default 64)"},
     {"log-level", "WSR_LOG_LEVEL", K_ENUM, ENUM(log_level, LOG_NAMES), "LEVEL", "error, warn, info or debug (default info)"},
+    {"log-format", "WSR_LOG_FORMAT", K_ENUM, ENUM(log_format, FORMAT_NAMES), "text|json",
+     "log lines as text, or as one JSON object per line {\"ts\",\"level\",\"msg\"} (default text)"},
     // The messaging layer on /ws: defaults from wsr_messaging_options_default, shown by --help.
     {"max-channels", "WSR_MAX_CHANNELS", K_NUMBER, NUM(msg.max_channels, 1, U32), "N",
      "channels at once on /ws; more: subscribe and publish answer unavailable"},
@@ -215,8 +220,18 @@ static void config_defaults(config *cfg) {
 }
 
 // A value as --help shows it: byte counts with the largest exact suffix.
-static void format_value(const config *cfg, const option_def &o, char *buf, size_t size) {
-    const char *p = (const char *)cfg + o.offset;
+static void format_number(uint64_t v, bool bytes, char *buf, size_t size) {
+    const char *suffix = "kmg";
+    int i = -1;
+    while (bytes && v && i < 2 && v % 1024 == 0) v /= 1024, i++;
+    if (i >= 0)
+        snprintf(buf, size, "%llu%c", (unsigned long long)v, suffix[i]);
+    else
+        snprintf(buf, size, "%llu", (unsigned long long)v);
+}
+
+// The value of the field p of option o (in a config, or in a wsr_namespace).
+static void format_field(const char *p, const option_def &o, char *buf, size_t size) {
     uint64_t v = 0;
     if (o.kind == K_NUMBER || o.kind == K_BYTES || o.kind == K_ENUM || o.kind == K_BOOL)
         memcpy(&v, p, o.width); // little-endian: the low bytes of v
@@ -224,19 +239,15 @@ static void format_value(const config *cfg, const option_def &o, char *buf, size
         snprintf(buf, size, "%s", o.names[v]);
     } else if (o.kind == K_BOOL) {
         snprintf(buf, size, "%s", v & 0xff ? "yes" : "no");
-    } else if (o.kind == K_BYTES && v) {
-        const char *suffix = "kmg";
-        int i = -1;
-        while (i < 2 && v % 1024 == 0) v /= 1024, i++;
-        if (i >= 0)
-            snprintf(buf, size, "%llu%c", (unsigned long long)v, suffix[i]);
-        else
-            snprintf(buf, size, "%llu", (unsigned long long)v);
     } else if (o.kind == K_NUMBER || o.kind == K_BYTES) {
-        snprintf(buf, size, "%llu", (unsigned long long)v);
+        format_number(v, o.kind == K_BYTES, buf, size);
     } else {
         snprintf(buf, size, "none");
     }
+}
+
+static void format_value(const config *cfg, const option_def &o, char *buf, size_t size) {
+    format_field((const char *)cfg + o.offset, o, buf, size);
 }
 
 static void usage(FILE *f) {
@@ -265,6 +276,11 @@ static void usage(FILE *f) {
         }
         fprintf(f, "  %-28s %s%s\n  %-28s env %s\n", flag, o.help, def, "", o.env);
     }
+    fprintf(f, "  %-28s %s\n", "--check-config",
+            "load the settings and check them as the server would (addresses, certificates, keys, users "
+            "file, namespaces) without listening; print \"configuration OK\" and exit 0, or the errors and exit 2");
+    fprintf(f, "  %-28s %s\n", "--print-config",
+            "print the effective settings as a config file (secrets as <set>) and exit");
     fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "show this help and exit", "--version",
             "show the version and exit");
 }
@@ -490,6 +506,25 @@ static bool apply(loader *ld, const option_def &o, const char *val, wsr_namespac
     return false;
 }
 
+// --- reporting -----------------------------------------------------------------------
+
+static void (*reporter)(const char *line);
+
+void config_set_reporter(void (*report)(const char *line)) { reporter = report; }
+
+// One line about what is wrong: "wsreactor: ..." on stderr, or to the reporter.
+__attribute__((format(printf, 1, 2))) static void report(const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (reporter)
+        reporter(line);
+    else
+        fprintf(stderr, "wsreactor: %s\n", line);
+}
+
 // --- the config file ---------------------------------------------------------------
 
 struct file_state {
@@ -580,7 +615,7 @@ static bool load_file(loader *ld, const char *path) {
     fs.path = path;
     fs.f = fopen(path, "r");
     if (!fs.f) {
-        fprintf(stderr, "wsreactor: %s: cannot read it: %s\n", path, strerror(errno));
+        report("%s: cannot read it: %s", path, strerror(errno));
         return false;
     }
     int r = ini_parse_stream(read_line, &fs, on_key, &fs);
@@ -588,16 +623,16 @@ static bool load_file(loader *ld, const char *path) {
     int err = errno;
     fclose(fs.f);
     if (r > 0 && r == fs.error_at) {
-        fprintf(stderr, "wsreactor: %s:%d: %s\n", path, fs.error_line, fs.error);
+        report("%s:%d: %s", path, fs.error_line, fs.error);
     } else if (r > 0) {
         // inih reports a line it could not read as key = value or [section]
-        fprintf(stderr, "wsreactor: %s:%d: expected 'key = value' or '[section]'\n", path, r);
+        report("%s:%d: expected 'key = value' or '[section]'", path, r);
     } else if (fs.too_long) {
-        fprintf(stderr, "wsreactor: %s:%d: line longer than %d characters\n", path, fs.line, INI_MAX_LINE - 2);
+        report("%s:%d: line longer than %d characters", path, fs.line, INI_MAX_LINE - 2);
     } else if (read_error) {
-        fprintf(stderr, "wsreactor: %s:%d: cannot read it: %s\n", path, fs.line + 1, strerror(err));
+        report("%s:%d: cannot read it: %s", path, fs.line + 1, strerror(err));
     } else if (r != 0) {
-        fprintf(stderr, "wsreactor: %s: cannot read it\n", path);
+        report("%s: cannot read it", path);
     } else {
         return true;
     }
@@ -648,7 +683,7 @@ config_result config_load(config *cfg, int argc, char **argv) {
         if (!v) continue;
         const char *copy = keep(cfg, v, strlen(v));
         if (!copy || !apply(&ld, o, copy, nullptr)) {
-            fprintf(stderr, "wsreactor: invalid value '%s' in %s%s%s\n", v, o.env, ld.why ? ": " : "",
+            report("invalid value '%s' in %s%s%s", v, o.env, ld.why ? ": " : "",
                     ld.why ? ld.why : "");
             return CONFIG_ERROR;
         }
@@ -657,23 +692,27 @@ config_result config_load(config *cfg, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "wsreactor: unexpected argument '%s' (see --help)\n", a);
+            report("unexpected argument '%s' (see --help)", a);
             return CONFIG_ERROR;
+        }
+        if (strcmp(a, "--check-config") == 0 || strcmp(a, "--print-config") == 0) {
+            (a[2] == 'c' ? cfg->check_config : cfg->print_config) = true;
+            continue;
         }
         size_t nlen = strcspn(a + 2, "=");
         const option_def *o = find_option(a + 2, nlen);
         if (!o || !o->arg) {
-            fprintf(stderr, "wsreactor: unknown option '%s' (see --help)\n", a);
+            report("unknown option '%s' (see --help)", a);
             return CONFIG_ERROR;
         }
         const char *val = flag_value(argc, argv, &i, nlen);
         if (!val) {
-            fprintf(stderr, "wsreactor: --%s needs a value %s\n", o->name, o->arg);
+            report("--%s needs a value %s", o->name, o->arg);
             return CONFIG_ERROR;
         }
         ld.why = nullptr;
         if (!apply(&ld, *o, val, nullptr)) {
-            fprintf(stderr, "wsreactor: invalid value '%s' for --%s (%s)%s%s\n", val, o->name, o->arg,
+            report("invalid value '%s' for --%s (%s)%s%s", val, o->name, o->arg,
                     ld.why ? ": " : "", ld.why ? ld.why : "");
             return CONFIG_ERROR;
         }
@@ -714,7 +753,7 @@ int config_apply(const config *cfg, wsr_server *srv) {
         if (r < 0) return r;
     }
     if (cfg->tls_certs.n != cfg->tls_keys.n) {
-        fprintf(stderr, "wsreactor: %d --tls-cert but %d --tls-key: give them in pairs\n", cfg->tls_certs.n,
+        report("%d --tls-cert but %d --tls-key: give them in pairs", cfg->tls_certs.n,
                 cfg->tls_keys.n);
         return WSR_EINVAL;
     }
@@ -735,4 +774,208 @@ int config_apply(const config *cfg, wsr_server *srv) {
         if (r != WSR_OK) return r;
     }
     return WSR_OK;
+}
+
+// --- effective values: --print-config, --check-config and reloads ------------------------
+
+static bool is_secret(const option_def &o) {
+    return strcmp(o.name, "jwt-secret") == 0 || strcmp(o.name, "auth-password") == 0 || strcmp(o.name, "api-key") == 0;
+}
+
+// A keyed option's value: as set, else the default include/wsr/wsr.h documents (the
+// server keeps its own copy of them).
+static uint64_t keyed_value(const config *cfg, size_t key) {
+    if (cfg->keyed_set[key]) return cfg->keyed[key];
+    switch (key) {
+    case WSR_OPT_MAX_HANDSHAKES: return 1024;
+    case WSR_OPT_MAX_MEMORY: return cfg->opts.max_message * 2 > (64ull << 20) ? cfg->opts.max_message * 2 : 64ull << 20;
+    case WSR_OPT_SLOW_TIMEOUT_MS: return 10000;
+    case WSR_OPT_MAX_BODY: return 1u << 20;
+    case WSR_OPT_HTTP_MAX_REQUESTS: return 1000;
+    case WSR_OPT_HTTP_IDLE_TIMEOUT_MS: return 5000;
+    }
+    return 0;
+}
+
+static const char *const DEFAULT_LISTEN = "127.0.0.1:8080";
+
+// The values of a repeatable option, in order: *n of them in items. The default listener
+// serves when no --listen was given, so it is listen's effective value then.
+static const char *const *list_values(const config *cfg, const option_def &o, int *n) {
+    if (o.kind == K_SUBPROTO) {
+        *n = cfg->nsubprotocols;
+        return cfg->subprotocols;
+    }
+    const config_list *l = (const config_list *)((const char *)cfg + o.offset);
+    if (l == &cfg->listen && l->n == 0) {
+        *n = 1;
+        return cfg->opts.listen ? &cfg->opts.listen : &DEFAULT_LISTEN;
+    }
+    *n = l->n;
+    return l->items;
+}
+
+// A namespace as the value of --namespace: NAME:key=value,...
+static void namespace_spec(const wsr_namespace *ns, char *buf, size_t size) {
+    size_t n = (size_t)snprintf(buf, size, "%s:", ns->name);
+    for (const option_def &o : OPTIONS) {
+        if (!is_namespace_key(o) || n >= size) continue;
+        char v[48];
+        format_field((const char *)ns + (o.offset - NS_BASE), o, v, sizeof v);
+        n += (size_t)snprintf(buf + n, size - n, "%s%s=%s", buf[n - 1] == ':' ? "" : ",", o.name, v);
+    }
+}
+
+// Appends text to buf[*n..size), cut to fit.
+static void append(char *buf, size_t size, size_t *n, const char *text) {
+    if (*n < size) *n += (size_t)snprintf(buf + *n, size - *n, "%s", text);
+}
+
+// The value of o in cfg as one line: lists joined with ", ", namespaces' specs with "; ",
+// "" when unset.
+static void value_text(const config *cfg, const option_def &o, char *buf, size_t size) {
+    size_t n = 0;
+    buf[0] = 0;
+    switch (o.kind) {
+    case K_LIST:
+    case K_SUBPROTO: {
+        int count;
+        const char *const *items = list_values(cfg, o, &count);
+        for (int i = 0; i < count; i++) {
+            if (i) append(buf, size, &n, ", ");
+            append(buf, size, &n, items[i]);
+        }
+        return;
+    }
+    case K_NAMESPACE:
+        for (int i = 0; i < cfg->nnamespaces; i++) {
+            char spec[512];
+            namespace_spec(&cfg->namespaces[i], spec, sizeof spec);
+            if (i) append(buf, size, &n, "; ");
+            append(buf, size, &n, spec);
+        }
+        return;
+    case K_STRING: {
+        const char *v = *(const char *const *)((const char *)cfg + o.offset);
+        snprintf(buf, size, "%s", v ? v : "");
+        return;
+    }
+    case K_KEYED_NUMBER:
+    case K_KEYED_BYTES:
+        format_number(keyed_value(cfg, o.offset), o.kind == K_KEYED_BYTES, buf, size);
+        return;
+    case K_CONFIG:
+        snprintf(buf, size, "%s", cfg->config_file ? cfg->config_file : "");
+        return;
+    default:
+        format_value(cfg, o, buf, size);
+    }
+}
+
+void config_print(const config *cfg, FILE *f) {
+    fprintf(f, "# wsreactor %s: the effective settings (defaults < config file < environment < flags).\n"
+               "# Secrets are shown as <set>: write their values back before using this as a config file.\n",
+            WSR_VERSION);
+    char v[1024];
+    for (const option_def &o : OPTIONS) {
+        if (o.kind == K_CONFIG || o.kind == K_NAMESPACE) continue;
+        if (o.kind == K_LIST || o.kind == K_SUBPROTO) {
+            int count;
+            const char *const *items = list_values(cfg, o, &count);
+            if (!count) fprintf(f, "# %s =\n", o.name); // none
+            for (int i = 0; i < count; i++) fprintf(f, "%s = %s\n", o.name, is_secret(o) ? "<set>" : items[i]);
+            continue;
+        }
+        value_text(cfg, o, v, sizeof v);
+        if (!*v)
+            fprintf(f, "# %s =\n", o.name); // unset
+        else
+            fprintf(f, "%s = %s\n", o.name, is_secret(o) ? "<set>" : v);
+    }
+    // Sections last: every key after a section header belongs to it.
+    for (int i = 0; i < cfg->nnamespaces; i++) {
+        const wsr_namespace *ns = &cfg->namespaces[i];
+        fprintf(f, "\n[namespace %s]\n", ns->name);
+        for (const option_def &o : OPTIONS) {
+            if (!is_namespace_key(o)) continue;
+            format_field((const char *)ns + (o.offset - NS_BASE), o, v, sizeof v);
+            fprintf(f, "%s = %s\n", o.name, v);
+        }
+    }
+}
+
+int config_check(const config *cfg) {
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) return WSR_ESYS;
+    wsr_server *srv = nullptr;
+    wsr_messaging *m = nullptr;
+    // Errors only: the server's start and shutdown lines would read as if it had run.
+    if (cfg->log_level > WSR_LOG_WARN) wsr_log_set_level(WSR_LOG_WARN);
+    int r = wsr_server_new(&loop, &cfg->opts, &srv);
+    if (r == WSR_OK) r = config_apply(cfg, srv); // listeners are parsed, not bound
+    if (r == WSR_OK) {
+        wsr_messaging_options mo;
+        config_messaging(cfg, &mo);
+        m = wsr_messaging_new(&loop, srv, "/ws", &mo);
+        if (!m) r = WSR_EINVAL; // the layer logged why
+    }
+    if (r != WSR_OK && r != WSR_EINVAL && r != WSR_EADDR) report("cannot start: %s", wsr_strerror(r));
+    if (srv) wsr_server_free(srv);
+    if (m) wsr_messaging_free(m);
+    uv_run(&loop, UV_RUN_DEFAULT); // their handles close from the loop
+    uv_loop_close(&loop);
+    wsr_log_set_level(cfg->log_level);
+    return r;
+}
+
+// What a running daemon can change of an option: CONFIG_LIVE_*, or 0 when only a restart
+// applies it.
+static unsigned live_group(const option_def &o) {
+    if (strcmp(o.name, "log-level") == 0 || strcmp(o.name, "log-format") == 0) return CONFIG_LIVE_LOG;
+    if (strcmp(o.name, "api-key") == 0) return CONFIG_LIVE_API_KEYS;
+    if (o.kind == K_NAMESPACE || (in_messaging(o) && strcmp(o.name, "max-channels") != 0)) return CONFIG_LIVE_MESSAGING;
+    return 0;
+}
+
+static bool is_listener(const option_def &o) {
+    return strcmp(o.name, "listen") == 0 || strcmp(o.name, "listen-proxy") == 0 || strcmp(o.name, "listen-tls") == 0 ||
+           strcmp(o.name, "reuseport") == 0;
+}
+
+enum { VALUE_TEXT = 8192 };
+
+static bool differs(const config *a, const config *b, const option_def &o, char *va, char *vb) {
+    value_text(a, o, va, VALUE_TEXT);
+    value_text(b, o, vb, VALUE_TEXT);
+    return strcmp(va, vb) != 0;
+}
+
+unsigned config_changes(const config *live, const config *next) {
+    static char va[VALUE_TEXT], vb[VALUE_TEXT];
+    unsigned groups = 0;
+    for (const option_def &o : OPTIONS)
+        if (o.kind != K_CONFIG && live_group(o) && differs(live, next, o, va, vb)) groups |= live_group(o);
+    return groups;
+}
+
+void config_log_changes(const config *live, const config *start, const config *next) {
+    static char va[VALUE_TEXT], vb[VALUE_TEXT];
+    bool listeners = false;
+    for (const option_def &o : OPTIONS) {
+        if (o.kind == K_CONFIG) continue;
+        if (live_group(o)) {
+            if (!differs(live, next, o, va, vb)) continue;
+            if (is_secret(o))
+                wsr_log(WSR_LOG_INFO, "reload: %s changed", o.name);
+            else
+                wsr_log(WSR_LOG_INFO, "reload: %s %s -> %s", o.name, *va ? va : "(none)", *vb ? vb : "(none)");
+        } else if (differs(start, next, o, va, vb)) {
+            if (is_listener(o))
+                listeners = true;
+            else
+                wsr_log(WSR_LOG_WARN, "reload: %s %s -> %s: restart needed", o.name, *va ? va : "(none)",
+                        *vb ? vb : "(none)");
+        }
+    }
+    if (listeners) wsr_log(WSR_LOG_WARN, "reload: listen changed: restart needed");
 }

@@ -2,6 +2,8 @@
 // overridden by WSR_* environment variables, overridden by command-line flags.
 #pragma once
 
+#include <stdio.h>
+
 #include "wsr/messaging.h"
 #include "wsr/wsr.h"
 
@@ -40,6 +42,7 @@ struct config {
     uint64_t keyed[CONFIG_KEYS];
     bool keyed_set[CONFIG_KEYS];
     wsr_log_level log_level;
+    wsr_log_format log_format;
     const char *subprotocols[CONFIG_MAX_SUBPROTOCOLS + 1];
     int nsubprotocols;
     // The messaging layer's options; namespaces is filled by config_messaging.
@@ -51,6 +54,8 @@ struct config {
     uint64_t namespace_keys[CONFIG_MAX_NAMESPACES];
     int nnamespaces;
     const char *config_file; // --config or WSR_CONFIG, or NULL
+    bool check_config;       // --check-config: validate everything, then exit
+    bool print_config;       // --print-config: print the effective settings, then exit
     config_string *strings;
 };
 
@@ -69,3 +74,32 @@ int config_apply(const config *cfg, wsr_server *srv);
 // The messaging layer's options: *mo points into cfg (namespaces, strings), which must
 // outlive the messaging layer. The server's max_message is the messaging layer's too.
 void config_messaging(const config *cfg, wsr_messaging_options *mo);
+
+// Where config_load reports what is wrong: NULL (the default) writes "wsreactor: ..."
+// lines to stderr; a running daemon that reloads sends them to its log instead.
+void config_set_reporter(void (*report)(const char *line));
+
+// --print-config: every setting's effective value as a config file (the same keys, INI),
+// namespaces as [namespace NAME] sections. Secrets (jwt-secret, auth-password, api-key)
+// are written "<set>": the output loads back to the same settings but those.
+void config_print(const config *cfg, FILE *f);
+
+// --check-config: what only the libraries check (listen addresses, certificate and key
+// files, the users file, JWT keys, namespaces, limits) by creating the server and the
+// messaging layer on a private loop without listening, then freeing them. WSR_OK, or the
+// error after the libraries logged why.
+int config_check(const config *cfg);
+
+// A reload: what next changes compared with live (the settings in use) and start (those
+// the server started with, for what only a restart changes). Groups of CONFIG_LIVE_*.
+enum {
+    CONFIG_LIVE_LOG = 1 << 0,       // log-level, log-format
+    CONFIG_LIVE_MESSAGING = 1 << 1, // wsr_messaging_update (not max-channels, max-message)
+    CONFIG_LIVE_API_KEYS = 1 << 2,
+};
+unsigned config_changes(const config *live, const config *next);
+// Logs one info line per changed setting: "reload: rate-publish 500 -> 100" (a secret:
+// "reload: jwt-secret changed"), and for the settings only a restart applies, those that
+// differ from start: "reload: max-body 1m -> 2m: restart needed", "listen changed:
+// restart needed".
+void config_log_changes(const config *live, const config *start, const config *next);

@@ -16,7 +16,8 @@ enum {
     STATUS_MAX_WATCHERS = 32,   // open status pages at once; more get 503 (or 1013)
     STATUS_MAX_KEY = 256,       // a ?key= longer than this is wrong whatever the keys
     STATUS_TICK_MS = 1000,
-    STATUS_SNAPSHOT_CAP = 4096, // a snapshot is about 1.5 KiB
+    STATUS_SNAPSHOT_CAP = 8192, // a snapshot is about 1.5 KiB, and up to 3 KiB of top channels
+    STATUS_TOP_CHANNELS = 10,
     STATUS_CONFIG_CAP = 16384,  // the summary: up to 96 listeners of 100 characters
 };
 
@@ -285,6 +286,19 @@ static void build_snapshot(const status_page *st, jw *w) {
     jw_u64(w, "reconnects", m.broker_reconnects);
     jw_u64(w, "errors", m.broker_errors);
     jw_printf(w, "}");
+    wsr_messaging_channel top[STATUS_TOP_CHANNELS];
+    size_t ntop = wsr_messaging_top_channels(st->msg, top, STATUS_TOP_CHANNELS);
+    jw_key(w, "top_channels");
+    jw_printf(w, "[");
+    for (size_t i = 0; i < ntop; i++) {
+        jw_sep(w);
+        jw_printf(w, "{\"name\":");
+        jw_str(w, top[i].name, top[i].name_len);
+        jw_u64(w, "subscribers", top[i].subscribers);
+        jw_u64(w, "offset", top[i].offset);
+        jw_printf(w, "}");
+    }
+    jw_printf(w, "]");
     jw_printf(w, "}");
 }
 

@@ -391,8 +391,40 @@ void http_finish_upgrade(http_ctx *h, wsr_server *srv, conn *c, size_t *budget) 
 
 // --- plain HTTP ------------------------------------------------------------------------
 
+// --- the access log --------------------------------------------------------------------
+
+// A request on an HTTP route is timed from when it is handed to the application until
+// its answer, which may come later from the loop. The start is kept in the connection's
+// lane-1 deadline: that lane holds only the idle timeout of an open WebSocket, so it is
+// free while the connection speaks HTTP, and the connection struct keeps its size.
+static uint32_t clock_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+static void access_start(conn *c) {
+    if (c->timer_kind[1] == TK_NONE) c->tl[1].deadline = clock_ms();
+}
+
+// One line per answer of a route: method, path without the query string (it can carry
+// tokens), status, body bytes, milliseconds, client. A peer can cause any number of
+// them, so they are rate-limited like the server's other peer-caused lines.
+static const char ACCESS_FMT[] = "%s %.*s %u %zu bytes %u ms from %s"; // one call site
+
+static void access_log(wsr_server *srv, conn *c, const h1_parser *hs, uint16_t status, size_t bytes) {
+    if (WSR_LOG_INFO > log_level || !log_admit(WSR_LOG_INFO, ACCESS_FMT)) return;
+    uint32_t ms = c->timer_kind[1] == TK_NONE ? clock_ms() - c->tl[1].deadline : 0;
+    h1_span ps = h1_request_path(hs);
+    char peer[64];
+    log_write(WSR_LOG_INFO, ACCESS_FMT, llhttp_method_name((llhttp_method_t)hs->http.method),
+              (int)(ps.len < 256 ? ps.len : 256), h1_span_ptr(hs, ps), status, bytes, ms,
+              addr_text(srv, c, peer, sizeof peer));
+}
+
 static void http_request(http_ctx *h, wsr_server *srv, conn *c, h1_parser *hs, const http_route *r) {
     wsr_request req = {srv, c, hs, false};
+    access_start(c);
     c->http.flags &= (uint8_t)~(HF_ANSWERED | HF_ACCEPTED);
     h->current = &req;
     r->fn(srv, &req, r->user);
@@ -628,6 +660,7 @@ static int answer(http_ctx *h, wsr_server *srv, conn *c, uint16_t status, const 
                            {(void *)body, hs->http.method == HTTP_HEAD ? 0 : len}};
     c->http.flags |= HF_ANSWERED;
     if (!upgrade) h->requests++;
+    if (!upgrade) access_log(srv, c, hs, status, iov[3].iov_len);
     if (upgrade && by_app) {
         char peer[64];
         log_info("upgrade from %s refused by the application: %u", addr_text(srv, c, peer, sizeof peer), status);

@@ -270,3 +270,23 @@ void channels_expire(channels *cs, uint64_t now_ms) {
         drop_if_empty(cs, i);
     }
 }
+
+// True when a ranks above b in channels_top.
+static bool ranks_before(const wsr_messaging_channel &a, const wsr_messaging_channel &b) {
+    return a.subscribers != b.subscribers ? a.subscribers > b.subscribers : a.offset > b.offset;
+}
+
+size_t channels_top(const channels *cs, wsr_messaging_channel *out, size_t n) {
+    size_t have = 0;
+    for (uint32_t i = 0; i < cs->nslots && n; i++) {
+        const channel *c = &cs->slots[i];
+        if (!c->name) continue;
+        wsr_messaging_channel e = {c->name, c->name_len, c->nmembers, c->last_offset};
+        if (have == n && !ranks_before(e, out[n - 1])) continue;
+        // Insertion into the sorted prefix; when it is full the last one falls off.
+        size_t k = have < n ? have++ : n - 1;
+        for (; k > 0 && ranks_before(e, out[k - 1]); k--) out[k] = out[k - 1];
+        out[k] = e;
+    }
+    return have;
+}

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "msg/history.h"
+#include "wsr/messaging.h"
 
 struct chan_member {
     uint32_t client; // client slot
@@ -116,3 +117,6 @@ void channels_unhold(channels *cs, uint32_t ch);
 enum { CHANNELS_HOLD_MAX = 4096 };
 // Expires old history everywhere and frees channels left with nothing.
 void channels_expire(channels *cs, uint64_t now_ms);
+// wsr_messaging_top_channels: the n channels with the most subscribers (ties: higher
+// offset first) into out, most first; how many it wrote.
+size_t channels_top(const channels *cs, wsr_messaging_channel *out, size_t n);

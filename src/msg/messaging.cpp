@@ -1071,6 +1071,10 @@ void wsr_messaging_get_stats(const wsr_messaging *ms, wsr_messaging_stats *out) 
     memcpy(out, &st, n);
 }
 
+size_t wsr_messaging_top_channels(const wsr_messaging *ms, wsr_messaging_channel *out, size_t n) {
+    return channels_top(&ms->chans, out, n);
+}
+
 void msg_release(wsr_messaging *ms) {
     channels_free(&ms->chans);
     env_parser_free(ms->parser);

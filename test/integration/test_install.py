@@ -8,7 +8,7 @@ with PKG_CONFIG_PATH into TMP gives flags a tiny C program compiles, links and r
 against the installed files; `systemd-analyze verify` accepts the installed unit (its
 ExecStart pointed at the TMP copy of the binary; a copy naming a missing binary is
 refused, so the check is real); the installed binary runs as the unit's ExecStart and
-ExecReload say (config from the credentials directory, SIGHUP, SIGTERM exits 0); the man
+ExecReload say (config from its path, SIGHUP re-reads it, SIGTERM exits 0); the man
 page renders without a warning and has an entry for every option of `wsreactor --help`
 with its environment variable and default (docs/man-options.py --check); the installed
 binary prints its version.
@@ -277,7 +277,7 @@ class Unit(unittest.TestCase):
             "RestrictNamespaces": "yes", "CapabilityBoundingSet": "", "Restart": "on-failure",
             "ExecReload": "/bin/kill -HUP $MAINPID",
             "ConditionPathExists": "/etc/wsreactor/wsreactor.ini",
-            "LoadCredential": "wsreactor.ini:/etc/wsreactor/wsreactor.ini",
+            "SupplementaryGroups": "wsreactor",
             "EnvironmentFile": "-/etc/default/wsreactor",
         }
         for k, v in want.items():
@@ -287,17 +287,18 @@ class Unit(unittest.TestCase):
         self.assertNotIn("User", settings)
 
     def test_runs_as_the_unit_says(self):
-        """ExecStart with %d (the credentials directory) holding the example config, the
+        """ExecStart with its config path pointing at a copy of the example config, the
         WSR_* environment over it; ExecReload's SIGHUP keeps it serving; SIGTERM exits 0."""
         inst = Installed.get()
         text = self.unit_text()
         m = re.search(r"^ExecStart=(.*)$", text, re.M)
-        creds = tempfile.mkdtemp(dir=inst.tmp)
-        shutil.copy(inst.staged(inst.paths["example config"]), os.path.join(creds, "wsreactor.ini"))
-        argv = m.group(1).replace("%d", creds).split()
+        confdir = tempfile.mkdtemp(dir=inst.tmp)
+        shutil.copy(inst.staged(inst.paths["example config"]), os.path.join(confdir, "wsreactor.ini"))
+        argv = m.group(1).replace("/etc/wsreactor/wsreactor.ini", os.path.join(confdir, "wsreactor.ini")).split()
+        self.assertIn(os.path.join(confdir, "wsreactor.ini"), argv)
         argv[0] = inst.staged(argv[0])
         # The example listens on 0.0.0.0:8080; the environment overrides the file.
-        log = open(os.path.join(creds, "log"), "w+")
+        log = open(os.path.join(confdir, "log"), "w+")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 env=inst.env({"WSR_LISTEN": "127.0.0.1:0"}))
         try:
@@ -311,8 +312,21 @@ class Unit(unittest.TestCase):
             log.seek(0)
             self.assertIsNotNone(port, "did not listen:\n" + log.read())
             self.assertEqual(self.healthz(port), 200)
+            # the file edited in place is what a reload reads
+            conf = os.path.join(confdir, "wsreactor.ini")
+            with open(conf) as f:
+                text = f.read()
+            self.assertIn("\nlog-level = info\n", text)
+            with open(conf, "w") as f:
+                f.write(text.replace("\nlog-level = info\n", "\nlog-level = warn\n"))
             proc.send_signal(signal.SIGHUP)
-            time.sleep(0.3)
+            deadline = time.monotonic() + 10
+            text = ""
+            while time.monotonic() < deadline and "reload: log-level" not in text:
+                time.sleep(0.05)
+                log.seek(0)
+                text = log.read()
+            self.assertIn("reload: log-level info -> warn", text)
             self.assertIsNone(proc.poll(), "exited on SIGHUP")
             self.assertEqual(self.healthz(port), 200)
             proc.send_signal(signal.SIGTERM)

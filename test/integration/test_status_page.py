@@ -48,7 +48,7 @@ CHANNELS = ["status-a", "status-b", "status-c"]  # subscriber i takes the first 
 N_PUBLISHERS = 2
 LOAD_SECONDS = 4.0
 PUBLISH_EVERY = 0.01  # per publisher: ~100/s, well under the default publish rate limit
-PLAN = 29
+PLAN = 30
 
 
 def header_version():
@@ -267,6 +267,16 @@ def main():
               f"{nsubs} subscriptions shown", (last["messaging"], text("subscriptions")))
         check(last.get("broker", {}).get("state") == "none" and text("broker") == "none",
               "one node: the broker tile says none", (last.get("broker"), text("broker")))
+        # subscriber i takes the first i % 3 + 1 channels: most subscribers first
+        want = sorted(((c, sum(1 for i in range(N_SUBSCRIBERS) if c in CHANNELS[:i % len(CHANNELS) + 1]))
+                       for c in CHANNELS), key=lambda e: -e[1])
+        shown = driver.execute_script(
+            "return [...document.querySelectorAll('#top-channels tbody tr')]"
+            ".map(tr => [...tr.children].map(td => td.textContent))")
+        check([(t["name"], t["subscribers"]) for t in last["top_channels"]] == want
+              and [(r[0], int(r[1])) for r in shown] == want,
+              "the channels with the most subscribers, in order, in the data and the table",
+              (last["top_channels"], shown, want))
 
         # -- load: the chart moves ----------------------------------------------------------------
         before = s["snapshots"]

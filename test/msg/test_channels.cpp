@@ -4,6 +4,7 @@
 // duplicate; a publication's bytes live exactly as long as someone holds them; the
 // subscriber lists and each client's list always agree, whatever the order of
 // subscribes, unsubscribes and departures; a channel made again is a new epoch.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,6 +256,42 @@ static void test_max_channels(void **) {
     channels_free(&cs);
 }
 
+// The status page's ranking: most subscribers first, ties by the newer offset, at most n,
+// and a full list still takes a channel that outranks its last entry.
+static void test_top_channels(void **) {
+    channels cs;
+    channels_init(&cs, 100, 0);
+    hist_count = 4;
+    wsr_messaging_channel top[3];
+    assert_int_equal(channels_top(&cs, top, 3), 0);
+    // subscribers: c0 1, c1 5, c2 3, c3 3 (but published on), c4 0, c5 7 (made last)
+    const int subs[] = {1, 5, 3, 3, 0, 7};
+    uint32_t ch[6];
+    for (int i = 0; i < 6; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "c%d", i);
+        ch[i] = get(&cs, name);
+        for (int k = 0; k < subs[i]; k++) assert_true(channels_subscribe(&cs, ch[i], (uint32_t)(10 * i + k)));
+    }
+    wsr_msg *m = text("p");
+    channels_publish(&cs, ch[3], 1, m, 1);
+    wsr_msg_free(m);
+    assert_int_equal(channels_top(&cs, top, 3), 3);
+    const char *want[] = {"c5", "c1", "c3"};
+    const uint64_t want_subs[] = {7, 5, 3};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(top[i].name_len, 2);
+        assert_memory_equal(top[i].name, want[i], 2);
+        assert_int_equal(top[i].subscribers, want_subs[i]);
+    }
+    assert_int_equal(top[2].offset, 1);
+    wsr_messaging_channel all[10];
+    assert_int_equal(channels_top(&cs, all, 10), 6); // fewer than asked: all of them
+    assert_int_equal(all[5].subscribers, 0);
+    assert_int_equal(channels_top(&cs, all, 0), 0);
+    channels_free(&cs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_history_keeps_the_newest),
@@ -266,6 +303,7 @@ int main(void) {
         cmocka_unit_test(test_publish_offsets_history_and_epochs),
         cmocka_unit_test(test_history_byte_budget),
         cmocka_unit_test(test_max_channels),
+        cmocka_unit_test(test_top_channels),
     };
     return unit_exit(cmocka_run_group_tests(tests, nullptr, nullptr));
 }
