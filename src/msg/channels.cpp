@@ -40,8 +40,32 @@ static void unhold(channel *c) {
     c->nheld = c->held_cap = 0;
 }
 
+static void unmark(channel *c, uint32_t client) {
+    for (uint32_t i = 0; i < c->nmarks; i++)
+        if (c->marks[i].client == client) {
+            c->marks[i] = c->marks[--c->nmarks];
+            return;
+        }
+}
+
+// Drops the marks below an offset (a mark is still needed while the publication at its
+// own offset is being delivered); the array goes with the last one.
+static void prune_marks(channel *c, uint64_t below) {
+    for (uint32_t i = 0; i < c->nmarks;)
+        if (c->marks[i].until < below)
+            c->marks[i] = c->marks[--c->nmarks];
+        else
+            i++;
+    if (!c->nmarks) {
+        free(c->marks);
+        c->marks = nullptr;
+        c->marks_cap = 0;
+    }
+}
+
 static void channel_release(channel *c) {
     unhold(c);
+    free(c->marks);
     history_free(&c->hist);
     free(c->name);
     free(c->members);
@@ -180,6 +204,7 @@ static void unlink_sub(channels *cs, uint32_t client, uint32_t k) {
     chan_client *cl = &cs->clients[client];
     client_chan cc = cl->chans[k];
     channel *c = &cs->slots[cc.channel];
+    if (c->nmarks) unmark(c, client);
     chan_member last_m = c->members[--c->nmembers];
     if (cc.pos != c->nmembers) {
         c->members[cc.pos] = last_m;
@@ -226,6 +251,7 @@ void channels_client_gone(channels *cs, uint32_t client) {
 uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg, uint32_t size) {
     channel *c = &cs->slots[ch];
     uint64_t offset = ++c->last_offset;
+    if (c->nmarks) prune_marks(c, offset);
     uint64_t before = c->hist.bytes;
     history_expire(&c->hist, now_ms);
     if (cs->max_hist_bytes && cs->hist_bytes - before + c->hist.bytes + size > cs->max_hist_bytes)
@@ -252,12 +278,29 @@ bool channels_hold(channels *cs, uint32_t ch, uint64_t offset, wsr_msg *msg, uin
 
 void channels_unhold(channels *cs, uint32_t ch) { unhold(&cs->slots[ch]); }
 
+bool channels_mark(channels *cs, uint32_t ch, uint32_t client, uint64_t until) {
+    channel *c = &cs->slots[ch];
+    unmark(c, client);
+    if (until <= c->last_offset) return true;
+    if (!fit((void **)&c->marks, &c->marks_cap, c->nmarks + 1, sizeof *c->marks)) return false;
+    c->marks[c->nmarks++] = chan_mark{client, until};
+    return true;
+}
+
+bool channels_skips(const channel *c, uint32_t client, uint64_t offset) {
+    for (uint32_t i = 0; i < c->nmarks; i++)
+        if (c->marks[i].client == client) return offset <= c->marks[i].until;
+    return false;
+}
+
 void channels_reset(channels *cs, uint32_t ch, uint64_t epoch, uint64_t last_offset) {
     channel *c = &cs->slots[ch];
     cs->hist_bytes -= c->hist.bytes;
     history_free(&c->hist);
+    if (c->epoch != epoch) c->nmarks = 0; // they counted in the old epoch
     c->epoch = epoch;
     c->last_offset = last_offset;
+    prune_marks(c, last_offset + 1);
 }
 
 void channels_expire(channels *cs, uint64_t now_ms) {

@@ -47,6 +47,18 @@ struct channel {
     struct held_pub *held;
     uint32_t nheld, held_cap;
     bool catching;
+    // Members that joined ahead of this node's bus (msg_subscribed): Redis told them an
+    // offset newer than last_offset, so the publications up to it, still on their way
+    // over the bus, go to the other members only. Usually empty; at most one per member;
+    // an entry goes once last_offset reaches it.
+    struct chan_mark *marks;
+    uint32_t nmarks, marks_cap;
+};
+
+// A member that has every publication of the channel's epoch up to `until`.
+struct chan_mark {
+    uint32_t client;
+    uint64_t until;
 };
 
 // A publication waiting while its channel catches up.
@@ -115,6 +127,11 @@ bool channels_hold(channels *cs, uint32_t ch, uint64_t offset, wsr_msg *msg, uin
 // Drops what is held (references and array).
 void channels_unhold(channels *cs, uint32_t ch);
 enum { CHANNELS_HOLD_MAX = 4096 };
+// Marks a member as having every publication up to `until` (replacing its mark, if
+// any): channels_skips is then true for it up to there. False when out of memory.
+bool channels_mark(channels *cs, uint32_t ch, uint32_t client, uint64_t until);
+// True when a publication at this offset is not for this member (it has it already).
+bool channels_skips(const channel *c, uint32_t client, uint64_t offset);
 // Expires old history everywhere and frees channels left with nothing.
 void channels_expire(channels *cs, uint64_t now_ms);
 // wsr_messaging_top_channels: the n channels with the most subscribers (ties: higher

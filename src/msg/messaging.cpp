@@ -429,8 +429,12 @@ static void deliver(wsr_messaging *ms, uint32_t ch, uint64_t ep, uint64_t offset
     if (offset <= c->last_offset) return;
     channels_publish(&ms->chans, ch, msg_now_ms(), m, size);
     c = channels_at(&ms->chans, ch);
-    ms->counts.deliveries += c->nmembers;
-    for (uint32_t i = 0; i < c->nmembers; i++) wsr_send_msg(ms->srv, ms->clients[c->members[i].client].conn, m);
+    for (uint32_t i = 0; i < c->nmembers; i++) {
+        uint32_t to = c->members[i].client;
+        if (c->nmarks && channels_skips(c, to, offset)) continue; // it was told a newer offset
+        wsr_send_msg(ms->srv, ms->clients[to].conn, m);
+        ms->counts.deliveries++;
+    }
 }
 
 // Ends a catch-up: what waited is delivered in order (after what was fetched, if any).
@@ -543,17 +547,40 @@ void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const 
         epoch = local_epoch;
         n = 0;
     }
-    // Redis's offset is the truth up to when it answered; what this node heard from the
-    // bus since (offsets past it) is in the local history and goes out after the
-    // recovered ones, so the client sees every offset once, in order.
-    if (c->epoch != ep || c->last_offset < offset) channels_reset(&ms->chans, ch, ep, offset);
-    uint32_t first = 0, count = 0;
     bool joined = !channels_is_member(&ms->chans, ch, client);
+    // The answer came on the command connection, the publications on the subscriber
+    // connection: two sockets, in no fixed order (Redis 7 often writes the answer first).
+    // An offset past the channel's newest is then still on its way over the bus, and the
+    // members here must get it: while there are members, the channel's offset only
+    // moves with the bus. A new member takes Redis's offset (and what Redis recovered
+    // for it) and is marked, so that the late publications up to it go to the others
+    // only. A second subscribe, or another epoch, goes on from the local state, as the
+    // members do. With no members, nobody here waits for those: the channel jumps.
+    bool ahead = false;
+    if (c->nmembers && (c->epoch != ep || c->last_offset < offset)) {
+        if (joined && c->epoch == ep) {
+            ahead = true;
+        } else {
+            recovered = false;
+            offset = c->last_offset;
+            ep = c->epoch;
+            msg_epoch_text(ep, local_epoch);
+            epoch = local_epoch;
+            n = 0;
+        }
+    } else if (c->epoch != ep || c->last_offset < offset) {
+        channels_reset(&ms->chans, ch, ep, offset);
+    }
+    // Otherwise Redis's offset is the truth up to when it answered; what this node heard
+    // from the bus since (offsets past it) is in the local history and goes out after
+    // the recovered ones, so the client sees every offset once, in order.
+    uint32_t first = 0, count = 0;
     // A client subscribed already (a second subscribe) got the later ones live.
-    bool later = joined && history_since(&c->hist, offset, c->last_offset, &first, &count);
-    if (!later && c->last_offset > offset) recovered = false; // the node missed some: from now on
-    uint64_t from_offset = later ? offset : c->last_offset;
-    if (!channels_subscribe(&ms->chans, ch, client)) {
+    bool later = joined && !ahead && history_since(&c->hist, offset, c->last_offset, &first, &count);
+    if (!ahead && !later && c->last_offset > offset) recovered = false; // the node missed some: from now on
+    uint64_t from_offset = later || ahead ? offset : c->last_offset;
+    if (!channels_subscribe(&ms->chans, ch, client) || (ahead && !channels_mark(&ms->chans, ch, client, offset))) {
+        channels_unsubscribe_keep(&ms->chans, ch, client);
         channels_drop_if_empty(&ms->chans, ch);
         return msg_send_error(ms, conn, correlation, "unavailable", "out of memory");
     }
