@@ -40,6 +40,10 @@ enum { TICK_MS = 500, BEAT_MS = 1000, NODE_TTL_MS = 10000 };
 // made again: hiredis's libuv adapter ignores poll errors, so a dead socket might
 // otherwise never be noticed.
 enum { CONNECT_TIMEOUT_MS = 3000, REPLY_TIMEOUT_MS = 5000, SILENCE_MS = 5000, CONNECT_CHECK_MS = 50 };
+// At most this many commands, and this many bytes of them, wait for Redis's answers
+// (queue_full): 8 MiB, a few percent of the smallest machine this runs on.
+enum { BROKER_QUEUE_MAX = 4096 };
+static const size_t BROKER_QUEUE_BYTES = (size_t)8 << 20;
 enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000 };
 // Channel keys stay this long after their last publication or subscription: the epoch
 // and the offsets of a channel nobody uses are forgotten after a day.
@@ -223,6 +227,10 @@ struct msg_broker {
     bool up, ever_up, closing, closed;
     uint32_t attempts;    // failed connects: which of a host name's addresses to try next
     uint64_t reconnects, errors;
+    // Commands sent and not answered yet, and their bytes (queue_full).
+    uint32_t queued;
+    size_t queued_bytes;
+    bool full_logged;     // queue_full was logged, and the queue has not drained since
     env_out scratch;      // envelopes' heads and tails
 };
 
@@ -245,6 +253,7 @@ struct broker_op {
     uint32_t n;           // OP_PUBLISH: channels
     bool broadcast;       // OP_PUBLISH: the answer of /api/broadcast
     uint32_t corr_len;    // bytes of the correlation id; UINT32_MAX: none
+    size_t bytes;         // counted in msg_broker.queued_bytes until answered (send_args); 0: not
     uint32_t names_len;   // channel names, each NUL-terminated
     char text[];          // correlation id, then the names
 };
@@ -362,6 +371,14 @@ static void arg_key(args *a, const char *name, size_t len, const char *suffix) {
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
+// What a command costs while it waits: its arguments as hiredis queues them (RESP adds
+// a few bytes per argument), plus the operation.
+static size_t args_bytes(const args *a) {
+    size_t n = sizeof(broker_op) + 16;
+    for (int i = 0; i < a->n; i++) n += a->len[i] + 16;
+    return n;
+}
+
 // Sends a command on the command connection; op (may be NULL) gets the answer. False
 // when it could not be queued (the broker is down, out of memory): op is then the
 // caller's to free.
@@ -371,13 +388,37 @@ static bool send_args(msg_broker *b, args *a, broker_op *op) {
         if (a->at[i]) a->v[i] = a->arena + a->at[i] - 1;
     if (redisAsyncCommandArgv(b->cmd.ac, on_reply, op, a->n, a->v, a->len) != REDIS_OK) return false;
     if (!b->cmd.waiting++) b->cmd.heard_ms = now_ms(); // the wait for an answer starts now
+    if (op) {
+        op->bytes = args_bytes(a);
+        b->queued++;
+        b->queued_bytes += op->bytes;
+    }
     return true;
+}
+
+// Redis slow but answering (a fork for BGSAVE, a slow script, a saturated network) trips
+// no timeout, and clients may send faster than it answers: what waits for it (hiredis's
+// output buffer, the operations) is bounded by count and bytes, and an operation past
+// the bound is answered unavailable (HTTP 503) at once, as when Redis is down. One
+// command is always let through, however large (a message of max_message). The node's
+// own upkeep (presence, registry, heartbeats, catch-ups, the answer of an unsubscribe)
+// is never refused; it is counted, and it is bounded by the clients and channels.
+static bool queue_full(msg_broker *b, const args *a) {
+    if (!b->queued) return false;
+    bool full = b->queued >= BROKER_QUEUE_MAX || b->queued_bytes + args_bytes(a) > BROKER_QUEUE_BYTES;
+    if (full && !b->full_logged) {
+        b->full_logged = true;
+        wsr_log(WSR_LOG_WARN, "broker: Redis is not keeping up (%u commands, %zu bytes waiting): operations are "
+                "answered unavailable until it does", b->queued, b->queued_bytes);
+    }
+    return full;
 }
 
 // send_args for an operation: the arguments are freed, and so is op (counted as an
 // error) when it could not be sent. False then: the caller answers unavailable.
 static bool send_op(msg_broker *b, args *a, broker_op *op) {
-    bool sent = send_args(b, a, op);
+    bool upkeep = op->kind == OP_CATCHUP || op->kind == OP_UNSUBSCRIBE;
+    bool sent = (upkeep || !queue_full(b, a)) && send_args(b, a, op);
     args_free(a);
     if (!sent) {
         free(op);
@@ -614,6 +655,11 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     if (l) {
         if (l->waiting) l->waiting--;
         l->heard_ms = now_ms();
+    }
+    if (op && op->bytes) {
+        b->queued--;
+        b->queued_bytes -= op->bytes;
+        if (!b->queued) b->full_logged = false;
     }
     // Closing: the server that would carry an answer may be gone already.
     if (b->closing || !op) return free(op);
@@ -1237,7 +1283,7 @@ bool broker_publish(msg_broker *b, const broker_waiter *w, const envelope *e, co
         arg_u64(&a, ns->history_ttl_ms);
     }
     if (send_op(b, &a, op)) return true;
-    *why = "the message bus (Redis) is down";
+    *why = b->full_logged ? "the message bus (Redis) is not keeping up" : "the message bus (Redis) is down";
     return false;
 }
 

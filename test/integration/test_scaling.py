@@ -616,6 +616,101 @@ class Scaling(unittest.TestCase):
         run(go(), timeout=90)
 
 
+# Under ASan, freed chunks wait in a quarantine: VmRSS says nothing about what the server
+# frees (test_hardening.py). No quarantine for the memory test; harmless without ASan.
+ASAN_RETURN_MEMORY = ("quarantine_size_mb=0:thread_local_quarantine_size_kb=0:"
+                      "allocator_release_to_os_interval_ms=0")
+MiB = 1 << 20
+
+
+def vm_status(pid, key):
+    """A /proc/PID/status memory figure (VmRSS, VmHWM), in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {key} for pid {pid}")
+
+
+class BrokerSlow(unittest.TestCase):
+    """Redis stopped (SIGSTOP) while a client publishes large messages as fast as it can:
+    what waits for Redis is bounded, the publications past the bound are answered
+    unavailable at once, and everything recovers when Redis goes on (SIGCONT)."""
+
+    def setUp(self):
+        need_redis()
+        self.redis = Redis().start()
+        asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self.server = Server("--broker", self.redis.url(), "--api-key", API_KEY, "--rate-bytes", "0",
+                             "--rate-messages", "0", "--rate-publish", "0", log_level="info",
+                             env={"ASAN_OPTIONS": asan + ":" + ASAN_RETURN_MEMORY}).start()
+        self.assertTrue(wait_for(lambda: metric(self.server, "wsreactor_broker_up") == 1, 10, 0.1))
+
+    def tearDown(self):
+        if self.redis.proc and self.redis.proc.poll() is None:
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+        rc = self.server.stop()
+        self.server.remove_log()
+        self.redis.cleanup()
+        self.assertEqual(rc, 0)
+
+    def test_redis_stopped_while_publishing(self):
+        srv, n, size = self.server, 1200, 64 * 1024
+
+        async def go():
+            ws = await websockets.connect(srv.uri("/ws"), max_size=None, compression=None, ping_interval=None)
+            await ws.recv()
+            ch = fresh()
+            payload = "x" * size
+            # Warm up (buffers of this size allocated once), then the baseline.
+            for i in range(4):
+                await ws.send(json.dumps({"type": "publish", "channel": ch, "id": f"w{i}", "payload": payload}))
+                self.assertEqual(json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))["type"], "ack")
+            base = vm_status(srv.proc.pid, "VmRSS")
+            errors0 = metric(srv, "wsreactor_broker_errors_total")
+            answers = {}
+
+            async def read():
+                while len(answers) < n:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                    if m.get("correlationId", "").startswith("p"):
+                        answers[m["correlationId"]] = m
+
+            reader = asyncio.ensure_future(read())
+            os.kill(self.redis.proc.pid, signal.SIGSTOP)
+            try:
+                for i in range(n):
+                    await ws.send(json.dumps({"type": "publish", "channel": ch, "id": f"p{i}", "payload": payload}))
+                # Refused at once while Redis is still stopped, not after a timeout.
+                while not any(m["type"] == "error" for m in answers.values()):
+                    await asyncio.sleep(0.05)
+                peak = vm_status(srv.proc.pid, "VmHWM")
+            finally:
+                os.kill(self.redis.proc.pid, signal.SIGCONT)
+            await reader
+            refused = [m for m in answers.values() if m["type"] == "error"]
+            acked = [m for m in answers.values() if m["type"] == "ack"]
+            self.assertEqual(len(refused) + len(acked), n)
+            self.assertTrue(all(m["payload"]["code"] == "unavailable" for m in refused), refused[:1])
+            self.assertGreater(len(refused), n // 2, "most publications refused while Redis was stopped")
+            self.assertLess(peak - base, 64 * MiB,
+                            f"VmRSS {base >> 10} KiB before, peak {peak >> 10} KiB; {len(acked)} acked")
+            self.assertGreaterEqual(metric(srv, "wsreactor_broker_errors_total") - errors0, len(refused))
+            # Redis goes on: the node is up, publishes are acked and delivered again.
+            self.assertTrue(wait_for(lambda: metric(srv, "wsreactor_broker_up") == 1, 15, 0.1), srv.log_tail())
+            sub = await websockets.connect(srv.uri("/ws"), max_size=None, compression=None, ping_interval=None)
+            await sub.recv()
+            await sub.send(json.dumps({"type": "subscribe", "channel": ch, "id": "s"}))
+            self.assertEqual(json.loads(await asyncio.wait_for(sub.recv(), RECV_TIMEOUT))["type"], "subscribed")
+            await ws.send(json.dumps({"type": "publish", "channel": ch, "id": "after", "payload": "after"}))
+            self.assertEqual(json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))["type"], "ack")
+            m = json.loads(await asyncio.wait_for(sub.recv(), RECV_TIMEOUT))
+            self.assertEqual(m["payload"], "after", m)
+            await sub.close()
+            await ws.close()
+        run(go(), timeout=90)
+
+
 class BrokerForms(unittest.TestCase):
     """The URL forms against real servers: a password (requirepass), an ACL user, a
     database number, a Unix socket; a wrong password; a small --history-memory bounding
