@@ -171,11 +171,13 @@ static const char S_NODE[] =
     "return 1\n";
 
 // A message to the node of a client. KEYS: the client's registry key. ARGV: the prefix
-// of node channels, the message. 1 when a live node has the client, else 0.
+// of node channels, the message. 1 when a live node has the client and heard it, 0 when
+// no live node has the client, 2 when its node is not listening now (its subscriber
+// connection is away: the heartbeat outlives it by up to 10 s), so the message is lost.
 static const char S_ROUTE[] =
     "local n = redis.call('GET', KEYS[1])\n"
     "if not n or redis.call('EXISTS', 'wsr:node:' .. n) == 0 then return 0 end\n"
-    "redis.call('PUBLISH', ARGV[1] .. n, ARGV[2])\n"
+    "if redis.call('PUBLISH', ARGV[1] .. n, ARGV[2]) == 0 then return 2 end\n"
     "return 1\n";
 
 // The backend's history. KEYS: meta, stream. ARGV: how many, bytes at most. Returns
@@ -592,7 +594,12 @@ static void done_members(msg_broker *b, broker_op *op, const redisReply *r) {
 
 static void done_route(msg_broker *b, broker_op *op, const redisReply *r) {
     wsr_messaging *ms = b->ms;
-    if (!is_int(r)) return bad_reply(b, op, "route");
+    if (!is_int(r) || r->integer > 2) return bad_reply(b, op, "route");
+    if (r->integer == 2) {
+        // Nobody received it: never acknowledged (the client may be reachable again soon).
+        b->errors++;
+        return answer_unavailable(b, op, "the client's node is not listening to the bus");
+    }
     bool found = r->integer == 1;
     env_str corr = op_corr(op);
     if (op->kind == OP_ROUTE) {

@@ -607,6 +607,37 @@ class Scaling(unittest.TestCase):
             await a.close()
         run(go())
 
+    def test_direct_while_the_node_does_not_listen(self):
+        # The client's node is alive (its heartbeat is there) but its subscriber
+        # connection is away (killed while the node is stopped, so that it cannot come
+        # back meanwhile): a direct message or a disconnect reaches nobody, so it is
+        # answered unavailable (HTTP 503), never acknowledged. When the node is back, the
+        # next one arrives, and only that one.
+        async def go():
+            x = self.nodes[1]
+            a, b = await self.peer(self.nodes[0]), await self.peer(x)
+            reconnects = metric(x, "wsreactor_broker_reconnects_total")
+            os.kill(x.proc.pid, signal.SIGSTOP)
+            try:
+                self.kill_subscriber(x)
+                await a.send({"type": "send", "to": b.id, "id": "d1", "payload": "lost"})
+                e = await a.expect("error")
+                self.assertEqual((e["payload"]["code"], e["correlationId"]), ("unavailable", "d1"), e)
+                st, body = api(self.nodes[2], "POST", "/api/send", {"clientId": b.id, "payload": "lost"})
+                self.assertEqual((st, body["error"]["code"]), (503, "unavailable"), body)
+                st, body = api(self.nodes[0], "POST", "/api/disconnect", {"clientId": b.id, "code": 4321})
+                self.assertEqual((st, body["error"]["code"]), (503, "unavailable"), body)
+            finally:
+                os.kill(x.proc.pid, signal.SIGCONT)
+            self.back_again(x, reconnects)
+            await a.send({"type": "send", "to": b.id, "id": "d2", "payload": "after"})
+            self.assertEqual((await a.expect("ack")).get("correlationId"), "d2")
+            m = await b.recv()
+            self.assertEqual((m["type"], m["payload"]), ("message", "after"), m)
+            await a.close()
+            await b.close()
+        run(go())
+
     # -- Redis goes away -------------------------------------------------------------------------
 
     def test_z_redis_killed_and_restarted(self):
