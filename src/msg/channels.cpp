@@ -33,8 +33,11 @@ void channels_init(channels *cs, uint32_t max_channels, uint64_t epoch_seed) {
     cs->max_channels = max_channels;
 }
 
-static void unhold(channel *c) {
-    for (uint32_t i = 0; i < c->nheld; i++) wsr_msg_free(c->held[i].msg);
+static void unhold(channels *cs, channel *c) {
+    for (uint32_t i = 0; i < c->nheld; i++) {
+        cs->held_bytes -= c->held[i].size;
+        wsr_msg_free(c->held[i].msg);
+    }
     free(c->held);
     c->held = nullptr;
     c->nheld = c->held_cap = 0;
@@ -63,8 +66,8 @@ static void prune_marks(channel *c, uint64_t below) {
     }
 }
 
-static void channel_release(channel *c) {
-    unhold(c);
+static void channel_release(channels *cs, channel *c) {
+    unhold(cs, c);
     free(c->marks);
     history_free(&c->hist);
     free(c->name);
@@ -73,7 +76,7 @@ static void channel_release(channel *c) {
 
 void channels_free(channels *cs) {
     for (uint32_t i = 0; i < cs->nslots; i++)
-        if (cs->slots[i].name) channel_release(&cs->slots[i]);
+        if (cs->slots[i].name) channel_release(cs, &cs->slots[i]);
     for (uint32_t i = 0; i < cs->clients_cap; i++) free(cs->clients[i].chans);
     free(cs->slots);
     free(cs->index);
@@ -161,7 +164,7 @@ static void channel_drop(channels *cs, uint32_t ch) {
         const channel *o = &cs->slots[e - 1];
         return (uint32_t)name_hash(o->name, o->name_len);
     });
-    channel_release(c);
+    channel_release(cs, c);
     memset(c, 0, sizeof *c);
     c->next_free = cs->free_head;
     cs->free_head = ch;
@@ -265,6 +268,7 @@ uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *m
 bool channels_hold(channels *cs, uint32_t ch, uint64_t offset, wsr_msg *msg, uint32_t size) {
     channel *c = &cs->slots[ch];
     if (c->nheld == CHANNELS_HOLD_MAX) return false;
+    if (cs->max_hist_bytes && cs->held_bytes + size > cs->max_hist_bytes) return false;
     if (c->nheld == c->held_cap) {
         uint32_t cap = c->held_cap ? c->held_cap * 2 : 16;
         held_pub *n = (held_pub *)realloc(c->held, cap * sizeof *n);
@@ -273,10 +277,11 @@ bool channels_hold(channels *cs, uint32_t ch, uint64_t offset, wsr_msg *msg, uin
         c->held_cap = cap;
     }
     c->held[c->nheld++] = held_pub{offset, wsr_msg_ref(msg), size};
+    cs->held_bytes += size;
     return true;
 }
 
-void channels_unhold(channels *cs, uint32_t ch) { unhold(&cs->slots[ch]); }
+void channels_unhold(channels *cs, uint32_t ch) { unhold(cs, &cs->slots[ch]); }
 
 bool channels_mark(channels *cs, uint32_t ch, uint32_t client, uint64_t until) {
     channel *c = &cs->slots[ch];

@@ -84,6 +84,9 @@ struct channels {
     uint64_t next_epoch;  // the next channel's epoch
     uint64_t hist_bytes;  // held by all histories
     uint64_t max_hist_bytes; // past it, a channel's history is dropped rather than grown
+    // Held by all channels that catch up (channels_hold), bounded by max_hist_bytes as
+    // well (a budget of its own: full histories must not stop every catch-up).
+    uint64_t held_bytes;
 };
 
 enum { CHANNELS_NONE = UINT32_MAX };
@@ -122,7 +125,8 @@ uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *m
 // offset as its newest, its history emptied (it could not stay gap-free).
 void channels_reset(channels *cs, uint32_t ch, uint64_t epoch, uint64_t last_offset);
 // Keeps a publication while the channel catches up (takes a reference to msg). False
-// when out of memory or past CHANNELS_HOLD_MAX (the caller gives up catching up).
+// when out of memory, past CHANNELS_HOLD_MAX in this channel, or past max_hist_bytes
+// held by all channels together (the caller gives up catching up).
 bool channels_hold(channels *cs, uint32_t ch, uint64_t offset, wsr_msg *msg, uint32_t size);
 // Drops what is held (references and array).
 void channels_unhold(channels *cs, uint32_t ch);
