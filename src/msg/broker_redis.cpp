@@ -140,7 +140,8 @@ static const char S_MEMBERS[] =
 // entries go, with a leave to every node; their clients leave the registry). ARGV: op
 // ('beat'; 'forget': this node's own entries go, as after a lost connection, before
 // they are written again; 'bye': the node stops, as a dead one is swept but at once),
-// node, its Pub/Sub channel, NODE_TTL_MS, bus.
+// node, its Pub/Sub channel, NODE_TTL_MS, bus. A beat returns 2 when the node's own
+// heartbeat had expired (it may have been swept as dead meanwhile), else 1.
 static const char S_NODE[] =
     "local op, me, mine, ttl, bus = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
     "local function forget(n, announce)\n"
@@ -162,13 +163,14 @@ static const char S_NODE[] =
     "if op == 'bye' then\n"
     "  forget(me, true); redis.call('DEL', 'wsr:node:' .. me); redis.call('SREM', 'wsr:nodes', me); return 1\n"
     "end\n"
+    "local had = redis.call('EXISTS', 'wsr:node:' .. me)\n"
     "redis.call('SET', 'wsr:node:' .. me, '1', 'PX', ttl)\n"
     "redis.call('SADD', 'wsr:nodes', me)\n"
     "redis.call('PUBLISH', mine, 'h')\n"
     "for _, n in ipairs(redis.call('SMEMBERS', 'wsr:nodes')) do\n"
     "  if redis.call('EXISTS', 'wsr:node:' .. n) == 0 then forget(n, true); redis.call('SREM', 'wsr:nodes', n) end\n"
     "end\n"
-    "return 1\n";
+    "return had == 1 and 1 or 2\n";
 
 // A message to the node of a client. KEYS: the client's registry key. ARGV: the prefix
 // of node channels, the message. 1 when a live node has the client and heard it, 0 when
@@ -244,7 +246,7 @@ struct broker_resolve {
 // One command's context: what to do with the answer, and who waits for it. Variable
 // parts (the correlation id, channel names) follow the struct.
 enum op_kind {
-    OP_SETUP, OP_PLAIN, OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_CATCHUP, OP_MEMBERS, OP_ROUTE, OP_DISCONNECT, OP_HISTORY
+    OP_SETUP, OP_PLAIN, OP_BEAT, OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_CATCHUP, OP_MEMBERS, OP_ROUTE, OP_DISCONNECT, OP_HISTORY
 };
 struct broker_op {
     msg_broker *b;
@@ -648,6 +650,20 @@ static void done_history(msg_broker *b, broker_op *op, const redisReply *r) {
     msg_api_answer(ms, op->conn, 200);
 }
 
+static void resync(msg_broker *b, bool announce);
+
+// A live node whose heartbeat expired (stopped or frozen for longer than NODE_TTL_MS, or
+// Redis slow) may have been swept by another node, its presence and registry entries
+// gone while its clients are still here; its connections need not have dropped, so no
+// reconnect writes them again: the beat says so, and they are written again now, with
+// a join for the members elsewhere, which heard a leave.
+static void done_beat(msg_broker *b, const redisReply *r) {
+    if (!is_int(r) || r->integer != 2 || !broker_up(b)) return;
+    wsr_log(WSR_LOG_WARN, "broker: this node's heartbeat had expired in Redis (it may have been taken for dead): "
+            "its clients' presence and registry entries are written again");
+    resync(b, true);
+}
+
 static redis_link *link_of(msg_broker *b, const redisAsyncContext *ac) {
     return ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : nullptr;
 }
@@ -700,6 +716,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
         }
         break;
     case OP_PLAIN: break;
+    case OP_BEAT: done_beat(b, r); break;
     case OP_PUBLISH: done_publish(b, op, r); break;
     case OP_SUBSCRIBE:
     case OP_CATCHUP: done_subscribe(b, op, r); break;
@@ -1035,7 +1052,9 @@ static void registry_send(msg_broker *b, const char *id, bool open) {
     args_free(&s);
 }
 
-static void send_node(msg_broker *b, const char *op) {
+// S_NODE; checked: the answer goes to done_beat (the periodic beat: a resync's own beat
+// finds the heartbeat gone whenever Redis lost it, and rewrites everything already).
+static void send_node(msg_broker *b, const char *op, bool checked) {
     args a = {};
     evalsha(&a, b, SC_NODE, 0);
     arg_str(&a, op);
@@ -1043,7 +1062,15 @@ static void send_node(msg_broker *b, const char *op) {
     arg_str(&a, b->mine);
     arg_u64(&a, NODE_TTL_MS);
     arg_str(&a, b->bus);
-    send_plain(b, &a);
+    if (checked) {
+        broker_op *o = op_new(b, OP_BEAT, nullptr, nullptr, 0);
+        if (!o || !send_args(b, &a, o)) {
+            free(o);
+            b->errors++;
+        }
+    } else {
+        send_plain(b, &a);
+    }
     args_free(&a);
 }
 
@@ -1051,10 +1078,12 @@ static void send_node(msg_broker *b, const char *op) {
 // clients that left meanwhile: this node's entries are dropped and written again from
 // what it has now. Pipelined: one round trip's worth of commands per client and
 // subscription, sent at once.
-static void resync(msg_broker *b) {
+// announce: the members elsewhere hear a join (they heard a leave when this node was
+// swept).
+static void resync(msg_broker *b, bool announce) {
     wsr_messaging *ms = b->ms;
-    send_node(b, "forget");
-    send_node(b, "beat");
+    send_node(b, "forget", false);
+    send_node(b, "beat", false);
     b->beat_ms = now_ms();
     for (uint32_t i = 0; i < ms->nclients; i++) {
         const msg_client *c = &ms->clients[i];
@@ -1064,7 +1093,7 @@ static void resync(msg_broker *b) {
         const chan_client *cl = &ms->chans.clients[i];
         for (uint32_t k = 0; k < cl->n; k++) {
             const channel *ch = channels_at(&ms->chans, cl->chans[k].channel);
-            presence_send(b, i, ch->name, ch->name_len, true, false);
+            presence_send(b, i, ch->name, ch->name_len, true, announce);
         }
     }
 }
@@ -1080,7 +1109,7 @@ static void check_up(msg_broker *b) {
     wsr_log(WSR_LOG_INFO, "broker: %s Redis at %s as node %s", again ? "reconnected to" : "connected to", where,
             b->node);
     b->ever_up = true;
-    resync(b);
+    resync(b, false);
     // What the bus carried while this node did not hear it is in the streams.
     if (again) msg_catch_up(b->ms);
 }
@@ -1120,7 +1149,7 @@ static void tick(uv_timer_t *t) {
     if ((!b->cmd.ac || !b->sub.ac) && b->retry_ms && now >= b->retry_ms) start_connect(b);
     if (b->up && now - b->beat_ms >= BEAT_MS) {
         b->beat_ms = now;
-        send_node(b, "beat");
+        send_node(b, "beat", true);
     }
 }
 
@@ -1199,7 +1228,7 @@ void broker_close(msg_broker *b) {
     // still queued (the leaves of its last clients). hiredis sends what is queued and
     // closes once every answer is in; the loop is kept running for it (its handles are
     // referenced again), a second at most.
-    send_node(b, "bye");
+    send_node(b, "bye", false);
     uv_ref((uv_handle_t *)&((redisLibuvEvents *)b->cmd.ac->ev.data)->handle);
     uv_ref((uv_handle_t *)&b->tick);
     uv_timer_start(&b->tick, on_goodbye_late, 1000, 0);

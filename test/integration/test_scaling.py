@@ -582,6 +582,43 @@ class Scaling(unittest.TestCase):
         self.assertEqual(self.redis.command("SISMEMBER", "wsr:nodes", me), ":0", "the node said goodbye")
         self.assertEqual(self.redis.command("EXISTS", f"wsr:node:{me}"), ":0")
 
+    def test_presence_after_a_live_node_was_swept(self):
+        # A node taken for dead while it lives: its heartbeat key goes (as when it is
+        # frozen for longer than its 10 s TTL) while it is stopped, and another node's
+        # beat sweeps it (its client leaves presence and the registry). When it goes on,
+        # without a reconnect, its next beat finds its heartbeat gone and writes its
+        # client's entries again: a join, presence and direct messages work again.
+        async def go():
+            x = self.nodes[1]
+            me = re.findall(r"as node ([0-9a-f]{16})", x.log())[-1]
+            ch = fresh()
+            a = await self.peer(self.nodes[0])
+            await a.subscribe(ch)
+            b = await self.peer(x)
+            await b.subscribe(ch)
+            self.assertEqual((await a.expect("join"))["payload"]["clientId"], b.id)
+            reconnects = metric(x, "wsreactor_broker_reconnects_total")
+            os.kill(x.proc.pid, signal.SIGSTOP)
+            try:
+                self.assertEqual(self.redis.command("DEL", f"wsr:node:{me}"), ":1")
+                left = await a.expect("leave")  # swept by a live node's beat (every second)
+                self.assertEqual(left["payload"]["clientId"], b.id, left)
+                st, body = api(self.nodes[2], "GET", f"/api/presence?channel={ch}")
+                self.assertEqual([c["clientId"] for c in body["clients"]], [a.id], body)
+            finally:
+                os.kill(x.proc.pid, signal.SIGCONT)
+            joined = await a.expect("join")
+            self.assertEqual(joined["payload"]["clientId"], b.id, joined)
+            st, body = api(self.nodes[2], "GET", f"/api/presence?channel={ch}")
+            self.assertEqual(sorted(c["clientId"] for c in body["clients"]), sorted([a.id, b.id]), body)
+            st, body = api(self.nodes[2], "POST", "/api/send", {"clientId": b.id, "payload": "again"})
+            self.assertEqual((st, body), (200, {}))
+            self.assertEqual((await b.recv())["payload"], "again")
+            self.assertEqual(metric(x, "wsreactor_broker_reconnects_total"), reconnects, "it did not reconnect")
+            await a.close()
+            await b.close()
+        run(go())
+
     def test_direct_and_disconnect_across_nodes(self):
         async def go():
             a, b = await self.peer(self.nodes[0]), await self.peer(self.nodes[1])
