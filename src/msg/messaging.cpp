@@ -417,6 +417,16 @@ static bool epoch_parse(const char *text, uint64_t *out) {
     return true;
 }
 
+// What comes from Redis (the bus, the streams) is sent to clients as TEXT frames as it
+// is. A node wrote it as a JSON envelope, but anyone who can write to the Redis can put
+// other bytes there: it is checked (JSON, and so UTF-8) once per node, before framing,
+// so that no client gets a frame it must close on (1007) or that is not an envelope.
+static bool from_redis_ok(wsr_messaging *ms, const char *data, size_t len, const char *what) {
+    if (len <= ms->opts.max_message && env_json_valid(ms->parser, data, len)) return true;
+    wsr_log(WSR_LOG_WARN, "broker: %s that is not a JSON envelope was dropped (%zu bytes)", what, len);
+    return false;
+}
+
 // A publication of the bus into a channel of this node: kept in the local history and
 // sent to the members. Takes nothing from m (the caller frees its reference).
 static void deliver(wsr_messaging *ms, uint32_t ch, uint64_t ep, uint64_t offset, wsr_msg *m, uint32_t size) {
@@ -459,6 +469,9 @@ void msg_bus_publication(wsr_messaging *ms, const char *name, uint32_t len, cons
         wsr_log(WSR_LOG_WARN, "broker: a publication with a bad epoch was dropped");
         return;
     }
+    // Dropped: its offset is then missing here, which the members see as a jump (a gap
+    // is never papered over).
+    if (!from_redis_ok(ms, data, dlen, "a publication")) return;
     wsr_msg *m = wsr_msg_new(WSR_TEXT, data, dlen);
     if (!m) {
         channels_reset(&ms->chans, ch, ep, offset); // cannot keep it: no gap served either
@@ -501,6 +514,7 @@ void msg_caught_up(wsr_messaging *ms, const env_str *channel, const char *epoch,
     // come from the bus, then what did come meanwhile (offsets already sent are skipped).
     uint64_t first = c->last_offset + 1;
     for (uint32_t i = 0; same && recovered && i < n && offset >= first + i; i++) {
+        if (!from_redis_ok(ms, data[i], lens[i], "a recovered publication")) break; // the rest: a jump
         wsr_msg *m = wsr_msg_new(WSR_TEXT, data[i], lens[i]);
         if (!m) break;
         deliver(ms, ch, ep, first + i, m, (uint32_t)lens[i]);
@@ -531,6 +545,8 @@ void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const 
     uint64_t ep;
     char local_epoch[17];
     if (!epoch_parse(epoch, &ep)) return msg_subscribe_failed(ms, client, conn, correlation, channel, "bad epoch");
+    for (uint32_t i = 0; recovered && i < n; i++)
+        if (!from_redis_ok(ms, data[i], lens[i], "a recovered publication")) recovered = false, n = 0;
     uint32_t ch = channels_find(&ms->chans, channel->ptr, channel->len);
     if (ch == CHANNELS_NONE) return msg_subscribe_failed(ms, client, conn, correlation, channel, "channel gone");
     struct channel *c = channels_at(&ms->chans, ch);
@@ -613,7 +629,7 @@ void msg_unsubscribe(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const
 void msg_bus_direct(wsr_messaging *ms, const char *client_id, const char *data, size_t len) {
     uint32_t to = msg_client_find(ms, client_id, CLIENT_ID_LEN);
     if (to == MSG_NONE) return; // gone since Redis routed it here
-    if (len > ms->opts.max_message) return;
+    if (!from_redis_ok(ms, data, len, "a direct message")) return;
     wsr_send(ms->srv, ms->clients[to].conn, WSR_TEXT, data, len);
     ms->counts.direct_messages++;
 }

@@ -94,6 +94,16 @@ class Redis:
                 rest += s.recv(65536)
             return rest[:size].decode()
 
+    def command_bin(self, *args):
+        """One command in RESP form (arguments may hold any bytes); its reply's first line."""
+        data = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else a.encode()
+            data += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(data)
+            return s.recv(4096).split(b"\r\n")[0].decode()
+
     def command(self, *words):
         """One command (inline form: words without spaces); its reply's first line."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
@@ -618,6 +628,27 @@ class Scaling(unittest.TestCase):
             self.assertEqual(metric(x, "wsreactor_broker_reconnects_total"), reconnects, "it did not reconnect")
             await a.close()
             await b.close()
+        run(go())
+
+    def test_bytes_on_the_bus_that_are_not_envelopes(self):
+        # Anyone who can PUBLISH on the Redis can put bytes on the bus: a publication or a
+        # direct message that is not JSON (or not UTF-8) is dropped, never framed to a
+        # client (which would close with 1007); the next real one is delivered.
+        async def go():
+            ch = fresh()
+            a = await self.peer(self.nodes[0])
+            sub = await a.subscribe(ch)
+            ep, off = sub["epoch"], sub["offset"]
+            for bad in (b"\xff\xfe not utf-8", b"not json", b'{"type":"message"'):
+                self.assertEqual(self.redis.command_bin("PUBLISH", "wsr:bus:0",
+                                                        f"p {ch} {ep} {off + 1} ".encode() + bad), ":3")
+                self.assertEqual(self.redis.command_bin("PUBLISH", "wsr:bus:0", f"d {a.id} ".encode() + bad), ":3")
+            st, body = api(self.nodes[1], "POST", "/api/publish", {"channel": ch, "payload": "real"})
+            self.assertEqual(st, 200, body)
+            m = await a.recv()
+            self.assertEqual((m["payload"], m["offset"]), ("real", off + 1), m)
+            await self.marker(ch, [a], self.nodes[2])
+            await a.close()
         run(go())
 
     def test_direct_and_disconnect_across_nodes(self):
