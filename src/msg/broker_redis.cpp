@@ -123,16 +123,19 @@ static const char S_PRESENCE[] =
     "end\n"
     "return 1\n";
 
-// The members of a channel on live nodes. KEYS: presence hash. Entries of dead nodes
-// are dropped on the way. Returns the client objects.
+// The members of a channel on live nodes. KEYS: presence hash. ARGV: bytes at most.
+// Entries of dead nodes are dropped on the way. Returns {1 when some did not fit in the
+// bytes else 0, client objects...}.
 static const char S_MEMBERS[] =
     "local h = redis.call('HGETALL', KEYS[1])\n"
-    "local alive, out = {}, {}\n"
+    "local alive, out, cap, used = {}, {0}, tonumber(ARGV[1]), 0\n"
     "for i = 1, #h, 2 do\n"
     "  local node = string.match(h[i], '^([^/]+)/')\n"
     "  local a = alive[node]\n"
     "  if a == nil then a = node ~= nil and redis.call('EXISTS', 'wsr:node:' .. node) == 1; alive[node] = a end\n"
-    "  if a then out[#out + 1] = h[i + 1] else redis.call('HDEL', KEYS[1], h[i]) end\n"
+    "  if not a then redis.call('HDEL', KEYS[1], h[i])\n"
+    "  elseif used + #h[i + 1] > cap then out[1] = 1\n"
+    "  else used = used + #h[i + 1]; out[#out + 1] = h[i + 1] end\n"
     "end\n"
     "return out\n";
 
@@ -450,7 +453,8 @@ static env_str op_corr(const broker_op *op) {
 }
 static char *op_names(broker_op *op) { return op->text + (op->corr_len == UINT32_MAX ? 0 : op->corr_len); }
 
-// The most bytes of publications one answer of Redis may bring (a recovery, a history):
+// The most bytes of publications or members one answer of Redis may bring (a recovery,
+// a history, a presence list):
 // hiredis holds a whole answer in memory, so it is bounded as the local histories are
 // (--history-memory), and by 16 MiB on top.
 static uint64_t reply_cap(const msg_broker *b) {
@@ -567,9 +571,10 @@ static void done_subscribe(msg_broker *b, broker_op *op, const redisReply *r) {
 
 static void done_members(msg_broker *b, broker_op *op, const redisReply *r) {
     wsr_messaging *ms = b->ms;
-    if (r->type != REDIS_REPLY_ARRAY) return bad_reply(b, op, "presence");
-    for (size_t i = 0; i < r->elements; i++)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || !is_int(r->element[0])) return bad_reply(b, op, "presence");
+    for (size_t i = 1; i < r->elements; i++)
         if (!is_str(r->element[i])) return bad_reply(b, op, "presence");
+    bool truncated = r->element[0]->integer == 1;
     env_str corr = op_corr(op);
     if (op->wk == BW_WS) {
         msg_begin(ms, "presence", &corr);
@@ -581,11 +586,13 @@ static void done_members(msg_broker *b, broker_op *op, const redisReply *r) {
     }
     env_key(&ms->out, "clients", true);
     env_raw(&ms->out, "[", 1);
-    for (size_t i = 0; i < r->elements; i++) {
-        if (i) env_raw(&ms->out, ",", 1);
+    for (size_t i = 1; i < r->elements; i++) {
+        if (i > 1) env_raw(&ms->out, ",", 1);
         env_raw(&ms->out, r->element[i]->str, r->element[i]->len);
     }
-    env_raw(&ms->out, "]}", 2);
+    // More members than one answer may bring (reply_cap): those that fit, and a flag.
+    if (truncated) env_lit(&ms->out, "],\"truncated\":true}");
+    else env_raw(&ms->out, "]}", 2);
     if (op->wk == BW_WS) {
         msg_finish(&ms->out);
         msg_send_out(ms, op->conn);
@@ -1395,6 +1402,7 @@ bool broker_presence_query(msg_broker *b, const broker_waiter *w, const env_str 
     args a = {};
     evalsha(&a, b, SC_MEMBERS, 1);
     arg_key(&a, channel->ptr, channel->len, "}:p");
+    arg_u64(&a, reply_cap(b));
     return send_op(b, &a, op);
 }
 

@@ -950,6 +950,42 @@ class BrokerForms(unittest.TestCase):
             await ws.close()
         run(go())
 
+    def test_presence_bounded_by_history_memory(self):
+        # A presence answer brings at most what one answer of Redis may (here 3000
+        # bytes): the members that fit, and "truncated": true.
+        async def go():
+            s = self.node(f"redis://:s3cret@127.0.0.1:{self.redis.port}/5", "--history-memory", "3000")
+            self.assertTrue(self.up(s), s.log_tail())
+            ch = fresh()
+            peers = []
+            for i in range(60):  # about 60 bytes of client object each
+                # Each gets a join per later peer, unread: no queue bound, so close() is quick.
+                ws = await websockets.connect(s.uri("/ws"), compression=None, ping_interval=None, max_queue=None)
+                await ws.recv()
+                await ws.send(json.dumps({"type": "subscribe", "channel": ch, "id": "s"}))
+                while json.loads(await ws.recv())["type"] != "subscribed":
+                    pass
+                peers.append(ws)
+            st, body = api(s, "GET", f"/api/presence?channel={ch}")
+            self.assertEqual(st, 200, body)
+            n = len(body["clients"])
+            self.assertTrue(body.get("truncated") and 0 < n < 60, (n, body.get("truncated")))
+            self.assertLessEqual(sum(len(json.dumps(x, separators=(",", ":"))) for x in body["clients"]), 3000)
+            ws = peers[0]
+            await ws.send(json.dumps({"type": "presence", "channel": ch, "id": "p"}))
+            while True:
+                m = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))
+                if m["type"] == "presence":
+                    break
+            self.assertTrue(m["payload"].get("truncated"), m["payload"].keys())
+            self.assertEqual(len(m["payload"]["clients"]), n)
+            for ws in peers:
+                await ws.close()
+            # Few members: all of them, no flag.
+            st, body = api(s, "GET", f"/api/presence?channel={fresh()}")
+            self.assertEqual((st, body), (200, {"clients": []}))
+        run(go())
+
     def test_answers_bounded_by_history_memory(self):
         async def go():
             s = self.node(f"redis://:s3cret@127.0.0.1:{self.redis.port}/4", "--history-memory", "3000")
