@@ -552,17 +552,6 @@ void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const 
     struct channel *c = channels_at(&ms->chans, ch);
     if (c->pending) c->pending--;
     if (!client_still(ms, client, conn)) return channels_drop_if_empty(&ms->chans, ch);
-    if (c->catching) {
-        // The channel is fetching what this node missed, which will go to every member,
-        // this one too: it starts from the local newest offset (not recovered: the
-        // client's since cannot be served in between).
-        recovered = false;
-        offset = c->last_offset;
-        ep = c->epoch;
-        msg_epoch_text(ep, local_epoch);
-        epoch = local_epoch;
-        n = 0;
-    }
     bool joined = !channels_is_member(&ms->chans, ch, client);
     // The answer came on the command connection, the publications on the subscriber
     // connection: two sockets, in no fixed order (Redis 7 often writes the answer first).
@@ -572,19 +561,22 @@ void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const 
     // for it) and is marked, so that the late publications up to it go to the others
     // only. A second subscribe, or another epoch, goes on from the local state, as the
     // members do. With no members, nobody here waits for those: the channel jumps.
-    bool ahead = false;
-    if (c->nmembers && (c->epoch != ep || c->last_offset < offset)) {
-        if (joined && c->epoch == ep) {
-            ahead = true;
-        } else {
-            recovered = false;
-            offset = c->last_offset;
-            ep = c->epoch;
-            msg_epoch_text(ep, local_epoch);
-            epoch = local_epoch;
-            n = 0;
-        }
-    } else if (c->epoch != ep || c->last_offset < offset) {
+    // While the channel catches up (fetching what this node missed, which will go to
+    // every member, this one too), it goes on from the local state as well (not
+    // recovered: the client's since cannot be served in between).
+    bool ahead = false, local = c->catching;
+    if (!local && c->nmembers && (c->epoch != ep || c->last_offset < offset)) {
+        ahead = joined && c->epoch == ep;
+        local = !ahead;
+    }
+    if (local) {
+        recovered = false;
+        offset = c->last_offset;
+        ep = c->epoch;
+        msg_epoch_text(ep, local_epoch);
+        epoch = local_epoch;
+        n = 0;
+    } else if (!ahead && (c->epoch != ep || c->last_offset < offset)) {
         channels_reset(&ms->chans, ch, ep, offset);
     }
     // Otherwise Redis's offset is the truth up to when it answered; what this node heard
