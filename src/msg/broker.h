@@ -107,8 +107,8 @@ struct broker_waiter {
 
 // Publications: one per channel (the backend's broadcast gives several; a client's
 // publish one). e gives event and payload; from the sender's client id or NULL.
-// False (nothing sent, and *why set) when the broker is down or an envelope would pass
-// max_message (*why == MSG_TOO_LARGE).
+// False (nothing sent, and *why set) when the broker is down or not keeping up, an
+// envelope would pass max_message (*why == MSG_TOO_LARGE), or n is more than 256.
 bool broker_publish(msg_broker *b, const broker_waiter *w, const envelope *e, const char *from, const env_str *channels,
                     uint32_t n, bool broadcast_answer, const char **why);
 // A subscription: Redis gives the channel's epoch and offset and, when since/epoch

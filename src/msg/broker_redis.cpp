@@ -1269,7 +1269,10 @@ bool broker_publish(msg_broker *b, const broker_waiter *w, const envelope *e, co
     // Then each channel's head, after it in the same buffer: {"type":…,"channel":…,"offset":
     enum { MAX_PUBLISH = 256 };
     size_t head_at[MAX_PUBLISH], head_len[MAX_PUBLISH];
-    if (n > MAX_PUBLISH) n = MAX_PUBLISH;
+    if (n > MAX_PUBLISH) { // never cut short: an answer for fewer channels would be a false success
+        *why = "more than 256 channels in one publication";
+        return false;
+    }
     size_t names = 0;
     for (uint32_t i = 0; i < n; i++) {
         head_at[i] = o->len;
