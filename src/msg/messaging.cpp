@@ -474,7 +474,10 @@ void msg_bus_publication(wsr_messaging *ms, const char *name, uint32_t len, cons
     if (!from_redis_ok(ms, data, dlen, "a publication")) return;
     wsr_msg *m = wsr_msg_new(WSR_TEXT, data, dlen);
     if (!m) {
-        channels_reset(&ms->chans, ch, ep, offset); // cannot keep it: no gap served either
+        // Cannot keep it: no gap served either. A catch-up in progress ends first, or its
+        // answer would number what it fetched from the offset set here.
+        if (channels_at(&ms->chans, ch)->catching) release_held(ms, ch, channels_at(&ms->chans, ch)->epoch);
+        channels_reset(&ms->chans, ch, ep, offset);
         return;
     }
     channel *c = channels_at(&ms->chans, ch);
