@@ -185,14 +185,22 @@ static const char S_ROUTE[] =
     "if redis.call('PUBLISH', ARGV[1] .. n, ARGV[2]) == 0 then return 2 end\n"
     "return 1\n";
 
-// The backend's history. KEYS: meta, stream. ARGV: how many, bytes at most. Returns
-// {epoch or '', offset, envelopes oldest first...}: the newest that fit in the bytes.
+// The backend's history. KEYS: meta, stream. ARGV: how many, bytes at most, the age limit
+// in ms (0: none; the stream is trimmed by age only when a publication comes, so a quiet
+// channel keeps older entries). Returns {epoch or '', offset, envelopes oldest first...}:
+// the newest younger than the age limit that fit in the bytes.
 static const char S_HISTORY[] =
     "local e = redis.call('HGET', KEYS[1], 'e')\n"
     "local o = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')\n"
     "local out, n, cap = {e or '', o}, tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "if n > 0 then\n"
-    "  local r = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)\n"
+    "  local min, ttl = '-', tonumber(ARGV[3])\n"
+    "  if ttl > 0 then\n"
+    "    local t = redis.call('TIME')\n"
+    "    local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "    if now > ttl then min = string.format('%.0f', now - ttl) end\n"
+    "  end\n"
+    "  local r = redis.call('XREVRANGE', KEYS[2], '+', min, 'COUNT', n)\n"
     "  local last, bytes = 0, 0\n"
     "  while last < #r and bytes + #r[last + 1][2][4] <= cap do last = last + 1; bytes = bytes + #r[last][2][4] end\n"
     "  for i = last, 1, -1 do out[#out + 1] = r[i][2][4] end\n"
@@ -1466,6 +1474,7 @@ bool broker_history(msg_broker *b, const broker_waiter *w, const env_str *channe
     arg_key(&a, channel->ptr, channel->len, "}:s");
     arg_u64(&a, limit < ns->history_size ? limit : ns->history_size);
     arg_u64(&a, reply_cap(b));
+    arg_u64(&a, ns->history_ttl_ms);
     return send_op(b, &a, op);
 }
 

@@ -986,6 +986,20 @@ class BrokerForms(unittest.TestCase):
             self.assertEqual((st, body), (200, {"clients": []}))
         run(go())
 
+    def test_history_api_keeps_to_history_ttl(self):
+        # The stream is trimmed by age only when a publication comes: a quiet channel
+        # still holds older entries, which /api/history must not return.
+        s = self.node(f"redis://:s3cret@127.0.0.1:{self.redis.port}/6", "--history-ttl", "3000")
+        self.assertTrue(self.up(s), s.log_tail())
+        ch = fresh()
+        self.assertEqual(api(s, "POST", "/api/publish", {"channel": ch, "payload": "old"})[0], 200)
+        time.sleep(3.2)  # past the age limit (a slow machine waits longer); "new" has 3 s
+        st, h = api(s, "GET", f"/api/history?channel={ch}")
+        self.assertEqual((st, h["offset"], h["publications"]), (200, 1, []), h)
+        self.assertEqual(api(s, "POST", "/api/publish", {"channel": ch, "payload": "new"})[0], 200)
+        st, h = api(s, "GET", f"/api/history?channel={ch}")
+        self.assertEqual([p["payload"] for p in h["publications"]], ["new"], h)
+
     def test_answers_bounded_by_history_memory(self):
         async def go():
             s = self.node(f"redis://:s3cret@127.0.0.1:{self.redis.port}/4", "--history-memory", "3000")
