@@ -10,12 +10,13 @@ NINJA       ?= ninja
 
 # Debian 12 packages that building and running the daemon needs (make run, make static):
 # nettle-dev is the crypto of builds without TLS, curl fetches simdjson's source for
-# static builds.
+# static builds. libhiredis-dev: the daemon links hiredis (--broker).
 DEPS := build-essential pkg-config meson ninja-build libuv1-dev node-llhttp libssl-dev \
-        zlib1g-dev libsimdjson-dev libjwt-dev libinih-dev nettle-dev curl python3
-# What only the tests, fuzzers and benchmarks add (make test installs both lists).
+        zlib1g-dev libsimdjson-dev libjwt-dev libinih-dev libhiredis-dev nettle-dev curl python3
+# What only the tests, fuzzers and benchmarks add (make test installs both lists);
+# redis-server for the multi-node tests: `make run` needs no Redis.
 TEST_DEPS := libcmocka-dev python3-websockets python3-prometheus-client python3-jwt apache2-utils haproxy \
-        chromium chromium-driver python3-selenium clang valgrind libbenchmark-dev
+        chromium chromium-driver python3-selenium clang valgrind libbenchmark-dev redis-server
 
 .PHONY: all deps test-deps node-deps build run test bench bench-micro bench-peers fuzz fuzz-afl clean install
 

@@ -111,13 +111,14 @@ bench_listen_port() {
     echo "$port"
 }
 
-# bench_start_server NAME BINARY: starts BINARY on an ephemeral loopback port, pinned
-# as a server, its log in $WORK/NAME.log; sets SPID and SPORT. Exits 1 when it does not
-# start. SERVER_WRAP (an array: a tool the server runs under) and SERVER_WAIT (tenths of
-# a second to wait for its port, 50) may be set.
+# bench_start_server NAME BINARY [ARG...]: starts BINARY on an ephemeral loopback port
+# (with ARGs), pinned as a server, its log in $WORK/NAME.log; sets SPID and SPORT. Exits
+# 1 when it does not start. SERVER_WRAP (an array: a tool the server runs under) and
+# SERVER_WAIT (tenths of a second to wait for its port, 50) may be set.
 bench_start_server() {
     local name=$1 bin=$2 log=$WORK/$1.log
-    "${PIN_S[@]}" "${PRIO[@]}" "${SERVER_WRAP[@]}" "$bin" --listen 127.0.0.1:0 2>"$log" &
+    shift 2
+    "${PIN_S[@]}" "${PRIO[@]}" "${SERVER_WRAP[@]}" "$bin" --listen 127.0.0.1:0 "$@" 2>"$log" &
     SPID=$!
     PIDS+=("$SPID")
     SPORT=$(bench_listen_port "$log" "$SPID" "${SERVER_WAIT:-50}" 0.1)

@@ -59,6 +59,8 @@ struct mb_opts {
     uint8_t mode;
     const char *url;
     bc_url u;
+    const char *url2; // fanout: every other subscriber connects here (a second node)
+    bc_url u2;
     bool ws; // the path is /ws: the JSON protocol; else a raw endpoint
     uint32_t subs, pubs, depth, payload, size;
     uint64_t count;
@@ -318,7 +320,10 @@ static void on_ws_bytes(mbench *b, mconn *c, uint8_t *data, size_t len, uint64_t
 
 static void conn_start(mbench *b, mconn *c, uint64_t opened) {
     uint32_t source = b->o.per_source ? 1 + (uint32_t)(opened / b->o.per_source) % 254 : 0;
-    c->fd = bc_connect_start(&b->o.u, source);
+    // With --url2 the odd subscribers go to the second node: the subscribers are split
+    // evenly and the publishers stay on the first.
+    bool second = b->o.url2 && b->o.mode == MODE_FANOUT && c->idx < b->o.subs && c->idx % 2 == 1;
+    c->fd = bc_connect_start(second ? &b->o.u2 : &b->o.u, source);
     b->npending++;
     if (c->fd < 0) {
         bc_error(&b->err, c->idx, BC_ERR_CONNECT, "connect: %s", strerror(errno));
@@ -666,6 +671,8 @@ static void usage(FILE *f) {
             "\n"
             "Options (defaults in brackets):\n"
             "  --url URL          ws://HOST:PORT/PATH\n"
+            "  --url2 URL         fanout: every other subscriber connects here instead (a second node\n"
+            "                     sharing channels through --broker); publishers stay on --url\n"
             "  --subs N           fanout: subscribers (receivers) [1000]\n"
             "  --pubs P           fanout: publishers on /ws, round robin (the server limits publishes\n"
             "                     per connection) [4; raw endpoints: 1]\n"
@@ -740,6 +747,7 @@ static int parse_args(mb_opts *o, int argc, char **argv) {
         bool num = bc_parse_u64(val, true, &u) && u <= UINT32_MAX;
         bool ok = true;
         if (!strcmp(name, "url")) o->url = val;
+        else if (!strcmp(name, "url2")) o->url2 = val;
         else if (!strcmp(name, "subs")) ok = num, o->subs = (uint32_t)u;
         else if (!strcmp(name, "pubs")) ok = num && u > 0, pubs = (int64_t)u;
         else if (!strcmp(name, "depth")) ok = num && u > 0 && u < RING, o->depth = (uint32_t)u;
@@ -763,6 +771,8 @@ static int parse_args(mb_opts *o, int argc, char **argv) {
     if (!o->url) return bc_usage_error("msgbench", "--url is required");
     if (!bc_parse_url(o->url, BC_URL_WS, &o->u)) return bc_usage_error("msgbench", "bad URL '%s' (ws://HOST:PORT/PATH)", o->url);
     o->ws = strcmp(o->u.path, "/ws") == 0;
+    if (o->url2 && (!bc_parse_url(o->url2, BC_URL_WS, &o->u2) || strcmp(o->u2.path, o->u.path) != 0))
+        return bc_usage_error("msgbench", "bad --url2 '%s' (ws://HOST:PORT/PATH, the path of --url)", o->url2);
     if (o->mode == MODE_SUBS && !o->ws) return bc_usage_error("msgbench", "subs needs the /ws endpoint");
     // A raw endpoint gives every message to every connection: a second sender would be
     // one more receiver.

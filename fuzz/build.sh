@@ -22,10 +22,10 @@
 # src/core/*.cpp, the echo and broadcast handlers of src/app, libuv (-luv; pkg-config
 # libuv when it is there) and libssl. fuzz_envelope links src/msg/envelope.cpp and
 # simdjson (a shared library: pkg-config simdjson, else -lsimdjson).
-# fuzz_messaging links the core as fuzz_connection does, every src/msg/*.cpp (by glob, so
+# fuzz_messaging and fuzz_bus link the core as fuzz_connection does, every src/msg/*.cpp (by glob, so
 # new files there are picked up) and simdjson; when a src/msg source includes <jwt.h>,
-# <ini.h> or <crypt.h>, also libjwt, inih or libcrypt (pkg-config, else -ljwt, -linih,
-# -lcrypt).
+# <ini.h>, <crypt.h> or <hiredis/async.h>, also libjwt, inih, libcrypt or hiredis (pkg-config, else -ljwt, -linih,
+# -lcrypt, -lhiredis).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -111,7 +111,7 @@ UV_LIBS=$(pkg-config --libs libuv 2>/dev/null || echo -luv)
 SSL_LIBS=$(pkg-config --libs libssl 2>/dev/null || echo -lssl)
 core_objs=""
 core_srcs=""
-if wants connection || wants tls || wants messaging; then
+if wants connection || wants tls || wants messaging || wants bus; then
   core_srcs=$(echo "$ROOT"/src/core/*.cpp "$ROOT"/src/app/echo.cpp "$ROOT"/src/app/broadcast.cpp)
 fi
 for src in $core_srcs; do
@@ -124,18 +124,19 @@ done
 # The messaging envelope (src/msg/envelope.cpp) and simdjson, for fuzz_envelope only.
 SIMDJSON_CFLAGS=$(pkg-config --cflags simdjson 2>/dev/null || true)
 SIMDJSON_LIBS=$(pkg-config --libs simdjson 2>/dev/null || echo -lsimdjson)
-if wants envelope || wants messaging; then
+if wants envelope || wants messaging || wants bus; then
   # shellcheck disable=SC2086
   $CXX $CXXFLAGS $PROJ_CXX $SIMDJSON_CFLAGS -c "$ROOT/src/msg/envelope.cpp" -o "$OBJ/msg_envelope.o"
 fi
 # The whole messaging layer (src/msg/*.cpp), for fuzz_messaging: with the core and simdjson,
-# and the libraries its sources include (auth: libjwt; configuration: inih).
+# and the libraries its sources include (auth: libjwt; configuration: inih; the Redis
+# broker: hiredis).
 msg_objs="$OBJ/msg_envelope.o"
 MSG_CFLAGS=""
 MSG_LIBS=""
-if wants messaging; then
+if wants messaging || wants bus; then
   # header, pkg-config module, the flag without pkg-config
-  for dep in "jwt.h libjwt -ljwt" "ini.h inih -linih" "crypt.h libcrypt -lcrypt"; do
+  for dep in "jwt.h libjwt -ljwt" "ini.h inih -linih" "crypt.h libcrypt -lcrypt" "hiredis/async.h hiredis -lhiredis"; do
     # shellcheck disable=SC2086 # split the triple
     set -- $dep
     hdr=$(printf '%s' "$1" | sed 's/\./\\./g')
@@ -161,7 +162,7 @@ for h in $harnesses; do
   if [ "$short" = connection ] || [ "$short" = tls ]; then
     extra=$core_objs
     extra_libs="$UV_LIBS $SSL_LIBS"
-  elif [ "$short" = messaging ]; then
+  elif [ "$short" = messaging ] || [ "$short" = bus ]; then
     extra="$core_objs $msg_objs"
     extra_libs="$UV_LIBS $SSL_LIBS $SIMDJSON_LIBS $MSG_LIBS"
   elif [ "$short" = envelope ]; then

@@ -71,6 +71,12 @@ typedef struct wsr_messaging_options {
     const char *jwt_public_key; /* PEM file: RS256/384/512, ES256/384/512 */
     const char *jwt_audience;   /* required "aud" when set */
     const char *jwt_issuer;     /* required "iss" when set */
+    /* Several nodes (docs/scaling.md): "redis://[user:pass@]host:port/db" or
+     * "unix:///path[?db=N]" makes Redis the bus every publication, direct message,
+     * presence change and backend disconnect goes through, with the channels' history kept
+     * there. NULL or "": the in-process broker (one node). A bad URL: wsr_messaging_new
+     * answers NULL and the log says why. Not changed by wsr_messaging_update. */
+    const char *broker;
 } wsr_messaging_options;
 
 void wsr_messaging_options_default(wsr_messaging_options *o);
@@ -115,6 +121,12 @@ typedef struct wsr_messaging_stats {
     uint64_t auth_failures;    /* upgrades answered 401, and auth messages refused */
     uint64_t forbidden;        /* channel operations refused by a namespace's rule */
     uint64_t api_requests;     /* backend HTTP API calls */
+    /* With a broker (options.broker): 1 while both connections to Redis are up, else 0;
+     * 0 without one. */
+    uint64_t broker_up;
+    uint64_t broker_reconnects; /* connections to Redis made again after one was lost */
+    uint64_t broker_errors;     /* commands Redis failed or never answered, and operations
+                                   refused (unavailable) while it was down */
 } wsr_messaging_stats;
 void wsr_messaging_get_stats(const wsr_messaging *m, wsr_messaging_stats *out);
 
@@ -152,12 +164,15 @@ int wsr_messaging_reply(wsr_messaging *m, const wsr_messaging_message *msg, cons
 /* Answers msg with an error envelope {code, message}. */
 int wsr_messaging_error(wsr_messaging *m, const wsr_messaging_message *msg, const char *code, const char *message);
 /* Publishes on a channel as the backend does (no "from"). *offset gets the offset when
- * not NULL. WSR_EINVAL for a bad channel name or payload, WSR_ETOOBIG when the envelope
+ * not NULL (with a broker the offset is given out by Redis later: *offset is 0, and
+ * WSR_ESTATE says the broker is down). WSR_EINVAL for a bad channel name or payload, WSR_ETOOBIG when the envelope
  * would pass max_message, WSR_ENOMEM. */
 int wsr_messaging_publish(wsr_messaging *m, const char *channel, const char *event, const char *payload, size_t len,
                           uint64_t *offset);
 /* A direct message to a client by id, as the backend sends it. WSR_ENOCONN when no
- * such client, WSR_EINVAL for a bad payload, WSR_ETOOBIG when too large. */
+ * such client, WSR_EINVAL for a bad payload, WSR_ETOOBIG when too large. With a broker, a
+ * client of another node is reached through Redis without an answer (WSR_OK once handed
+ * over; WSR_ESTATE while the broker is down). */
 int wsr_messaging_send(wsr_messaging *m, const char *client_id, const char *event, const char *payload, size_t len);
 
 #ifdef __cplusplus

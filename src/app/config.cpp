@@ -188,6 +188,9 @@ static const option_def OPTIONS[] = {
     {"auth-user", "WSR_AUTH_USER", K_STRING, FLAG(msg.auth_user), nullptr,
      "a single user allowed on /ws, with WSR_AUTH_PASSWORD"},
     {"auth-password", "WSR_AUTH_PASSWORD", K_STRING, FLAG(msg.auth_password), nullptr, "the password of WSR_AUTH_USER"},
+    {"broker", "WSR_BROKER", K_STRING, FLAG(msg.broker), "URL",
+     "several nodes share channels, history and presence through Redis: redis://[user:pass@]host:port/db or "
+     "unix:///path (docs/scaling.md); default none (one node)"},
 };
 
 static const size_t NOPTIONS = sizeof OPTIONS / sizeof OPTIONS[0];

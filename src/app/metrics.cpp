@@ -261,6 +261,12 @@ static const msg_metric_def MSG_METRICS[] = {
     {"wsreactor_forbidden_total", true, MSG(forbidden), nullptr,
      "Channel operations refused by a namespace's permissions."},
     {"wsreactor_api_requests_total", true, MSG(api_requests), nullptr, "Backend HTTP API calls."},
+    {"wsreactor_broker_up", false, MSG(broker_up), nullptr,
+     "1 while both connections to the Redis broker (--broker) are up; 0 when it is down or none is configured."},
+    {"wsreactor_broker_reconnects_total", true, MSG(broker_reconnects), nullptr,
+     "Times the connections to the Redis broker were made again after being lost."},
+    {"wsreactor_broker_errors_total", true, MSG(broker_errors), nullptr,
+     "Broker commands Redis failed or never answered, and operations refused (unavailable) while it was down."},
 };
 
 // As for wsr_stats: a field added to wsr_messaging_stats must be exported here. Compared
@@ -268,7 +274,7 @@ static const msg_metric_def MSG_METRICS[] = {
 // size is padded to the 8-byte alignment of what follows.
 struct messaging_stats_layout {
     size_t size;
-    uint64_t counters[15];
+    uint64_t counters[18];
 };
 static_assert(sizeof(wsr_messaging_stats) == sizeof(messaging_stats_layout),
               "wsr_messaging_stats changed: export the new field in MSG_METRICS");

@@ -277,6 +277,15 @@ static void build_snapshot(const status_page *st, jw *w) {
     jw_u64(w, "api_requests", m.api_requests);
     jw_printf(w, "}");
 
+    // Several nodes (--broker): whether Redis is there now. "none" with one node.
+    jw_key(w, "broker");
+    jw_printf(w, "{");
+    jw_key(w, "state");
+    bool configured = st->cfg && st->cfg->msg.broker && *st->cfg->msg.broker;
+    jw_str(w, !configured ? "none" : m.broker_up ? "up" : "down", 8);
+    jw_u64(w, "reconnects", m.broker_reconnects);
+    jw_u64(w, "errors", m.broker_errors);
+    jw_printf(w, "}");
     wsr_messaging_channel top[STATUS_TOP_CHANNELS];
     size_t ntop = wsr_messaging_top_channels(st->msg, top, STATUS_TOP_CHANNELS);
     jw_key(w, "top_channels");

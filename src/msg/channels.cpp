@@ -33,7 +33,42 @@ void channels_init(channels *cs, uint32_t max_channels, uint64_t epoch_seed) {
     cs->max_channels = max_channels;
 }
 
-static void channel_release(channel *c) {
+static void unhold(channels *cs, channel *c) {
+    for (uint32_t i = 0; i < c->nheld; i++) {
+        cs->held_bytes -= c->held[i].size;
+        wsr_msg_free(c->held[i].msg);
+    }
+    free(c->held);
+    c->held = nullptr;
+    c->nheld = c->held_cap = 0;
+}
+
+static void unmark(channel *c, uint32_t client) {
+    for (uint32_t i = 0; i < c->nmarks; i++)
+        if (c->marks[i].client == client) {
+            c->marks[i] = c->marks[--c->nmarks];
+            return;
+        }
+}
+
+// Drops the marks below an offset (a mark is still needed while the publication at its
+// own offset is being delivered); the array goes with the last one.
+static void prune_marks(channel *c, uint64_t below) {
+    for (uint32_t i = 0; i < c->nmarks;)
+        if (c->marks[i].until < below)
+            c->marks[i] = c->marks[--c->nmarks];
+        else
+            i++;
+    if (!c->nmarks) {
+        free(c->marks);
+        c->marks = nullptr;
+        c->marks_cap = 0;
+    }
+}
+
+static void channel_release(channels *cs, channel *c) {
+    unhold(cs, c);
+    free(c->marks);
     history_free(&c->hist);
     free(c->name);
     free(c->members);
@@ -41,7 +76,7 @@ static void channel_release(channel *c) {
 
 void channels_free(channels *cs) {
     for (uint32_t i = 0; i < cs->nslots; i++)
-        if (cs->slots[i].name) channel_release(&cs->slots[i]);
+        if (cs->slots[i].name) channel_release(cs, &cs->slots[i]);
     for (uint32_t i = 0; i < cs->clients_cap; i++) free(cs->clients[i].chans);
     free(cs->slots);
     free(cs->index);
@@ -129,7 +164,7 @@ static void channel_drop(channels *cs, uint32_t ch) {
         const channel *o = &cs->slots[e - 1];
         return (uint32_t)name_hash(o->name, o->name_len);
     });
-    channel_release(c);
+    channel_release(cs, c);
     memset(c, 0, sizeof *c);
     c->next_free = cs->free_head;
     cs->free_head = ch;
@@ -138,7 +173,7 @@ static void channel_drop(channels *cs, uint32_t ch) {
 
 static void drop_if_empty(channels *cs, uint32_t ch) {
     channel *c = &cs->slots[ch];
-    if (!c->nmembers && !c->hist.len) channel_drop(cs, ch);
+    if (!c->nmembers && !c->hist.len && !c->pending) channel_drop(cs, ch);
 }
 
 static chan_client *client_of(channels *cs, uint32_t client) {
@@ -172,6 +207,7 @@ static void unlink_sub(channels *cs, uint32_t client, uint32_t k) {
     chan_client *cl = &cs->clients[client];
     client_chan cc = cl->chans[k];
     channel *c = &cs->slots[cc.channel];
+    if (c->nmarks) unmark(c, client);
     chan_member last_m = c->members[--c->nmembers];
     if (cc.pos != c->nmembers) {
         c->members[cc.pos] = last_m;
@@ -218,6 +254,7 @@ void channels_client_gone(channels *cs, uint32_t client) {
 uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg, uint32_t size) {
     channel *c = &cs->slots[ch];
     uint64_t offset = ++c->last_offset;
+    if (c->nmarks) prune_marks(c, offset);
     uint64_t before = c->hist.bytes;
     history_expire(&c->hist, now_ms);
     if (cs->max_hist_bytes && cs->hist_bytes - before + c->hist.bytes + size > cs->max_hist_bytes)
@@ -226,6 +263,49 @@ uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *m
         history_push(&c->hist, offset, now_ms, msg, size);
     cs->hist_bytes = cs->hist_bytes - before + c->hist.bytes;
     return offset;
+}
+
+bool channels_hold(channels *cs, uint32_t ch, uint64_t offset, wsr_msg *msg, uint32_t size) {
+    channel *c = &cs->slots[ch];
+    if (c->nheld == CHANNELS_HOLD_MAX) return false;
+    if (cs->max_hist_bytes && cs->held_bytes + size > cs->max_hist_bytes) return false;
+    if (c->nheld == c->held_cap) {
+        uint32_t cap = c->held_cap ? c->held_cap * 2 : 16;
+        held_pub *n = (held_pub *)realloc(c->held, cap * sizeof *n);
+        if (!n) return false;
+        c->held = n;
+        c->held_cap = cap;
+    }
+    c->held[c->nheld++] = held_pub{offset, wsr_msg_ref(msg), size};
+    cs->held_bytes += size;
+    return true;
+}
+
+void channels_unhold(channels *cs, uint32_t ch) { unhold(cs, &cs->slots[ch]); }
+
+bool channels_mark(channels *cs, uint32_t ch, uint32_t client, uint64_t until) {
+    channel *c = &cs->slots[ch];
+    unmark(c, client);
+    if (until <= c->last_offset) return true;
+    if (!fit((void **)&c->marks, &c->marks_cap, c->nmarks + 1, sizeof *c->marks)) return false;
+    c->marks[c->nmarks++] = chan_mark{client, until};
+    return true;
+}
+
+bool channels_skips(const channel *c, uint32_t client, uint64_t offset) {
+    for (uint32_t i = 0; i < c->nmarks; i++)
+        if (c->marks[i].client == client) return offset <= c->marks[i].until;
+    return false;
+}
+
+void channels_reset(channels *cs, uint32_t ch, uint64_t epoch, uint64_t last_offset) {
+    channel *c = &cs->slots[ch];
+    cs->hist_bytes -= c->hist.bytes;
+    history_free(&c->hist);
+    if (c->epoch != epoch) c->nmarks = 0; // they counted in the old epoch
+    c->epoch = epoch;
+    c->last_offset = last_offset;
+    prune_marks(c, last_offset + 1);
 }
 
 void channels_expire(channels *cs, uint64_t now_ms) {

@@ -37,6 +37,35 @@ struct channel {
     // for one of the new sequence.
     uint64_t epoch;
     history hist;
+    // Subscriptions waiting for the broker's answer (Redis gives the offset and the
+    // history): the channel stays while they wait, so the publications that reach this
+    // node meanwhile are kept for them.
+    uint32_t pending;
+    // Catching up (with a broker, after this node's subscriber connection was lost):
+    // publications from the bus wait here, in order, until what was missed is fetched
+    // from Redis and delivered first. NULL otherwise.
+    struct held_pub *held;
+    uint32_t nheld, held_cap;
+    bool catching;
+    // Members that joined ahead of this node's bus (msg_subscribed): Redis told them an
+    // offset newer than last_offset, so the publications up to it, still on their way
+    // over the bus, go to the other members only. Usually empty; at most one per member;
+    // an entry goes once last_offset reaches it.
+    struct chan_mark *marks;
+    uint32_t nmarks, marks_cap;
+};
+
+// A member that has every publication of the channel's epoch up to `until`.
+struct chan_mark {
+    uint32_t client;
+    uint64_t until;
+};
+
+// A publication waiting while its channel catches up.
+struct held_pub {
+    uint64_t offset;
+    wsr_msg *msg; // a reference
+    uint32_t size;
 };
 
 struct chan_client {
@@ -55,6 +84,9 @@ struct channels {
     uint64_t next_epoch;  // the next channel's epoch
     uint64_t hist_bytes;  // held by all histories
     uint64_t max_hist_bytes; // past it, a channel's history is dropped rather than grown
+    // Held by all channels that catch up (channels_hold), bounded by max_hist_bytes as
+    // well (a budget of its own: full histories must not stop every catch-up).
+    uint64_t held_bytes;
 };
 
 enum { CHANNELS_NONE = UINT32_MAX };
@@ -89,6 +121,21 @@ void channels_client_gone(channels *cs, uint32_t client);
 // takes, and the history keeps a reference to msg. Returns the offset. When the history
 // cannot keep it (out of memory) it is cleared, so recovery says "gone", never a gap.
 uint64_t channels_publish(channels *cs, uint32_t ch, uint64_t now_ms, wsr_msg *msg, uint32_t size);
+// With a broker, offsets and epochs come from Redis: the channel takes this epoch and
+// offset as its newest, its history emptied (it could not stay gap-free).
+void channels_reset(channels *cs, uint32_t ch, uint64_t epoch, uint64_t last_offset);
+// Keeps a publication while the channel catches up (takes a reference to msg). False
+// when out of memory, past CHANNELS_HOLD_MAX in this channel, or past max_hist_bytes
+// held by all channels together (the caller gives up catching up).
+bool channels_hold(channels *cs, uint32_t ch, uint64_t offset, wsr_msg *msg, uint32_t size);
+// Drops what is held (references and array).
+void channels_unhold(channels *cs, uint32_t ch);
+enum { CHANNELS_HOLD_MAX = 4096 };
+// Marks a member as having every publication up to `until` (replacing its mark, if
+// any): channels_skips is then true for it up to there. False when out of memory.
+bool channels_mark(channels *cs, uint32_t ch, uint32_t client, uint64_t until);
+// True when a publication at this offset is not for this member (it has it already).
+bool channels_skips(const channel *c, uint32_t client, uint64_t offset);
 // Expires old history everywhere and frees channels left with nothing.
 void channels_expire(channels *cs, uint64_t now_ms);
 // wsr_messaging_top_channels: the n channels with the most subscribers (ties: higher

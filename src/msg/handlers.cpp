@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "msg/broker.h"
 #include "msg/server.h"
 
 // The protocol's own types cannot be taken over.
@@ -68,6 +69,12 @@ int wsr_messaging_publish(wsr_messaging *ms, const char *channel, const char *ev
     if (!channel || !msg_channel_name_ok(&e.channel) || !payload_ok(ms, payload, len)) return WSR_EINVAL;
     char epoch[17];
     const char *why;
+    if (ms->broker) {
+        // Redis gives the offset later, in its answer; nobody waits for it here.
+        if (offset) *offset = 0;
+        if (broker_publish(ms->broker, nullptr, &e, nullptr, &e.channel, 1, false, &why)) return WSR_OK;
+        return why == MSG_TOO_LARGE ? WSR_ETOOBIG : WSR_ESTATE;
+    }
     uint64_t off = msg_publish(ms, &e, nullptr, epoch, &why);
     if (!off) return why == MSG_TOO_LARGE ? WSR_ETOOBIG : WSR_ENOMEM;
     if (offset) *offset = off;
@@ -77,7 +84,11 @@ int wsr_messaging_publish(wsr_messaging *ms, const char *channel, const char *ev
 int wsr_messaging_send(wsr_messaging *ms, const char *client_id, const char *event, const char *payload, size_t len) {
     if (!client_id || !payload_ok(ms, payload, len)) return WSR_EINVAL;
     uint32_t to = msg_client_find(ms, client_id, strlen(client_id));
-    if (to == MSG_NONE) return WSR_ENOCONN;
     envelope e = backend_envelope(nullptr, event, payload, len);
+    if (to == MSG_NONE && ms->broker && strlen(client_id) == CLIENT_ID_LEN) {
+        if (!msg_direct_frame(ms, &e, nullptr)) return WSR_ETOOBIG;
+        return broker_direct(ms->broker, nullptr, client_id, CLIENT_ID_LEN, ms->out.buf, ms->out.len) ? WSR_OK : WSR_ESTATE;
+    }
+    if (to == MSG_NONE) return WSR_ENOCONN;
     return msg_direct(ms, to, &e, nullptr) ? WSR_OK : WSR_ETOOBIG;
 }

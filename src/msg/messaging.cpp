@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "msg/broker.h"
 #include "msg/namespaces.h"
 #include "msg/probe.h"
 #include "msg/server.h"
@@ -228,7 +229,7 @@ bool msg_channel_name_ok(const env_str *s) {
 }
 
 // {"clientId":…,"user":…}: how a client appears to others.
-static void client_object(wsr_messaging *ms, uint32_t client) {
+void msg_client_object(wsr_messaging *ms, uint32_t client) {
     env_key(&ms->out, "clientId", true);
     env_string(&ms->out, ms->clients[client].id, CLIENT_ID_LEN);
     env_key(&ms->out, "user", false);
@@ -240,22 +241,54 @@ static void client_object(wsr_messaging *ms, uint32_t client) {
     env_raw(&ms->out, "}", 1);
 }
 
-// join / leave to the other members of a channel: framed once for all of them.
-static void presence_event(wsr_messaging *ms, uint32_t ch, uint32_t client, const char *type) {
+// join / leave to the other members of a channel on this node (but `except`, a client
+// id): framed once for all of them. who writes the client object into ms->out.
+template <typename Who>
+static void presence_frame(wsr_messaging *ms, uint32_t ch, const char *except, const char *type, Who who) {
     channel *c = channels_at(&ms->chans, ch);
-    if (!c->nmembers || (c->nmembers == 1 && c->members[0].client == client)) return;
-    if (!ns_of(&ms->opts, c->name, c->name_len)->join_leave) return;
+    bool others = false;
+    for (uint32_t i = 0; i < c->nmembers && !others; i++)
+        others = memcmp(ms->clients[c->members[i].client].id, except, CLIENT_ID_LEN) != 0;
+    if (!others || !ns_of(&ms->opts, c->name, c->name_len)->join_leave) return;
     msg_begin(ms, type, nullptr);
     env_key(&ms->out, "channel", false);
     env_string(&ms->out, c->name, c->name_len);
     env_key(&ms->out, "payload", false);
-    client_object(ms, client);
+    who();
     msg_finish(&ms->out);
     wsr_msg *m = ms->out.failed ? nullptr : wsr_msg_new(WSR_TEXT, ms->out.buf, ms->out.len);
     if (!m) return;
-    for (uint32_t i = 0; i < c->nmembers; i++)
-        if (c->members[i].client != client) wsr_send_msg(ms->srv, ms->clients[c->members[i].client].conn, m);
+    for (uint32_t i = 0; i < c->nmembers; i++) {
+        const msg_client *mc = &ms->clients[c->members[i].client];
+        if (memcmp(mc->id, except, CLIENT_ID_LEN) != 0) wsr_send_msg(ms->srv, mc->conn, m);
+    }
     wsr_msg_free(m);
+}
+
+// A client joined or left: with the broker up, the change goes through Redis (its
+// presence hash, and the event to every node, this one included); else to this node's
+// members at once.
+static void presence_event(wsr_messaging *ms, uint32_t ch, uint32_t client, const char *type) {
+    channel *c = channels_at(&ms->chans, ch);
+    if (broker_up(ms->broker)) {
+        bool announce = ns_of(&ms->opts, c->name, c->name_len)->join_leave;
+        broker_presence_change(ms->broker, client, c->name, c->name_len, type[0] == 'j', announce);
+        return;
+    }
+    presence_frame(ms, ch, ms->clients[client].id, type, [ms, client] { msg_client_object(ms, client); });
+}
+
+void msg_bus_presence(wsr_messaging *ms, const char *name, uint32_t len, const char *client_id, const char *json,
+                      size_t jlen, bool joined) {
+    uint32_t ch = channels_find(&ms->chans, name, len);
+    if (ch == CHANNELS_NONE) return;
+    // The object was written by a node from its client (JSON of ours); checked all the
+    // same, as it is framed into what clients get.
+    if (!env_json_valid(ms->parser, json, jlen)) {
+        wsr_log(WSR_LOG_WARN, "broker: a presence event whose client is not JSON was dropped");
+        return;
+    }
+    presence_frame(ms, ch, client_id, joined ? "join" : "leave", [ms, json, jlen] { env_raw(&ms->out, json, jlen); });
 }
 
 // Unsubscribes a client, telling the others; frees the channel when nothing is left.
@@ -272,7 +305,7 @@ void msg_presence_list(wsr_messaging *ms, uint32_t ch) {
     channel *c = ch == CHANNELS_NONE ? nullptr : channels_at(&ms->chans, ch);
     for (uint32_t i = 0; c && i < c->nmembers; i++) {
         if (i) env_raw(&ms->out, ",", 1);
-        client_object(ms, c->members[i].client);
+        msg_client_object(ms, c->members[i].client);
     }
     env_raw(&ms->out, "]}", 2);
 }
@@ -304,6 +337,13 @@ static void on_presence(wsr_messaging *ms, wsr_conn_id from, uint32_t client, co
         return strike(ms, from, &e->id, "forbidden", "presence is off for this channel");
     }
     if (!allowed(ms, from, client, e, NS_SUBSCRIBE)) return;
+    if (ms->broker) {
+        // The members of every node; this node's alone would be a wrong answer.
+        broker_waiter w{BW_WS, from, e->id};
+        if (!broker_presence_query(ms->broker, &w, &e->channel))
+            msg_send_error(ms, from, &e->id, "unavailable", "the message bus (Redis) is down");
+        return;
+    }
     uint32_t ch = channels_find(&ms->chans, e->channel.ptr, e->channel.len);
     msg_begin(ms, "presence", &e->id);
     env_key(&ms->out, "channel", false);
@@ -318,6 +358,22 @@ static void on_subscribe(wsr_messaging *ms, wsr_conn_id from, uint32_t client, c
     if (!allowed(ms, from, client, e, NS_SUBSCRIBE)) return;
     uint32_t ch = channel_get(ms, &e->channel);
     if (ch == CHANNELS_NONE) return msg_send_error(ms, from, &e->id, "unavailable", "no room for another channel");
+    if (broker_up(ms->broker)) {
+        // Redis has the channel's epoch, offset and history: the client is subscribed
+        // when it answers (msg_subscribed). The channel stays meanwhile, keeping what
+        // reaches this node from the bus in its local history.
+        uint64_t seen = 0;
+        env_str seen_epoch = {};
+        bool asked = env_since(ms->parser, e->payload, &seen, &seen_epoch);
+        if (!broker_subscribe(ms->broker, client, &e->id, &e->channel, asked, seen, &seen_epoch)) {
+            channels_drop_if_empty(&ms->chans, ch);
+            return msg_send_error(ms, from, &e->id, "unavailable", "the message bus (Redis) is down");
+        }
+        channels_at(&ms->chans, ch)->pending++;
+        return;
+    }
+    // Without a broker, or with Redis down: this node's view (local delivery goes on;
+    // recovery from what this node kept).
     bool joined = !channels_is_member(&ms->chans, ch, client);
     if (!channels_subscribe(&ms->chans, ch, client)) return msg_send_error(ms, from, &e->id, "unavailable", "out of memory");
     if (joined) presence_event(ms, ch, client, "join");
@@ -346,9 +402,251 @@ static void on_subscribe(wsr_messaging *ms, wsr_conn_id from, uint32_t client, c
     for (uint32_t i = 0; recovered && i < count; i++) wsr_send_msg(ms->srv, from, history_at(&c->hist, first + i)->msg);
 }
 
-static void ack(wsr_messaging *ms, wsr_conn_id to, const envelope *e, const uint64_t *offset) {
-    if (!e->id.ptr) return;
-    msg_begin(ms, "ack", &e->id);
+// --- what comes from the broker -----------------------------------------------------------------
+
+static bool epoch_parse(const char *text, uint64_t *out) {
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = text[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return false;
+        v = v * 16 + (uint64_t)d;
+    }
+    *out = v;
+    return true;
+}
+
+// What comes from Redis (the bus, the streams) is sent to clients as TEXT frames as it
+// is. A node wrote it as a JSON envelope, but anyone who can write to the Redis can put
+// other bytes there: it is checked (JSON, and so UTF-8) once per node, before framing,
+// so that no client gets a frame it must close on (1007) or that is not an envelope.
+static bool from_redis_ok(wsr_messaging *ms, const char *data, size_t len, const char *what) {
+    if (len <= ms->opts.max_message && env_json_valid(ms->parser, data, len)) return true;
+    wsr_log(WSR_LOG_WARN, "broker: %s that is not a JSON envelope was dropped (%zu bytes)", what, len);
+    return false;
+}
+
+// A publication of the bus into a channel of this node: kept in the local history and
+// sent to the members. Takes nothing from m (the caller frees its reference).
+static void deliver(wsr_messaging *ms, uint32_t ch, uint64_t ep, uint64_t offset, wsr_msg *m, uint32_t size) {
+    channel *c = channels_at(&ms->chans, ch);
+    // A new epoch (the channel was made again in Redis) or a gap (this node missed
+    // publications and could not fetch them): the local history starts over, so that it
+    // never serves a gap.
+    if (c->epoch != ep || offset > c->last_offset + 1) channels_reset(&ms->chans, ch, ep, offset - 1);
+    // Already delivered: at most once, even if Redis said it twice.
+    if (offset <= c->last_offset) return;
+    channels_publish(&ms->chans, ch, msg_now_ms(), m, size);
+    c = channels_at(&ms->chans, ch);
+    for (uint32_t i = 0; i < c->nmembers; i++) {
+        uint32_t to = c->members[i].client;
+        if (c->nmarks && channels_skips(c, to, offset)) continue; // it was told a newer offset
+        wsr_send_msg(ms->srv, ms->clients[to].conn, m);
+        ms->counts.deliveries++;
+    }
+}
+
+// Ends a catch-up: what waited is delivered in order (after what was fetched, if any).
+static void release_held(wsr_messaging *ms, uint32_t ch, uint64_t ep) {
+    channel *c = channels_at(&ms->chans, ch);
+    c->catching = false;
+    for (uint32_t i = 0; i < c->nheld; i++) {
+        held_pub *h = &channels_at(&ms->chans, ch)->held[i];
+        deliver(ms, ch, ep, h->offset, h->msg, h->size);
+    }
+    channels_unhold(&ms->chans, ch);
+}
+
+void msg_bus_publication(wsr_messaging *ms, const char *name, uint32_t len, const char *epoch, uint64_t offset,
+                         const char *data, size_t dlen) {
+    // Channels nobody here is subscribed to (or waiting for) are not kept on this node:
+    // their history is in Redis.
+    uint32_t ch = channels_find(&ms->chans, name, len);
+    uint64_t ep;
+    if (ch == CHANNELS_NONE || !offset) return;
+    if (!epoch_parse(epoch, &ep)) {
+        wsr_log(WSR_LOG_WARN, "broker: a publication with a bad epoch was dropped");
+        return;
+    }
+    // Dropped: its offset is then missing here, which the members see as a jump (a gap
+    // is never papered over).
+    if (!from_redis_ok(ms, data, dlen, "a publication")) return;
+    wsr_msg *m = wsr_msg_new(WSR_TEXT, data, dlen);
+    if (!m) {
+        // Cannot keep it: no gap served either. A catch-up in progress ends first, or its
+        // answer would number what it fetched from the offset set here.
+        if (channels_at(&ms->chans, ch)->catching) release_held(ms, ch, channels_at(&ms->chans, ch)->epoch);
+        channels_reset(&ms->chans, ch, ep, offset);
+        return;
+    }
+    channel *c = channels_at(&ms->chans, ch);
+    if (c->catching && c->epoch == ep && channels_hold(&ms->chans, ch, offset, m, (uint32_t)dlen)) {
+        wsr_msg_free(m);
+        return; // after what this node missed
+    }
+    if (c->catching) release_held(ms, ch, c->epoch); // no room to wait: as without catching up
+    deliver(ms, ch, ep, offset, m, (uint32_t)dlen);
+    wsr_msg_free(m);
+}
+
+void msg_catch_up(wsr_messaging *ms) {
+    for (uint32_t i = 0; i < ms->chans.nslots; i++) {
+        channel *c = &ms->chans.slots[i];
+        if (!c->name || !c->nmembers || c->catching) continue;
+        char ep[17];
+        msg_epoch_text(c->epoch, ep);
+        env_str name{c->name, c->name_len}, epoch{ep, 16};
+        if (!broker_catch_up(ms->broker, &name, c->last_offset, &epoch)) return;
+        c = &ms->chans.slots[i];
+        c->catching = true;
+        c->pending++;
+    }
+}
+
+void msg_caught_up(wsr_messaging *ms, const env_str *channel, const char *epoch, uint64_t offset, bool recovered,
+                   const char *const *data, const size_t *lens, uint32_t n) {
+    uint32_t ch = channels_find(&ms->chans, channel->ptr, channel->len);
+    if (ch == CHANNELS_NONE) return;
+    struct channel *c = channels_at(&ms->chans, ch);
+    if (c->pending) c->pending--;
+    if (!c->catching) return channels_drop_if_empty(&ms->chans, ch); // ended early (a new epoch)
+    uint64_t ep = c->epoch;
+    bool same = epoch && epoch_parse(epoch, &ep) && ep == c->epoch;
+    // What Redis kept after the local newest offset, oldest first: delivered as if it had
+    // come from the bus, then what did come meanwhile (offsets already sent are skipped).
+    uint64_t first = c->last_offset + 1;
+    for (uint32_t i = 0; same && recovered && i < n && offset >= first + i; i++) {
+        if (!from_redis_ok(ms, data[i], lens[i], "a recovered publication")) break; // the rest: a jump
+        wsr_msg *m = wsr_msg_new(WSR_TEXT, data[i], lens[i]);
+        if (!m) break;
+        deliver(ms, ch, ep, first + i, m, (uint32_t)lens[i]);
+        wsr_msg_free(m);
+    }
+    release_held(ms, ch, channels_at(&ms->chans, ch)->epoch);
+    channels_drop_if_empty(&ms->chans, ch);
+}
+
+// The client of a broker operation, if it is still the one that asked.
+static bool client_still(const wsr_messaging *ms, uint32_t client, wsr_conn_id conn) {
+    return client < ms->nclients && ms->clients[client].id[0] && ms->clients[client].conn == conn;
+}
+
+void msg_subscribe_failed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,
+                          const env_str *channel, const char *why) {
+    uint32_t ch = channels_find(&ms->chans, channel->ptr, channel->len);
+    if (ch != CHANNELS_NONE && channels_at(&ms->chans, ch)->pending) {
+        channels_at(&ms->chans, ch)->pending--;
+        channels_drop_if_empty(&ms->chans, ch);
+    }
+    if (client_still(ms, client, conn)) msg_send_error(ms, conn, correlation, "unavailable", why);
+}
+
+void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,
+                    const env_str *channel, const char *epoch, uint64_t offset, bool recovered, const char *const *data,
+                    const size_t *lens, uint32_t n) {
+    uint64_t ep;
+    char local_epoch[17];
+    if (!epoch_parse(epoch, &ep)) return msg_subscribe_failed(ms, client, conn, correlation, channel, "bad epoch");
+    for (uint32_t i = 0; recovered && i < n; i++)
+        if (!from_redis_ok(ms, data[i], lens[i], "a recovered publication")) recovered = false, n = 0;
+    uint32_t ch = channels_find(&ms->chans, channel->ptr, channel->len);
+    if (ch == CHANNELS_NONE) return msg_subscribe_failed(ms, client, conn, correlation, channel, "channel gone");
+    struct channel *c = channels_at(&ms->chans, ch);
+    if (c->pending) c->pending--;
+    if (!client_still(ms, client, conn)) return channels_drop_if_empty(&ms->chans, ch);
+    bool joined = !channels_is_member(&ms->chans, ch, client);
+    // The answer came on the command connection, the publications on the subscriber
+    // connection: two sockets, in no fixed order (Redis 7 often writes the answer first).
+    // An offset past the channel's newest is then still on its way over the bus, and the
+    // members here must get it: while there are members, the channel's offset only
+    // moves with the bus. A new member takes Redis's offset (and what Redis recovered
+    // for it) and is marked, so that the late publications up to it go to the others
+    // only. A second subscribe, or another epoch, goes on from the local state, as the
+    // members do. With no members, nobody here waits for those: the channel jumps.
+    // While the channel catches up (fetching what this node missed, which will go to
+    // every member, this one too), it goes on from the local state as well (not
+    // recovered: the client's since cannot be served in between).
+    bool ahead = false, local = c->catching;
+    if (!local && c->nmembers && (c->epoch != ep || c->last_offset < offset)) {
+        ahead = joined && c->epoch == ep;
+        local = !ahead;
+    }
+    if (local) {
+        recovered = false;
+        offset = c->last_offset;
+        ep = c->epoch;
+        msg_epoch_text(ep, local_epoch);
+        epoch = local_epoch;
+        n = 0;
+    } else if (!ahead && (c->epoch != ep || c->last_offset < offset)) {
+        channels_reset(&ms->chans, ch, ep, offset);
+    }
+    // Otherwise Redis's offset is the truth up to when it answered; what this node heard
+    // from the bus since (offsets past it) is in the local history and goes out after
+    // the recovered ones, so the client sees every offset once, in order.
+    uint32_t first = 0, count = 0;
+    // A client subscribed already (a second subscribe) got the later ones live.
+    bool later = joined && !ahead && history_since(&c->hist, offset, c->last_offset, &first, &count);
+    if (!ahead && !later && c->last_offset > offset) recovered = false; // the node missed some: from now on
+    uint64_t from_offset = later || ahead ? offset : c->last_offset;
+    if (!channels_subscribe(&ms->chans, ch, client) || (ahead && !channels_mark(&ms->chans, ch, client, offset))) {
+        channels_unsubscribe_keep(&ms->chans, ch, client);
+        channels_drop_if_empty(&ms->chans, ch);
+        return msg_send_error(ms, conn, correlation, "unavailable", "out of memory");
+    }
+    if (joined) presence_event(ms, ch, client, "join");
+    c = channels_at(&ms->chans, ch);
+    msg_begin(ms, "subscribed", correlation);
+    env_key(&ms->out, "channel", false);
+    env_string(&ms->out, channel->ptr, channel->len);
+    env_key(&ms->out, "payload", false);
+    env_key(&ms->out, "offset", true);
+    env_u64(&ms->out, from_offset);
+    env_key(&ms->out, "epoch", false);
+    env_string(&ms->out, epoch, 16);
+    env_key(&ms->out, "recovered", false);
+    env_lit(&ms->out, recovered ? "true}" : "false}");
+    msg_finish(&ms->out);
+    msg_send_out(ms, conn);
+    for (uint32_t i = 0; recovered && i < n; i++) wsr_send(ms->srv, conn, WSR_TEXT, data[i], lens[i]);
+    for (uint32_t i = 0; later && i < count; i++) wsr_send_msg(ms->srv, conn, history_at(&c->hist, first + i)->msg);
+}
+
+void msg_unsubscribe(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,
+                     const env_str *channel) {
+    if (!client_still(ms, client, conn)) return;
+    uint32_t ch = channels_find(&ms->chans, channel->ptr, channel->len);
+    if (ch != CHANNELS_NONE && channels_is_member(&ms->chans, ch, client)) leave(ms, ch, client);
+    msg_ack(ms, conn, correlation, nullptr);
+}
+
+void msg_bus_direct(wsr_messaging *ms, const char *client_id, const char *data, size_t len) {
+    uint32_t to = msg_client_find(ms, client_id, CLIENT_ID_LEN);
+    if (to == MSG_NONE) return; // gone since Redis routed it here
+    if (!from_redis_ok(ms, data, len, "a direct message")) return;
+    wsr_send(ms->srv, ms->clients[to].conn, WSR_TEXT, data, len);
+    ms->counts.direct_messages++;
+}
+
+void msg_bus_disconnect(wsr_messaging *ms, const char *client_id, uint16_t code, const char *reason) {
+    uint32_t who = msg_client_find(ms, client_id, CLIENT_ID_LEN);
+    if (who != MSG_NONE) wsr_close(ms->srv, ms->clients[who].conn, code, reason);
+}
+
+uint64_t msg_disconnect_user(wsr_messaging *ms, const char *user, size_t len, uint16_t code, const char *reason) {
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < ms->nclients; i++) {
+        const msg_client *c = &ms->clients[i];
+        if (c->id[0] && c->who && strlen(c->who->user) == len && memcmp(c->who->user, user, len) == 0 &&
+            wsr_close(ms->srv, c->conn, code, reason) == WSR_OK)
+            n++;
+    }
+    return n;
+}
+
+void msg_ack(wsr_messaging *ms, wsr_conn_id to, const env_str *correlation, const uint64_t *offset) {
+    if (!correlation->ptr) return;
+    msg_begin(ms, "ack", correlation);
     if (offset) {
         env_key(&ms->out, "payload", false);
         env_key(&ms->out, "offset", true);
@@ -411,16 +709,25 @@ uint64_t msg_publish(wsr_messaging *ms, const envelope *e, const char *from, cha
 
 static void on_publish(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
     if (!allowed(ms, from, client, e, NS_PUBLISH)) return;
+    if (ms->broker) {
+        // Through Redis, answered when it is in the channel's stream and on the bus; with
+        // Redis down, unavailable rather than a success nobody else would see.
+        broker_waiter w{BW_WS, from, e->id};
+        const char *why;
+        if (!broker_publish(ms->broker, &w, e, ms->clients[client].id, &e->channel, 1, false, &why))
+            msg_send_error(ms, from, &e->id, why == MSG_TOO_LARGE ? "too_large" : "unavailable", why);
+        return;
+    }
     char epoch[17];
     const char *why;
     uint64_t offset = msg_publish(ms, e, ms->clients[client].id, epoch, &why);
     if (!offset) return msg_send_error(ms, from, &e->id, why == MSG_TOO_LARGE ? "too_large" : "unavailable", why);
-    ack(ms, from, e, &offset);
+    msg_ack(ms, from, &e->id, &offset);
 }
 
 const char *const MSG_TOO_LARGE = "the envelope would be larger than the largest message";
 
-bool msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *from) {
+bool msg_direct_frame(wsr_messaging *ms, const envelope *e, const char *from) {
     env_out_reset(&ms->out);
     env_key(&ms->out, "type", true);
     if (e->event.ptr && e->event.len)
@@ -441,7 +748,11 @@ bool msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *f
         env_string(&ms->out, e->correlation_id.ptr, e->correlation_id.len);
     }
     msg_finish(&ms->out);
-    if (ms->out.len > ms->opts.max_message) return false;
+    return ms->out.len <= ms->opts.max_message;
+}
+
+bool msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *from) {
+    if (!msg_direct_frame(ms, e, from)) return false;
     msg_send_out(ms, ms->clients[to].conn);
     ms->counts.direct_messages++;
     return true;
@@ -449,9 +760,19 @@ bool msg_direct(wsr_messaging *ms, uint32_t to, const envelope *e, const char *f
 
 static void on_send(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
     uint32_t to = e->to.ptr ? msg_client_find(ms, e->to.ptr, e->to.len) : MSG_NONE;
+    if (to == MSG_NONE && ms->broker && e->to.ptr && e->to.len == CLIENT_ID_LEN) {
+        // Perhaps a client of another node: Redis knows which (the ack or not_found
+        // comes with its answer).
+        if (!msg_direct_frame(ms, e, ms->clients[client].id))
+            return msg_send_error(ms, from, &e->id, "too_large", MSG_TOO_LARGE);
+        broker_waiter w{BW_WS, from, e->id};
+        if (!broker_direct(ms->broker, &w, e->to.ptr, e->to.len, ms->out.buf, ms->out.len))
+            msg_send_error(ms, from, &e->id, "unavailable", "the message bus (Redis) is down");
+        return;
+    }
     if (to == MSG_NONE) return msg_send_error(ms, from, &e->id, "not_found", "no client with that id");
     if (!msg_direct(ms, to, e, ms->clients[client].id)) return msg_send_error(ms, from, &e->id, "too_large", MSG_TOO_LARGE);
-    ack(ms, from, e, nullptr);
+    msg_ack(ms, from, &e->id, nullptr);
 }
 
 static bool is(const env_str *s, const char *lit) { return s->len == strlen(lit) && memcmp(s->ptr, lit, s->len) == 0; }
@@ -574,9 +895,9 @@ static void on_message(wsr_server *, wsr_conn_id from, wsr_opcode op, const uint
     } else if (is(&e.type, "subscribe")) {
         on_subscribe(ms, from, client, &e);
     } else if (is(&e.type, "unsubscribe")) {
-        uint32_t ch = channels_find(&ms->chans, e.channel.ptr, e.channel.len);
-        if (ch != CHANNELS_NONE && channels_is_member(&ms->chans, ch, client)) leave(ms, ch, client);
-        ack(ms, from, &e, nullptr);
+        // With the broker, behind what the client asked before (a subscribe still waiting
+        // for Redis), so that it is not subscribed again after its unsubscribe.
+        if (!broker_after(ms->broker, client, &e.id, &e.channel)) msg_unsubscribe(ms, client, from, &e.id, &e.channel);
     } else if (is(&e.type, "presence")) {
         on_presence(ms, from, client, &e);
     } else if (is(&e.type, "publish")) {
@@ -609,9 +930,10 @@ static void on_open(wsr_server *srv, wsr_conn_id id, void *user) {
     char addr[64];
     wsr_conn_address(srv, id, addr, sizeof addr);
     wsr_log(WSR_LOG_INFO, "messaging: client %s user %s from %s: open", ms->clients[slot].id, who ? who->user : "-", addr);
+    if (ms->broker) broker_client_open(ms->broker, slot);
     msg_begin(ms, "connection:established", nullptr);
     env_key(&ms->out, "payload", false);
-    client_object(ms, slot);
+    msg_client_object(ms, slot);
     msg_finish(&ms->out);
     msg_send_out(ms, id);
 }
@@ -629,6 +951,7 @@ static void on_close(wsr_server *srv, wsr_conn_id id, uint16_t code, void *user)
         leave(ms, cl->chans[cl->n - 1].channel, slot);
     }
     channels_client_gone(&ms->chans, slot);
+    if (ms->broker) broker_client_close(ms->broker, c->id);
     client_remove(ms, slot);
 }
 
@@ -709,6 +1032,10 @@ wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *p
     uint64_t seed = 0;
     if (!crypto_random(&seed, sizeof seed)) seed = uv_hrtime();
     channels_init(&ms->chans, op.max_channels, seed);
+    broker_url url;
+    const char *url_why = nullptr;
+    bool broker_ok = !op.broker || !*op.broker || broker_url_parse(op.broker, &url, &url_why);
+    if (!broker_ok) wsr_log(WSR_LOG_ERROR, "messaging: --broker: %s", url_why);
     channels_set_history_bytes(&ms->chans, op.history_memory);
     ms->parser = env_parser_new((size_t)op.max_message);
     uv_timer_init(loop, &ms->expire);
@@ -721,9 +1048,13 @@ wsr_messaging *wsr_messaging_new(uv_loop_t *loop, wsr_server *srv, const char *p
     ep.on_open = on_open;
     ep.on_message = on_message;
     ep.on_close = on_close;
-    bool ok = ms->parser && ns_validate(&op) == WSR_OK && rate_table_init(&ms->handshakes, &hs, HANDSHAKE_SLOTS, seed * 3);
+    bool ok = broker_ok && ms->parser && ns_validate(&op) == WSR_OK && rate_table_init(&ms->handshakes, &hs, HANDSHAKE_SLOTS, seed * 3);
     if (ok && auth_init(&ms->creds, &op) != WSR_OK) ok = false;
     if (!ok || wsr_server_endpoint(srv, path, &ep, ms) != WSR_OK) {
+        wsr_messaging_free(ms);
+        return nullptr;
+    }
+    if (op.broker && *op.broker && !(ms->broker = broker_new(ms, loop, &url))) {
         wsr_messaging_free(ms);
         return nullptr;
     }
@@ -773,6 +1104,7 @@ void wsr_messaging_get_stats(const wsr_messaging *ms, wsr_messaging_stats *out) 
         st.history_entries += c->hist.len;
     }
     st.history_bytes = ms->chans.hist_bytes;
+    if (ms->broker) broker_stats(ms->broker, &st);
     size_t n = out->size < sizeof st ? out->size : sizeof st;
     st.size = out->size;
     memcpy(out, &st, n);
@@ -808,6 +1140,8 @@ static void on_timer_closed(uv_handle_t *h) {
 void wsr_messaging_free(wsr_messaging *ms) {
     if (!ms) return;
     ms->freeing = true;
+    if (ms->broker) broker_close(ms->broker);
+    ms->broker = nullptr;
     uv_close((uv_handle_t *)&ms->expire, on_timer_closed);
     uv_close((uv_handle_t *)&ms->deadlines, on_timer_closed);
 }

@@ -71,6 +71,7 @@ struct wsr_messaging {
     msg_handler *handlers;
     uint32_t nhandlers;
     wsr_messaging_stats counts; // the counters of wsr_messaging_get_stats
+    struct msg_broker *broker;  // NULL: the in-process broker (src/msg/broker.h)
 };
 
 // The connection's user pointer holds its client slot + 1 once open, and the pending
@@ -119,6 +120,54 @@ bool msg_query_param(wsr_str q, const char *name, char *out, size_t cap, size_t 
 void msg_release(wsr_messaging *ms);
 // An embedder's handler for a type, or NULL.
 const msg_handler *msg_handler_find(const wsr_messaging *ms, const char *type, size_t len);
+
+// The backend API's answers: a JSON body (ms->out) with a status, and an error.
+void msg_api_answer(wsr_messaging *ms, wsr_conn_id req, uint16_t status);
+void msg_api_error(wsr_messaging *ms, wsr_conn_id req, uint16_t status, const char *code, const char *message);
+// {"clientId":…,"user":…} of a client slot into ms->out.
+void msg_client_object(wsr_messaging *ms, uint32_t client);
+// The ack of a /ws request with a correlation id (offset: NULL for none).
+void msg_ack(wsr_messaging *ms, wsr_conn_id to, const env_str *correlation, const uint64_t *offset);
+// A direct message framed into ms->out; false when it would pass max_message.
+bool msg_direct_frame(wsr_messaging *ms, const envelope *e, const char *from);
+
+// --- what the Redis broker hands back (src/msg/broker_redis.cpp) ---------------------------
+
+// A publication from the bus: its framed envelope (data), with the epoch (16 hex digits)
+// and offset Redis gave it. Delivered to this node's subscribers of the channel and kept
+// in its local history.
+void msg_bus_publication(wsr_messaging *ms, const char *name, uint32_t len, const char *epoch, uint64_t offset,
+                         const char *data, size_t dlen);
+// A join or leave of clientId (the {"clientId","user"} object json) on a channel, for the
+// other members on this node.
+void msg_bus_presence(wsr_messaging *ms, const char *name, uint32_t len, const char *client_id, const char *json,
+                      size_t jlen, bool joined);
+// A framed direct message to a client of this node; a backend disconnect of one, or of
+// every connection of a user.
+void msg_bus_direct(wsr_messaging *ms, const char *client_id, const char *data, size_t len);
+void msg_bus_disconnect(wsr_messaging *ms, const char *client_id, uint16_t code, const char *reason);
+uint64_t msg_disconnect_user(wsr_messaging *ms, const char *user, size_t len, uint16_t code, const char *reason);
+// Redis's answer to a subscription (broker_subscribe): the channel's epoch and newest
+// offset, and when recovered the publications after since, oldest first. Subscribes
+// the client (when still connected) and answers it.
+void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,
+                    const env_str *channel, const char *epoch, uint64_t offset, bool recovered, const char *const *data,
+                    const size_t *lens, uint32_t n);
+// Unsubscribes the client (when still connected) and acks.
+void msg_unsubscribe(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,
+                     const env_str *channel);
+// This node's subscriber connection to Redis came back: every channel with members here
+// fetches what was published meanwhile (broker_catch_up), holding what the bus brings
+// until then, so that members get every offset once, in order.
+void msg_catch_up(wsr_messaging *ms);
+// Redis's answer (recovered: the publications after the local newest offset, oldest
+// first), or a failure (recovered false, epoch NULL): what was held goes out after.
+void msg_caught_up(wsr_messaging *ms, const env_str *channel, const char *epoch, uint64_t offset, bool recovered,
+                   const char *const *data, const size_t *lens, uint32_t n);
+// The broker is down, or answered an error: the subscription is not made (the channel
+// may go again).
+void msg_subscribe_failed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const env_str *correlation,
+                          const env_str *channel, const char *why);
 
 // msg_publish's *why when the envelope would pass max_message (error code too_large).
 extern const char *const MSG_TOO_LARGE;

@@ -380,6 +380,10 @@ static const struct {
     {"wsreactor_auth_failures_total", "wsreactor_auth_failures_total", true, offsetof(wsr_messaging_stats, auth_failures)},
     {"wsreactor_forbidden_total", "wsreactor_forbidden_total", true, offsetof(wsr_messaging_stats, forbidden)},
     {"wsreactor_api_requests_total", "wsreactor_api_requests_total", true, offsetof(wsr_messaging_stats, api_requests)},
+    {"wsreactor_broker_up", "wsreactor_broker_up", false, offsetof(wsr_messaging_stats, broker_up)},
+    {"wsreactor_broker_reconnects_total", "wsreactor_broker_reconnects_total", true,
+     offsetof(wsr_messaging_stats, broker_reconnects)},
+    {"wsreactor_broker_errors_total", "wsreactor_broker_errors_total", true, offsetof(wsr_messaging_stats, broker_errors)},
 };
 
 // Distinct values in every field (101, 102, ...), so that a figure read from the wrong
@@ -409,7 +413,7 @@ static void test_messaging_figures(void **) {
     const char *why = check_text(out.data, out.len, &c);
     if (why) fail_msg("%s\n%s", why, out.data);
     size_t n = sizeof messaging_expected / sizeof messaging_expected[0];
-    // The server's and the process's metrics, and 14 more (rate_limited has two samples).
+    // The server's and the process's metrics, and 17 more (rate_limited has two samples).
     assert_int_equal(c.n, sizeof expected / sizeof expected[0] + n - 1);
     for (size_t i = 0; i < n; i++) {
         const family *fam = find_family(&c, messaging_expected[i].family);
@@ -427,6 +431,7 @@ static void test_messaging_figures(void **) {
     assert_true(sample_value(out.data, "wsreactor_rate_limited_total{kind=\"message\"}") == 111);
     assert_true(sample_value(out.data, "wsreactor_rate_limited_total{kind=\"handshake\"}") == 112);
     assert_true(sample_value(out.data, "wsreactor_api_requests_total") == 115);
+    assert_true(sample_value(out.data, "wsreactor_broker_errors_total") == 118);
     // The existing names are all still there, unchanged.
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
         if (!find_family(&c, expected[i].name)) fail_msg("no metric %s", expected[i].name);

@@ -47,6 +47,7 @@ COUNTERS = [  # family names: the parser takes _total off a counter's name
     # the messaging layer's
     "wsreactor_publications", "wsreactor_deliveries", "wsreactor_direct_messages", "wsreactor_bad_messages",
     "wsreactor_rate_limited", "wsreactor_auth_failures", "wsreactor_forbidden", "wsreactor_api_requests",
+    "wsreactor_broker_reconnects", "wsreactor_broker_errors",
 ]
 GAUGES = [
     "wsreactor_connections_open", "wsreactor_handshakes_in_progress", "wsreactor_memory_held_bytes",
@@ -55,6 +56,7 @@ GAUGES = [
     # the messaging layer's
     "wsreactor_messaging_clients", "wsreactor_messaging_authenticated_clients", "wsreactor_channels",
     "wsreactor_subscriptions", "wsreactor_history_entries", "wsreactor_history_bytes",
+    "wsreactor_broker_up",
 ]
 RATE_KINDS = {"message", "handshake"}
 # The library's bucket labels (wsr_stats_close_labels, wsr_stats_hs_labels): dashboards

@@ -25,10 +25,12 @@ SR=$OUT/sysroot
 # The libraries a build without TLS links (meson -Dtls=disabled), the unit tests'
 # cmocka, and their runtime packages.
 PKGS="libuv1-dev libuv1 zlib1g-dev zlib1g nettle-dev libnettle8 libsimdjson-dev libsimdjson14
-      libinih-dev libinih1 libinireader0 libcrypt-dev libcrypt1 libcmocka-dev libcmocka0"
+      libinih-dev libinih1 libinireader0 libcrypt-dev libcrypt1 libcmocka-dev libcmocka0
+      libhiredis-dev libhiredis0.14"
 
 mkdir -p "$OUT/debs"
-if [ ! -f "$SR/.complete" ]; then
+# .complete holds the package list it was made from: a changed list makes it again.
+if [ "$(cat "$SR/.complete" 2>/dev/null)" != "$(echo $PKGS)" ]; then
     rm -rf "$SR"
     mkdir -p "$SR"
     # apt-get download needs the foreign architecture in dpkg's list and its indexes.
@@ -47,7 +49,7 @@ if [ ! -f "$SR/.complete" ]; then
         t=$(readlink "$l")
         case $t in /*) ln -sfn "$SR$t" "$l" ;; esac
     done
-    touch "$SR/.complete"
+    echo $PKGS >"$SR/.complete"
 fi
 
 LIBS="$SR/lib/$TRIPLET:$SR/usr/lib/$TRIPLET"

@@ -48,7 +48,7 @@ CHANNELS = ["status-a", "status-b", "status-c"]  # subscriber i takes the first 
 N_PUBLISHERS = 2
 LOAD_SECONDS = 4.0
 PUBLISH_EVERY = 0.01  # per publisher: ~100/s, well under the default publish rate limit
-PLAN = 29
+PLAN = 30
 
 
 def header_version():
@@ -265,6 +265,8 @@ def main():
               f"{nchannels} channels shown", (last["messaging"], text("channels")))
         check(last["messaging"]["subscriptions"] == nsubs and text("subscriptions") == str(nsubs),
               f"{nsubs} subscriptions shown", (last["messaging"], text("subscriptions")))
+        check(last.get("broker", {}).get("state") == "none" and text("broker") == "none",
+              "one node: the broker tile says none", (last.get("broker"), text("broker")))
         # subscriber i takes the first i % 3 + 1 channels: most subscribers first
         want = sorted(((c, sum(1 for i in range(N_SUBSCRIBERS) if c in CHANNELS[:i % len(CHANNELS) + 1]))
                        for c in CHANNELS), key=lambda e: -e[1])

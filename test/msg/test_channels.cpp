@@ -245,6 +245,31 @@ static void test_history_byte_budget(void **) {
     channels_free(&cs);
 }
 
+// What waits while channels catch up is bounded by the history budget, across channels,
+// and given back when released.
+static void test_held_byte_budget(void **) {
+    channels cs;
+    channels_init(&cs, 10, 0);
+    channels_set_history_bytes(&cs, 35);
+    uint32_t a = get(&cs, "a"), b = get(&cs, "b");
+    wsr_msg *m = text("0123456789");
+    assert_true(channels_hold(&cs, a, 1, m, 10));
+    assert_true(channels_hold(&cs, a, 2, m, 10));
+    assert_true(channels_hold(&cs, b, 1, m, 10));
+    assert_int_equal(cs.held_bytes, 30);
+    assert_false(channels_hold(&cs, b, 2, m, 10)); // 40 > 35: b gives up catching up
+    assert_int_equal(channels_at(&cs, b)->nheld, 1);
+    channels_unhold(&cs, a);
+    assert_int_equal(cs.held_bytes, 10);
+    assert_true(channels_hold(&cs, b, 2, m, 10));
+    wsr_msg_free(m);
+    channels_unhold(&cs, b);
+    assert_int_equal(cs.held_bytes, 0);
+    assert_true(channels_hold(&cs, a, 3, m = text("x"), 1));
+    wsr_msg_free(m);
+    channels_free(&cs); // what a holds goes with it (ASan: no leak)
+}
+
 static void test_max_channels(void **) {
     channels cs;
     channels_init(&cs, 2, 0);
@@ -302,6 +327,7 @@ int main(void) {
         cmocka_unit_test(test_random_operations_match_a_model),
         cmocka_unit_test(test_publish_offsets_history_and_epochs),
         cmocka_unit_test(test_history_byte_budget),
+        cmocka_unit_test(test_held_byte_budget),
         cmocka_unit_test(test_max_channels),
         cmocka_unit_test(test_top_channels),
     };
