@@ -22,8 +22,6 @@
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +29,7 @@
 #include "msg/broker.h"
 #include "msg/namespaces.h"
 #include "msg/server.h"
+#include "proto/crypto.h"
 
 // How often the node says it lives, and how long after its last word it counts as dead
 // (its presence entries and clients are then swept by the other nodes).
@@ -299,7 +298,7 @@ static void hex(const unsigned char *in, size_t n, char *out) {
 // (its keys expired, or Redis restarted empty) never reuses an old one.
 static void new_epoch(char out[17]) {
     unsigned char raw[8];
-    if (RAND_bytes(raw, sizeof raw) != 1) {
+    if (!crypto_random(raw, sizeof raw)) {
         uint64_t t = uv_hrtime();
         memcpy(raw, &t, sizeof raw);
     }
@@ -832,7 +831,7 @@ static void schedule_retry(msg_broker *b) {
     // Doubling from 100 ms to 5 s with a random part, so that nodes that lost Redis
     // together do not come back in lockstep.
     uint32_t r = 0;
-    RAND_bytes((unsigned char *)&r, sizeof r);
+    if (!crypto_random(&r, sizeof r)) r = (uint32_t)uv_hrtime();
     b->retry_ms = now + b->backoff_ms / 2 + r % (b->backoff_ms / 2 + 1);
     b->backoff_ms = b->backoff_ms * 2 > (uint32_t)BACKOFF_MAX_MS ? (uint32_t)BACKOFF_MAX_MS : b->backoff_ms * 2;
     // The tick fires then (and every TICK_MS after): a short backoff is not rounded up to
@@ -1172,14 +1171,12 @@ static void tick(uv_timer_t *t) {
 
 // The SHA-1 of each script, for EVALSHA (the scripts are loaded on every connection
 // before anything uses them).
-static bool script_shas(msg_broker *b) {
+static void script_shas(msg_broker *b) {
     for (int i = 0; i < NSCRIPTS; i++) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int n = 0;
-        if (!EVP_Digest(SCRIPTS[i], strlen(SCRIPTS[i]), md, &n, EVP_sha1(), nullptr) || n != 20) return false;
-        hex(md, 20, b->sha[i]);
+        uint8_t md[CRYPTO_SHA1_LEN];
+        crypto_sha1(SCRIPTS[i], strlen(SCRIPTS[i]), md);
+        hex(md, sizeof md, b->sha[i]);
     }
-    return true;
 }
 
 msg_broker *broker_new(wsr_messaging *ms, uv_loop_t *loop, const broker_url *u) {
@@ -1193,10 +1190,7 @@ msg_broker *broker_new(wsr_messaging *ms, uv_loop_t *loop, const broker_url *u) 
     snprintf(b->node_prefix, sizeof b->node_prefix, "wsr:node:%u:", u->db);
     snprintf(b->mine, sizeof b->mine, "%s%s", b->node_prefix, b->node);
     b->backoff_ms = BACKOFF_MIN_MS;
-    if (!script_shas(b)) {
-        free(b);
-        return nullptr;
-    }
+    script_shas(b);
     uv_timer_init(loop, &b->tick);
     b->tick.data = b;
     uv_timer_start(&b->tick, tick, TICK_MS, TICK_MS);
