@@ -35,22 +35,16 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browser  # noqa: E402
 import wsclient  # noqa: E402
 from httputil import Daemon, free_port  # noqa: E402
 
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-except ImportError:  # pragma: no cover
-    webdriver = None
 try:
     import jwt
 except ImportError:  # pragma: no cover
     jwt = None
 import websockets  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-DRIVER = "/usr/bin/chromedriver"
 API_KEY = "browser-client-test-key"
 SECRET = "browser-client-test-secret-0123456789abcdef"
 CH = "feed"
@@ -213,9 +207,8 @@ def main():
         "the daemon exits 0 (sanitizers clean)",
     ]
     print(f"1..{len(checks)}")
-    missing = [p for p in (CHROMIUM, DRIVER) if not os.path.exists(p)]
-    if not wsclient.HAS_JWT or missing or webdriver is None or jwt is None:
-        why = wsclient.NO_JWT if not wsclient.HAS_JWT else (", ".join(missing) or "python3-selenium or python3-jwt") + " not installed"
+    why = wsclient.NO_JWT if not wsclient.HAS_JWT else browser.missing() or (None if jwt else "python3-jwt not installed")
+    if why:
         for i in range(1, len(checks) + 1):
             print(f"ok {i} # SKIP {why}")
         return 0
@@ -239,12 +232,7 @@ def main():
     driver = agent = None
     try:
         srv.start()
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = CHROMIUM
-        for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--user-data-dir={tmp}/profile"):
-            opts.add_argument(a)
-        driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-        driver.set_script_timeout(WAIT)
+        driver = browser.start(f"{tmp}/profile", script_timeout=WAIT)
         driver.get(f"http://127.0.0.1:{port}/healthz")
         loaded = driver.execute_async_script(HARNESS)
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)

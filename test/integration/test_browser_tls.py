@@ -15,16 +15,10 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browser  # noqa: E402
 import wsclient  # noqa: E402
 
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-except ImportError:  # pragma: no cover
-    webdriver = None
 
-CHROMIUM = "/usr/bin/chromium"
-DRIVER = "/usr/bin/chromedriver"
 
 # Runs in the page: connects, sends a text and a binary message, waits for both echoes,
 # closes, and reports what happened.
@@ -55,9 +49,9 @@ def make_cert(tmp):
 
 def main():
     print("1..4")
-    missing = [p for p in (CHROMIUM, DRIVER) if not os.path.exists(p)]
-    if not wsclient.HAS_TLS or missing or webdriver is None or not shutil.which("openssl"):
-        why = wsclient.NO_TLS if not wsclient.HAS_TLS else (", ".join(missing) or "python3-selenium or openssl") + " not installed"
+    why = wsclient.NO_TLS if not wsclient.HAS_TLS else browser.missing() or (
+        None if shutil.which("openssl") else "openssl not installed")
+    if why:
         for i in range(1, 5):
             print(f"ok {i} # SKIP {why}")
         return 0
@@ -81,13 +75,7 @@ def main():
             tls_port = s.getsockname()[1]
         srv = wsclient.Server("--listen-tls", f"127.0.0.1:{tls_port}", "--tls-cert", cert, "--tls-key", key)
         srv.start()
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = CHROMIUM
-        for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors",
-                  f"--user-data-dir={tmp}/profile"):
-            opts.add_argument(a)
-        driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-        driver.set_script_timeout(20)
+        driver = browser.start(f"{tmp}/profile", "--ignore-certificate-errors")
         driver.get(f"https://127.0.0.1:{tls_port}/healthz")
         body = driver.find_element("tag name", "body").text
         check(1, '{"status":"ok"}' in body, "the page loads over https", body)

@@ -27,20 +27,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import httputil  # noqa: E402
+import browser  # noqa: E402
 import wsclient  # noqa: E402
 
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-except ImportError:  # pragma: no cover
-    webdriver = None
 try:
     import websockets
 except ImportError:  # pragma: no cover
     websockets = None
 
-CHROMIUM = "/usr/bin/chromium"
-DRIVER = "/usr/bin/chromedriver"
 KEY = "st-" + os.urandom(12).hex()          # URL-safe; also searched for in the log
 ODD_KEY = "k+y/=&" + os.urandom(4).hex()    # needs percent-encoding in a query
 N_SUBSCRIBERS = 4
@@ -145,11 +139,10 @@ class Load:
 
 def main():
     print(f"1..{PLAN}")
-    missing = [p for p in (CHROMIUM, DRIVER) if not os.path.exists(p)]
-    if missing or webdriver is None or websockets is None:
-        why = ", ".join(missing) or "python3-selenium or python3-websockets"
+    why = browser.missing() or (None if websockets else "python3-websockets not installed")
+    if why:
         for i in range(1, PLAN + 1):
-            print(f"ok {i} # SKIP {why} not installed")
+            print(f"ok {i} # SKIP {why}")
         return 0
     failed = 0
     n = 0
@@ -202,13 +195,7 @@ def main():
               codes)
 
         # -- the browser ----------------------------------------------------------------------
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = CHROMIUM
-        for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1500",
-                  f"--user-data-dir={tmp}/profile"):
-            opts.add_argument(a)
-        driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-        driver.set_script_timeout(20)
+        driver = browser.start(f"{tmp}/profile", "--window-size=1400,1500")
         driver.get(f"http://127.0.0.1:{srv.port}/status?key={KEY}")
 
         def state():
