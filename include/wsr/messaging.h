@@ -95,8 +95,9 @@ int wsr_messaging_api(wsr_messaging *m, const char *prefix, const char *const *k
 int wsr_messaging_reload(wsr_messaging *m);
 /* Applies new options to a running layer (a reloaded configuration): rate limits,
  * strikes, authentication (sources re-read), namespaces and channel defaults (their
- * permissions at once, their history for channels made from now on). max_message and
- * max_channels stay as they were. All or nothing: WSR_EINVAL (logged) keeps the old. */
+ * permissions at once, their history for channels made from now on). max_message,
+ * max_channels and broker stay as they were. All or nothing: WSR_EINVAL (logged) keeps
+ * the old. */
 int wsr_messaging_update(wsr_messaging *m, const wsr_messaging_options *o);
 /* Stops timers; the memory goes from the loop, after close callbacks (run the loop
  * afterwards, as for wsr_server_free). Call once the server is freed. */

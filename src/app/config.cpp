@@ -781,7 +781,9 @@ int config_apply(const config *cfg, wsr_server *srv) {
 // --- effective values: --print-config, --check-config and reloads ------------------------
 
 static bool is_secret(const option_def &o) {
-    return strcmp(o.name, "jwt-secret") == 0 || strcmp(o.name, "auth-password") == 0 || strcmp(o.name, "api-key") == 0;
+    // The broker's URL may carry a Redis password.
+    return strcmp(o.name, "jwt-secret") == 0 || strcmp(o.name, "auth-password") == 0 || strcmp(o.name, "api-key") == 0 ||
+           strcmp(o.name, "broker") == 0;
 }
 
 // A keyed option's value: as set, else the default include/wsr/wsr.h documents (the
@@ -936,7 +938,9 @@ int config_check(const config *cfg) {
 static unsigned live_group(const option_def &o) {
     if (strcmp(o.name, "log-level") == 0 || strcmp(o.name, "log-format") == 0) return CONFIG_LIVE_LOG;
     if (strcmp(o.name, "api-key") == 0) return CONFIG_LIVE_API_KEYS;
-    if (o.kind == K_NAMESPACE || (in_messaging(o) && strcmp(o.name, "max-channels") != 0)) return CONFIG_LIVE_MESSAGING;
+    if (o.kind == K_NAMESPACE ||
+        (in_messaging(o) && strcmp(o.name, "max-channels") != 0 && strcmp(o.name, "broker") != 0))
+        return CONFIG_LIVE_MESSAGING;
     return 0;
 }
 
@@ -975,6 +979,8 @@ void config_log_changes(const config *live, const config *start, const config *n
         } else if (differs(start, next, o, va, vb)) {
             if (is_listener(o))
                 listeners = true;
+            else if (is_secret(o))
+                wsr_log(WSR_LOG_WARN, "reload: %s changed: restart needed", o.name);
             else
                 wsr_log(WSR_LOG_WARN, "reload: %s %s -> %s: restart needed", o.name, *va ? va : "(none)",
                         *vb ? vb : "(none)");

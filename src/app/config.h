@@ -94,7 +94,7 @@ int config_check(const config *cfg);
 // the server started with, for what only a restart changes). Groups of CONFIG_LIVE_*.
 enum {
     CONFIG_LIVE_LOG = 1 << 0,       // log-level, log-format
-    CONFIG_LIVE_MESSAGING = 1 << 1, // wsr_messaging_update (not max-channels, max-message)
+    CONFIG_LIVE_MESSAGING = 1 << 1, // wsr_messaging_update (not max-channels, max-message, broker)
     CONFIG_LIVE_API_KEYS = 1 << 2,
 };
 unsigned config_changes(const config *live, const config *next);

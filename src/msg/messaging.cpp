@@ -1070,9 +1070,11 @@ int wsr_messaging_update(wsr_messaging *ms, const wsr_messaging_options *o) {
     wsr_messaging_options_default(&next);
     memcpy(&next, o, o->size < sizeof next ? o->size : sizeof next);
     next.size = sizeof next;
-    // What the parser and the tables were sized for stays.
+    // What the parser and the tables were sized for stays, and so does the broker the
+    // layer connected to at start.
     next.max_message = ms->opts.max_message;
     next.max_channels = ms->opts.max_channels;
+    next.broker = ms->opts.broker;
     auth creds;
     if (ns_validate(&next) != WSR_OK || auth_init(&creds, &next) != WSR_OK) return WSR_EINVAL;
     rate_limit hs{next.rate_handshakes, next.burst_handshakes};

@@ -45,6 +45,8 @@ SECRET_KEY = "key-" + os.urandom(8).hex()
 NEW_KEY = "key-" + os.urandom(8).hex()
 JWT_SECRET = "jwt-" + os.urandom(8).hex()
 PASSWORD = "pw-" + os.urandom(8).hex()
+BROKER_PASSWORD = "redis-" + os.urandom(8).hex()
+BROKER = f"redis://ops:{BROKER_PASSWORD}@127.0.0.1:1/3"  # never connected to: only printed
 
 
 def run(*args, env=None, timeout=20, unsupported_ok=False):
@@ -161,7 +163,7 @@ class PrintConfig(ConfigFile):
         # the single user comes from the environment only (a password in argv is visible in ps)
         env = {"WSR_MAX_BODY": "2m", "WSR_API_KEYS": SECRET_KEY, "WSR_AUTH_USER": "ops", "WSR_AUTH_PASSWORD": PASSWORD}
         rc, out, err = run("--config", self.path, "--print-config", "--rate-publish", "30",
-                           "--jwt-secret", JWT_SECRET,
+                           "--jwt-secret", JWT_SECRET, "--broker", BROKER,
                            "--listen", "127.0.0.1:7001", "--listen", "127.0.0.1:7002", env=env)
         self.assertEqual(rc, 0, err)
         lines = out.splitlines()
@@ -171,9 +173,9 @@ class PrintConfig(ConfigFile):
         self.assertIn("listen = 127.0.0.1:7001", lines)
         self.assertIn("listen = 127.0.0.1:7002", lines)
         self.assertIn("log-level = info", lines)    # a default
-        for secret in ("api-key", "jwt-secret", "auth-password"):
+        for secret in ("api-key", "jwt-secret", "auth-password", "broker"):
             self.assertIn(f"{secret} = <set>", lines)
-        for value in (SECRET_KEY, JWT_SECRET, PASSWORD):
+        for value in (SECRET_KEY, JWT_SECRET, PASSWORD, BROKER_PASSWORD):
             self.assertNotIn(value, out + err)
         self.assertIn("[namespace agents]", lines)
         section = lines[lines.index("[namespace agents]"):]
@@ -184,6 +186,7 @@ class PrintConfig(ConfigFile):
         back = out.replace("api-key = <set>", f"api-key = {SECRET_KEY}")
         back = back.replace("jwt-secret = <set>", f"jwt-secret = {JWT_SECRET}")
         back = back.replace("auth-password = <set>", f"auth-password = {PASSWORD}")
+        back = back.replace("broker = <set>", f"broker = {BROKER}")
         again = os.path.join(self.dir.name, "again.ini")
         write(again, back)
         rc, out2, err2 = run("--config", again, "--print-config")
@@ -270,12 +273,14 @@ class Reload(ConfigFile):
             self.assertEqual(http(srv.port, "/api/channels", key=SECRET_KEY)[0], 200)
             self.assertEqual(self.anonymous_subscribe(srv.port, "agents:one")["type"], "subscribed")
 
-            out = self.hup(srv, f"api-key = {NEW_KEY}\nlog-level = warn\nmax-body = 2m\n"
+            out = self.hup(srv, f"api-key = {NEW_KEY}\nlog-level = warn\nmax-body = 2m\nbroker = {BROKER}\n"
                                 "[namespace agents]\nsubscribe = users\n", "reload: log-level")
             self.assertIn("reload: api-key changed", out)
             self.assertIn("reload: log-level info -> warn", out)
             self.assertIn("reload: namespace", out)
             self.assertIn("reload: max-body 1m -> 2m: restart needed", out)
+            self.assertIn("reload: broker changed: restart needed", out)
+            self.assertNotIn(BROKER_PASSWORD, srv.log())
             self.assertNotIn(SECRET_KEY, out)
             self.assertNotIn(NEW_KEY, out)
             # the key rotated
