@@ -257,11 +257,13 @@ class Reload(ConfigFile):
         srv.listen_args = lambda: []
         return srv.start()
 
-    def hup(self, srv, text, expect):
+    def hup(self, srv, text, *expect):
+        """Writes the file, sends SIGHUP and waits until the log shows every line of
+        expect (a reload logs them one by one); returns the log since the signal."""
         before = len(srv.log())
         write(self.path, self.base + text)
         srv.proc.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: expect in srv.log()[before:], 5), srv.log_tail())
+        self.assertTrue(wait_for(lambda: all(e in srv.log()[before:] for e in expect), 10), srv.log_tail())
         return srv.log()[before:]
 
     def anonymous_subscribe(self, port, channel):
@@ -274,12 +276,9 @@ class Reload(ConfigFile):
             self.assertEqual(self.anonymous_subscribe(srv.port, "agents:one")["type"], "subscribed")
 
             out = self.hup(srv, f"api-key = {NEW_KEY}\nlog-level = warn\nmax-body = 2m\nbroker = {BROKER}\n"
-                                "[namespace agents]\nsubscribe = users\n", "reload: log-level")
-            self.assertIn("reload: api-key changed", out)
-            self.assertIn("reload: log-level info -> warn", out)
-            self.assertIn("reload: namespace", out)
-            self.assertIn("reload: max-body 1m -> 2m: restart needed", out)
-            self.assertIn("reload: broker changed: restart needed", out)
+                                "[namespace agents]\nsubscribe = users\n",
+                           "reload: api-key changed", "reload: log-level info -> warn", "reload: namespace",
+                           "reload: max-body 1m -> 2m: restart needed", "reload: broker changed: restart needed")
             self.assertNotIn(BROKER_PASSWORD, srv.log())
             self.assertNotIn(SECRET_KEY, out)
             self.assertNotIn(NEW_KEY, out)
