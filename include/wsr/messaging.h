@@ -77,6 +77,10 @@ typedef struct wsr_messaging_options {
      * there. NULL or "": the in-process broker (one node). A bad URL: wsr_messaging_new
      * answers NULL and the log says why. Not changed by wsr_messaging_update. */
     const char *broker;
+    /* Bytes of commands that may wait for Redis's answers (a slow or stopped Redis); past
+     * them operations that need the bus answer unavailable (HTTP 503) at once. Default 8 MiB
+     * (0, or a struct from before this field: the same). */
+    uint64_t broker_queue;
 } wsr_messaging_options;
 
 void wsr_messaging_options_default(wsr_messaging_options *o);

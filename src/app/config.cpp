@@ -191,6 +191,9 @@ static const option_def OPTIONS[] = {
     {"broker", "WSR_BROKER", K_STRING, FLAG(msg.broker), "URL",
      "several nodes share channels, history and presence through Redis: redis://[user:pass@]host:port/db or "
      "unix:///path (docs/scaling.md); default none (one node)"},
+    {"broker-queue", "WSR_BROKER_QUEUE", K_BYTES, NUM(msg.broker_queue, 1024, UINT64_MAX >> 1), "BYTES",
+     "commands that may wait for a slow or stopped Redis; past them publications and direct messages "
+     "answer unavailable (HTTP 503) at once"},
 };
 
 static const size_t NOPTIONS = sizeof OPTIONS / sizeof OPTIONS[0];

@@ -42,7 +42,7 @@ enum { CONNECT_TIMEOUT_MS = 3000, REPLY_TIMEOUT_MS = 5000, SILENCE_MS = 5000, CO
 // At most this many commands, and this many bytes of them, wait for Redis's answers
 // (queue_full): 8 MiB, a few percent of the smallest machine this runs on.
 enum { BROKER_QUEUE_MAX = 4096 };
-static const size_t BROKER_QUEUE_BYTES = (size_t)8 << 20;
+static const uint64_t BROKER_QUEUE_BYTES = 8ull << 20; // when --broker-queue is 0
 enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000 };
 // Channel keys stay this long after their last publication or subscription: the epoch
 // and the offsets of a channel nobody uses are forgotten after a day.
@@ -419,7 +419,8 @@ static bool send_args(msg_broker *b, args *a, broker_op *op) {
 // is never refused; it is counted, and it is bounded by the clients and channels.
 static bool queue_full(msg_broker *b, const args *a) {
     if (!b->queued) return false;
-    bool full = b->queued >= BROKER_QUEUE_MAX || b->queued_bytes + args_bytes(a) > BROKER_QUEUE_BYTES;
+    uint64_t cap = b->ms->opts.broker_queue ? b->ms->opts.broker_queue : BROKER_QUEUE_BYTES;
+    bool full = b->queued >= BROKER_QUEUE_MAX || b->queued_bytes + args_bytes(a) > cap;
     if (full && !b->full_logged) {
         b->full_logged = true;
         wsr_log(WSR_LOG_WARN, "broker: Redis is not keeping up (%u commands, %zu bytes waiting): operations are "

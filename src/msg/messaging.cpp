@@ -22,6 +22,7 @@ void wsr_messaging_options_default(wsr_messaging_options *o) {
     o->max_message = 1 << 20;
     o->max_channels = 100000;
     o->history_memory = 64ull << 20;
+    o->broker_queue = 8ull << 20;
     o->max_strikes = 16;
     // With no configuration: anyone subscribes and publishes, the last 100 publications
     // are kept for 5 minutes, presence is on. A production configuration tightens it.

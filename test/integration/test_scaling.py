@@ -856,6 +856,44 @@ class BrokerSlow(unittest.TestCase):
         run(go(), timeout=90)
 
 
+    def test_broker_queue_sets_the_bound(self):
+        """--broker-queue 256k: with Redis stopped, 20 publications of 64 KiB get at most
+        four into the queue (the bytes waiting may not pass 256 KiB) and the rest are
+        refused at once; the default server of this class (8 MiB) takes all 20."""
+        small = Server("--broker", self.redis.url(), "--broker-queue", "256k", log_level="info").start()
+        try:
+            self.assertTrue(wait_for(lambda: metric(small, "wsreactor_broker_up") == 1, 10, 0.1))
+
+            async def burst(srv, n=20, size=64 * 1024):
+                ws = await websockets.connect(srv.uri("/ws"), max_size=None, compression=None, ping_interval=None)
+                await ws.recv()
+                ch, payload = fresh(), "x" * size
+                os.kill(self.redis.proc.pid, signal.SIGSTOP)
+                try:
+                    for i in range(n):
+                        await ws.send(json.dumps({"type": "publish", "channel": ch, "id": f"q{i}", "payload": payload}))
+                    await asyncio.sleep(0.5)  # refusals come at once; acks wait for Redis
+                finally:
+                    os.kill(self.redis.proc.pid, signal.SIGCONT)
+                kinds = []
+                while len(kinds) < n:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                    if m.get("correlationId", "").startswith("q"):
+                        kinds.append(m["type"] if m["type"] == "ack" else m["payload"]["code"])
+                await ws.close()
+                return kinds
+
+            kinds = run(burst(small), timeout=60)
+            self.assertLessEqual(kinds.count("ack"), 4, kinds)
+            self.assertEqual(kinds.count("unavailable"), 20 - kinds.count("ack"), kinds)
+            self.assertTrue(wait_for(lambda: metric(self.server, "wsreactor_broker_up") == 1, 15, 0.1))
+            kinds = run(burst(self.server), timeout=60)
+            self.assertEqual(kinds.count("ack"), 20, kinds)
+        finally:
+            self.assertEqual(small.stop(), 0, small.log_tail())
+            small.remove_log()
+
+
 class BrokerForms(unittest.TestCase):
     """The URL forms against real servers: a password (requirepass), an ACL user, a
     database number, a Unix socket; a wrong password; a small --history-memory bounding
