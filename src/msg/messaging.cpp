@@ -355,6 +355,24 @@ static void on_presence(wsr_messaging *ms, wsr_conn_id from, uint32_t client, co
     msg_send_out(ms, from);
 }
 
+// The answer to a subscribe: {"type":"subscribed","channel",
+// "payload":{"offset","epoch","recovered"}}; what it missed follows it.
+static void send_subscribed(wsr_messaging *ms, wsr_conn_id to, const env_str *correlation, const env_str *channel,
+                            uint64_t offset, const char epoch[16], bool recovered) {
+    msg_begin(ms, "subscribed", correlation);
+    env_key(&ms->out, "channel", false);
+    env_string(&ms->out, channel->ptr, channel->len);
+    env_key(&ms->out, "payload", false);
+    env_key(&ms->out, "offset", true);
+    env_u64(&ms->out, offset);
+    env_key(&ms->out, "epoch", false);
+    env_string(&ms->out, epoch, 16);
+    env_key(&ms->out, "recovered", false);
+    env_lit(&ms->out, recovered ? "true}" : "false}");
+    msg_finish(&ms->out);
+    msg_send_out(ms, to);
+}
+
 static void on_subscribe(wsr_messaging *ms, wsr_conn_id from, uint32_t client, const envelope *e) {
     if (!allowed(ms, from, client, e, NS_SUBSCRIBE)) return;
     uint32_t ch = channel_get(ms, &e->channel);
@@ -387,18 +405,7 @@ static void on_subscribe(wsr_messaging *ms, wsr_conn_id from, uint32_t client, c
     bool asked = env_since(ms->parser, e->payload, &seen, &seen_epoch);
     bool recovered = asked && seen_epoch.len == 16 && memcmp(seen_epoch.ptr, epoch, 16) == 0 &&
                      history_since(&c->hist, seen, c->last_offset, &first, &count);
-    msg_begin(ms, "subscribed", &e->id);
-    env_key(&ms->out, "channel", false);
-    env_string(&ms->out, e->channel.ptr, e->channel.len);
-    env_key(&ms->out, "payload", false);
-    env_key(&ms->out, "offset", true);
-    env_u64(&ms->out, c->last_offset);
-    env_key(&ms->out, "epoch", false);
-    env_string(&ms->out, epoch, 16);
-    env_key(&ms->out, "recovered", false);
-    env_lit(&ms->out, recovered ? "true}" : "false}");
-    msg_finish(&ms->out);
-    msg_send_out(ms, from);
+    send_subscribed(ms, from, &e->id, &e->channel, c->last_offset, epoch, recovered);
     // What it missed, in order, before anything live: the very frames the others got.
     for (uint32_t i = 0; recovered && i < count; i++) wsr_send_msg(ms->srv, from, history_at(&c->hist, first + i)->msg);
 }
@@ -597,18 +604,7 @@ void msg_subscribed(wsr_messaging *ms, uint32_t client, wsr_conn_id conn, const 
     }
     if (joined) presence_event(ms, ch, client, "join");
     c = channels_at(&ms->chans, ch);
-    msg_begin(ms, "subscribed", correlation);
-    env_key(&ms->out, "channel", false);
-    env_string(&ms->out, channel->ptr, channel->len);
-    env_key(&ms->out, "payload", false);
-    env_key(&ms->out, "offset", true);
-    env_u64(&ms->out, from_offset);
-    env_key(&ms->out, "epoch", false);
-    env_string(&ms->out, epoch, 16);
-    env_key(&ms->out, "recovered", false);
-    env_lit(&ms->out, recovered ? "true}" : "false}");
-    msg_finish(&ms->out);
-    msg_send_out(ms, conn);
+    send_subscribed(ms, conn, correlation, channel, from_offset, epoch, recovered);
     for (uint32_t i = 0; recovered && i < n; i++) wsr_send(ms->srv, conn, WSR_TEXT, data[i], lens[i]);
     for (uint32_t i = 0; later && i < count; i++) wsr_send_msg(ms->srv, conn, history_at(&c->hist, first + i)->msg);
 }
