@@ -64,6 +64,15 @@ static wsr_messaging_options options(void) {
     return o;
 }
 
+// A users file holding text (its path in path), and a that reads it and nothing else:
+// auth_init's result.
+static int auth_from_users(auth *a, char path[256], const char *text, size_t len) {
+    temp_file(path, text, len);
+    wsr_messaging_options o = options();
+    o.users_file = path;
+    return auth_init(a, &o);
+}
+
 static size_t count(const char *const *l) {
     size_t n = 0;
     while (l[n]) n++;
@@ -329,11 +338,8 @@ static void test_users_file(void **) {
     // Comments, blank lines, and a CRLF line end.
     std::string text = "# users\n\nalice:" + ha + "\n\n# bob below\r\nbob:" + hb + "\r\n";
     char path[256];
-    temp_file(path, text.data(), text.size());
     auth a;
-    wsr_messaging_options o = options();
-    o.users_file = path;
-    assert_int_equal(auth_init(&a, &o), WSR_OK);
+    assert_int_equal(auth_from_users(&a, path, text.data(), text.size()), WSR_OK);
     assert_true(auth_configured(&a));
     assert_int_equal(a.nusers, 2);
 
@@ -364,7 +370,7 @@ static void test_users_file(void **) {
     unlink(path);
 
     // No users file: no hash at all.
-    o = options();
+    wsr_messaging_options o = options();
     o.auth_user = "admin";
     o.auth_password = "x";
     assert_int_equal(auth_init(&a, &o), WSR_OK);
@@ -378,11 +384,8 @@ static void test_unknown_user_hash_never_matches(void **) {
     std::string ha = bcrypt("alice-pw"), hb = bcrypt("bob-pw");
     std::string text = "alice:" + ha + "\nbob:" + hb + "\n";
     char path[256];
-    temp_file(path, text.data(), text.size());
     auth a;
-    wsr_messaging_options o = options();
-    o.users_file = path;
-    assert_int_equal(auth_init(&a, &o), WSR_OK);
+    assert_int_equal(auth_from_users(&a, path, text.data(), text.size()), WSR_OK);
     char hash[256];
     bool known = true;
     assert_true(auth_user_hash(&a, "mallory", hash, sizeof hash, &known));
@@ -394,13 +397,11 @@ static void test_unknown_user_hash_never_matches(void **) {
     assert_false(bob);
 }
 
+// Whether a users file holding text is accepted (the file and the auth gone after).
 static int init_users(const char *text) {
     char path[256];
-    temp_file(path, text, strlen(text));
     auth a;
-    wsr_messaging_options o = options();
-    o.users_file = path;
-    int r = auth_init(&a, &o);
+    int r = auth_from_users(&a, path, text, strlen(text));
     if (r == WSR_OK) auth_free(&a);
     unlink(path);
     return r;
@@ -431,11 +432,8 @@ static void test_reload_keeps_the_old_users(void **) {
     std::string h1 = bcrypt("one"), h2 = bcrypt("two");
     std::string text = "alice:" + h1 + "\n";
     char path[256];
-    temp_file(path, text.data(), text.size());
     auth a;
-    wsr_messaging_options o = options();
-    o.users_file = path;
-    assert_int_equal(auth_init(&a, &o), WSR_OK);
+    assert_int_equal(auth_from_users(&a, path, text.data(), text.size()), WSR_OK);
     char hash[256];
     bool known;
 
