@@ -137,8 +137,10 @@ static void send_now(wsr_server *srv, conn *c, const char *data, size_t len);
 
 // Writes iov at once when nothing is queued ahead of it, and queues what the kernel did
 // not take (all of it when something was queued ahead). False when the connection
-// failed instead: the socket (marked dead, for the flush pass) or memory (cut).
-static bool write_or_queue(wsr_server *srv, conn *c, const struct iovec *iov, int n) {
+// failed instead: the socket (marked dead, for the flush pass) or memory (cut). Inline:
+// the reply of every read goes through it.
+__attribute__((always_inline)) static inline bool write_or_queue(wsr_server *srv, conn *c, const struct iovec *iov,
+                                                                 int n) {
     size_t skip = 0;
     if (!c->out.head) {
         ssize_t w = conn_io(srv, c)->writev(srv, c, iov, n);
@@ -195,8 +197,34 @@ static void reply_iov(conn_reply *r, const void *p, size_t n) {
     r->niov++;
 }
 
+// Copies n <= 64 bytes with at most four moves and no call: two blocks of the largest
+// size that fits, the second ending at n (they may overlap; the areas do not).
+static inline void copy_short(uint8_t *dst, const uint8_t *src, size_t n) {
+    if (n >= 16) {
+        if (n >= 32) {
+            memcpy(dst, src, 32);
+            memcpy(dst + n - 32, src + n - 32, 32);
+        } else {
+            memcpy(dst, src, 16);
+            memcpy(dst + n - 16, src + n - 16, 16);
+        }
+    } else if (n >= 8) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else if (n) {
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    }
+}
+
 // Adds a frame to the reply; false when it does not fit (the caller queues it instead).
-static bool reply_add(wsr_server *srv, uint8_t opcode, const void *data, size_t len, bool rsv1) {
+// Inline: it is most of what a send to the connection being read costs.
+__attribute__((always_inline)) static inline bool reply_add(wsr_server *srv, uint8_t opcode, const void *data,
+                                                            size_t len, bool rsv1) {
     conn_reply *r = &srv->reply;
     const uint8_t *d = (const uint8_t *)data;
     bool ref = len >= REPLY_REF_MIN && in_rbuf(srv, d, len);
@@ -211,7 +239,10 @@ static bool reply_add(wsr_server *srv, uint8_t opcode, const void *data, size_t 
     } else {
         hlen = frame_write_header(p, opcode, true, rsv1, len, nullptr);
     }
-    if (copy) memcpy(p + hlen, d, copy);
+    if (copy <= 64)
+        copy_short(p + hlen, d, copy);
+    else
+        memcpy(p + hlen, d, copy);
     r->used += hlen + copy;
     reply_iov(r, p, hlen + copy);
     if (ref) reply_iov(r, d, len);
@@ -589,7 +620,7 @@ static bool spend(size_t *budget, size_t cost) {
     return *budget == 0;
 }
 
-static void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d, size_t n);
+static inline void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d, size_t n);
 
 // A whole data message, inflated if it was compressed: validated, delivered, the
 // inflate scratch released. The caller checks whether the connection can go on.
@@ -604,7 +635,9 @@ static void finish_message(wsr_server *srv, conn *c, const uint8_t *d, size_t dn
     if (inflated) compression_release_inflated(srv);
 }
 
-static void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d, size_t n) {
+// Inline: once per message, from the feed loop.
+__attribute__((always_inline)) static inline void deliver(wsr_server *srv, conn *c, uint8_t opcode, const uint8_t *d,
+                                                          size_t n) {
     srv->stats.messages_in++;
     timers_put(&srv->tm, c, TK_IDLE);
     const ws_endpoint *ep = http_endpoint(&srv->http, c);
@@ -675,69 +708,67 @@ static bool message_done(wsr_server *srv, conn *c, const uint8_t *d, size_t dn, 
     return true;
 }
 
-// True for a short payload that is all ASCII, which is valid UTF-8 as it stands: most
-// text messages are, and this decides them a word at a time without the validator's call.
-static inline bool short_ascii(const uint8_t *d, size_t n) {
-    if (n > 64) return false;
-    uint64_t acc = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, d + i, 8);
-        acc |= w;
+// What feed_whole did: took a frame and the feed goes on, took one (or failed the
+// connection) and the feed ends, or found no whole frame, which frame_parse takes.
+enum { WHOLE_NEXT, WHOLE_STOP, WHOLE_NONE };
+
+// Most frames are whole, unfragmented data frames, complete in this read: parsed in one
+// step and delivered from where they lie. Inline, with its own event that is never
+// passed on by address, so that its fields stay in registers.
+__attribute__((always_inline)) static inline int feed_whole(wsr_server *srv, conn *c, const frame_limits *lim,
+                                                            uint8_t **data, size_t *n, size_t *budget) {
+    frame_event wev;
+    size_t used = frame_parse_whole(&c->fp, lim, *data, *n, &wev);
+    if (!used) return WHOLE_NONE;
+    *data += used;
+    *n -= used;
+    if (wev.rsv1) {
+        if (!message_done(srv, c, wev.data, wev.len, *data, *n, budget)) return WHOLE_STOP;
+    } else {
+        // message_done for a message that needs no inflating and was never assembled,
+        // step for step. Text the parser saw to be ASCII is valid as it is, with no
+        // validator's call (c->utf8 matters only within a message that is assembled, and
+        // is reset when one begins).
+        if (wev.opcode == WS_OP_TEXT && !wev.ascii &&
+            !utf8_complete(c->utf8 = utf8_validate(UTF8_ACCEPT, wev.data, wev.len))) {
+            conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
+            return WHOLE_STOP;
+        }
+        deliver(srv, c, wev.opcode, wev.data, wev.len);
+        free_message(srv, c);
+        if (c->flags & (CF_FAILING | CF_DEAD)) return WHOLE_STOP;
+        if (spend(budget, MESSAGE_COST)) {
+            if (*n) hold_over(srv, c, *data, *n);
+            return WHOLE_STOP;
+        }
     }
-    for (; i < n; i++) acc |= d[i];
-    return !(acc & 0x8080808080808080ull);
+    return *n ? WHOLE_NEXT : WHOLE_STOP; // none left: the parser waits for a header
 }
 
-static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget) {
+static const size_t FEED_STOP = SIZE_MAX;
+
+// One frame through frame_parse, event by event: a fragment, a control frame, a frame
+// split across reads, a frame of a closing connection. Returns the bytes it took when the
+// frame ended and input is left, for the caller to go on; FEED_STOP when the feed stops
+// (input used up, held over, or the connection failed).
+__attribute__((noinline)) static size_t feed_frame(wsr_server *srv, conn *c, const frame_limits *lim, uint8_t *data,
+                                                   size_t n, size_t *budget) {
+    const uint8_t *start = data;
     frame_event ev;
     uint64_t frame_len = 0;
     bool whole = false;        // the frame's header was parsed in this call, no payload yet
     const uint8_t *zc = nullptr; // a complete frame payload still in the read buffer
     size_t zc_len = 0;
-    const frame_limits *lim = c->pmd & CP_ON ? &srv->limits_pmd : &srv->limits;
     for (;;) {
-        if (c->state == CONN_OPEN) {
-            // Most frames are whole, unfragmented data frames, complete in this read:
-            // parsed in one step and delivered from where they lie.
-            // An event of its own, never passed on by address: its fields can stay in
-            // registers.
-            frame_event wev;
-            size_t used = frame_parse_whole(&c->fp, lim, data, n, &wev);
-            if (used) {
-                data += used;
-                n -= used;
-                if (wev.rsv1) {
-                    if (!message_done(srv, c, wev.data, wev.len, data, n, budget)) return;
-                } else {
-                    // message_done for a message that needs no inflating and was never
-                    // assembled, step for step.
-                    if (wev.opcode == WS_OP_TEXT &&
-                        !utf8_complete(c->utf8 = short_ascii(wev.data, wev.len)
-                                                     ? (uint8_t)UTF8_ACCEPT
-                                                     : utf8_validate(UTF8_ACCEPT, wev.data, wev.len)))
-                        return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
-                    deliver(srv, c, wev.opcode, wev.data, wev.len);
-                    free_message(srv, c);
-                    if (c->flags & (CF_FAILING | CF_DEAD)) return;
-                    if (spend(budget, MESSAGE_COST)) {
-                        if (n) hold_over(srv, c, data, n);
-                        return;
-                    }
-                }
-                if (!n) return; // the parser waits for a header: nothing more to learn
-                continue;
-            }
-        }
         size_t used = frame_parse(&c->fp, lim, data, n, &ev);
         data += used;
         n -= used;
         switch (ev.type) {
         case FRAME_NEED_MORE:
-            return;
+            return FEED_STOP;
         case FRAME_ERROR:
-            return conn_fail(srv, c, ev.close_code, ev.reason);
+            conn_fail(srv, c, ev.close_code, ev.reason);
+            return FEED_STOP;
         case FRAME_HEADER:
             frame_len = ev.frame_len;
             whole = true;
@@ -749,15 +780,17 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_
             break;
         case FRAME_PAYLOAD:
             if (whole && ev.len == frame_len) {
-                // The common case: the whole payload is in this read. Use it in place.
+                // The whole payload is in this read. Use it in place.
                 zc = ev.data;
                 zc_len = ev.len;
             }
             whole = false;
             if (ws_opcode_is_control(ev.opcode)) {
                 if (zc) break;
-                if (!c->aux.ctl && !(c->aux.ctl = (uint8_t *)mem_alloc(125)))
-                    return conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
+                if (!c->aux.ctl && !(c->aux.ctl = (uint8_t *)mem_alloc(125))) {
+                    conn_fail(srv, c, WS_CLOSE_INTERNAL, "out of memory");
+                    return FEED_STOP;
+                }
                 memcpy(c->aux.ctl + c->ctl_len, ev.data, ev.len);
                 c->ctl_len = (uint8_t)(c->ctl_len + ev.len);
                 break;
@@ -766,28 +799,45 @@ static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_
             if (c->fp.msg_opcode == WS_OP_TEXT && !c->fp.msg_rsv1) {
                 // Checked chunk by chunk so bad text fails as soon as it arrives.
                 c->utf8 = utf8_validate(c->utf8, ev.data, ev.len);
-                if (c->utf8 == UTF8_REJECT) return conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
+                if (c->utf8 == UTF8_REJECT) {
+                    conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
+                    return FEED_STOP;
+                }
             }
             if (zc && c->fp.fin && ev.opcode != WS_OP_CONT) break;
             zc = nullptr;
-            if (!message_append(srv, c, ev.data, ev.len)) return;
+            if (!message_append(srv, c, ev.data, ev.len)) return FEED_STOP;
             break;
-        case FRAME_END: {
+        case FRAME_END:
             if (ws_opcode_is_control(ev.opcode)) {
                 on_control(srv, c, ev.opcode, zc ? zc : c->aux.ctl, zc ? zc_len : c->ctl_len);
                 free(c->aux.ctl);
                 c->aux.ctl = nullptr;
                 c->ctl_len = 0;
             } else if (ev.fin && c->state == CONN_OPEN) {
-                if (!message_done(srv, c, zc ? zc : c->msg, zc ? zc_len : c->msg_len, data, n, budget)) return;
+                if (!message_done(srv, c, zc ? zc : c->msg, zc ? zc_len : c->msg_len, data, n, budget)) return FEED_STOP;
             }
-            zc = nullptr;
-            whole = false;
             // A send from a handler may have found the socket dead: nothing more.
-            if (c->flags & (CF_FAILING | CF_DEAD)) return;
-            break;
+            if (c->flags & (CF_FAILING | CF_DEAD)) return FEED_STOP;
+            return n ? (size_t)(data - start) : FEED_STOP;
         }
+    }
+}
+
+// A read's frames: whole ones in a loop that keeps little else live, the others one at a
+// time by feed_frame.
+static void frames_feed(wsr_server *srv, conn *c, uint8_t *data, size_t n, size_t *budget) {
+    const frame_limits *lim = c->pmd & CP_ON ? &srv->limits_pmd : &srv->limits;
+    for (;;) {
+        while (c->state == CONN_OPEN) {
+            int r = feed_whole(srv, c, lim, &data, &n, budget);
+            if (r == WHOLE_STOP) return;
+            if (r == WHOLE_NONE) break;
         }
+        size_t used = feed_frame(srv, c, lim, data, n, budget);
+        if (used == FEED_STOP) return;
+        data += used;
+        n -= used;
     }
 }
 

@@ -4,7 +4,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-enum { BATCH = 256, ROUNDS = 2 };
+// Events taken per poll, at most per wakeup, and polls per wakeup (see poller.h).
+enum { BATCH = 256, WAKEUP_EVENTS = 2 * BATCH, ROUNDS = 4 };
 
 static uint32_t to_epoll(uint32_t events) {
     return (events & POLLER_IN ? (uint32_t)(EPOLLIN | EPOLLRDHUP) : 0u) | (events & POLLER_OUT ? (uint32_t)EPOLLOUT : 0u) |
@@ -23,10 +24,12 @@ static void on_ready(uv_poll_t *h, int status, int) {
     poller *p = (poller *)h->data;
     if (status < 0) return;
     struct epoll_event evs[BATCH];
-    for (int round = 0; round < ROUNDS; round++) {
-        int n = epoll_wait(p->epfd, evs, BATCH, 0);
+    int left = WAKEUP_EVENTS;
+    for (int round = 0; round < ROUNDS && left > 0; round++) {
+        int n = epoll_wait(p->epfd, evs, left < BATCH ? left : BATCH, 0);
         for (int i = 0; i < n; i++) p->cb(p->ctx, evs[i].data.u64, from_epoll(evs[i].events));
-        if (n < BATCH) return;
+        if (n <= 0) return;
+        left -= n;
     }
 }
 

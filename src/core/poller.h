@@ -5,9 +5,13 @@
 // just that set's fd: when it is readable, the ready sockets are collected with a
 // non-blocking epoll_wait and dispatched by tag. Linux only.
 //
-// Work per wakeup is bounded, as libuv bounds its own polling: after a full batch the
-// set is polled again only a few times, then control goes back to the loop so timers,
-// the flush pass and the embedder's handles run. Sockets are level-triggered, so
+// While a poll finds sockets ready, the set is polled again: what arrived while the last
+// batch was handled is taken in without a trip through the loop, whose every iteration
+// costs several hundred instructions (bench/run-instr.sh: 644 -> 597 per echoed message at
+// depth 1; epoll_wait calls per message, counted natively with perf's syscall tracepoints,
+// 0.31 before and 0.27-0.30 after). Work per wakeup stays bounded, as libuv bounds its own polling: after a
+// few rounds control goes back to the loop so timers, the flush pass and the embedder's
+// handles run, and after two full batches at most. Sockets are level-triggered, so
 // whatever is left is reported at the next wakeup.
 #pragma once
 

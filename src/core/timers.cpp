@@ -58,7 +58,7 @@ static void on_tick(uv_timer_t *h) {
 }
 
 void timers_init(timers *t, uv_loop_t *loop, conn_table *table, timers_expire_cb expire, void *ctx) {
-    for (auto &l : t->lists) l = deadline_list{NONE, NONE, 0};
+    for (auto &l : t->lists) l = deadline_list{NONE, NONE, 0, 0};
     uv_timer_init(loop, &t->timer);
     t->timer.data = t;
     t->table = table;
@@ -70,12 +70,15 @@ void timers_init(timers *t, uv_loop_t *loop, conn_table *table, timers_expire_cb
     uv_unref((uv_handle_t *)&t->timer);
 }
 
-void timers_set_timeout(timers *t, uint8_t kind, uint32_t ms) { t->lists[kind].timeout_ms = ms; }
+void timers_set_timeout(timers *t, uint8_t kind, uint32_t ms) {
+    t->lists[kind].timeout_ms = ms;
+    t->lists[kind].slack_ms = ms / 64 < TIMERS_MAX_SLACK_MS ? ms / 64 : TIMERS_MAX_SLACK_MS;
+}
 
 void timers_put_slow(timers *t, conn *c, uint8_t kind) {
     uint8_t lane = lane_of(kind);
     deadline_list *l = &t->lists[kind];
-    uint32_t deadline = now_ms(t) + l->timeout_ms;
+    uint32_t deadline = now_ms(t) + l->timeout_ms + l->slack_ms;
     timer_link *k = &c->tl[lane];
     unlink_lane(t, c, lane);
     if (l->timeout_ms == 0) return;

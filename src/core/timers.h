@@ -31,6 +31,7 @@ enum timer_kind : uint8_t {
 struct deadline_list {
     uint32_t head, tail; // slot indices, UINT32_MAX when empty
     uint32_t timeout_ms; // 0: this kind is disabled and timers_put ignores it
+    uint32_t slack_ms;   // how late an expiry may be (see timers_set_timeout)
 };
 
 typedef void (*timers_expire_cb)(void *ctx, conn *c, uint8_t kind);
@@ -46,7 +47,11 @@ struct timers {
 };
 
 void timers_init(timers *t, uv_loop_t *loop, conn_table *table, timers_expire_cb expire, void *ctx);
-// Sets a kind's duration; 0 disables it (set before connections use it).
+// Sets a kind's duration; 0 disables it (set before connections use it). An expiry may
+// come up to 1/64 of the duration late, at most TIMERS_MAX_SLACK_MS: what a timeout of
+// seconds loses in precision, a connection that talks all the time gains in not being
+// relinked on every read.
+static const uint32_t TIMERS_MAX_SLACK_MS = 250;
 void timers_set_timeout(timers *t, uint8_t kind, uint32_t ms);
 static inline bool timers_enabled(const timers *t, uint8_t kind) { return t->lists[kind].timeout_ms != 0; }
 // Puts c on the kind's list with a fresh deadline, moving it off whatever list its
@@ -55,15 +60,18 @@ void timers_put_slow(timers *t, conn *c, uint8_t kind);
 static inline void timers_put(timers *t, conn *c, uint8_t kind) {
     // A connection touches its deadlines for every read and every message it receives
     // or sends; most touches change nothing, and they are decided here without a call:
-    // a disabled kind on an empty lane, or the same deadline as before (touched again
-    // within the same loop millisecond: a list in deadline order stays in order with
-    // the link where it is, and the timer is already armed no later than it). The loop's
-    // time is read from the loop itself, as uv_now does (libuv 1.x keeps it there; it
-    // changes only between callbacks), to spare a call into libuv twice per message.
+    // a disabled kind on an empty lane, or a deadline that is still no earlier than the
+    // one this touch asks for. A deadline is set with its kind's slack on top, so a busy
+    // connection is moved along its list once per slack period rather than once per
+    // loop millisecond, and the list stays in order: every deadline of a kind carries
+    // the same slack. The loop's time is read from the loop itself, as uv_now does
+    // (libuv 1.x keeps it there; it changes only between callbacks), to spare a call
+    // into libuv twice per message.
     uint8_t lane = kind == TK_IDLE ? 1 : 0;
     uint32_t ms = t->lists[kind].timeout_ms;
     if (ms == 0 ? c->timer_kind[lane] == TK_NONE
-                : c->timer_kind[lane] == kind && c->tl[lane].deadline == (uint32_t)t->timer.loop->time + ms)
+                : c->timer_kind[lane] == kind &&
+                      (int32_t)(c->tl[lane].deadline - ((uint32_t)t->timer.loop->time + ms)) >= 0)
         return;
     timers_put_slow(t, c, kind);
 }

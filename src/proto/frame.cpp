@@ -209,24 +209,29 @@ size_t frame_parse_whole(frame_parser *p, const frame_limits *lim, uint8_t *data
     if (masked) hl += 4;
     if (len < hl || len - hl < plen) return 0;
     uint8_t *payload = data + hl;
+    uint8_t ascii = 0;
     if (masked) {
         memcpy(p->mask, data + hl - 4, 4);
         if (plen >= 64) {
             frame_mask(payload, (size_t)plen, p->mask, 0);
         } else {
             // A small payload, key offset 0: words in place, without frame_mask's call
-            // and set-up (the same XOR, whatever the byte order).
+            // and set-up (the same XOR, whatever the byte order). The unmasked words are
+            // looked at on the way: most short text is ASCII, which is valid UTF-8 as it
+            // stands, and the caller then needs no validator.
             uint32_t k32;
             memcpy(&k32, p->mask, 4);
-            uint64_t k64 = (uint64_t)k32 << 32 | k32;
+            uint64_t k64 = (uint64_t)k32 << 32 | k32, high = 0;
             size_t i = 0;
             for (; i + 8 <= plen; i += 8) {
                 uint64_t d;
                 memcpy(&d, payload + i, 8);
                 d ^= k64;
+                high |= d;
                 memcpy(payload + i, &d, 8);
             }
-            for (; i < plen; i++) payload[i] ^= p->mask[i & 3];
+            for (; i < plen; i++) high |= payload[i] ^= p->mask[i & 3];
+            ascii = !(high & 0x8080808080808080ull);
         }
     }
     // As header_done, the payload and FRAME_END leave the parser for a whole frame.
@@ -243,6 +248,7 @@ size_t frame_parse_whole(frame_parser *p, const frame_limits *lim, uint8_t *data
     ev->opcode = op;
     ev->fin = 1;
     ev->rsv1 = rsv1;
+    ev->ascii = ascii;
     ev->frame_len = plen;
     ev->data = payload;
     ev->len = (size_t)plen;

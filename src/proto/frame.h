@@ -47,6 +47,7 @@ struct frame_event {
     uint8_t opcode;      // of the current frame (WS_OP_CONT for a continuation)
     uint8_t fin;
     uint8_t rsv1;        // RFC 7692 "per-message compressed", first frame only
+    uint8_t ascii;       // frame_parse_whole: the payload was seen to be all ASCII (0: not looked at)
     uint16_t close_code; // FRAME_ERROR: 1002 or 1009
     const char *reason;  // FRAME_ERROR: static text, fit for a log line and a close frame
     uint64_t frame_len;  // FRAME_HEADER: payload length of this frame
