@@ -280,6 +280,13 @@ static void reply_flush(wsr_server *srv, conn *c) {
     if (write_or_queue(srv, c, r->iov, n) && c->out.head) queued(srv, c);
 }
 
+size_t conn_buffered(const wsr_server *srv, const conn *c) {
+    size_t n = (size_t)c->out.bytes;
+    if (srv->reply.c == c)
+        for (int i = 0; i < srv->reply.niov; i++) n += srv->reply.iov[i].iov_len;
+    return n;
+}
+
 // Control frames and the server's own frames: never refused by the slow-consumer
 // policy, or a slow peer could not even be closed. A frame is queued whole or not at
 // all (WSR_ENOMEM); a control frame that cannot be sent cuts the connection.

@@ -163,6 +163,9 @@ void conn_flush(wsr_server *srv, conn *c);
 int conn_send(wsr_server *srv, conn *c, uint8_t opcode, const void *data, size_t len);
 // Queues a prepared message by reference (zero-copy broadcast). A WSR_* result.
 int conn_send_msg(wsr_server *srv, conn *c, wsr_msg *m);
+// Bytes sent to c that the kernel has not taken: its out-queue and, while its read is
+// parsed, the frames collected for its reply.
+size_t conn_buffered(const wsr_server *srv, const conn *c);
 // Queues a ping with an application payload (at most 125 bytes). A WSR_* result.
 int conn_ping(wsr_server *srv, conn *c, const void *data, size_t len);
 // Starts the closing handshake (RFC 6455 §7.1.2). A WSR_* result.

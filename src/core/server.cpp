@@ -888,7 +888,7 @@ static conn *ws_conn(wsr_server *srv, wsr_conn_id id) {
 
 size_t wsr_conn_buffered(wsr_server *srv, wsr_conn_id id) {
     conn *c = conn_table_lookup(&srv->table, id);
-    return c ? (size_t)c->out.bytes : 0;
+    return c ? conn_buffered(srv, c) : 0;
 }
 
 int wsr_ping(wsr_server *srv, wsr_conn_id id, const void *data, size_t len) {

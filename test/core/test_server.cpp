@@ -301,6 +301,48 @@ static void test_sends_over_max_message_are_refused(void **) {
     stop(f);
 }
 
+// A handler's sends to the connection whose message it handles are written once the
+// read is parsed; until then they still count as buffered, or flow control that asks
+// wsr_conn_buffered would see nothing pending and send without end.
+static size_t buffered_seen[3];
+static void send_twice(wsr_server *srv, wsr_conn_id id, wsr_opcode, const uint8_t *, size_t, void *) {
+    buffered_seen[0] = wsr_conn_buffered(srv, id);
+    assert_int_equal(wsr_send(srv, id, WSR_TEXT, "hello", 5), WSR_OK);
+    buffered_seen[1] = wsr_conn_buffered(srv, id);
+    assert_int_equal(wsr_send(srv, id, WSR_TEXT, "hello", 5), WSR_OK);
+    buffered_seen[2] = wsr_conn_buffered(srv, id);
+}
+
+static void test_buffered_counts_replies_in_the_making(void **) {
+    wsr_options o;
+    wsr_options_default(&o);
+    fixture *f = start(&o);
+    static const wsr_handlers twice = {on_open, send_twice, on_close};
+    assert_int_equal(wsr_server_route(f->srv, "/b", &twice, &f->ev), WSR_OK);
+    int fd = connect_to(f);
+    static const char req[] = "GET /b HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    static const uint8_t frame[] = {0x81, 0x81, 0, 0, 0, 0, 'x'};
+    assert_int_equal(write(fd, req, sizeof req - 1), sizeof req - 1);
+    char resp[256];
+    ssize_t n = 0;
+    assert_true(pump(f, [&] { return f->ev.opened == 1; }));
+    n = read(fd, resp, sizeof resp);
+    assert_true(n > 12);
+    assert_memory_equal(resp, "HTTP/1.1 101", 12);
+    assert_int_equal(write(fd, frame, sizeof frame), sizeof frame);
+    uint8_t got[14];
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    read_exact(f, fd, got, sizeof got);
+    assert_memory_equal(got, "\x81\x05hello\x81\x05hello", 14);
+    assert_int_equal(buffered_seen[0], 0);
+    assert_int_equal(buffered_seen[1], 7);
+    assert_int_equal(buffered_seen[2], 14);
+    assert_int_equal(wsr_conn_buffered(f->srv, f->ev.last_open), 0); // written since
+    close(fd);
+    stop(f);
+}
+
 // libuv bounds its own polling; so must the server's epoll set inside it, or sockets
 // that stay readable keep timers, the flush pass and the embedder's handles waiting.
 static void test_one_wakeup_is_bounded(void **) {
@@ -386,6 +428,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sends_over_max_message_are_refused),
         cmocka_unit_test(test_one_wakeup_is_bounded),
+        cmocka_unit_test(test_buffered_counts_replies_in_the_making),
         cmocka_unit_test(test_shutdown_completes_from_the_loop),
         cmocka_unit_test(test_free_without_shutdown_runs_nothing_inside),
         cmocka_unit_test(test_stale_id_is_rejected),
