@@ -736,12 +736,12 @@ __attribute__((always_inline)) static inline int feed_whole(wsr_server *srv, con
         // step for step. Text the parser saw to be ASCII is valid as it is, with no
         // validator's call (c->utf8 matters only within a message that is assembled, and
         // is reset when one begins).
-        if (wev.opcode == WS_OP_TEXT && !wev.ascii &&
-            !utf8_complete(c->utf8 = utf8_validate(UTF8_ACCEPT, wev.data, wev.len))) {
+        uint8_t op = wev.opcode;
+        if (op == WS_OP_TEXT && !wev.ascii && !utf8_complete(c->utf8 = utf8_validate(UTF8_ACCEPT, wev.data, wev.len))) {
             conn_fail(srv, c, WS_CLOSE_BAD_DATA, "invalid UTF-8 in text message");
             return WHOLE_STOP;
         }
-        deliver(srv, c, wev.opcode, wev.data, wev.len);
+        deliver(srv, c, op, wev.data, wev.len);
         free_message(srv, c);
         if (c->flags & (CF_FAILING | CF_DEAD)) return WHOLE_STOP;
         if (spend(budget, MESSAGE_COST)) {

@@ -222,15 +222,15 @@ size_t frame_parse_whole(frame_parser *p, const frame_limits *lim, uint8_t *data
             uint32_t k32;
             memcpy(&k32, p->mask, 4);
             uint64_t k64 = (uint64_t)k32 << 32 | k32, high = 0;
-            size_t i = 0;
-            for (; i + 8 <= plen; i += 8) {
+            uint8_t *q = payload;
+            for (size_t words = (size_t)plen / 8; words; words--, q += 8) {
                 uint64_t d;
-                memcpy(&d, payload + i, 8);
+                memcpy(&d, q, 8);
                 d ^= k64;
                 high |= d;
-                memcpy(payload + i, &d, 8);
+                memcpy(q, &d, 8);
             }
-            for (; i < plen; i++) high |= payload[i] ^= p->mask[i & 3];
+            for (size_t i = (size_t)plen & ~(size_t)7; i < plen; i++) high |= payload[i] ^= p->mask[i & 3];
             ascii = !(high & 0x8080808080808080ull);
         }
     }
