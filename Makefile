@@ -235,6 +235,13 @@ static-glibc: deps $(SIMDJSON_DIR)/simdjson.cpp $(STATIC_GLIBC_DIR)/build.ninja
 	strip -o build/wsreactor-static-glibc $(STATIC_GLIBC_DIR)/wsreactor
 	@ls -l build/wsreactor-static-glibc | awk '{printf "%-28s %8d bytes (%d KiB)\n", $$9, $$5, $$5 / 1024}'
 
+# The integration tests that apply to a daemon without TLS or JWT, against the musl
+# daemon of `make static` (test/cross/static.sh); kept out of `make test`, which would
+# otherwise fetch and build the musl libraries on every clean machine (docs/edge.md).
+.PHONY: test-static
+test-static: static node-deps
+	test/cross/static.sh build/wsreactor-static
+
 # Cross builds without TLS for ARCH (aarch64, armhf, s390x), tested under qemu-user:
 # test/cross/run.sh says what runs where. Installs the cross compiler and qemu-user; the
 # libraries come as a private sysroot of Debian packages (test/cross/sysroot.sh).
