@@ -38,6 +38,8 @@ extern "C" const Elf64_Rela __rela_iplt_end[] __attribute__((weak, visibility("h
 // Each relocation names a resolver (the addend), which returns the chosen function's
 // address by the CPU it runs on; that address goes into the slot (the offset) the calls
 // go through. Priority 101, the first a program may use: before any other constructor.
+// The addresses are absolute because static builds are not position-independent
+// (-Db_pie=false in make static); a static PIE would have to add its load address.
 __attribute__((constructor(101))) static void relocate_ifuncs() {
     typedef uintptr_t (*resolver)();
     for (const Elf64_Rela *r = __rela_iplt_start; r < __rela_iplt_end; r++) {
