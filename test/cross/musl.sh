@@ -191,6 +191,9 @@ if [ ! -f "$PREFIX/lib/pkgconfig/nettle.pc" ]; then
 fi
 
 # hiredis 0.14.1 (hiredis_0.14.1-3.dsc): its library files; the libuv adapter is a header.
+# gcc warns that createArrayObject does not match read.h: Debian's CVE-2021-32765 patch
+# widens the count to size_t in hiredis.c only. Debian's own libhiredis is built so too;
+# the count is checked against its bounds before the call.
 if [ ! -f "$PREFIX/lib/pkgconfig/hiredis.pc" ]; then
     fetch hiredis_0.14.1.orig.tar.gz 2663b2aed9fd430507e30fc5e63274ee40cdd1a296026e22eafd7d99b01c8913 h/hiredis
     fetch hiredis_0.14.1-3.debian.tar.xz be4e12bce6df66cf42c98386d18b7df4841a499d85a1a9cb909cc9104184260d h/hiredis
