@@ -217,24 +217,27 @@ if [ ! -f "$PREFIX/lib/pkgconfig/inih.pc" ]; then
     pc inih 59 -linih
 fi
 
-# libxcrypt 4.4.33 (libxcrypt_4.4.33-2.dsc) with the hashes a users file may hold today:
-# yescrypt (Debian's passwd), bcrypt (htpasswd -B makes $2y$), sha512-crypt and
-# sha256-crypt. MD5, DES and the rest are left out; src/msg/auth.cpp refuses such a line
-# at start (crypt_checksalt says the method is not there). Its tarball is the git tree,
-# so autoreconf makes the configure script.
-if [ ! -f "$PREFIX/lib/pkgconfig/libcrypt.pc" ]; then
+# libxcrypt 4.4.33 (libxcrypt_4.4.33-2.dsc) with the hashes src/msg/auth.cpp accepts: the
+# methods crypt_checksalt calls neither legacy nor disabled. yescrypt (Debian's passwd),
+# bcrypt (htpasswd -B makes $2y$) and sha512-crypt; sha256-crypt, MD5 and DES are legacy to
+# it, refused at start by every build, so they are not built. Methods left out (scrypt,
+# gost-yescrypt) are refused at start too. Its tarball is the git tree, so autoreconf makes
+# the configure script. The .pc file names the methods, so that a change rebuilds it.
+XCRYPT_HASHES=yescrypt,bcrypt,bcrypt_y,bcrypt_a,sha512crypt
+if ! grep -qx "hashes=$XCRYPT_HASHES" "$PREFIX/lib/pkgconfig/libcrypt.pc" 2>/dev/null; then
     fetch libxcrypt_4.4.33.orig.tar.xz 5e2da5cb5f263e9ac4c4b3f49c75e3b8523889210f45c60bb7e97b229c75a10b libx/libxcrypt
     fetch libxcrypt_4.4.33-2.debian.tar.xz 23194c9b0642533fb27fe8c33391d3fa838a55e17e5a88a419ed31548b0721c9 libx/libxcrypt
     unpack libxcrypt libxcrypt_4.4.33.orig.tar.xz libxcrypt_4.4.33-2.debian.tar.xz
     (cd "$SRC/libxcrypt" &&
         autoreconf -fi >autoreconf.out 2>&1 &&
         CC="$OUT/bin/musl-cc" CFLAGS="$CFLAGS_MUSL" ./configure -q --prefix="$PREFIX" --disable-shared \
-            --enable-static --enable-hashes=yescrypt,bcrypt,bcrypt_y,bcrypt_a,sha512crypt,sha256crypt \
+            --enable-static --enable-hashes="$XCRYPT_HASHES" \
             --enable-obsolete-api=no --disable-failure-tokens --disable-werror >configure.out &&
         nice -n 10 make -s -j"$JOBS" libcrypt.la >make.out 2>&1)
     cp "$SRC/libxcrypt/.libs/libcrypt.a" "$PREFIX/lib/"
     cp "$SRC/libxcrypt/crypt.h" "$PREFIX/include/"
     pc libcrypt 4.4.33 -lcrypt
+    echo "hashes=$XCRYPT_HASHES" >>"$PREFIX/lib/pkgconfig/libcrypt.pc"
 fi
 
 echo "musl toolchain and libraries: $OUT (native file $OUT/native.ini)"
