@@ -8,7 +8,7 @@
 # usage: test/cross/static.sh [BINARY]   (default build/wsreactor-static)
 # The last line is "N passed, N failed" (", N skipped" when some were), as make test's.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BIN=$(realpath "${1:-build/wsreactor-static}")
 [ -x "$BIN" ] || { echo "$0: $BIN is missing: run make static first" >&2; exit 2; }
 # Every script of test/integration that starts the daemon, less those that need TLS, JWT,
@@ -31,6 +31,6 @@ for s in $SCRIPTS; do
     [ "$bad" = 0 ] || grep -A3 '^not ok' "$log" | head -20
     pass=$((pass + ok - sk)) fail=$((fail + bad)) skip=$((skip + sk))
 done
-echo "$(file -b "$BIN" | cut -d, -f1-2)"
+file -b "$BIN" | cut -d, -f1-2
 if [ "$skip" -gt 0 ]; then echo "$pass passed, $fail failed, $skip skipped"; else echo "$pass passed, $fail failed"; fi
 [ "$fail" = 0 ]
