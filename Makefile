@@ -188,27 +188,59 @@ $(SIMDJSON_DIR)/simdjson.cpp:
 	  simdjson-$(SIMDJSON_VERSION)/singleheader/simdjson.h
 	touch $@
 
-# Two statically linked daemons: without TLS (nettle, no libcrypto, no JWT) and with it.
-# -Os and --gc-sections pay, LTO does not (bench/run-edge-size.sh, docs/edge.md); the
-# stripped copies are build/wsreactor-static and build/wsreactor-static-tls.
-STATIC_DIR     ?= build/static
-STATIC_TLS_DIR ?= build/static-tls
-STATIC_OPTS    := --buildtype=release -Doptimization=s -Dstatic=true -Dtests=false \
-                  -Ddefault_library=static -Db_pie=false -Dsimdjson_src=$(SIMDJSON_DIR)
+# Two statically linked daemons. Without TLS on musl: Debian's musl-dev, and libuv, zlib,
+# nettle, hiredis, inih and libxcrypt built against it from Debian's source packages by
+# test/cross/musl.sh (build/musl); with TLS on glibc, because OpenSSL is not rebuilt for
+# musl. `make static-glibc` builds the daemon without TLS on glibc as well, the one to
+# compare with (docs/edge.md). -Os and --gc-sections pay, LTO does not, and two of
+# simdjson's four x86-64 kernels are enough (bench/run-edge-size.sh, docs/edge.md); the
+# stripped copies are build/wsreactor-static, build/wsreactor-static-tls and
+# build/wsreactor-static-glibc.
+STATIC_DIR       ?= build/static-musl
+STATIC_TLS_DIR   ?= build/static-tls
+STATIC_GLIBC_DIR ?= build/static-glibc
+STATIC_OPTS      := --buildtype=release -Doptimization=s -Dstatic=true -Dtests=false \
+                    -Ddefault_library=static -Db_pie=false -Dsimdjson_src=$(SIMDJSON_DIR) \
+                    -Dsimdjson_kernels=westmere,fallback
+# musl-gcc and musl's headers and libc.a; libxcrypt's source is its git tree, which
+# autoreconf turns into a configure script.
+MUSL_DEPS        := musl-tools musl-dev autoconf automake libtool
+MUSL_NATIVE      := build/musl/native.ini
 
-$(STATIC_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp
-	$(MESON) setup $(STATIC_DIR) $(STATIC_OPTS) -Dtls=disabled
+# Fetches, checks and builds the musl libraries once; later runs only check.
+.PHONY: musl-deps
+musl-deps: deps
+	$(call install_missing,$(MUSL_DEPS))
+	test/cross/musl.sh
+
+$(STATIC_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp musl-deps
+	$(MESON) setup $(STATIC_DIR) --native-file $(MUSL_NATIVE) $(STATIC_OPTS) -Dtls=disabled
 
 $(STATIC_TLS_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp
 	$(MESON) setup $(STATIC_TLS_DIR) $(STATIC_OPTS) -Dtls=enabled
 
-.PHONY: static
-static: deps $(SIMDJSON_DIR)/simdjson.cpp $(STATIC_DIR)/build.ninja $(STATIC_TLS_DIR)/build.ninja
+$(STATIC_GLIBC_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp
+	$(MESON) setup $(STATIC_GLIBC_DIR) $(STATIC_OPTS) -Dtls=disabled
+
+.PHONY: static static-glibc
+static: deps musl-deps $(SIMDJSON_DIR)/simdjson.cpp $(STATIC_DIR)/build.ninja $(STATIC_TLS_DIR)/build.ninja
 	$(NINJA) -C $(STATIC_DIR) wsreactor
 	$(NINJA) -C $(STATIC_TLS_DIR) wsreactor
 	strip -o build/wsreactor-static $(STATIC_DIR)/wsreactor
 	strip -o build/wsreactor-static-tls $(STATIC_TLS_DIR)/wsreactor
 	@ls -l build/wsreactor-static build/wsreactor-static-tls | awk '{printf "%-28s %8d bytes (%d KiB)\n", $$9, $$5, $$5 / 1024}'
+
+static-glibc: deps $(SIMDJSON_DIR)/simdjson.cpp $(STATIC_GLIBC_DIR)/build.ninja
+	$(NINJA) -C $(STATIC_GLIBC_DIR) wsreactor
+	strip -o build/wsreactor-static-glibc $(STATIC_GLIBC_DIR)/wsreactor
+	@ls -l build/wsreactor-static-glibc | awk '{printf "%-28s %8d bytes (%d KiB)\n", $$9, $$5, $$5 / 1024}'
+
+# The integration tests that apply to a daemon without TLS or JWT, against the musl
+# daemon of `make static` (test/cross/static.sh); kept out of `make test`, which would
+# otherwise fetch and build the musl libraries on every clean machine (docs/edge.md).
+.PHONY: test-static
+test-static: static node-deps
+	test/cross/static.sh build/wsreactor-static
 
 # Cross builds without TLS for ARCH (aarch64, armhf, s390x), tested under qemu-user:
 # test/cross/run.sh says what runs where. Installs the cross compiler and qemu-user; the

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # bench/run-edge-memory.sh: resident memory of the static daemons (make static) at 0,
 # 1,000 and 10,000 idle WebSocket connections, without and with permessage-deflate and
-# TLS: the memory profile of docs/edge.md. Every run starts a fresh server, opens the
+# TLS, and of the glibc daemon without TLS (make static-glibc) when it is built: the
+# memory profile of docs/edge.md. With 0 connections VmRSS is read 2 s after the start. Every run starts a fresh server, opens the
 # connections with `wsbench idle` (from a normal build: the static builds have no bench
 # tools), holds them and reads the server's VmRSS; medians over the rounds.
 #
 # usage: bench/run-edge-memory.sh [-n ROUNDS] [-b BUILD_DIR] [-q]
 #   -b DIR   meson build dir holding bench/wsbench (default build/release)
-# env: EDGE_CONNS ("0 1000 10000"), HOLD (3 s), STATIC (build/static/wsreactor),
-#      STATIC_TLS (build/static-tls/wsreactor), EDGE_ARGS (extra daemon options, e.g. the
+# env: EDGE_CONNS ("0 1000 10000"), HOLD (3 s), STATIC (build/static-musl/wsreactor),
+#      STATIC_TLS (build/static-tls/wsreactor), STATIC_GLIBC (build/static-glibc/wsreactor;
+#      its case is left out when it is missing), EDGE_ARGS (extra daemon options, e.g. the
 #      64 MB profile of docs/edge.md), WSBENCH_ARGS (extra wsbench options, e.g.
 #      --concurrency under --max-handshakes), SERVER_CPU (0), CLIENT_CPU (1), KEEP=1.
 set -u
@@ -19,8 +21,9 @@ RUNS=3
 bench_options "$@"
 EDGE_CONNS=${EDGE_CONNS:-0 1000 10000}
 HOLD=${HOLD:-3}
-STATIC=${STATIC:-build/static/wsreactor}
+STATIC=${STATIC:-build/static-musl/wsreactor}
 STATIC_TLS=${STATIC_TLS:-build/static-tls/wsreactor}
+STATIC_GLIBC=${STATIC_GLIBC:-build/static-glibc/wsreactor}
 EDGE_ARGS=${EDGE_ARGS:-}
 WSBENCH_ARGS=${WSBENCH_ARGS:-}
 bench_need "make static" "$STATIC" "$STATIC_TLS"
@@ -44,6 +47,7 @@ CASES=(
     "TLS|$STATIC_TLS|--deflate off|wss|--insecure"
     "TLS + deflate dedicated|$STATIC_TLS|--deflate dedicated|wss|--insecure --offer-deflate"
 )
+[ -x "$STATIC_GLIBC" ] && CASES+=("plain, glibc|$STATIC_GLIBC|--deflate off|ws|")
 RES=$WORK/results
 : >"$RES"
 FAILED=0
@@ -68,7 +72,7 @@ for round in $(seq "$RUNS"); do
             done
             if [ -z "$port" ]; then echo "$ME: $name did not start:" >&2; cat "$log" >&2; exit 1; fi
             if [ "$c" = 0 ]; then
-                sleep 1
+                sleep 2
                 rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$SPID/status")
                 LINE="open=0 rss_before_kb=$rss rss_hold_kb=$rss"
             else

@@ -524,6 +524,9 @@ class SeedRestart(SeedMixin, OwnServerCase):
                 for d in (a, b):
                     await d.reader
                     self.assertEqual(d.ws.close_code, 1001, f"{d.ended!r}; {d.describe()}")
+                # The agent reports its close through a pipe, which may be read after the
+                # dashboards have seen theirs (it was, against the -Os static daemons).
+                await agent.wait("closed", 1)
                 self.assertEqual([e["code"] for e in agent.of("closed")], [1001], agent.describe())
 
                 srv2 = await asyncio.to_thread(self.start_server, "--api-key", API_KEY,
