@@ -27,8 +27,10 @@ static void on_ready(uv_poll_t *h, int status, int) {
     int left = WAKEUP_EVENTS;
     for (int round = 0; round < ROUNDS && left > 0; round++) {
         int n = epoll_wait(p->epfd, evs, left < BATCH ? left : BATCH, 0);
-        for (int i = 0; i < n; i++) p->cb(p->ctx, evs[i].data.u64, from_epoll(evs[i].events));
-        if (n <= 0) return;
+        bool acted = false;
+        for (int i = 0; i < n; i++)
+            if (p->cb(p->ctx, evs[i].data.u64, from_epoll(evs[i].events))) acted = true;
+        if (n <= 0 || !acted) return;
         left -= n;
     }
 }

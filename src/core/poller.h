@@ -5,14 +5,15 @@
 // just that set's fd: when it is readable, the ready sockets are collected with a
 // non-blocking epoll_wait and dispatched by tag. Linux only.
 //
-// While a poll finds sockets ready, the set is polled again: what arrived while the last
-// batch was handled is taken in without a trip through the loop, whose every iteration
-// costs several hundred instructions (bench/run-instr.sh: 644 -> 597 per echoed message at
-// depth 1; epoll_wait calls per message, counted natively with perf's syscall tracepoints,
-// 0.31 before and 0.27-0.30 after). Work per wakeup stays bounded, as libuv bounds its own polling: after a
-// few rounds control goes back to the loop so timers, the flush pass and the embedder's
-// handles run, and after two full batches at most. Sockets are level-triggered, so
-// whatever is left is reported at the next wakeup.
+// While a poll finds sockets ready and some of them are acted on (see poller_cb), the set
+// is polled again: what arrived while the last batch was handled is taken in without a
+// trip through the loop, whose every iteration costs several hundred instructions
+// (bench/run-instr.sh: 644 -> 597 per echoed message at depth 1; epoll_wait calls per
+// message, counted natively with perf's syscall tracepoints, 0.31 before and 0.27-0.30
+// after). Work per wakeup stays bounded, as libuv bounds its own polling: after a few
+// rounds, and after two full batches at most, control goes back to the loop so timers,
+// the flush pass and the embedder's handles run. Sockets are level-triggered, so whatever
+// is left is reported at the next wakeup.
 #pragma once
 
 #include <stdint.h>
@@ -21,7 +22,10 @@
 // POLLER_HUP alone watches a socket only for the peer hanging up (reported as POLLER_IN).
 enum { POLLER_IN = 1, POLLER_OUT = 2, POLLER_HUP = 4 };
 
-typedef void (*poller_cb)(void *ctx, uint64_t tag, uint32_t events);
+// True when the event was acted on (a read, a write, an accept). A round of events none
+// of which was, such as sockets whose input is held over or a listener whose accepts
+// this wakeup are spent, is not a reason to poll again.
+typedef bool (*poller_cb)(void *ctx, uint64_t tag, uint32_t events);
 
 struct poller {
     int epfd;

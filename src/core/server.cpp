@@ -27,7 +27,7 @@ static const uint64_t CONN_TAG_MIN = 1ull << 32;
 
 enum {
     READ_BUFFER = 128 * 1024,    // the default of WSR_OPT_READ_BUFFER
-    ACCEPTS_PER_WAKEUP = 64,     // then timers and the other handles run before more
+    ACCEPTS_PER_WAKEUP = 64,     // over all listeners; then timers and the other handles run
     TICK_MS = 250,               // housekeeping period, only while something waits for it
     MEM_SETTLE_BYTES = 512u << 10, // held memory that peaked past this is given back once it drains
 };
@@ -99,6 +99,7 @@ static void tick_start(wsr_server *srv) {
 
 static void on_prepare(uv_prepare_t *h) {
     wsr_server *srv = (wsr_server *)h->data;
+    srv->accepts_left = ACCEPTS_PER_WAKEUP; // the poll that follows is a new wakeup
     server_flush(srv);
     if (log_flush_suppressed()) tick_start(srv);
 }
@@ -222,10 +223,14 @@ static void accept_one(wsr_server *srv, int fd, uint16_t li) {
 }
 
 // Bounded like the poller: a flood of connections waits for the next wakeup rather than
-// holding up timers and the connections already open.
-static void accept_some(wsr_server *srv, uint16_t li) {
+// holding up timers and the connections already open. The bound is per wakeup, however
+// often the poller reports the listener within it (on_prepare renews it). False when the
+// bound was already spent: the listener was not served.
+static bool accept_some(wsr_server *srv, uint16_t li) {
     int listen_fd = srv->listeners[li].fd;
-    for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+    if (!srv->accepts_left) return false;
+    while (srv->accepts_left) {
+        srv->accepts_left--;
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             if (srv->fd_episode) {
@@ -235,7 +240,7 @@ static void accept_some(wsr_server *srv, uint16_t li) {
             accept_one(srv, fd, li);
             continue;
         }
-        if (errno == EAGAIN) return;
+        if (errno == EAGAIN) return true;
         int err = errno;
         if (err != EINTR) srv->stats.accept_errors++;
         // Errors of one pending connection (accept(2) lists the network errors Linux
@@ -254,18 +259,20 @@ static void accept_some(wsr_server *srv, uint16_t li) {
         case EPERM: // a firewall rule refused it
             continue;
         }
-        return accept_pause(srv, listen_fd, err);
+        accept_pause(srv, listen_fd, err);
+        return true;
     }
+    return true;
 }
 
 // Events other than "a connection is readable": a listener's, writability, a client that
 // left while the application decided on its request. Kept out of on_event, which runs for
 // every event, so that the common case pays for none of their stack and saved registers.
-__attribute__((noinline)) static void on_other_event(wsr_server *srv, conn *c, uint64_t tag, uint32_t events) {
-    if (!c) {
-        if (tag < srv->nlisteners && srv->listeners[tag].fd >= 0 && !srv->accept_paused) accept_some(srv, (uint16_t)tag);
-        return;
-    }
+// True when the event was acted on (see poller_cb).
+__attribute__((noinline)) static bool on_other_event(wsr_server *srv, conn *c, uint64_t tag, uint32_t events) {
+    if (!c)
+        return tag < srv->nlisteners && srv->listeners[tag].fd >= 0 && !srv->accept_paused &&
+               accept_some(srv, (uint16_t)tag);
     if ((c->flags2 & CF2_AWAITING) && (events & POLLER_IN)) {
         // Only hang-ups are watched while the application decides: the client left.
         char peer[64];
@@ -273,27 +280,35 @@ __attribute__((noinline)) static void on_other_event(wsr_server *srv, conn *c, u
         server_conn_address(srv, c, &a);
         net_addr_format(&a, peer, sizeof peer);
         log_info("client %s left before its request was answered", peer);
-        return conn_destroy(srv, c, false);
+        conn_destroy(srv, c, false);
+        return true;
     }
     if (events & POLLER_OUT) {
         conn_flush(srv, c);
-        if (!conn_table_lookup(&srv->table, tag)) return;
+        if (!conn_table_lookup(&srv->table, tag)) return true;
     }
     // A TLS read may have waited for writability (a handshake with bytes to send).
     bool tls_retry = (events & POLLER_OUT) && (c->flags2 & CF2_TLS) && !(c->flags & CF_READ_PAUSED);
-    if ((events & POLLER_IN || tls_retry) && !(c->flags & CF_DEAD) && !conn_waits(c)) conn_on_readable(srv, c);
+    if ((events & POLLER_IN || tls_retry) && !(c->flags & CF_DEAD) && !conn_waits(c)) {
+        conn_on_readable(srv, c);
+        return true;
+    }
+    return (events & POLLER_OUT) != 0;
 }
 
-static void on_event(void *ctx, uint64_t tag, uint32_t events) {
+static bool on_event(void *ctx, uint64_t tag, uint32_t events) {
     wsr_server *srv = (wsr_server *)ctx;
     if (tag < CONN_TAG_MIN) return on_other_event(srv, nullptr, tag, events);
     // The tag holds the generation, so an event queued for a connection that closed
     // earlier in this batch, or for a slot already reused, finds nothing.
     conn *c = conn_table_lookup(&srv->table, tag);
-    if (!c) return;
+    if (!c) return false;
     if (events != POLLER_IN || (c->flags2 & CF2_AWAITING)) return on_other_event(srv, c, tag, events);
-    // A connection holding input over gets its round from the backlog pass, in order.
-    if (!(c->flags & CF_DEAD) && !conn_waits(c)) conn_on_readable(srv, c);
+    // A connection holding input over gets its round from the backlog pass, in order:
+    // its readiness here is nothing to act on.
+    if ((c->flags & CF_DEAD) || conn_waits(c)) return false;
+    conn_on_readable(srv, c);
+    return true;
 }
 
 // --- rounds -------------------------------------------------------------------------
@@ -643,6 +658,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->max_memory = options_default_max_memory(&srv->opts);
     srv->drain_bytes = srv->opts.max_backpressure / 4;
     srv->flush_head = NONE;
+    srv->accepts_left = ACCEPTS_PER_WAKEUP;
     conn_table_init(&srv->table);
     int r = poller_init(&srv->poll, loop, on_event, srv);
     if (r != 0) {

@@ -72,6 +72,7 @@ struct wsr_server {
     uint64_t max_memory;   // budget for mem_held
     uint64_t mem_held;     // bytes held for peers: message assembly, held input, copied output
     uint64_t mem_peak;     // highest mem_held since memory was last given back
+    uint16_t accepts_left; // of ACCEPTS_PER_WAKEUP, in this wakeup
     bool accept_paused;    // out of descriptors: the listener is not watched
     bool fd_episode;       // accepting failed for lack of descriptors since the last success
     conn_reply reply;    // frames for the connection being read (see conn.h)

@@ -363,6 +363,24 @@ static void test_one_wakeup_is_bounded(void **) {
     stop(f);
 }
 
+// Accepting is bounded per wakeup too, however often the poller reports the listener
+// within it: a connect flood does not hold up the connections already open.
+static void test_accepts_per_wakeup_are_bounded(void **) {
+    wsr_options o;
+    wsr_options_default(&o);
+    fixture *f = start(&o);
+    enum { N = 200 };
+    static int fds[N];
+    for (int &fd : fds) fd = connect_to(f); // queued by the kernel, not yet accepted
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    uint64_t accepted = wsr_server_counter(f->srv, WSR_COUNTER_HANDSHAKES);
+    assert_true(accepted > 0);
+    assert_true(accepted <= 64);
+    assert_true(pump(f, [&] { return wsr_server_counter(f->srv, WSR_COUNTER_HANDSHAKES) == N; }));
+    for (int fd : fds) close(fd);
+    stop(f);
+}
+
 // --- teardown from the loop -----------------------------------------------------------
 
 static int done_calls;
@@ -429,6 +447,7 @@ int main(void) {
         cmocka_unit_test(test_sends_over_max_message_are_refused),
         cmocka_unit_test(test_one_wakeup_is_bounded),
         cmocka_unit_test(test_buffered_counts_replies_in_the_making),
+        cmocka_unit_test(test_accepts_per_wakeup_are_bounded),
         cmocka_unit_test(test_shutdown_completes_from_the_loop),
         cmocka_unit_test(test_free_without_shutdown_runs_nothing_inside),
         cmocka_unit_test(test_stale_id_is_rejected),
