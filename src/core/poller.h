@@ -9,8 +9,8 @@
 // is polled again: what arrived while the last batch was handled is taken in without a
 // trip through the loop, whose every iteration costs several hundred instructions
 // (bench/run-instr.sh: 644 -> 597 per echoed message at depth 1; epoll_wait calls per
-// message, counted natively with perf's syscall tracepoints, 0.31 before and 0.27-0.30
-// after). Work per wakeup stays bounded, as libuv bounds its own polling: after a few
+// message at depth 1, counted natively with perf's syscall tracepoints, 0.27-0.53 before
+// and 0.20-0.27 after, docs/benchmarks.md). Work per wakeup stays bounded, as libuv bounds its own polling: after a few
 // rounds, and after two full batches at most, control goes back to the loop so timers,
 // the flush pass and the embedder's handles run. Sockets are level-triggered, so whatever
 // is left is reported at the next wakeup.
