@@ -203,8 +203,13 @@ field() { printf '%s\n' "$LINE" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 } >"$OUT/meta.txt"
 sed 's/^/# /' "$OUT/meta.txt" >&2
 
+# The daemon's per-connection and per-address rate limits stop a runaway client; here
+# they would stop the benchmark (1,000 subscribers from one address, thousands of
+# publishes in a closed loop), so every run turns them off.
+NO_LIMITS=(--rate-handshakes 0 --rate-publish 0 --rate-messages 0 --rate-bytes 0)
+
 # --- 1. fan-out -------------------------------------------------------------------------
-bench_start_server wsreactor "$WSREACTOR"
+bench_start_server wsreactor "$WSREACTOR" "${NO_LIMITS[@]}"
 # shellcheck disable=SC2153 # SPORT is set by bench_start_server
 PID=$SPID PORT=$SPORT
 # The /broadcast message is as long as what a /ws subscriber receives: a short probe
@@ -236,7 +241,7 @@ wait "$PID" 2>/dev/null
 
 # --- 2. memory per subscription ---------------------------------------------------------
 for run in $(seq "$RUNS"); do
-    bench_start_server wsreactor "$WSREACTOR"
+    bench_start_server wsreactor "$WSREACTOR" "${NO_LIMITS[@]}"
     PREFIX="case=subs run=$run ep=ws"
     msg subs --url "ws://127.0.0.1:$SPORT/ws" --clients "$CLIENTS" --per-client 10 --channels 1000 --server-pid "$SPID"
     say "memory run $run: $(field bytes_per_sub) B per subscription, $(field bytes_per_conn) B per connection, errors $(field errors)"
@@ -250,7 +255,7 @@ done
 cg() {
     local name=$1 ep=$2 subs=$3 count=$4 file=$WORK/callgrind.$1.$4 log=$WORK/cg.log pid port
     shift 4
-    valgrind --tool=callgrind --callgrind-out-file="$file" "$WSREACTOR" --listen 127.0.0.1:0 2>"$log" &
+    valgrind --tool=callgrind --callgrind-out-file="$file" "$WSREACTOR" --listen 127.0.0.1:0 "${NO_LIMITS[@]}" 2>"$log" &
     pid=$!
     PIDS+=("$pid")
     port=$(bench_listen_port "$log" "$pid" 300 0.1)
