@@ -32,13 +32,15 @@ static void on_ready(uv_poll_t *h, int status, int) {
             if (p->cb(p->ctx, evs[i].data.u64, from_epoll(evs[i].events))) acted = true;
         if (n <= 0 || !acted) return;
         left -= n;
+        if (left > 0 && round + 1 < ROUNDS) p->round_done(p->ctx);
     }
 }
 
-int poller_init(poller *p, uv_loop_t *loop, poller_cb cb, void *ctx) {
+int poller_init(poller *p, uv_loop_t *loop, poller_cb cb, poller_round_cb round_done, void *ctx) {
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (p->epfd < 0) return -errno;
     p->cb = cb;
+    p->round_done = round_done;
     p->ctx = ctx;
     int r = uv_poll_init(loop, &p->handle, p->epfd);
     if (r == 0) {

@@ -26,15 +26,20 @@ enum { POLLER_IN = 1, POLLER_OUT = 2, POLLER_HUP = 4 };
 // of which was, such as sockets whose input is held over or a listener whose accepts
 // this wakeup are spent, is not a reason to poll again.
 typedef bool (*poller_cb)(void *ctx, uint64_t tag, uint32_t events);
+// Runs after a round that acted on some event, before the set is polled again: what the
+// round queued can leave then, as it would at the end of a loop iteration, rather than
+// pile up over several rounds.
+typedef void (*poller_round_cb)(void *ctx);
 
 struct poller {
     int epfd;
     uv_poll_t handle;
     poller_cb cb;
+    poller_round_cb round_done;
     void *ctx;
 };
 
-int poller_init(poller *p, uv_loop_t *loop, poller_cb cb, void *ctx);
+int poller_init(poller *p, uv_loop_t *loop, poller_cb cb, poller_round_cb round_done, void *ctx);
 // events: POLLER_IN | POLLER_OUT. The tag comes back to cb. 0 or -errno.
 int poller_add(poller *p, int fd, uint64_t tag, uint32_t events);
 int poller_mod(poller *p, int fd, uint64_t tag, uint32_t events);

@@ -72,9 +72,10 @@ void server_update_events(wsr_server *srv, conn *c) {
     poller_mod(&srv->poll, c->fd, conn_id(c), ev);
 }
 
-// Runs once per loop iteration, just before the loop waits for I/O: everything the
-// application sent during the iteration leaves in one writev per connection. Entries
-// added while the pass runs (on_drain sent more) are written in the same pass.
+// Runs once per loop iteration, just before the loop waits for I/O, and between the
+// poller's rounds within a wakeup: everything the application sent meanwhile leaves in
+// one writev per connection. Entries added while the pass runs (on_drain sent more) are
+// written in the same pass.
 void server_flush(wsr_server *srv) {
     while (srv->flush_head != NONE) {
         conn *c = conn_table_at(&srv->table, srv->flush_head);
@@ -295,6 +296,8 @@ __attribute__((noinline)) static bool on_other_event(wsr_server *srv, conn *c, u
     }
     return (events & POLLER_OUT) != 0;
 }
+
+static void on_poll_round(void *ctx) { server_flush((wsr_server *)ctx); }
 
 static bool on_event(void *ctx, uint64_t tag, uint32_t events) {
     wsr_server *srv = (wsr_server *)ctx;
@@ -660,7 +663,7 @@ int wsr_server_new(uv_loop_t *loop, const wsr_options *opts, wsr_server **out) {
     srv->flush_head = NONE;
     srv->accepts_left = ACCEPTS_PER_WAKEUP;
     conn_table_init(&srv->table);
-    int r = poller_init(&srv->poll, loop, on_event, srv);
+    int r = poller_init(&srv->poll, loop, on_event, on_poll_round, srv);
     if (r != 0) {
         log_error("cannot create the epoll set: %s", strerror(-r));
         return new_failed(srv, WSR_ESYS);
