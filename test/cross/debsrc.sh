@@ -1,5 +1,5 @@
 # test/cross/debsrc.sh: sourced by the scripts that build a library from Debian's source
-# package for a static daemon (musl.sh, for the musl build).
+# package for a static daemon (musl.sh for the musl build, libjwt.sh for the TLS build).
 # The caller sets SRC (where tarballs are kept and unpacked), PREFIX (where archives,
 # headers and pkg-config files go), PC_DESC (the Description of its .pc files), and for
 # archive LIB_CC, LIB_CFLAGS and JOBS.

@@ -77,7 +77,7 @@ strip = 'strip'
 EOF
 
 # --- sources ----------------------------------------------------------------------------
-# fetch, unpack, archive and pc (test/cross/debsrc.sh).
+# fetch, unpack, archive and pc (test/cross/debsrc.sh), shared with libjwt.sh.
 PC_DESC="built against musl for wsreactor's static daemon"
 LIB_CC=$OUT/bin/musl-cc
 LIB_CFLAGS=$CFLAGS_MUSL
