@@ -1,9 +1,15 @@
 # test/cross/debsrc.sh: sourced by the scripts that build a library from Debian's source
 # package for a static daemon (musl.sh for the musl build, libjwt.sh for the TLS build).
-# The caller sets SRC (where tarballs are kept and unpacked), PREFIX (where archives,
-# headers and pkg-config files go), PC_DESC (the Description of its .pc files), and for
-# archive LIB_CC, LIB_CFLAGS and JOBS.
+# The caller sets OUT, its folder under build/: tarballs are kept and unpacked in
+# SRC=$OUT/src, archives, headers and pkg-config files go to PREFIX=$OUT/prefix. Before
+# calling pc it sets PC_DESC (the Description of its .pc files), before archive LIB_CC
+# and LIB_CFLAGS (JOBS, the compilers run at once, defaults to 2: the machine is shared).
 # shellcheck shell=bash
+
+PREFIX=$OUT/prefix
+SRC=$OUT/src
+JOBS=${JOBS:-2}
+mkdir -p "$PREFIX/lib/pkgconfig" "$PREFIX/include" "$SRC"
 
 POOL=http://deb.debian.org/debian/pool/main
 SNAPSHOT=https://snapshot.debian.org/archive/debian/20240601T000000Z/pool/main
@@ -67,7 +73,7 @@ archive() {
     for f in "$@"; do
         # shellcheck disable=SC2086
         "$LIB_CC" $LIB_CFLAGS $flags -c "$dir/$f" -o "$obj/$(echo "$f" | tr / _).o" &
-        # two at a time: the machine is shared
+        # JOBS at a time: the machine is shared
         [ "$(jobs -rp | wc -l)" -lt "$JOBS" ] || wait -n
     done
     wait

@@ -23,19 +23,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 OUT=$ROOT/build/jwt
-PREFIX=$OUT/prefix
-SRC=$OUT/src
-JOBS=${JOBS:-2}
+# fetch, unpack, archive and pc, and PREFIX and SRC under OUT (test/cross/debsrc.sh),
+# shared with musl.sh.
+# shellcheck source=test/cross/debsrc.sh
+. "$ROOT/test/cross/debsrc.sh"
 VERSION=1.17.2
-mkdir -p "$PREFIX/lib/pkgconfig" "$PREFIX/include" "$SRC/gen"
-
-# fetch, unpack, archive and pc (test/cross/debsrc.sh), shared with musl.sh.
 PC_DESC="built static for wsreactor's static TLS daemon"
 LIB_CC=gcc
 # The same savings as the daemon's own static build (meson.build, -Dstatic=true).
 LIB_CFLAGS="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -D_GNU_SOURCE"
-# shellcheck source=test/cross/debsrc.sh
-. "$ROOT/test/cross/debsrc.sh"
 
 for p in jansson libssl libcrypto; do
     pkg-config --exists "$p" || { echo "$0: $p's headers are missing (apt-get install libjansson-dev libssl-dev)" >&2; exit 2; }
@@ -46,6 +42,7 @@ if ! grep -qx "Version: $VERSION" "$PREFIX/lib/pkgconfig/libjwt.pc" 2>/dev/null;
     fetch libjwt_$VERSION.orig.tar.xz 8d52fceba532317359eca8e920c6186577aed45504f47a9be0a13c70ef8586cc libj/libjwt
     unpack libjwt libjwt_$VERSION.orig.tar.xz
     # What its configure script would write: OpenSSL is the crypto half built.
+    mkdir -p "$SRC/gen"
     echo '#define HAVE_OPENSSL 1' >"$SRC/gen/config.h"
     cp "$ROOT/test/cross/libjwt-base64.h" "$SRC/gen/base64.h"
     # shellcheck disable=SC2046

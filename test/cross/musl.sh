@@ -16,15 +16,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 OUT=$ROOT/build/musl
-PREFIX=$OUT/prefix
-SRC=$OUT/src
+# fetch, unpack, archive and pc, and PREFIX and SRC under OUT (test/cross/debsrc.sh),
+# shared with libjwt.sh.
+# shellcheck source=test/cross/debsrc.sh
+. "$ROOT/test/cross/debsrc.sh"
 SPECS=/usr/lib/x86_64-linux-musl/musl-gcc.specs
-JOBS=${JOBS:-2}
 # The same savings as the daemon's own static build (meson.build, -Dstatic=true).
 CFLAGS_MUSL="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables"
 
 [ -f "$SPECS" ] || { echo "$0: musl-gcc's specs are missing (apt-get install musl-tools musl-dev)" >&2; exit 2; }
-mkdir -p "$OUT/bin" "$PREFIX/lib/pkgconfig" "$PREFIX/include" "$SRC"
+mkdir -p "$OUT/bin"
 
 # --- the toolchain ----------------------------------------------------------------------
 # C: musl-gcc, Debian's wrapper (gcc with musl's specs: its headers, crt files and libc.a).
@@ -77,12 +78,10 @@ strip = 'strip'
 EOF
 
 # --- sources ----------------------------------------------------------------------------
-# fetch, unpack, archive and pc (test/cross/debsrc.sh), shared with libjwt.sh.
+# For pc and archive (test/cross/debsrc.sh).
 PC_DESC="built against musl for wsreactor's static daemon"
 LIB_CC=$OUT/bin/musl-cc
 LIB_CFLAGS=$CFLAGS_MUSL
-# shellcheck source=test/cross/debsrc.sh
-. "$ROOT/test/cross/debsrc.sh"
 
 # zlib 1.2.13 (zlib_1.2.13.dfsg-1.dsc)
 if [ ! -f "$PREFIX/lib/pkgconfig/zlib.pc" ]; then
