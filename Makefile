@@ -231,11 +231,12 @@ $(JWT_PC): test/cross/libjwt.sh test/cross/debsrc.sh test/cross/libjwt-base64.h 
 $(STATIC_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp musl-deps
 	$(MESON) setup $(STATIC_DIR) --native-file $(MUSL_NATIVE) $(STATIC_OPTS) -Dtls=disabled
 
-# Set up again when libjwt is rebuilt: a directory set up before the static libjwt
-# existed would otherwise go on without JWT.
+# Set up anew when libjwt is rebuilt: a directory set up before the static libjwt existed
+# would otherwise go on without JWT. Not with --reconfigure: meson 1.0 then applies
+# --buildtype=release after -Doptimization=s, and the daemon is built with -O3.
 $(STATIC_TLS_DIR)/build.ninja: $(JWT_PC) | $(SIMDJSON_DIR)/simdjson.cpp
-	$(MESON) setup $(if $(wildcard $@),--reconfigure) $(STATIC_TLS_DIR) $(STATIC_OPTS) -Dtls=enabled \
-	  -Dpkg_config_path=$(JWT_PKGCONFIG)
+	rm -rf $(STATIC_TLS_DIR)
+	$(MESON) setup $(STATIC_TLS_DIR) $(STATIC_OPTS) -Dtls=enabled -Dpkg_config_path=$(JWT_PKGCONFIG)
 
 $(STATIC_GLIBC_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp
 	$(MESON) setup $(STATIC_GLIBC_DIR) $(STATIC_OPTS) -Dtls=disabled
