@@ -45,7 +45,6 @@ if ! grep -qx "Version: $VERSION" "$PREFIX/lib/pkgconfig/libjwt.pc" 2>/dev/null;
     mkdir -p "$SRC/gen"
     echo '#define HAVE_OPENSSL 1' >"$SRC/gen/config.h"
     cp "$ROOT/test/cross/libjwt-base64.h" "$SRC/gen/base64.h"
-    # shellcheck disable=SC2046
     archive jwt "$SRC/libjwt.o" "$SRC/libjwt" "-I$SRC/gen -I$SRC/libjwt/include $(pkg-config --cflags jansson libssl)" \
         libjwt/jwt.c libjwt/jwt-openssl.c
     cp "$SRC/libjwt/include/jwt.h" "$PREFIX/include/"
