@@ -190,9 +190,9 @@ $(SIMDJSON_DIR)/simdjson.cpp:
 
 # Two statically linked daemons. Without TLS on musl: Debian's musl-dev, and libuv, zlib,
 # nettle, hiredis, inih and libxcrypt built against it from Debian's source packages by
-# test/cross/musl.sh (build/musl); with TLS on glibc, because OpenSSL is not rebuilt for
-# musl. `make static-glibc` builds the daemon without TLS on glibc as well, the one to
-# compare with (docs/edge.md). -Os and --gc-sections pay, LTO does not, and two of
+# test/cross/musl.sh (build/musl); with TLS and JWT on glibc, because OpenSSL is not
+# rebuilt for musl. `make static-glibc` builds the daemon without TLS on glibc as well, the
+# one to compare with (docs/edge.md). -Os and --gc-sections pay, LTO does not, and two of
 # simdjson's four x86-64 kernels are enough (bench/run-edge-size.sh, docs/edge.md); the
 # stripped copies are build/wsreactor-static, build/wsreactor-static-tls and
 # build/wsreactor-static-glibc.
@@ -213,17 +213,36 @@ musl-deps: deps
 	$(call install_missing,$(MUSL_DEPS))
 	test/cross/musl.sh
 
+# Debian ships libjwt as a shared library only: the static TLS daemon links one that
+# test/cross/libjwt.sh builds from Debian's source package (build/jwt), against Debian's
+# static OpenSSL and jansson (libjansson-dev); meson finds it by its pkg-config path.
+JWT_DEPS         := libjansson-dev
+JWT_PKGCONFIG    := $(CURDIR)/build/jwt/prefix/lib/pkgconfig
+JWT_PC           := build/jwt/prefix/lib/pkgconfig/libjwt.pc
+
+# Builds the static libjwt once, again when its scripts change (a second of work).
+.PHONY: jwt-static
+jwt-static: $(JWT_PC)
+$(JWT_PC): test/cross/libjwt.sh test/cross/debsrc.sh test/cross/libjwt-base64.h | deps
+	$(call install_missing,$(JWT_DEPS))
+	rm -f $@
+	nice test/cross/libjwt.sh
+
 $(STATIC_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp musl-deps
 	$(MESON) setup $(STATIC_DIR) --native-file $(MUSL_NATIVE) $(STATIC_OPTS) -Dtls=disabled
 
-$(STATIC_TLS_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp
-	$(MESON) setup $(STATIC_TLS_DIR) $(STATIC_OPTS) -Dtls=enabled
+# Set up anew when libjwt is rebuilt: a directory set up before the static libjwt existed
+# would otherwise go on without JWT. Not with --reconfigure: meson 1.0 then applies
+# --buildtype=release after -Doptimization=s, and the daemon is built with -O3.
+$(STATIC_TLS_DIR)/build.ninja: $(JWT_PC) | $(SIMDJSON_DIR)/simdjson.cpp
+	rm -rf $(STATIC_TLS_DIR)
+	$(MESON) setup $(STATIC_TLS_DIR) $(STATIC_OPTS) -Dtls=enabled -Dpkg_config_path=$(JWT_PKGCONFIG)
 
 $(STATIC_GLIBC_DIR)/build.ninja: | $(SIMDJSON_DIR)/simdjson.cpp
 	$(MESON) setup $(STATIC_GLIBC_DIR) $(STATIC_OPTS) -Dtls=disabled
 
 .PHONY: static static-glibc
-static: deps musl-deps $(SIMDJSON_DIR)/simdjson.cpp $(STATIC_DIR)/build.ninja $(STATIC_TLS_DIR)/build.ninja
+static: deps musl-deps jwt-static $(SIMDJSON_DIR)/simdjson.cpp $(STATIC_DIR)/build.ninja $(STATIC_TLS_DIR)/build.ninja
 	$(NINJA) -C $(STATIC_DIR) wsreactor
 	$(NINJA) -C $(STATIC_TLS_DIR) wsreactor
 	strip -o build/wsreactor-static $(STATIC_DIR)/wsreactor
@@ -235,12 +254,15 @@ static-glibc: deps $(SIMDJSON_DIR)/simdjson.cpp $(STATIC_GLIBC_DIR)/build.ninja
 	strip -o build/wsreactor-static-glibc $(STATIC_GLIBC_DIR)/wsreactor
 	@ls -l build/wsreactor-static-glibc | awk '{printf "%-28s %8d bytes (%d KiB)\n", $$9, $$5, $$5 / 1024}'
 
-# The integration tests that apply to a daemon without TLS or JWT, against the musl
-# daemon of `make static` (test/cross/static.sh); kept out of `make test`, which would
-# otherwise fetch and build the musl libraries on every clean machine (docs/edge.md).
+# The integration tests against the two daemons of `make static` (test/cross/static.sh):
+# those that apply without TLS and JWT against the musl one, and the same with their TLS
+# and JWT cases, and test_tls.py, against the TLS one. Kept out of `make test`, which
+# would otherwise fetch and build the musl libraries and libjwt on every clean machine
+# (docs/edge.md).
 .PHONY: test-static
 test-static: static node-deps
 	test/cross/static.sh build/wsreactor-static
+	test/cross/static.sh --tls build/wsreactor-static-tls
 
 # Cross builds without TLS for ARCH (aarch64, armhf, s390x), tested under qemu-user:
 # test/cross/run.sh says what runs where. Installs the cross compiler and qemu-user; the

@@ -205,9 +205,11 @@ int auth_init(auth *a, const wsr_messaging_options *o) {
         return WSR_EINVAL;
     }
 #if !WSR_HAVE_JWT
-    // libjwt needs libcrypto, which a build without TLS leaves out (docs/edge.md).
+    // libjwt needs libcrypto, which a build without TLS leaves out; a static build needs a
+    // static libjwt, which Debian does not ship (meson.build, docs/edge.md).
     if (a->jwt_secret || a->jwt_key_file) {
-        wsr_log(WSR_LOG_ERROR, "auth: this build has no JWT support (built with -Dtls=disabled): "
+        wsr_log(WSR_LOG_ERROR, "auth: this build has no JWT support (built with -Dtls=disabled, "
+                               "or -Dstatic=true without a static libjwt): "
                                "jwt-secret and jwt-public-key cannot be used");
         return WSR_EINVAL;
     }

@@ -16,17 +16,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 OUT=$ROOT/build/musl
-PREFIX=$OUT/prefix
-SRC=$OUT/src
+# fetch, unpack, archive and pc, and PREFIX and SRC under OUT (test/cross/debsrc.sh),
+# shared with libjwt.sh.
+# shellcheck source=test/cross/debsrc.sh
+. "$ROOT/test/cross/debsrc.sh"
 SPECS=/usr/lib/x86_64-linux-musl/musl-gcc.specs
-JOBS=${JOBS:-2}
 # The same savings as the daemon's own static build (meson.build, -Dstatic=true).
 CFLAGS_MUSL="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables"
-POOL=http://deb.debian.org/debian/pool/main
-SNAPSHOT=https://snapshot.debian.org/archive/debian/20240601T000000Z/pool/main
 
 [ -f "$SPECS" ] || { echo "$0: musl-gcc's specs are missing (apt-get install musl-tools musl-dev)" >&2; exit 2; }
-mkdir -p "$OUT/bin" "$PREFIX/lib/pkgconfig" "$PREFIX/include" "$SRC"
+mkdir -p "$OUT/bin"
 
 # --- the toolchain ----------------------------------------------------------------------
 # C: musl-gcc, Debian's wrapper (gcc with musl's specs: its headers, crt files and libc.a).
@@ -79,68 +78,10 @@ strip = 'strip'
 EOF
 
 # --- sources ----------------------------------------------------------------------------
-# fetch FILE SHA256 POOLDIR: FILE from Debian's pool (snapshot.debian.org when the pool has
-# moved on), kept in build/musl/src and checked every time.
-fetch() {
-    local f=$1 sum=$2 dir=$3
-    if ! echo "$sum  $SRC/$f" | sha256sum -c --status 2>/dev/null; then
-        for u in "$POOL/$dir/$f" "$SNAPSHOT/$dir/$f"; do
-            echo "fetching $u"
-            curl -fsSL --retry 3 -o "$SRC/$f.part" "$u" && mv "$SRC/$f.part" "$SRC/$f" && break
-        done
-    fi
-    echo "$sum  $SRC/$f" | sha256sum -c --quiet
-}
-
-# unpack NAME ORIG DEBIAN: a fresh tree in build/musl/src/NAME with Debian's patches
-# (debian/patches/series, in order) applied when DEBIAN is given.
-unpack() {
-    local name=$1 orig=$2 deb=${3:-}
-    rm -rf "${SRC:?}/$name" "$SRC/$name.tmp"
-    mkdir -p "$SRC/$name.tmp"
-    tar -xf "$SRC/$orig" -C "$SRC/$name.tmp"
-    mv "$SRC/$name.tmp"/* "$SRC/$name"
-    rmdir "$SRC/$name.tmp"
-    if [ -n "$deb" ]; then
-        tar -xf "$SRC/$deb" -C "$SRC/$name"
-        if [ -f "$SRC/$name/debian/patches/series" ]; then
-            grep -v '^[[:space:]]*\(#\|$\)' "$SRC/$name/debian/patches/series" | while read -r p _; do
-                patch -s -p1 -d "$SRC/$name" <"$SRC/$name/debian/patches/$p"
-            done
-        fi
-    fi
-}
-
-# pc NAME VERSION LIBS [CFLAGS]: a pkg-config file for an archive in the prefix.
-pc() {
-    cat >"$PREFIX/lib/pkgconfig/$1.pc" <<EOF
-prefix=$PREFIX
-Name: $1
-Description: $1 built against musl for wsreactor's static daemon
-Version: $2
-Libs: -L\${prefix}/lib $3
-Cflags: -I\${prefix}/include ${4:-}
-EOF
-}
-
-# archive NAME OBJDIR SRCDIR FLAGS FILES...: compiles FILES (relative to SRCDIR) with
-# musl-gcc into lib/libNAME.a, for the libraries whose build system we do not need.
-archive() {
-    local name=$1 obj=$2 dir=$3 flags=$4
-    shift 4
-    rm -rf "$obj"
-    mkdir -p "$obj"
-    local f
-    for f in "$@"; do
-        # shellcheck disable=SC2086
-        "$OUT/bin/musl-cc" $CFLAGS_MUSL $flags -c "$dir/$f" -o "$obj/$(echo "$f" | tr / _).o" &
-        # two at a time: the machine is shared
-        [ "$(jobs -rp | wc -l)" -lt "$JOBS" ] || wait -n
-    done
-    wait
-    rm -f "$PREFIX/lib/lib$name.a"
-    gcc-ar rcs "$PREFIX/lib/lib$name.a" "$obj"/*.o
-}
+# For pc and archive (test/cross/debsrc.sh).
+PC_DESC="built against musl for wsreactor's static daemon"
+LIB_CC=$OUT/bin/musl-cc
+LIB_CFLAGS=$CFLAGS_MUSL
 
 # zlib 1.2.13 (zlib_1.2.13.dfsg-1.dsc)
 if [ ! -f "$PREFIX/lib/pkgconfig/zlib.pc" ]; then

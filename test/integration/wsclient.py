@@ -44,7 +44,7 @@ VALID_WIRE_CODES = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3
 HAS_TLS = os.environ.get("WSR_HAS_TLS", "1") != "0"
 HAS_JWT = os.environ.get("WSR_HAS_JWT", "1") != "0"
 NO_TLS = "this build has no TLS support (-Dtls=disabled)"
-NO_JWT = "this build has no JWT support (-Dtls=disabled or -Dstatic=true)"
+NO_JWT = "this build has no JWT support (-Dtls=disabled, or -Dstatic=true without a static libjwt)"
 
 
 def require_features(argv):
