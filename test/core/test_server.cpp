@@ -104,12 +104,16 @@ static int connect_to(fixture *f) {
     return fd;
 }
 
-// A connected client that has completed the handshake; non-blocking afterwards.
-static int client(fixture *f) {
+// A connected client of the route at path that has completed the handshake;
+// non-blocking afterwards.
+static int client(fixture *f, const char *path = "/t") {
     int fd = connect_to(f);
-    static const char req[] = "GET /t HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    assert_int_equal(write(fd, req, sizeof req - 1), sizeof req - 1);
+    char req[256];
+    int len = snprintf(req, sizeof req,
+                       "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                       path);
+    assert_int_equal(write(fd, req, (size_t)len), len);
     fcntl(fd, F_SETFL, O_NONBLOCK);
     char resp[1024];
     size_t got = 0;
@@ -319,20 +323,10 @@ static void test_buffered_counts_replies_in_the_making(void **) {
     fixture *f = start(&o);
     static const wsr_handlers twice = {on_open, send_twice, on_close};
     assert_int_equal(wsr_server_route(f->srv, "/b", &twice, &f->ev), WSR_OK);
-    int fd = connect_to(f);
-    static const char req[] = "GET /b HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    int fd = client(f, "/b");
     static const uint8_t frame[] = {0x81, 0x81, 0, 0, 0, 0, 'x'};
-    assert_int_equal(write(fd, req, sizeof req - 1), sizeof req - 1);
-    char resp[256];
-    ssize_t n = 0;
-    assert_true(pump(f, [&] { return f->ev.opened == 1; }));
-    n = read(fd, resp, sizeof resp);
-    assert_true(n > 12);
-    assert_memory_equal(resp, "HTTP/1.1 101", 12);
     assert_int_equal(write(fd, frame, sizeof frame), sizeof frame);
     uint8_t got[14];
-    fcntl(fd, F_SETFL, O_NONBLOCK);
     read_exact(f, fd, got, sizeof got);
     assert_memory_equal(got, "\x81\x05hello\x81\x05hello", 14);
     assert_int_equal(buffered_seen[0], 0);
